@@ -1,0 +1,214 @@
+# shellcheck shell=bash
+# Shared helpers for the benchmark scripts. Source it; do not run it.
+#
+# Every helper that starts a process registers its pid; the EXIT trap installed by
+# bench_init stops those processes (TERM, then KILL after a grace period) and removes
+# the scratch directories, unless BENCH_KEEP=1. All traffic goes to 127.0.0.1.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+OUT=${BENCH_OUT:-$BENCH_DIR/out}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+
+_BENCH_PIDS=()
+_BENCH_PATHS=()
+
+log()  { printf '[%s %s] %s\n' "$BENCH_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
+warn() { log "WARNING: $*"; }
+die()  { log "ERROR: $*"; exit 1; }
+
+# bench_init NAME: sets BENCH_NAME and WORK (= $OUT/NAME, emptied), installs the traps.
+bench_init() {
+  BENCH_NAME=$1
+  WORK=$OUT/$BENCH_NAME
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  _BENCH_PATHS+=("$WORK")
+  trap _bench_cleanup EXIT
+  trap 'log "interrupted"; exit 130' INT
+  trap 'log "terminated"; exit 143' TERM
+  for tool in curl awk ss base64; do
+    command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
+  done
+}
+
+_bench_cleanup() {
+  local rc=$? pid
+  set +e
+  trap - EXIT INT TERM
+  for pid in "${_BENCH_PIDS[@]}"; do
+    stop_pid "$pid"
+  done
+  if [ "${BENCH_KEEP:-0}" != 1 ]; then
+    # Keep the logs of a failed run for diagnosis; drop bulky data either way.
+    local p
+    for p in "${_BENCH_PATHS[@]}"; do
+      if [ "$rc" -eq 0 ]; then
+        rm -rf "$p"
+      else
+        find "$p" -type f ! -name '*.log' ! -name '*.txt' ! -name '*.json' ! -name '*.conf' -delete 2>/dev/null
+      fi
+    done
+  fi
+  exit "$rc"
+}
+
+register_pid()  { _BENCH_PIDS+=("$1"); }
+
+# stop_pid PID: TERM, wait up to 10 s, then KILL. Only ever called on pids we started.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "pid $pid ignored TERM for 10 s; sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  return 0
+}
+
+now() { date +%s.%N; }
+# elapsed T0 T1 -> seconds (float)
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
+# mbps BYTES SECONDS -> MB/s (10^6 bytes)
+mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / 1e6 / s }'; }
+# ratio A B -> A/B with 3 decimals ("n/a" if B is 0 or empty)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.3f", a / b }'; }
+
+# result KEY VALUE: print and append to $BENCH_RESULTS (KEY=VALUE lines) for run.sh.
+result() {
+  printf '  %-34s %s\n' "$1" "$2"
+  if [ -n "${BENCH_RESULTS:-}" ]; then
+    printf '%s=%s\n' "$1" "$2" >>"$BENCH_RESULTS"
+  fi
+}
+
+# free_port: a TCP port nobody listens on, below the ephemeral range (so that wrk's and
+# curl's outgoing sockets never collide with it).
+free_port() {
+  local used p _
+  used=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+  for _ in $(seq 500); do
+    p=$((20000 + RANDOM % 12000))
+    if ! grep -qx "$p" <<<"$used"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+# wait_http URL PID LOG [SECONDS]: wait until URL answers (any HTTP status).
+wait_http() {
+  local url=$1 pid=$2 logf=$3 secs=${4:-30} deadline
+  deadline=$((SECONDS + secs))
+  while [ $SECONDS -lt $deadline ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$logf" >&2 2>/dev/null
+      die "process $pid exited before answering on $url (log: $logf)"
+    fi
+    if curl -s -o /dev/null --max-time 1 "$url"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$logf" >&2 2>/dev/null
+  die "$url did not answer within ${secs}s (log: $logf)"
+}
+
+# ---------------------------------------------------------------------------------------
+# Vidi server
+
+# resolve_vidi_bin: sets VIDI_BIN (env VIDI_BIN, else target/release/vidi, else target/debug/vidi).
+resolve_vidi_bin() {
+  if [ -z "${VIDI_BIN:-}" ]; then
+    if [ -x "$ROOT/target/release/vidi" ]; then
+      VIDI_BIN=$ROOT/target/release/vidi
+    elif [ -x "$ROOT/target/debug/vidi" ]; then
+      VIDI_BIN=$ROOT/target/debug/vidi
+    else
+      die "no vidi binary: set VIDI_BIN or run 'cargo build --release -p vidi' (bench/run.sh does it)"
+    fi
+  fi
+  [ -x "$VIDI_BIN" ] || die "VIDI_BIN=$VIDI_BIN is not executable"
+  VIDI_BIN=$(cd "$(dirname "$VIDI_BIN")" && pwd)/$(basename "$VIDI_BIN")
+  case "$VIDI_BIN" in
+    */target/debug/*) warn "using a debug build ($VIDI_BIN): the numbers are not meaningful" ;;
+  esac
+}
+
+# start_vidi DIR [VAR=value ...]: creates an API key and starts `vidi serve` on a free port
+# with its data in DIR/data and its output in DIR/vidi.log. The extra VAR=value pairs go
+# into the server's environment. Sets VIDI_PID, VIDI_PORT, VIDI_URL, VIDI_KEY, AUTH_HEADER.
+# VIDI_LOG defaults to "warn" so that per-request logging does not dominate the
+# measurement (nginx runs with access_log off); override it in the environment.
+start_vidi() {
+  local dir=$1
+  shift
+  mkdir -p "$dir/data"
+  local logf=$dir/vidi.log
+  # Run from $dir so that a vidi.toml in the caller's directory does not change the setup.
+  VIDI_KEY=$(cd "$dir" && env VIDI_DATA_DIR="$dir/data" VIDI_LOG="${VIDI_LOG:-warn}" "$@" \
+    "$VIDI_BIN" api-key create 2>>"$logf" | awk 'NF { k = $0 } END { print k }' | tr -d '[:space:]')
+  [ -n "$VIDI_KEY" ] || { tail -n 20 "$logf" >&2; die "'vidi api-key create' printed no key"; }
+  AUTH_HEADER="Authorization: Basic $(printf '%s:' "$VIDI_KEY" | base64 -w0)"
+  VIDI_PORT=$(free_port)
+  VIDI_URL=http://127.0.0.1:$VIDI_PORT
+  (cd "$dir" && exec env VIDI_DATA_DIR="$dir/data" VIDI_HTTP_ADDR="127.0.0.1:$VIDI_PORT" VIDI_LOG="${VIDI_LOG:-warn}" "$@" \
+    "$VIDI_BIN" serve >>"$logf" 2>&1) &
+  VIDI_PID=$!
+  register_pid "$VIDI_PID"
+  wait_http "$VIDI_URL/videos" "$VIDI_PID" "$logf" 60
+  log "vidi pid $VIDI_PID on $VIDI_URL (data $dir/data)"
+}
+
+# json_str FIELD < JSON: first string value of "FIELD" (good enough for the flat fields we read).
+json_str() { { grep -o "\"$1\" *: *\"[^\"]*\"" || true; } | head -n1 | sed 's/.*: *"\(.*\)"/\1/'; }
+# json_num FIELD < JSON: first numeric value of "FIELD".
+json_num() { { grep -o "\"$1\" *: *[0-9.]*" || true; } | head -n1 | sed 's/.*: *//'; }
+
+# create_video TITLE -> prints the new videoId.
+create_video() {
+  local body code
+  body=$(curl -sS --max-time 30 -w '\n%{http_code}' -H "$AUTH_HEADER" -H 'Content-Type: application/json' \
+    -d "{\"title\":\"$1\"}" "$VIDI_URL/videos") || die "POST /videos failed"
+  code=${body##*$'\n'}
+  body=${body%$'\n'*}
+  case "$code" in 201 | 202) ;; *) die "POST /videos answered $code: $body" ;; esac
+  local id
+  id=$(json_str videoId <<<"$body")
+  [ -n "$id" ] || die "POST /videos returned no videoId: $body"
+  echo "$id"
+}
+
+# ---------------------------------------------------------------------------------------
+# Memory of a running process (Linux /proc)
+
+# rss_reset PID: reset VmHWM to the current RSS (clear_refs 5, Linux >= 4.0). Fails if not allowed.
+rss_reset() { { echo 5 >"/proc/$1/clear_refs"; } 2>/dev/null; }
+rss_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }   # kB
+kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# rss_poll_start PID FILE: sample VmRSS every 50 ms in the background; FILE holds the max (kB).
+rss_poll_start() {
+  local pid=$1 file=$2
+  (
+    max=0
+    while kill -0 "$pid" 2>/dev/null; do
+      while read -r k v _; do
+        if [ "$k" = VmRSS: ]; then
+          if [ "$v" -gt "$max" ]; then max=$v; echo "$max" >"$file"; fi
+          break
+        fi
+      done <"/proc/$pid/status" 2>/dev/null
+      sleep 0.05
+    done
+  ) &
+  RSS_POLL_PID=$!
+  register_pid "$RSS_POLL_PID"
+}

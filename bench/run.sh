@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the Vidi benchmark suite and prints a summary table of ratios against references
+# measured in the same run (dd for ingest, nginx for GET /videos/{id}).
+#
+#   bench/run.sh                  build target/release/vidi, run every benchmark
+#   bench/run.sh api              only bench/api.sh (names: ingest, api)
+#   VIDI_BIN=path bench/run.sh    use that binary, do not build
+#   bench/run.sh --no-build       use target/release/vidi as it is
+#
+# Each benchmark starts and stops its own servers (data under bench/out/<name>, free
+# 127.0.0.1 ports) and is killed if it exceeds its time bound. Results are kept in
+# bench/out/results-<timestamp>.env and bench/out/summary-<timestamp>.md.
+# See docs/performance.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${BENCH_OUT:-$ROOT/bench/out}
+export BENCH_OUT=$OUT
+
+build=1
+benches=()
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    ingest | api) benches+=("$arg") ;;
+    *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api)
+
+if [ -n "${VIDI_BIN:-}" ]; then
+  build=0
+elif [ $build = 1 ]; then
+  echo "run.sh: cargo build --release -p vidi" >&2
+  cargo build --release -p vidi || { echo "run.sh: build failed" >&2; exit 1; }
+fi
+VIDI_BIN=${VIDI_BIN:-$ROOT/target/release/vidi}
+[ -x "$VIDI_BIN" ] || { echo "run.sh: no executable at $VIDI_BIN" >&2; exit 1; }
+VIDI_BIN=$(cd "$(dirname "$VIDI_BIN")" && pwd)/$(basename "$VIDI_BIN")
+export VIDI_BIN
+
+mkdir -p "$OUT"
+stamp=$(date +%Y%m%d-%H%M%S)
+export BENCH_RESULTS=$OUT/results-$stamp.env
+: >"$BENCH_RESULTS"
+
+# Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
+declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900})
+declare -A STATUS
+failed=0
+for b in "${benches[@]}"; do
+  echo "=== $b ===" >&2
+  timeout -k 20 "${LIMIT[$b]}" bash "bench/$b.sh"
+  rc=$?
+  case $rc in
+    0) STATUS[$b]=ok ;;
+    124) STATUS[$b]="timed out after ${LIMIT[$b]}s"; failed=1 ;;
+    *) STATUS[$b]="failed (exit $rc)"; failed=1 ;;
+  esac
+  echo >&2
+done
+
+# ---- summary ----------------------------------------------------------------------------
+get() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$BENCH_RESULTS"; }
+# verdict VALUE OP LIMIT -> PASS / MISS / ?
+verdict() {
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "" || v !~ /^[0-9.]+$/) { print "?"; exit }
+    ok = (op == ">=") ? (v + 0 >= l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 < l + 0)
+    print ok ? "PASS" : "MISS" }'
+}
+errnote() { local e; e=$(get "$1"); if [ -n "$e" ] && [ "$e" != 0 ]; then echo " ($e errors!)"; fi; }
+
+rows=()
+row() { rows+=("$(printf '| %s | %s | %s | %s | %s | %s |' "$@")"); }
+sz=$(get ingest_bytes)
+if [ -n "$sz" ]; then
+  gib=$(awk -v b="$sz" 'BEGIN { printf "%.3g GiB", b / 1073741824 }')
+  dd=$(get ingest_dd_mbps)
+  row "ingest $gib, one request" "$(get ingest_single_mbps) MB/s" "dd $dd MB/s" "$(get ingest_single_ratio)" "≥ 0.8" "$(verdict "$(get ingest_single_ratio)" ">=" 0.8)"
+  row "ingest $gib, $(get ingest_chunks) chunks" "$(get ingest_chunked_mbps) MB/s" "dd $dd MB/s" "$(get ingest_chunked_ratio)" "≥ 0.8" "$(verdict "$(get ingest_chunked_ratio)" ">=" 0.8)"
+  row "ingest incl. \`sync\` after the response" "one request $(get ingest_single_durable_mbps), chunks $(get ingest_chunked_durable_mbps) MB/s" "dd $dd MB/s" "–" "(info)" ""
+  row "ingest peak RSS ($(get ingest_rss_method))" "$(get ingest_rss_peak_mib) MiB" "idle $(get ingest_rss_idle_mib) MiB" "–" "≤ 64 MiB" "$(verdict "$(get ingest_rss_peak_mib)" "<=" 64)"
+fi
+if [ -n "$(get api_get_vidi_rps)" ]; then
+  row "GET /videos/{id}, wrk 2t/64c" "$(get api_get_vidi_rps) req/s$(errnote api_get_vidi_errors)" "nginx $(get api_get_nginx_rps) req/s$(errnote api_get_nginx_errors)" "$(get api_get_ratio)" "≥ 0.5" "$(verdict "$(get api_get_ratio)" ">=" 0.5)"
+fi
+if [ -n "$(get api_list_p99_ms)" ]; then
+  row "GET /videos?pageSize=25, $(get api_videos_total) videos, wrk 2t/8c" "p50 $(get api_list_p50_ms) ms, p99 $(get api_list_p99_ms) ms$(errnote api_list_errors)" "–" "–" "p99 < 20 ms" "$(verdict "$(get api_list_p99_ms)" "<" 20)"
+  row "same, last page ($(get api_list_last_page))" "p50 $(get api_list_last_p50_ms) ms, p99 $(get api_list_last_p99_ms) ms$(errnote api_list_last_errors)" "–" "–" "(info)" ""
+fi
+
+summary=$OUT/summary-$stamp.md
+{
+  echo "Vidi benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "- binary: $VIDI_BIN$(case "$VIDI_BIN" in */debug/*) echo ' (DEBUG BUILD: numbers not meaningful)' ;; esac)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')"
+  echo "- machine: $(nproc) CPU ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
+  if [ -n "$sz" ]; then echo "- ingest: best of $(get ingest_runs) rounds, MB = 10^6 bytes"; fi
+  echo "- disk under bench/out: $(findmnt -no SOURCE,FSTYPE -T "$OUT" 2>/dev/null | tr -s ' ')"
+  echo
+  echo "| benchmark | vidi | reference (same run) | ratio | target | result |"
+  echo "|---|---|---|---|---|---|"
+  for r in "${rows[@]}"; do echo "$r"; done
+  for b in "${benches[@]}"; do
+    if [ "${STATUS[$b]}" != ok ]; then printf '\n**%s: %s**\n' "$b" "${STATUS[$b]}"; fi
+  done
+} >"$summary"
+echo
+cat "$summary"
+echo
+echo "(results: $BENCH_RESULTS, summary: $summary)"
+exit $failed

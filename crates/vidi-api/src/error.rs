@@ -1,0 +1,198 @@
+//! The one error type of the HTTP layer. Every failure leaves as api.video's problem body
+//! (`application/problem+json`, contract §1.3), whatever produced it.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use vidi_core::CoreError;
+use vidi_core::upload::RangeError;
+
+const DOCS: &str = "https://docs.api.video/reference/";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = BadRequest)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<SubProblem>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubProblem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError(Box<Problem>);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, slug: &str, title: &str, name: &str) -> Self {
+        ApiError(Box::new(Problem {
+            kind: format!("{DOCS}{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            name: name.to_string(),
+            detail: None,
+            problems: Vec::new(),
+        }))
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.0.detail = Some(detail.into());
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+
+    pub fn bad_request(slug: &str, title: &str, name: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, slug, title, name)
+    }
+
+    pub fn invalid_attribute(name: &str, detail: impl Into<String>) -> Self {
+        Self::bad_request("invalid-attribute", "An attribute is invalid.", name).detail(detail)
+    }
+
+    pub fn attribute_required(name: &str) -> Self {
+        Self::bad_request("attribute-required", "This attribute is required.", name)
+    }
+
+    pub fn invalid_payload(detail: impl Into<String>) -> Self {
+        Self::bad_request("invalid-payload", "The payload is invalid.", "").detail(detail)
+    }
+
+    pub fn invalid_query(name: &str, detail: impl Into<String>) -> Self {
+        Self::bad_request(
+            "request-invalid-query-parameter",
+            "A query parameter is invalid.",
+            name,
+        )
+        .detail(detail)
+    }
+
+    pub fn query_out_of_range(name: &str, detail: impl Into<String>) -> Self {
+        Self::bad_request(
+            "request-invalid-query-parameter",
+            "This parameter is out of the allowed range of values.",
+            name,
+        )
+        .detail(detail)
+    }
+
+    /// A missing resource; `name` is the path parameter (`videoId`, …).
+    pub fn not_found(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "resource-not-found",
+            "The requested resource was not found.",
+            name,
+        )
+    }
+
+    pub fn unauthorized(slug: &str, title: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, slug, title, "")
+    }
+
+    pub fn bad_credentials() -> Self {
+        Self::bad_request(
+            "authentication-invalid-user-credentials",
+            "The user credentials were incorrect.",
+            "",
+        )
+    }
+
+    pub fn upload(e: RangeError) -> Self {
+        let name = if e.slug().starts_with("video-content-range") {
+            "Content-Range"
+        } else {
+            "file"
+        };
+        Self::bad_request(e.slug(), e.title(), name)
+    }
+
+    pub fn no_file() -> Self {
+        Self::bad_request(
+            "uploaded-file-no-file",
+            "There is no uploaded file in the request.",
+            "file",
+        )
+    }
+
+    pub fn multiple_files() -> Self {
+        Self::bad_request(
+            "uploaded-file-multiple-files",
+            "There are more than one uploaded file in the request.",
+            "file",
+        )
+    }
+
+    pub fn internal() -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server-error",
+            "Server error",
+            "",
+        );
+        e.0.kind = "about:blank".into();
+        e
+    }
+
+    /// Maps a domain error; `not_found_name` names the path parameter that was looked up.
+    pub fn from_core(e: CoreError, not_found_name: &str) -> Self {
+        match e {
+            CoreError::NotFound => Self::not_found(not_found_name),
+            CoreError::Upload(r) => Self::upload(r),
+            CoreError::Body(reason) => {
+                Self::invalid_payload(format!("The request body could not be read: {reason}"))
+            }
+            e @ (CoreError::Database(_) | CoreError::Storage(_)) => {
+                tracing::error!(error = %e, "request failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// `?` on a domain error outside a lookup: a `NotFound` there is named after nothing.
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        ApiError::from_core(e, "")
+    }
+}
+
+/// Adds the path parameter name to a lookup's `NotFound`.
+pub trait OrNotFound<T> {
+    fn or_404(self, name: &str) -> ApiResult<T>;
+}
+
+impl<T> OrNotFound<T> for Result<T, CoreError> {
+    fn or_404(self, name: &str) -> ApiResult<T> {
+        self.map_err(|e| ApiError::from_core(e, name))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&*self.0).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}

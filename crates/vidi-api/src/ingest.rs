@@ -1,0 +1,172 @@
+//! What happens to a source once its bytes are in: assembly of chunked uploads, fetching `source`
+//! URLs and copying clones, probing with ffprobe, and resuming all of these after a restart.
+
+use vidi_core::CoreError;
+use vidi_core::blobs::{ChunkRef, source_key};
+use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::model::{Chunk, IngestState, ProbeOutcome, SourceKind};
+use vidi_core::time::now_ms;
+
+use crate::{ApiResult, AppState};
+
+/// Joins a complete set of chunks into the source and marks it uploaded.
+pub async fn assemble(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    chunks: &[Chunk],
+    size: u64,
+) -> ApiResult<()> {
+    let video = state.repo.get_video(ws, id).await?;
+    let session = video
+        .ingest
+        .session
+        .clone()
+        .ok_or_else(|| CoreError::Database("complete upload without a session".into()))?;
+    let refs: Vec<ChunkRef> = chunks
+        .iter()
+        .filter_map(|c| {
+            Some(ChunkRef {
+                idx: c.idx,
+                size: c.size?,
+                receipt: c.receipt.clone()?,
+            })
+        })
+        .collect();
+    let dest = source_key(id.as_str());
+    state
+        .blobs
+        .assemble(&dest, &session, video.ingest.mode, &refs)
+        .await?;
+    state.repo.source_ready(id, &dest, size, now_ms()).await?;
+    tracing::info!(video = %id, bytes = size, parts = refs.len(), "source assembled");
+    Ok(())
+}
+
+/// Probes the source in the background.
+pub fn spawn_probe(state: AppState, ws: WorkspaceId, id: VideoId) {
+    tokio::spawn(async move { probe(&state, &ws, &id).await });
+}
+
+async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
+    let outcome = async {
+        let video = state.repo.get_video(ws, id).await?;
+        let key = video
+            .ingest
+            .source_key
+            .ok_or_else(|| CoreError::Storage("no source".into()))?;
+        let input = state.blobs.media_input(&key).await?;
+        match vidi_media::probe(&state.media, &input).await {
+            Ok(Ok(p)) => Ok(ProbeOutcome::Probed(
+                serde_json::to_value(p).expect("plain data"),
+            )),
+            Ok(Err(reason)) => Ok(ProbeOutcome::Failed(reason)),
+            Err(e) => Err(CoreError::Storage(format!("ffprobe did not run: {e}"))),
+        }
+    }
+    .await;
+    match outcome {
+        Ok(o) => {
+            match &o {
+                ProbeOutcome::Probed(_) => tracing::info!(video = %id, "source probed"),
+                ProbeOutcome::Failed(r) => {
+                    tracing::warn!(video = %id, reason = %r, "source is not playable media")
+                }
+            }
+            if let Err(e) = state.repo.set_probe(id, &o).await {
+                tracing::error!(video = %id, error = %e, "could not store the probe");
+            }
+        }
+        // Left unprobed: the next start tries again.
+        Err(e) => tracing::error!(video = %id, error = %e, "probe failed"),
+    }
+}
+
+/// Fetches a `source` URL or copies a cloned video's source, then probes it.
+pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
+    let result = async {
+        let video = state.repo.get_video(&ws, &id).await?;
+        let reference = video.source_ref.clone().unwrap_or_default();
+        let dest = source_key(id.as_str());
+        let size = match video.source_kind {
+            SourceKind::Clone => {
+                let orig = state
+                    .repo
+                    .get_video(&ws, &VideoId::from_trusted(reference))
+                    .await?;
+                let from = orig
+                    .ingest
+                    .source_key
+                    .ok_or_else(|| CoreError::Storage("the original has no source".into()))?;
+                state.blobs.copy(&from, &dest).await?;
+                state.blobs.size(&dest).await?.unwrap_or(0)
+            }
+            SourceKind::Download => {
+                let res = state
+                    .http
+                    .get(&reference)
+                    .send()
+                    .await
+                    .map_err(|e| CoreError::Storage(format!("download: {e}")))?;
+                if !res.status().is_success() {
+                    return Err(CoreError::Storage(format!(
+                        "download: {} answered {}",
+                        reference,
+                        res.status()
+                    )));
+                }
+                let body =
+                    futures::TryStreamExt::map_err(res.bytes_stream(), std::io::Error::other);
+                state.blobs.put_stream(&dest, Box::pin(body)).await?
+            }
+            SourceKind::Upload => return Ok(()),
+        };
+        state.repo.source_ready(&id, &dest, size, now_ms()).await?;
+        Ok::<_, CoreError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => probe(&state, &ws, &id).await,
+        Err(e) => {
+            tracing::warn!(video = %id, error = %e, "could not get the source");
+            let _ = state
+                .repo
+                .set_probe(&id, &ProbeOutcome::Failed(e.to_string()))
+                .await;
+        }
+    }
+}
+
+/// Resumes what a previous process left: assemblies, fetches and probes.
+pub async fn recover(state: AppState) {
+    let todo = match state.repo.videos_to_recover().await {
+        Ok(t) => t,
+        Err(e) => return tracing::error!(error = %e, "could not list unfinished ingests"),
+    };
+    for (ws, id) in todo {
+        let Ok(video) = state.repo.get_video(&ws, &id).await else {
+            continue;
+        };
+        match (video.ingest.state, video.source_kind) {
+            (IngestState::Assembling, _) => {
+                let done = async {
+                    let chunks = state.repo.chunks(&id).await?;
+                    let size = video.ingest.filesize.unwrap_or(0);
+                    assemble(&state, &ws, &id, &chunks, size)
+                        .await
+                        .map_err(|e| CoreError::Storage(format!("{e:?}")))
+                }
+                .await;
+                match done {
+                    Ok(()) => probe(&state, &ws, &id).await,
+                    Err(e) => tracing::error!(video = %id, error = %e, "could not resume assembly"),
+                }
+            }
+            (IngestState::Uploaded, _) => probe(&state, &ws, &id).await,
+            (_, SourceKind::Download | SourceKind::Clone) => {
+                fetch_source(state.clone(), ws, id).await
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Vidi's HTTP surface: api.video v1 (2023) wire-compatible routes. One file per API resource
+//! under `resources/`, each holding its wire types, handlers and routes; the pieces every resource
+//! shares (auth, errors, JSON bodies, query strings, pagination) sit beside them.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod openapi;
+pub mod page;
+pub mod resources;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tower_http::cors::CorsLayer;
+use vidi_core::{Blobs, Repo};
+use vidi_media::Media;
+
+pub use error::{ApiError, ApiResult};
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// The base of every asset URL (no trailing slash).
+    pub public_url: String,
+    /// The largest upload request (whole file or chunk), in bytes. api.video: 200 MiB.
+    pub max_request_bytes: u64,
+    /// The largest JSON body, in bytes.
+    pub max_json_bytes: usize,
+    /// Access tokens live this long (api.video: 3600 s).
+    pub access_ttl_s: i64,
+    /// Refresh tokens live this long.
+    pub refresh_ttl_s: i64,
+    /// The storage quota reported by `/account`, in bytes.
+    pub quota_bytes: u64,
+    /// A chunk claimed by another instance whose heartbeat is older than this is abandoned.
+    pub claim_stale_after: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            public_url: "http://127.0.0.1:8080".into(),
+            max_request_bytes: 200 * 1024 * 1024,
+            max_json_bytes: 1024 * 1024,
+            access_ttl_s: 3600,
+            refresh_ttl_s: 30 * 24 * 3600,
+            quota_bytes: 1 << 40,
+            claim_stale_after: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything a handler can reach. Cloned per request (all fields are shared handles).
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub repo: Arc<dyn Repo>,
+    pub blobs: Arc<dyn Blobs>,
+    pub media: Media,
+    pub cfg: ApiConfig,
+    pub auth: auth::Authenticator,
+    /// This process's id in the `instances` table.
+    pub instance: String,
+    pub http: reqwest::Client,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state; reads (or creates) the shared token-signing secret from the database.
+    pub async fn new(
+        repo: Arc<dyn Repo>,
+        blobs: Arc<dyn Blobs>,
+        media: Media,
+        cfg: ApiConfig,
+    ) -> anyhow::Result<Self> {
+        let auth = auth::Authenticator::load(repo.as_ref(), &cfg).await?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let instance = format!("in{}", vidi_core::id::random_body());
+        Ok(AppState(Arc::new(Inner {
+            repo,
+            blobs,
+            media,
+            cfg,
+            auth,
+            instance,
+            http,
+        })))
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(resources::auth::routes())
+        .merge(resources::account::routes())
+        .merge(resources::videos::routes())
+        .merge(resources::source::routes())
+        .merge(openapi::routes())
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unrecognized-request-url",
+                "Unrecognized request URL.",
+                "",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method is not allowed for this route.",
+                "",
+            )
+        })
+        // Browser uploaders post from other origins with Content-Range and AV-Origin-* headers.
+        .layer(CorsLayer::very_permissive())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Background duties of an API node: heartbeats (so its upload claims count as live) and, once at
+/// start, resuming ingest work a previous process left unfinished.
+pub fn spawn_background(state: AppState) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = s
+                .repo
+                .heartbeat(&s.instance, vidi_core::time::now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    });
+    tokio::spawn(ingest::recover(state));
+}

@@ -1,0 +1,277 @@
+//! `POST /videos/{videoId}/source`: a whole file in one request, or chunks announced by
+//! `Content-Range` (`part n/N`, `part n/*`, `bytes a-b/T`), concurrent and in any order (contract
+//! §4). Bodies are streamed straight to the media store: memory stays flat whatever the size, and a
+//! chunk is acknowledged only once it is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::{StreamExt, TryStreamExt};
+use vidi_core::blobs::{ByteStream, source_key};
+use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::model::UploadMode;
+use vidi_core::repo::ChunkCommit;
+use vidi_core::time::now_ms;
+use vidi_core::upload::{self, ContentRange, RangeError};
+use vidi_core::{CoreError, Repo};
+
+use super::videos::{VideoIdOnly, VideoOut, video_id};
+use crate::auth::Auth;
+use crate::error::OrNotFound;
+use crate::{ApiError, ApiResult, AppState, ingest};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/videos/{videoId}/source", post(upload_source))
+}
+
+/// Upload a video's source file, whole or in chunks.
+#[utoipa::path(post, path = "/videos/{videoId}/source", tag = "Videos", operation_id = "POST_videos-videoId-source",
+    params(("videoId" = String, Path), ("Content-Range" = Option<String>, Header, description = "part n/N, part n/* or bytes from-to/total")),
+    request_body(content_type = "multipart/form-data", content = String, description = "one file part, any field name"),
+    responses((status = 201, description = "the Video when the upload is complete, else {videoId}", body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn upload_source(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = video_id(&id)?;
+    let mut form = Form::open(&headers, body)?;
+    let range = match headers.get("content-range") {
+        None => None,
+        Some(h) => {
+            Some(upload::parse_content_range(h.to_str().unwrap_or("")).map_err(ApiError::upload)?)
+        }
+    };
+    match range {
+        None => upload_whole(&state, auth.ws(), &id, &mut form).await,
+        Some(r) => upload_chunk(&state, auth.ws(), &id, r, &mut form).await,
+    }
+}
+
+/// A multipart body whose file part is found whatever its field name (Node names it after the file).
+pub struct Form {
+    inner: multer::Multipart<'static>,
+    /// Text fields seen so far (a token upload's `videoId` may come before or after the file).
+    pub fields: Vec<(String, String)>,
+}
+
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+impl Form {
+    pub fn open(headers: &HeaderMap, body: Body) -> ApiResult<Self> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let boundary = multer::parse_boundary(ct).map_err(|_| {
+            ApiError::no_file().detail("The body must be multipart/form-data with one file part.")
+        })?;
+        Ok(Form {
+            inner: multer::Multipart::new(body.into_data_stream(), boundary),
+            fields: Vec::new(),
+        })
+    }
+
+    /// The next file part, reading past (and keeping) text fields.
+    pub async fn next_file(&mut self) -> ApiResult<Option<multer::Field<'static>>> {
+        loop {
+            let field = self.inner.next_field().await.map_err(bad_form)?;
+            let Some(field) = field else { return Ok(None) };
+            if field.file_name().is_some() {
+                return Ok(Some(field));
+            }
+            let name = field.name().unwrap_or("").to_string();
+            let mut text = Vec::new();
+            let mut s = field;
+            while let Some(piece) = s.chunk().await.map_err(bad_form)? {
+                if text.len() + piece.len() > MAX_TEXT_FIELD {
+                    return Err(ApiError::invalid_payload(format!(
+                        "The form field \"{name}\" is too large."
+                    )));
+                }
+                text.extend_from_slice(&piece);
+            }
+            self.fields
+                .push((name, String::from_utf8_lossy(&text).into_owned()));
+        }
+    }
+
+    /// After the file: the rest of the body must hold no second file.
+    pub async fn finish(&mut self) -> ApiResult<()> {
+        match self.next_file().await? {
+            Some(_) => Err(ApiError::multiple_files()),
+            None => Ok(()),
+        }
+    }
+}
+
+fn bad_form(e: multer::Error) -> ApiError {
+    ApiError::invalid_payload(format!("The multipart body could not be read: {e}"))
+}
+
+/// The file part as a stream that fails once it passes `max` bytes, noting that it did.
+fn limited(field: multer::Field<'static>, max: u64, over: Arc<AtomicBool>) -> ByteStream {
+    let mut seen = 0u64;
+    Box::pin(field.map_err(std::io::Error::other).map(move |piece| {
+        let piece = piece?;
+        seen += piece.len() as u64;
+        if seen > max {
+            over.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other(
+                "upload larger than the request limit",
+            ));
+        }
+        Ok(piece)
+    }))
+}
+
+async fn upload_whole(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    form: &mut Form,
+) -> ApiResult<Response> {
+    state.repo.check_whole(ws, id).await.or_404("videoId")?;
+    let Some(file) = form.next_file().await? else {
+        return Err(ApiError::no_file());
+    };
+    // A key of its own: two racing whole uploads never write the same object; the loser's is dropped.
+    let key = format!("videos/{id}/source-{}", uuid::Uuid::new_v4().simple());
+    let over = Arc::new(AtomicBool::new(false));
+    let stored = state
+        .blobs
+        .put_stream(
+            &key,
+            limited(file, state.cfg.max_request_bytes, over.clone()),
+        )
+        .await;
+    let size = match stored {
+        Ok(n) => n,
+        Err(_) if over.load(Ordering::Relaxed) => {
+            return Err(ApiError::upload(RangeError::FileTooLarge));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let outcome = async {
+        form.finish().await?;
+        if size == 0 {
+            return Err(ApiError::upload(RangeError::FileEmpty));
+        }
+        state
+            .repo
+            .finish_whole(id, &key, size, now_ms())
+            .await
+            .or_404("videoId")
+    }
+    .await;
+    if let Err(e) = outcome {
+        drop_object(state, &key).await;
+        return Err(e);
+    }
+    ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
+    full_video(state, ws, id).await
+}
+
+async fn drop_object(state: &AppState, key: &str) {
+    if let Err(e) = state.blobs.delete(key).await {
+        tracing::warn!(key, error = %e, "could not delete an abandoned upload");
+    }
+}
+
+async fn upload_chunk(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    range: ContentRange,
+    form: &mut Form,
+) -> ApiResult<Response> {
+    let max = state.cfg.max_request_bytes;
+    if let ContentRange::Bytes { from, to, .. } = range
+        && to >= from
+        && to - from + 1 > max
+    {
+        return Err(ApiError::upload(RangeError::RangeTooLarge));
+    }
+    let repo: &dyn Repo = state.repo.as_ref();
+    let now = now_ms();
+    let live_after = now - state.cfg.claim_stale_after.as_millis() as i64;
+    let claim = repo
+        .claim_chunk(ws, id, range, &state.instance, now, live_after)
+        .await
+        .or_404("videoId")?;
+    let plan = claim.plan.clone();
+    let result = async {
+        let dest = source_key(id.as_str());
+        let session = match claim.session {
+            Some(s) => s,
+            None => {
+                let mine = state.blobs.begin_chunks(&dest, plan.mode).await?;
+                let kept = repo.set_upload_session(id, &mine).await?;
+                if kept != mine {
+                    let _ = state.blobs.abort_chunks(&dest, &mine).await;
+                }
+                kept
+            }
+        };
+        let Some(file) = form.next_file().await? else {
+            return Err(ApiError::no_file());
+        };
+        let body: ByteStream = Box::pin(file.map_err(std::io::Error::other));
+        let (size, receipt) = state
+            .blobs
+            .write_chunk(&dest, &session, plan.mode, plan.idx, plan.offset, body, max)
+            .await
+            .map_err(|e| match e {
+                CoreError::Upload(RangeError::FileTooLarge) if plan.mode == UploadMode::Bytes => {
+                    ApiError::upload(RangeError::RangeTooLarge)
+                }
+                e => e.into(),
+            })?;
+        form.finish().await?;
+        upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
+        Ok(repo.commit_chunk(id, plan.idx, size, &receipt).await?)
+    }
+    .await;
+    let commit = match result {
+        Ok(c) => c,
+        Err(e) => {
+            // The bytes were never acknowledged: free the part for the client's retry.
+            if let Err(r) = repo.release_chunk(id, plan.idx, &state.instance).await {
+                tracing::warn!(video = %id, error = %r, "could not release a chunk claim");
+            }
+            return Err(e);
+        }
+    };
+    match commit {
+        ChunkCommit::Pending => Ok((
+            StatusCode::CREATED,
+            Json(VideoIdOnly {
+                video_id: id.to_string(),
+            }),
+        )
+            .into_response()),
+        ChunkCommit::Complete { chunks, size } => {
+            ingest::assemble(state, ws, id, &chunks, size).await?;
+            ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
+            full_video(state, ws, id).await
+        }
+    }
+}
+
+async fn full_video(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> ApiResult<Response> {
+    let v = state.repo.get_video(ws, id).await.or_404("videoId")?;
+    Ok((
+        StatusCode::CREATED,
+        Json(VideoOut::from_video(&v, &state.cfg.public_url)),
+    )
+        .into_response())
+}

@@ -1,0 +1,636 @@
+//! `/videos`: create, list, show, update, delete, and the status of a video's ingest.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use vidi_core::blobs::video_prefix;
+use vidi_core::id::VideoId;
+use vidi_core::model::{
+    Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
+};
+use vidi_core::time::{now_ms, to_rfc3339};
+use vidi_media::Probe;
+
+use crate::auth::Auth;
+use crate::error::OrNotFound;
+use crate::extract::{Fields, JsonObject, Query};
+use crate::page::{Page, page, page_request};
+use crate::{ApiError, ApiResult, AppState, ingest};
+
+// ---- wire types ------------------------------------------------------------------------------
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoOut {
+    pub video_id: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<String>,
+    pub updated_at: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: Vec<MetadataOut>,
+    pub source: VideoSourceOut,
+    pub assets: VideoAssets,
+    /// Omitted when no player is attached (it may not be null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub player_id: Option<String>,
+    pub public: bool,
+    pub panoramic: bool,
+    pub mp4_support: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MetadataOut {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VideoSourceOut {
+    pub uri: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VideoAssets {
+    pub hls: String,
+    pub iframe: String,
+    pub player: String,
+    pub thumbnail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mp4: Option<String>,
+}
+
+impl VideoOut {
+    pub fn from_video(v: &Video, public_url: &str) -> Self {
+        let id = v.id.as_str();
+        let vod = format!("{public_url}/vod/{id}");
+        let player = format!("{public_url}/embed/vod/{id}");
+        VideoOut {
+            video_id: id.to_string(),
+            created_at: to_rfc3339(v.created_at),
+            published_at: v.published_at.map(to_rfc3339),
+            updated_at: to_rfc3339(v.updated_at),
+            title: v.title.clone(),
+            description: v.description.clone(),
+            tags: v.tags.clone(),
+            metadata: v
+                .metadata
+                .iter()
+                .map(|m| MetadataOut {
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                })
+                .collect(),
+            source: VideoSourceOut {
+                uri: format!("/videos/{id}/source"),
+                kind: v.source_kind.as_str().into(),
+            },
+            assets: VideoAssets {
+                hls: format!("{vod}/hls/manifest.m3u8"),
+                iframe: format!(
+                    "<iframe src=\"{player}\" width=\"100%\" height=\"100%\" frameborder=\"0\" scrolling=\"no\" allowfullscreen=\"\"></iframe>"
+                ),
+                thumbnail: format!("{vod}/thumbnail.jpg"),
+                mp4: v.mp4_support.then(|| format!("{vod}/mp4/source.mp4")),
+                player,
+            },
+            player_id: v.player_id.clone(),
+            public: v.public,
+            panoramic: v.panoramic,
+            mp4_support: v.mp4_support,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VideoStatus {
+    pub ingest: VideoStatusIngest,
+    pub encoding: VideoStatusEncoding,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoStatusIngest {
+    /// `missing`, `uploading` or `uploaded` (the only values the 2023 clients accept).
+    pub status: String,
+    pub filesize: Option<u64>,
+    pub received_bytes: Vec<BytesRange>,
+    pub received_parts: UploadParts,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BytesRange {
+    pub from: u64,
+    pub to: u64,
+    pub total: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UploadParts {
+    pub parts: Vec<u32>,
+    pub total: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VideoStatusEncoding {
+    pub playable: bool,
+    pub qualities: Vec<serde_json::Value>,
+    pub metadata: EncodingMetadata,
+}
+
+/// What ffprobe found in the source. Every field is nullable in the 2023 schema.
+#[derive(Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncodingMetadata {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bitrate: Option<f64>,
+    pub duration: Option<u64>,
+    pub framerate: Option<u32>,
+    pub samplerate: Option<u32>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub aspect_ratio: Option<String>,
+}
+
+impl EncodingMetadata {
+    fn from_probe(p: &Probe) -> Self {
+        let size = p.video.as_ref().map(|v| v.display_size());
+        EncodingMetadata {
+            width: size.map(|s| s.0),
+            height: size.map(|s| s.1),
+            bitrate: p.bitrate_kbps,
+            duration: p.duration_s.map(|d| d.round() as u64),
+            framerate: p
+                .video
+                .as_ref()
+                .and_then(|v| v.framerate)
+                .map(|f| f.round() as u32),
+            samplerate: p.audio.as_ref().and_then(|a| a.sample_rate),
+            video_codec: p.video.as_ref().map(|v| v.codec.clone()),
+            audio_codec: p.audio.as_ref().map(|a| a.codec.clone()),
+            aspect_ratio: p.video.as_ref().and_then(|v| v.aspect_ratio.clone()),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VideoIdOnly {
+    #[serde(rename = "videoId")]
+    pub video_id: String,
+}
+
+// ---- routes ----------------------------------------------------------------------------------
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/videos", get(list).post(create))
+        .route("/videos/{videoId}", get(show).patch(update).delete(delete))
+        .route("/videos/{videoId}/status", get(status))
+}
+
+pub(crate) fn video_id(raw: &str) -> ApiResult<VideoId> {
+    VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))
+}
+
+fn clean_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim().to_string();
+        if t.is_empty() || t.len() > 255 {
+            return Err(ApiError::invalid_attribute(
+                "tags",
+                "Each tag must hold 1 to 255 characters.",
+            ));
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn check_title(title: &str) -> ApiResult<()> {
+    if title.trim().is_empty() {
+        return Err(ApiError::invalid_attribute(
+            "title",
+            "The \"title\" attribute must not be blank.",
+        ));
+    }
+    if title.len() > 1024 {
+        return Err(ApiError::invalid_attribute(
+            "title",
+            "The \"title\" attribute is too long.",
+        ));
+    }
+    Ok(())
+}
+
+/// `hh:mm:ss(.ms|:frame)` or plain seconds (contract §3, op 5).
+fn valid_timecode(s: &str) -> bool {
+    let digits = |p: &str, min: usize, max: usize| {
+        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    if digits(s, 1, 7) {
+        return true;
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    let (h, m, sec, frame) = match parts.as_slice() {
+        [h, m, s] => (*h, *m, *s, None),
+        [h, m, s, f] => (*h, *m, *s, Some(*f)),
+        _ => return false,
+    };
+    let (sec, ms) = sec
+        .split_once('.')
+        .map_or((sec, None), |(a, b)| (a, Some(b)));
+    digits(h, 2, 3)
+        && digits(m, 2, 2)
+        && m < "60"
+        && digits(sec, 2, 2)
+        && sec < "60"
+        && ms.is_none_or(|ms| digits(ms, 1, 3))
+        && frame.is_none_or(|f| ms.is_none() && digits(f, 1, 2))
+}
+
+/// Create a video object.
+#[utoipa::path(post, path = "/videos", tag = "Videos", operation_id = "POST_videos",
+    request_body(content = serde_json::Value, description = "VideoCreationPayload: title (required), description, source, public, panoramic, mp4Support, playerId, tags, metadata, clip, watermark"),
+    responses((status = 201, body = VideoOut), (status = 202, body = VideoOut), (status = 400, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonObject(body): JsonObject,
+) -> ApiResult<impl IntoResponse> {
+    let title = body
+        .string("title")?
+        .ok_or_else(|| ApiError::attribute_required("title"))?;
+    check_title(&title)?;
+    if let Some(clip) = body.get("clip").filter(|c| !c.is_null()) {
+        for key in ["startTimecode", "endTimecode"] {
+            if let Some(tc) = clip.get(key)
+                && !tc.as_str().is_some_and(valid_timecode)
+            {
+                return Err(ApiError::invalid_attribute(
+                    &format!("clip[{key}]"),
+                    "The timecode must be hh:mm:ss(.ms) or seconds.",
+                ));
+            }
+        }
+    }
+    let now = now_ms();
+    let mut video = Video {
+        id: VideoId::generate(),
+        workspace_id: auth.ws().clone(),
+        title,
+        description: body.string("description")?,
+        public: body.boolean("public")?.unwrap_or(true),
+        panoramic: body.boolean("panoramic")?.unwrap_or(false),
+        mp4_support: body.boolean("mp4Support")?.unwrap_or(true),
+        player_id: body.string("playerId")?.filter(|p| !p.is_empty()),
+        tags: clean_tags(body.strings("tags")?.unwrap_or_default())?,
+        metadata: body.metadata("metadata")?.unwrap_or_default(),
+        source_kind: SourceKind::Upload,
+        source_ref: None,
+        created_at: now,
+        updated_at: now,
+        published_at: Some(now),
+        ingest: Ingest::empty(),
+    };
+    let source = body.string("source")?.filter(|s| !s.trim().is_empty());
+    if let Some(src) = &source {
+        let src = src.trim();
+        if let Some(original) = VideoId::parse(src) {
+            // Cloning copies a complete source of the same workspace.
+            let orig = state
+                .repo
+                .get_video(auth.ws(), &original)
+                .await
+                .map_err(|e| match e {
+                    vidi_core::CoreError::NotFound => {
+                        ApiError::invalid_attribute("source", "No video with this id exists.")
+                    }
+                    e => e.into(),
+                })?;
+            if orig.ingest.state != IngestState::Uploaded {
+                return Err(ApiError::invalid_attribute(
+                    "source",
+                    "The video to copy has no complete source yet.",
+                ));
+            }
+            video.source_kind = SourceKind::Clone;
+        } else {
+            let url = url::Url::parse(src)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    ApiError::invalid_attribute(
+                        "source",
+                        "The source must be an http(s) URL or a video id.",
+                    )
+                })?;
+            video.source_kind = SourceKind::Download;
+            video.source_ref = Some(url.to_string());
+        }
+        if video.source_ref.is_none() {
+            video.source_ref = Some(src.to_string());
+        }
+    }
+    state.repo.insert_video(&video).await?;
+    let out = VideoOut::from_video(&video, &state.cfg.public_url);
+    if video.source_kind == SourceKind::Upload {
+        return Ok((StatusCode::CREATED, Json(out)));
+    }
+    // The source is fetched or copied in the background; 202 says so.
+    tokio::spawn(ingest::fetch_source(
+        state.clone(),
+        video.workspace_id.clone(),
+        video.id.clone(),
+    ));
+    Ok((StatusCode::ACCEPTED, Json(out)))
+}
+
+/// List all the videos of the workspace, filtered, sorted and paginated.
+#[utoipa::path(get, path = "/videos", tag = "Videos", operation_id = "LIST-videos",
+    params(("title" = Option<String>, Query), ("tags[]" = Option<Vec<String>>, Query), ("metadata" = Option<String>, Query, description = "metadata[key]=value, all must match"),
+           ("description" = Option<String>, Query), ("liveStreamId" = Option<String>, Query), ("sortBy" = Option<String>, Query), ("sortOrder" = Option<String>, Query),
+           ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
+    responses((status = 200, description = "{data: Video[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Page<VideoOut>>> {
+    let q = Query::parse(raw.as_deref());
+    let req = page_request(&q)?;
+    let sort_by = match q.get("sortBy") {
+        None | Some("") => None,
+        Some("createdAt") => Some(VideoSort::CreatedAt),
+        Some("title") => Some(VideoSort::Title),
+        Some("publishedAt") => Some(VideoSort::PublishedAt),
+        Some("updatedAt") => Some(VideoSort::UpdatedAt),
+        Some(_) => {
+            return Err(ApiError::invalid_query(
+                "sortBy",
+                "sortBy must be one of title, createdAt, publishedAt, updatedAt.",
+            ));
+        }
+    };
+    let descending = match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => sort_by.is_none(), // newest first unless a sort was asked for
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_query(
+                "sortOrder",
+                "sortOrder must be asc or desc.",
+            ));
+        }
+    };
+    let filter = VideoFilter {
+        title: q.get("title").filter(|s| !s.is_empty()).map(str::to_string),
+        description: q
+            .get("description")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        tags: q
+            .list("tags")
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect(),
+        metadata: q.map("metadata"),
+        live_stream_id: q
+            .get("liveStreamId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        sort_by: sort_by.unwrap_or_default(),
+        descending,
+    };
+    let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
+    let data = videos
+        .iter()
+        .map(|v| VideoOut::from_video(v, &state.cfg.public_url))
+        .collect();
+    Ok(Json(page("/videos", &q, req, total, data)))
+}
+
+/// Show a video.
+#[utoipa::path(get, path = "/videos/{videoId}", tag = "Videos", operation_id = "GET_video",
+    params(("videoId" = String, Path)),
+    responses((status = 200, body = VideoOut), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoOut>> {
+    let v = state
+        .repo
+        .get_video(auth.ws(), &video_id(&id)?)
+        .await
+        .or_404("videoId")?;
+    Ok(Json(VideoOut::from_video(&v, &state.cfg.public_url)))
+}
+
+/// Update a video's editable fields; arrays replace the stored ones, `playerId: null` detaches.
+#[utoipa::path(patch, path = "/videos/{videoId}", tag = "Videos", operation_id = "PATCH_videos-videoId",
+    params(("videoId" = String, Path)),
+    request_body(content = serde_json::Value, description = "VideoUpdatePayload: playerId (or null), title, description, public, panoramic, mp4Support, tags, metadata"),
+    responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<VideoOut>> {
+    let mut v = state
+        .repo
+        .get_video(auth.ws(), &video_id(&id)?)
+        .await
+        .or_404("videoId")?;
+    if let Some(t) = body.string("title")? {
+        check_title(&t)?;
+        v.title = t;
+    }
+    if body.contains_key("description") {
+        v.description = body.string("description")?;
+    }
+    if let Some(b) = body.boolean("public")? {
+        v.public = b;
+    }
+    if let Some(b) = body.boolean("panoramic")? {
+        v.panoramic = b;
+    }
+    if let Some(b) = body.boolean("mp4Support")? {
+        v.mp4_support = b;
+    }
+    if body.is_null("playerId") {
+        v.player_id = None;
+    } else if let Some(p) = body.string("playerId")? {
+        v.player_id = Some(p).filter(|p| !p.is_empty());
+    }
+    if let Some(tags) = body.strings("tags")? {
+        v.tags = clean_tags(tags)?;
+    }
+    if let Some(m) = body.metadata("metadata")? {
+        v.metadata = m;
+    }
+    v.updated_at = now_ms();
+    state.repo.update_video(&v).await.or_404("videoId")?;
+    Ok(Json(VideoOut::from_video(&v, &state.cfg.public_url)))
+}
+
+/// Delete a video and all its media.
+#[utoipa::path(delete, path = "/videos/{videoId}", tag = "Videos", operation_id = "DELETE_videos-videoId",
+    params(("videoId" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = video_id(&id)?;
+    let v = state
+        .repo
+        .get_video(auth.ws(), &id)
+        .await
+        .or_404("videoId")?;
+    state
+        .repo
+        .delete_video(auth.ws(), &id)
+        .await
+        .or_404("videoId")?;
+    // The row is gone, so nothing refers to the media any more; a failure here leaves garbage,
+    // never a broken video.
+    if let Some(session) = &v.ingest.session
+        && let Err(e) = state
+            .blobs
+            .abort_chunks(&vidi_core::blobs::source_key(id.as_str()), session)
+            .await
+    {
+        tracing::warn!(video = %id, error = %e, "could not drop the upload session");
+    }
+    if let Err(e) = state.blobs.delete_prefix(&video_prefix(id.as_str())).await {
+        tracing::warn!(video = %id, error = %e, "could not delete the video's media");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ingest and encoding status of a video.
+#[utoipa::path(get, path = "/videos/{videoId}/status", tag = "Videos", operation_id = "GET_videos-videoId-status",
+    params(("videoId" = String, Path)),
+    responses((status = 200, body = VideoStatus), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn status(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VideoStatus>> {
+    let id = video_id(&id)?;
+    let v = state
+        .repo
+        .get_video(auth.ws(), &id)
+        .await
+        .or_404("videoId")?;
+    let chunks = match v.ingest.mode {
+        UploadMode::Part | UploadMode::Bytes => state.repo.chunks(&id).await?,
+        _ => Vec::new(),
+    };
+    let done = chunks.iter().filter(|c| c.done());
+    let mut parts: Vec<u32> = Vec::new();
+    let mut ranges: Vec<BytesRange> = Vec::new();
+    match v.ingest.mode {
+        UploadMode::Part => parts = done.map(|c| c.idx).collect(),
+        UploadMode::Bytes => {
+            let total = v.ingest.filesize.unwrap_or(0);
+            let mut spans: Vec<(u64, u64)> = done.filter_map(|c| c.range).collect();
+            spans.sort();
+            for (f, t) in spans {
+                match ranges.last_mut() {
+                    Some(last) if last.to + 1 == f => last.to = t,
+                    _ => ranges.push(BytesRange {
+                        from: f,
+                        to: t,
+                        total,
+                    }),
+                }
+            }
+        }
+        _ => {}
+    }
+    let status = match v.ingest.state {
+        IngestState::Missing => "missing",
+        IngestState::Uploading | IngestState::Assembling => "uploading",
+        IngestState::Uploaded => "uploaded",
+    };
+    let metadata = match &v.ingest.probe {
+        Some(ProbeOutcome::Probed(p)) => serde_json::from_value::<Probe>(p.clone())
+            .map(|p| EncodingMetadata::from_probe(&p))
+            .unwrap_or_default(),
+        _ => EncodingMetadata::default(),
+    };
+    Ok(Json(VideoStatus {
+        ingest: VideoStatusIngest {
+            status: status.into(),
+            filesize: v.ingest.filesize,
+            received_bytes: ranges,
+            received_parts: UploadParts {
+                parts,
+                total: v.ingest.parts_total,
+            },
+        },
+        encoding: VideoStatusEncoding {
+            playable: false,
+            qualities: Vec::new(),
+            metadata,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timecodes() {
+        for ok in [
+            "00:01:00.000",
+            "00:00:10:12",
+            "124",
+            "100:00:00",
+            "00:00:05.5",
+        ] {
+            assert!(valid_timecode(ok), "{ok}");
+        }
+        for bad in [
+            "1:00:00",
+            "00:61:00",
+            "00:00:00.1234",
+            "abc",
+            "",
+            "00:00:00.1:2",
+        ] {
+            assert!(!valid_timecode(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_trimmed_and_deduplicated() {
+        assert_eq!(
+            clean_tags(vec![" a ".into(), "a".into(), "b".into()]).unwrap(),
+            vec!["a", "b"]
+        );
+        assert!(clean_tags(vec![" ".into()]).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The media store, as the rest of Vidi sees it: a local folder or an S3 bucket (crate
+//! `vidi-storage`). Keys are `/`-separated relative paths such as `videos/vi…/source`.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::error::CoreResult;
+use crate::model::UploadMode;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A chunk as the store received it, to be assembled later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub idx: u32,
+    pub size: u64,
+    /// What `write_chunk` returned.
+    pub receipt: String,
+}
+
+#[async_trait]
+pub trait Blobs: Send + Sync + 'static {
+    /// `local` or `s3`, for logs and test names.
+    fn backend(&self) -> &'static str;
+
+    /// Stores a stream under `key`, atomically (readers see the whole object or nothing).
+    /// Returns the number of bytes written. Fails with the stream's error, leaving nothing.
+    async fn put_stream(&self, key: &str, body: ByteStream) -> CoreResult<u64>;
+    /// Reads `key`, optionally the inclusive byte range `[from, to]`.
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream>;
+    /// The object's size, or `None` when it does not exist.
+    async fn size(&self, key: &str) -> CoreResult<Option<u64>>;
+    /// Removes one object (absent is fine).
+    async fn delete(&self, key: &str) -> CoreResult<()>;
+    /// Removes every object under `prefix` (a folder-like prefix ending in `/`).
+    async fn delete_prefix(&self, prefix: &str) -> CoreResult<()>;
+    async fn copy(&self, from: &str, to: &str) -> CoreResult<()>;
+    /// Something ffmpeg/ffprobe can open: a local path, or a short-lived presigned URL.
+    async fn media_input(&self, key: &str) -> CoreResult<String>;
+
+    // --- chunked uploads that any API node may receive -----------------------------------------
+    /// Starts an assembly session for `dest`; the returned id is stored with the video.
+    async fn begin_chunks(&self, dest: &str, mode: UploadMode) -> CoreResult<String>;
+    /// Durably stores one chunk. `offset` is its place in the final file when already known.
+    /// Returns the receipt to pass back at assembly.
+    async fn write_chunk(
+        &self,
+        dest: &str,
+        session: &str,
+        mode: UploadMode,
+        idx: u32,
+        offset: Option<u64>,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> CoreResult<(u64, String)>;
+    /// Joins the chunks (sorted by `idx`) into `dest` and drops the session.
+    async fn assemble(
+        &self,
+        dest: &str,
+        session: &str,
+        mode: UploadMode,
+        chunks: &[ChunkRef],
+    ) -> CoreResult<()>;
+    /// Drops a session and whatever it holds.
+    async fn abort_chunks(&self, dest: &str, session: &str) -> CoreResult<()>;
+}
+
+/// The key of a video's complete source.
+pub fn source_key(video_id: &str) -> String {
+    format!("videos/{video_id}/source")
+}
+
+/// The prefix holding everything of a video.
+pub fn video_prefix(video_id: &str) -> String {
+    format!("videos/{video_id}/")
+}
+
+pub fn is_safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('/')
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}

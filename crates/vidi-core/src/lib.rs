@@ -1,0 +1,15 @@
+//! Vidi's domain: typed ids, the models every layer shares, the upload rules, and the two narrow
+//! traits the rest of the system is written against: [`Repo`] (metadata) and [`Blobs`] (media).
+//! Nothing here knows about HTTP, SQL or S3.
+
+pub mod blobs;
+pub mod error;
+pub mod id;
+pub mod model;
+pub mod repo;
+pub mod time;
+pub mod upload;
+
+pub use blobs::Blobs;
+pub use error::{CoreError, CoreResult};
+pub use repo::Repo;

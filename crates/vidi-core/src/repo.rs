@@ -1,0 +1,120 @@
+//! The metadata store, as the rest of Vidi sees it. One implementation runs on SQLite and on
+//! PostgreSQL (crate `vidi-db`); every method is scoped to a workspace where a tenant is involved,
+//! so "forgot the tenant filter" cannot be written by a caller.
+
+use async_trait::async_trait;
+
+use crate::error::CoreResult;
+use crate::id::{ApiKeyId, VideoId, WorkspaceId};
+use crate::model::{Chunk, KeyOwner, PageRequest, ProbeOutcome, Video, VideoFilter};
+use crate::upload::{ChunkPlan, ContentRange};
+
+/// The result of accepting a chunk's bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChunkCommit {
+    /// More chunks are needed.
+    Pending,
+    /// This chunk completed the set: the caller must assemble these chunks (in `idx` order) into
+    /// the source and then call [`Repo::source_ready`].
+    Complete { chunks: Vec<Chunk>, size: u64 },
+}
+
+/// What claiming a chunk gives the caller: the plan and the storage session to write into.
+#[derive(Clone, Debug)]
+pub struct ChunkClaim {
+    pub plan: ChunkPlan,
+    pub session: Option<String>,
+}
+
+#[async_trait]
+pub trait Repo: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and test names.
+    fn backend(&self) -> &'static str;
+
+    // --- tenancy and credentials -------------------------------------------------------------
+    async fn create_workspace(&self, name: &str) -> CoreResult<WorkspaceId>;
+    /// The oldest workspace, if any (the CLI adds keys to it).
+    async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>>;
+    async fn count_api_keys(&self) -> CoreResult<u64>;
+    async fn create_api_key(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        key_hash: &str,
+    ) -> CoreResult<ApiKeyId>;
+    async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>>;
+    async fn insert_refresh_token(
+        &self,
+        owner: &KeyOwner,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> CoreResult<()>;
+    /// Atomically retires `old_hash` and stores `new_hash`. A token retired less than `grace_ms`
+    /// ago is still accepted once more (clients that retry a refresh must not be locked out).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now: i64,
+        grace_ms: i64,
+        expires_at: i64,
+    ) -> CoreResult<Option<KeyOwner>>;
+    /// A process-wide setting, created with `init` the first time it is read (e.g. the JWT secret,
+    /// so every API node signs with the same one).
+    async fn setting_or_init(&self, name: &str, init: &str) -> CoreResult<String>;
+    /// Records that this process is alive (uploads use it to tell live claims from dead ones).
+    async fn heartbeat(&self, instance: &str, now: i64) -> CoreResult<()>;
+
+    // --- videos -------------------------------------------------------------------------------
+    async fn insert_video(&self, video: &Video) -> CoreResult<()>;
+    async fn get_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video>;
+    async fn list_videos(
+        &self,
+        ws: &WorkspaceId,
+        filter: &VideoFilter,
+        page: PageRequest,
+    ) -> CoreResult<(Vec<Video>, u64)>;
+    /// Stores the editable fields (title, description, flags, player, tags, metadata, updatedAt).
+    async fn update_video(&self, video: &Video) -> CoreResult<()>;
+    async fn delete_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<()>;
+    /// Total bytes of complete sources in a workspace (the account's quota use).
+    async fn stored_bytes(&self, ws: &WorkspaceId) -> CoreResult<u64>;
+
+    // --- uploads ------------------------------------------------------------------------------
+    /// Claims the right to write one chunk, applying every Content-Range rule under a lock on the
+    /// video. A claim by another instance counts as live only if that instance heartbeated after
+    /// `live_after`; otherwise its process died and the chunk may be sent again.
+    async fn claim_chunk(
+        &self,
+        ws: &WorkspaceId,
+        id: &VideoId,
+        range: ContentRange,
+        instance: &str,
+        now: i64,
+        live_after: i64,
+    ) -> CoreResult<ChunkClaim>;
+    /// Stores the storage session of a ranged upload unless one is already stored; returns the
+    /// one in force (the caller drops its own if it lost the race).
+    async fn set_upload_session(&self, id: &VideoId, session: &str) -> CoreResult<String>;
+    /// Forgets a claim whose bytes never made it (the request failed).
+    async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()>;
+    /// Records a durable chunk; tells whether the source is now complete.
+    async fn commit_chunk(
+        &self,
+        id: &VideoId,
+        idx: u32,
+        size: u64,
+        receipt: &str,
+    ) -> CoreResult<ChunkCommit>;
+    /// Checks that a whole-file upload (no Content-Range) may start; returns the video.
+    async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video>;
+    /// Records a whole-file upload stored at `key`, if no other upload completed or started a
+    /// ranged upload meanwhile (then it fails with the rule broken, and the caller drops `key`).
+    async fn finish_whole(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
+    async fn chunks(&self, id: &VideoId) -> CoreResult<Vec<Chunk>>;
+    /// The source is complete and stored at `key`.
+    async fn source_ready(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
+    async fn set_probe(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()>;
+    /// Videos whose ingest must be resumed after a restart: assembling, or complete but not probed.
+    async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>>;
+}

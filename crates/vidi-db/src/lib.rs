@@ -1,0 +1,166 @@
+//! Vidi's metadata store: one [`vidi_core::Repo`] implementation that runs the same portable SQL on
+//! SQLite (the embedded default) or PostgreSQL (for many nodes). Each dialect has its own
+//! migrations folder with identical version numbers. The few places where the dialects differ are
+//! marked where they occur.
+
+mod auth;
+mod repo;
+mod uploads;
+mod videos;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use vidi_core::{CoreError, CoreResult};
+
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The repository. Cheap to share behind an `Arc`.
+pub struct Db {
+    pool: Pool,
+}
+
+/// Runs the same body against whichever pool is configured. The body is compiled once per
+/// dialect, so a query that does not type-check on both does not compile.
+macro_rules! with_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
+    match e {
+        sqlx::Error::RowNotFound => CoreError::NotFound,
+        e => CoreError::Database(e.to_string()),
+    }
+}
+
+/// A value bound into a dynamically built query.
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                $crate::Arg::Text(s) => q.bind(s.clone()),
+                $crate::Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_args;
+
+impl Db {
+    /// Opens `url` (`postgres://…`), or the SQLite file `vidi.db` in `data_dir` when `url` is empty.
+    /// `schema` (PostgreSQL only) puts every table in that schema, created if missing, so several
+    /// Vidi instances or test runs can share one database.
+    pub async fn open(url: Option<&str>, data_dir: &Path, schema: Option<&str>) -> CoreResult<Db> {
+        match url.filter(|u| !u.is_empty()) {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let mut opts = PgConnectOptions::from_str(u).map_err(db_err)?;
+                if let Some(s) = schema {
+                    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(CoreError::Database(format!("bad schema name {s:?}")));
+                    }
+                    let boot = PgPool::connect_with(opts.clone()).await.map_err(db_err)?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS {s}"
+                    )))
+                    .execute(&boot)
+                    .await
+                    .map_err(db_err)?;
+                    boot.close().await;
+                    opts = opts.options([("search_path", s)]);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(db_err)?;
+                Ok(Db {
+                    pool: Pool::Postgres(pool),
+                })
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
+            }
+            Some(u) => Err(CoreError::Database(format!(
+                "unsupported database URL {u:?}"
+            ))),
+            None => {
+                std::fs::create_dir_all(data_dir)?;
+                Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("vidi.db")))
+                    .await
+            }
+        }
+    }
+
+    async fn open_sqlite(opts: SqliteConnectOptions) -> CoreResult<Db> {
+        // WAL lets readers run beside the one writer; the busy timeout makes writers queue instead
+        // of failing; NORMAL sync is durable across process crashes (WAL is fsynced at checkpoints
+        // and on commit of the WAL frame), which is the failure our upload guarantees cover.
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// Applies pending migrations (idempotent; every start does it).
+    pub async fn migrate(&self) -> CoreResult<()> {
+        let r = match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
+            Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+        };
+        r.map_err(|e| CoreError::Database(format!("migration failed: {e}")))
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both dialects must define the same migrations, version for version.
+    #[test]
+    fn migration_sets_match() {
+        let list = |d: &str| {
+            let mut v: Vec<String> =
+                std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(list("sqlite"), list("postgres"));
+    }
+}

@@ -1,0 +1,134 @@
+//! [`Repo`] for [`Db`]: the trait surface, each method delegating to the module that owns it.
+
+use async_trait::async_trait;
+use vidi_core::id::{ApiKeyId, VideoId, WorkspaceId};
+use vidi_core::model::{Chunk, KeyOwner, PageRequest, ProbeOutcome, Video, VideoFilter};
+use vidi_core::repo::{ChunkClaim, ChunkCommit};
+use vidi_core::upload::ContentRange;
+use vidi_core::{CoreResult, Repo};
+
+use crate::{Db, Pool};
+
+#[async_trait]
+impl Repo for Db {
+    fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+    async fn create_workspace(&self, name: &str) -> CoreResult<WorkspaceId> {
+        self.create_workspace_impl(name).await
+    }
+    async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>> {
+        self.default_workspace_impl().await
+    }
+    async fn count_api_keys(&self) -> CoreResult<u64> {
+        self.count_api_keys_impl().await
+    }
+    async fn create_api_key(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        key_hash: &str,
+    ) -> CoreResult<ApiKeyId> {
+        self.create_api_key_impl(ws, name, key_hash).await
+    }
+    async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>> {
+        self.find_api_key_impl(key_hash).await
+    }
+    async fn insert_refresh_token(
+        &self,
+        owner: &KeyOwner,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> CoreResult<()> {
+        self.insert_refresh_token_impl(owner, token_hash, expires_at)
+            .await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old: &str,
+        new: &str,
+        now: i64,
+        grace_ms: i64,
+        expires_at: i64,
+    ) -> CoreResult<Option<KeyOwner>> {
+        self.rotate_refresh_token_impl(old, new, now, grace_ms, expires_at)
+            .await
+    }
+    async fn setting_or_init(&self, name: &str, init: &str) -> CoreResult<String> {
+        self.setting_or_init_impl(name, init).await
+    }
+    async fn heartbeat(&self, instance: &str, now: i64) -> CoreResult<()> {
+        self.heartbeat_impl(instance, now).await
+    }
+    async fn insert_video(&self, video: &Video) -> CoreResult<()> {
+        self.insert_video_impl(video).await
+    }
+    async fn get_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
+        self.get_video_impl(ws, id).await
+    }
+    async fn list_videos(
+        &self,
+        ws: &WorkspaceId,
+        filter: &VideoFilter,
+        page: PageRequest,
+    ) -> CoreResult<(Vec<Video>, u64)> {
+        self.list_videos_impl(ws, filter, page).await
+    }
+    async fn update_video(&self, video: &Video) -> CoreResult<()> {
+        self.update_video_impl(video).await
+    }
+    async fn delete_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<()> {
+        self.delete_video_impl(ws, id).await
+    }
+    async fn stored_bytes(&self, ws: &WorkspaceId) -> CoreResult<u64> {
+        self.stored_bytes_impl(ws).await
+    }
+    async fn claim_chunk(
+        &self,
+        ws: &WorkspaceId,
+        id: &VideoId,
+        range: ContentRange,
+        instance: &str,
+        now: i64,
+        live_after: i64,
+    ) -> CoreResult<ChunkClaim> {
+        self.claim_chunk_impl(ws, id, range, instance, now, live_after)
+            .await
+    }
+    async fn set_upload_session(&self, id: &VideoId, session: &str) -> CoreResult<String> {
+        self.set_upload_session_impl(id, session).await
+    }
+    async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
+        self.release_chunk_impl(id, idx, instance).await
+    }
+    async fn commit_chunk(
+        &self,
+        id: &VideoId,
+        idx: u32,
+        size: u64,
+        receipt: &str,
+    ) -> CoreResult<ChunkCommit> {
+        self.commit_chunk_impl(id, idx, size, receipt).await
+    }
+    async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
+        self.check_whole_impl(ws, id).await
+    }
+    async fn finish_whole(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
+        self.finish_whole_impl(id, key, size, now).await
+    }
+    async fn chunks(&self, id: &VideoId) -> CoreResult<Vec<Chunk>> {
+        self.chunks_impl(id).await
+    }
+    async fn source_ready(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
+        self.source_ready_impl(id, key, size, now).await
+    }
+    async fn set_probe(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()> {
+        self.set_probe_impl(id, probe).await
+    }
+    async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>> {
+        self.videos_to_recover_impl().await
+    }
+}

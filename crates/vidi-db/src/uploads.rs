@@ -1,0 +1,238 @@
+//! Ranged and whole uploads. Every transaction starts by bumping the video's `lock_seq`, which
+//! takes the row lock on PostgreSQL and the write lock on SQLite, so the rules in
+//! `vidi_core::upload` see a state no concurrent request can change under them.
+
+use std::collections::HashSet;
+
+use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::model::{Chunk, IngestState, UploadMode, Video};
+use vidi_core::repo::{ChunkClaim, ChunkCommit};
+use vidi_core::upload::{self, ContentRange, RangeError};
+use vidi_core::{CoreError, CoreResult};
+
+use crate::videos::{VIDEO_COLUMNS, VideoRow};
+use crate::{Db, db_err, with_pool};
+
+#[derive(sqlx::FromRow)]
+struct ChunkRow {
+    idx: i64,
+    range_from: Option<i64>,
+    range_to: Option<i64>,
+    size: Option<i64>,
+    receipt: Option<String>,
+    claimed_by: Option<String>,
+    claimed_at: i64,
+}
+
+impl From<ChunkRow> for Chunk {
+    fn from(r: ChunkRow) -> Chunk {
+        Chunk {
+            idx: r.idx as u32,
+            range: r
+                .range_from
+                .zip(r.range_to)
+                .map(|(f, t)| (f as u64, t as u64)),
+            size: r.size.map(|s| s as u64),
+            receipt: r.receipt,
+            claimed_by: r.claimed_by,
+            claimed_at: r.claimed_at,
+        }
+    }
+}
+
+const CHUNK_COLUMNS: &str = "idx, range_from, range_to, size, receipt, claimed_by, claimed_at";
+
+/// Locks the video (see the module comment) and reads it with its chunks, inside `$tx`.
+macro_rules! lock_and_load {
+    ($tx:expr, $id:expr, $ws:expr) => {{
+        let locked =
+            match $ws {
+                Some(ws) => sqlx::query(
+                    "UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1 AND workspace_id = $2",
+                )
+                .bind($id.as_str())
+                .bind(ws.as_str())
+                .execute(&mut *$tx)
+                .await,
+                None => {
+                    sqlx::query("UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1")
+                        .bind($id.as_str())
+                        .execute(&mut *$tx)
+                        .await
+                }
+            }
+            .map_err(db_err)?;
+        if locked.rows_affected() == 0 {
+            return Err(CoreError::NotFound);
+        }
+        let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1");
+        let row: VideoRow = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind($id.as_str())
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        let video = row.into_video()?;
+        let sql =
+            format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
+        let chunks: Vec<ChunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind($id.as_str())
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(db_err)?;
+        (
+            video,
+            chunks.into_iter().map(Chunk::from).collect::<Vec<Chunk>>(),
+        )
+    }};
+}
+
+impl Db {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn claim_chunk_impl(
+        &self,
+        ws: &WorkspaceId,
+        id: &VideoId,
+        range: ContentRange,
+        instance: &str,
+        now: i64,
+        live_after: i64,
+    ) -> CoreResult<ChunkClaim> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let (video, chunks): (Video, Vec<Chunk>) = lock_and_load!(tx, id, Some(ws));
+            let live_rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM instances WHERE heartbeat_at >= $1")
+                .bind(live_after).fetch_all(&mut *tx).await.map_err(db_err)?;
+            let live: HashSet<String> = live_rows.into_iter().map(|(i,)| i).collect();
+            let is_live = |c: &Chunk| c.claimed_by.as_deref().is_some_and(|by| by == instance || live.contains(by));
+            let plan = upload::plan_chunk(video.source_kind, &video.ingest, &chunks, range, is_live)?;
+            // Claims left by a dead process are forgotten: their bytes were never acknowledged.
+            for c in chunks.iter().filter(|c| !c.done() && !is_live(c)) {
+                sqlx::query("DELETE FROM upload_chunks WHERE video_id = $1 AND idx = $2 AND size IS NULL")
+                    .bind(id.as_str()).bind(c.idx as i64).execute(&mut *tx).await.map_err(db_err)?;
+            }
+            sqlx::query("INSERT INTO upload_chunks (video_id, idx, range_from, range_to, claimed_by, claimed_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id.as_str()).bind(plan.idx as i64)
+                .bind(plan.range.map(|r| r.0 as i64)).bind(plan.range.map(|r| r.1 as i64))
+                .bind(instance).bind(now)
+                .execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("UPDATE videos SET upload_mode = $2, parts_total = COALESCE($3, parts_total), \
+                         filesize = COALESCE($4, filesize), ingest_state = 'uploading' WHERE id = $1")
+                .bind(id.as_str()).bind(plan.mode.as_str())
+                .bind(plan.parts_total.map(i64::from)).bind(plan.filesize.map(|f| f as i64))
+                .execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(ChunkClaim { plan, session: video.ingest.session })
+        })
+    }
+
+    pub(crate) async fn set_upload_session_impl(
+        &self,
+        id: &VideoId,
+        session: &str,
+    ) -> CoreResult<String> {
+        with_pool!(self, p => {
+            sqlx::query("UPDATE videos SET upload_session = $2 WHERE id = $1 AND upload_session IS NULL")
+                .bind(id.as_str()).bind(session).execute(p).await.map_err(db_err)?;
+            let (s,): (Option<String>,) = sqlx::query_as("SELECT upload_session FROM videos WHERE id = $1")
+                .bind(id.as_str()).fetch_one(p).await.map_err(db_err)?;
+            s.ok_or_else(|| CoreError::Database("upload session vanished".into()))
+        })
+    }
+
+    pub(crate) async fn release_chunk_impl(
+        &self,
+        id: &VideoId,
+        idx: u32,
+        instance: &str,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query("DELETE FROM upload_chunks WHERE video_id = $1 AND idx = $2 AND size IS NULL AND claimed_by = $3")
+            .bind(id.as_str()).bind(idx as i64).bind(instance).execute(p).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit_chunk_impl(
+        &self,
+        id: &VideoId,
+        idx: u32,
+        size: u64,
+        receipt: &str,
+    ) -> CoreResult<ChunkCommit> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let (_, _) = lock_and_load!(tx, id, None::<&WorkspaceId>);
+            let r = sqlx::query("UPDATE upload_chunks SET size = $3, receipt = $4, claimed_by = NULL WHERE video_id = $1 AND idx = $2 AND size IS NULL")
+                .bind(id.as_str()).bind(idx as i64).bind(size as i64).bind(receipt)
+                .execute(&mut *tx).await.map_err(db_err)?;
+            if r.rows_affected() == 0 {
+                return Err(CoreError::Database(format!("the claim on chunk {idx} was lost")));
+            }
+            let (video, chunks): (Video, Vec<Chunk>) = lock_and_load!(tx, id, None::<&WorkspaceId>);
+            let outcome = match upload::completed_size(&video.ingest, &chunks) {
+                Some(total) if video.ingest.state == IngestState::Uploading => {
+                    sqlx::query("UPDATE videos SET ingest_state = 'assembling', filesize = $2 WHERE id = $1")
+                        .bind(id.as_str()).bind(total as i64).execute(&mut *tx).await.map_err(db_err)?;
+                    ChunkCommit::Complete { chunks, size: total }
+                }
+                _ => ChunkCommit::Pending,
+            };
+            tx.commit().await.map_err(db_err)?;
+            Ok(outcome)
+        })
+    }
+
+    pub(crate) async fn check_whole_impl(
+        &self,
+        ws: &WorkspaceId,
+        id: &VideoId,
+    ) -> CoreResult<Video> {
+        let v = self.get_video_impl(ws, id).await?;
+        upload::check_source_open(v.source_kind, &v.ingest)?;
+        if v.ingest.mode != UploadMode::None {
+            return Err(RangeError::AlreadyInitiated.into());
+        }
+        Ok(v)
+    }
+
+    pub(crate) async fn finish_whole_impl(
+        &self,
+        id: &VideoId,
+        key: &str,
+        size: u64,
+        now: i64,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let (video, _): (Video, Vec<Chunk>) = lock_and_load!(tx, id, None::<&WorkspaceId>);
+            upload::check_source_open(video.source_kind, &video.ingest)?;
+            if video.ingest.mode != UploadMode::None {
+                return Err(RangeError::AlreadyInitiated.into());
+            }
+            sqlx::query("UPDATE videos SET upload_mode = 'whole', ingest_state = 'uploaded', source_key = $2, filesize = $3, \
+                         updated_at = $4 WHERE id = $1")
+                .bind(id.as_str()).bind(key).bind(size as i64).bind(now)
+                .execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    pub(crate) async fn chunks_impl(&self, id: &VideoId) -> CoreResult<Vec<Chunk>> {
+        let sql =
+            format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
+        let rows: Vec<ChunkRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id.as_str()).fetch_all(p).await.map_err(db_err))?;
+        Ok(rows.into_iter().map(Chunk::from).collect())
+    }
+
+    pub(crate) async fn source_ready_impl(
+        &self,
+        id: &VideoId,
+        key: &str,
+        size: u64,
+        now: i64,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query("UPDATE videos SET ingest_state = 'uploaded', source_key = $2, filesize = $3, \
+                                           upload_session = NULL, updated_at = $4 WHERE id = $1")
+            .bind(id.as_str()).bind(key).bind(size as i64).bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! The one way Vidi runs external media tools. Every ffmpeg/ffprobe call goes through [`Tool`]:
+//! it has a timeout, kills the child when dropped (a cancelled request or a lost job leaves no
+//! orphan), and keeps stderr so a failure has a reason a human can read.
+
+pub mod probe;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+pub use probe::{Probe, probe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{tool} could not start: {source}")]
+    Spawn {
+        tool: String,
+        source: std::io::Error,
+    },
+    #[error("{tool} ran longer than {0:?}", .timeout)]
+    Timeout { tool: String, timeout: Duration },
+    #[error("{tool} failed ({status}): {stderr}")]
+    Failed {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{tool} output unreadable: {reason}")]
+    Output { tool: String, reason: String },
+}
+
+/// An external program with fixed settings.
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub program: String,
+    pub timeout: Duration,
+}
+
+/// Stderr is capped: a runaway decoder can print megabytes of warnings.
+const STDERR_CAP: usize = 16 * 1024;
+
+impl Tool {
+    pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
+        Tool {
+            program: program.into(),
+            timeout,
+        }
+    }
+
+    /// Runs the program to completion and returns its stdout.
+    pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ToolError> {
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ToolError::Spawn {
+                tool: self.program.clone(),
+                source,
+            })?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let work = async {
+            let mut out = Vec::new();
+            let mut err = Vec::new();
+            let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            a.and(b).map_err(|source| ToolError::Spawn {
+                tool: self.program.clone(),
+                source,
+            })?;
+            let status = child.wait().await.map_err(|source| ToolError::Spawn {
+                tool: self.program.clone(),
+                source,
+            })?;
+            Ok::<_, ToolError>((status, out, err))
+        };
+        let (status, out, err) =
+            tokio::time::timeout(self.timeout, work)
+                .await
+                .map_err(|_| ToolError::Timeout {
+                    tool: self.program.clone(),
+                    timeout: self.timeout,
+                })??;
+        if !status.success() {
+            let mut stderr = String::from_utf8_lossy(&err[..err.len().min(STDERR_CAP)])
+                .trim()
+                .to_string();
+            if stderr.is_empty() {
+                stderr = "no message".into();
+            }
+            return Err(ToolError::Failed {
+                tool: self.program.clone(),
+                status: status.to_string(),
+                stderr,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The tools, configured once at start-up.
+#[derive(Clone, Debug)]
+pub struct Media {
+    pub ffprobe: Tool,
+    pub ffmpeg: Tool,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            ffprobe: Tool::new("ffprobe", Duration::from_secs(120)),
+            ffmpeg: Tool::new("ffmpeg", Duration::from_secs(6 * 3600)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_failures_with_stderr_and_timeouts() {
+        let sh = Tool::new("sh", Duration::from_secs(5));
+        assert_eq!(sh.run(&["-c", "printf hi"]).await.unwrap(), b"hi");
+        let e = sh
+            .run(&["-c", "echo broken >&2; exit 3"])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ToolError::Failed { stderr, .. } if stderr == "broken"),
+            "{e}"
+        );
+        let slow = Tool::new("sh", Duration::from_millis(200));
+        assert!(matches!(
+            slow.run(&["-c", "sleep 5"]).await,
+            Err(ToolError::Timeout { .. })
+        ));
+        let missing = Tool::new("/nonexistent/tool", Duration::from_secs(1));
+        assert!(matches!(
+            missing.run(&[]).await,
+            Err(ToolError::Spawn { .. })
+        ));
+    }
+}

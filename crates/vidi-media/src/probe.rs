@@ -1,0 +1,214 @@
+//! ffprobe's JSON, parsed into the facts Vidi needs: the encoding metadata api.video reports in
+//! `/videos/{id}/status` and what the encoder must know about the source.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Media, ToolError};
+
+/// The subset of `ffprobe -show_format -show_streams -of json` we read.
+#[derive(Debug, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    streams: Vec<RawStream>,
+    format: Option<RawFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    sample_rate: Option<String>,
+    display_aspect_ratio: Option<String>,
+    #[serde(default)]
+    side_data_list: Vec<serde_json::Value>,
+    #[serde(default)]
+    tags: std::collections::HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawFormat {
+    duration: Option<String>,
+    bit_rate: Option<String>,
+    format_name: Option<String>,
+}
+
+/// What a source is, as far as Vidi cares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub format: String,
+    pub duration_s: Option<f64>,
+    /// Total bitrate in kbit/s.
+    pub bitrate_kbps: Option<f64>,
+    pub video: Option<VideoStream>,
+    pub audio: Option<AudioStream>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VideoStream {
+    pub codec: String,
+    /// As stored; see `rotation` for how it is displayed.
+    pub width: u32,
+    pub height: u32,
+    pub framerate: Option<f64>,
+    /// Degrees, from the display matrix or the legacy `rotate` tag.
+    pub rotation: i32,
+    pub aspect_ratio: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioStream {
+    pub codec: String,
+    pub sample_rate: Option<u32>,
+}
+
+impl VideoStream {
+    /// Width and height as a viewer sees them (rotation by ±90° swaps them).
+    pub fn display_size(&self) -> (u32, u32) {
+        if self.rotation.rem_euclid(180) == 90 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+fn rate(s: &Option<String>) -> Option<f64> {
+    let (n, d) = s.as_deref()?.split_once('/')?;
+    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+    (d > 0.0 && n > 0.0).then_some(n / d)
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Parses ffprobe's JSON. Errors when there is nothing playable in it.
+pub fn parse(json: &[u8]) -> Result<Probe, String> {
+    let raw: Raw = serde_json::from_slice(json).map_err(|e| format!("ffprobe JSON: {e}"))?;
+    let format = raw.format.ok_or("no container format recognised")?;
+    let video = raw
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.width.unwrap_or(0) > 0)
+        .map(|s| {
+            let rotation = s
+                .side_data_list
+                .iter()
+                .find_map(|d| d.get("rotation").and_then(|r| r.as_i64()))
+                .or_else(|| s.tags.get("rotate").and_then(|r| r.parse().ok()))
+                .unwrap_or(0) as i32;
+            let (w, h) = (s.width.unwrap_or(0), s.height.unwrap_or(0));
+            let mut v = VideoStream {
+                codec: s.codec_name.clone().unwrap_or_default(),
+                width: w,
+                height: h,
+                framerate: rate(&s.avg_frame_rate).or_else(|| rate(&s.r_frame_rate)),
+                rotation,
+                aspect_ratio: None,
+            };
+            let (dw, dh) = v.display_size();
+            let g = gcd(dw, dh).max(1);
+            v.aspect_ratio = s
+                .display_aspect_ratio
+                .clone()
+                .filter(|a| a != "0:1" && v.rotation.rem_euclid(180) == 0)
+                .or(Some(format!("{}:{}", dw / g, dh / g)));
+            v
+        });
+    let audio = raw
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"))
+        .map(|s| AudioStream {
+            codec: s.codec_name.clone().unwrap_or_default(),
+            sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+        });
+    if video.is_none() && audio.is_none() {
+        return Err("no audio or video stream found".into());
+    }
+    Ok(Probe {
+        format: format.format_name.unwrap_or_default(),
+        duration_s: format.duration.as_deref().and_then(|d| d.parse().ok()),
+        bitrate_kbps: format
+            .bit_rate
+            .as_deref()
+            .and_then(|b| b.parse::<f64>().ok())
+            .map(|b| (b / 1000.0).round()),
+        video,
+        audio,
+    })
+}
+
+/// Probes `input` (a path or URL). `Ok(Err(reason))` means the tool ran and the file is not
+/// media; `Err` means the tool itself could not run.
+pub async fn probe(media: &Media, input: &str) -> Result<Result<Probe, String>, ToolError> {
+    let args = [
+        "-v",
+        "error",
+        "-of",
+        "json",
+        "-show_format",
+        "-show_streams",
+        input,
+    ];
+    match media.ffprobe.run(&args).await {
+        Ok(out) => Ok(parse(&out)),
+        Err(ToolError::Failed { stderr, .. }) => Ok(Err(stderr)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn landscape_with_audio() {
+        let p = parse(&fixture("landscape_h264_aac.json")).unwrap();
+        let v = p.video.unwrap();
+        assert_eq!(
+            (v.codec.as_str(), v.width, v.height, v.framerate),
+            ("h264", 640, 360, Some(25.0))
+        );
+        assert_eq!(v.aspect_ratio.as_deref(), Some("16:9"));
+        let a = p.audio.unwrap();
+        assert_eq!((a.codec.as_str(), a.sample_rate), ("aac", Some(44100)));
+        assert!((p.duration_s.unwrap() - 2.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn portrait_without_audio() {
+        let p = parse(&fixture("portrait_rotated_no_audio.json")).unwrap();
+        let v = p.video.unwrap();
+        assert_eq!(v.display_size(), (360, 640));
+        assert_eq!(v.aspect_ratio.as_deref(), Some("9:16"));
+        assert!(p.audio.is_none());
+    }
+
+    #[test]
+    fn rotation_swaps_display_size() {
+        let json = br#"{"streams":[{"codec_type":"video","codec_name":"h264","width":1920,"height":1080,
+            "side_data_list":[{"side_data_type":"Display Matrix","rotation":-90}]}],"format":{"format_name":"mov"}}"#;
+        let v = parse(json).unwrap().video.unwrap();
+        assert_eq!((v.rotation, v.display_size()), (-90, (1080, 1920)));
+        assert_eq!(v.aspect_ratio.as_deref(), Some("9:16"));
+    }
+
+    #[test]
+    fn empty_probe_is_not_media() {
+        assert!(parse(b"{\n\n}").is_err());
+        assert!(parse(br#"{"streams":[],"format":{"format_name":"tty"}}"#).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Media in a local folder. Writes go to a temporary file that is fsynced and renamed, so a crash
+//! leaves either the old object or the new one. Chunked uploads write straight into the file being
+//! assembled whenever the chunk's offset is known (always in bytes mode, and in part mode when the
+//! parts arrive in order, as every official client sends them), so assembly is a rename; only
+//! chunks that arrive ahead of a gap are spooled and copied in at the end.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+use vidi_core::blobs::{ByteStream, ChunkRef, is_safe_key};
+use vidi_core::model::UploadMode;
+use vidi_core::{Blobs, CoreError, CoreResult};
+
+use crate::next_piece;
+
+const INLINE: &str = "inline";
+const SPOOL: &str = "spool";
+
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+impl LocalBlobs {
+    pub async fn open(root: PathBuf) -> CoreResult<Self> {
+        fs::create_dir_all(root.join(".tmp")).await?;
+        fs::create_dir_all(root.join(".uploads")).await?;
+        let root = fs::canonicalize(&root).await?;
+        Ok(LocalBlobs { root })
+    }
+
+    fn path(&self, key: &str) -> CoreResult<PathBuf> {
+        if !is_safe_key(key.trim_end_matches('/')) {
+            return Err(CoreError::Storage(format!("unsafe key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn session_dir(&self, session: &str) -> CoreResult<PathBuf> {
+        if !session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(CoreError::Storage(format!("bad session {session:?}")));
+        }
+        Ok(self.root.join(".uploads").join(session))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Moves a finished, synced file into place.
+    async fn publish(&self, tmp: &Path, key: &str) -> CoreResult<()> {
+        let dest = self.path(key)?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).await?;
+        }
+        fs::rename(tmp, &dest).await?;
+        Ok(())
+    }
+}
+
+/// Streams `body` into `file` through a large buffer: tokio runs each file write on the blocking
+/// pool, so many small writes (hyper hands over a few KiB at a time) would dominate the cost.
+async fn write_all_from(file: &mut File, mut body: ByteStream, max: u64) -> CoreResult<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut total = 0u64;
+    while let Some(piece) = next_piece(&mut body, &mut total, max).await? {
+        out.write_all(&piece).await?;
+    }
+    out.flush().await?;
+    Ok(total)
+}
+
+#[async_trait]
+impl Blobs for LocalBlobs {
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    async fn put_stream(&self, key: &str, body: ByteStream) -> CoreResult<u64> {
+        let dest = self.path(key)?;
+        let tmp = self.temp_path();
+        let result = async {
+            let mut f = File::create(&tmp).await?;
+            let n = write_all_from(&mut f, body, u64::MAX).await?;
+            f.sync_data().await?;
+            Ok::<_, CoreError>(n)
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                self.publish(&tmp, key).await?;
+                tracing::debug!(path = %dest.display(), bytes = n, "stored");
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
+        let mut f = match File::open(self.path(key)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CoreError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        match range {
+            None => Ok(Box::pin(ReaderStream::with_capacity(f, 256 * 1024))),
+            Some((from, to)) => {
+                f.seek(SeekFrom::Start(from)).await?;
+                Ok(Box::pin(ReaderStream::with_capacity(
+                    f.take(to - from + 1),
+                    256 * 1024,
+                )))
+            }
+        }
+    }
+
+    async fn size(&self, key: &str) -> CoreResult<Option<u64>> {
+        match fs::metadata(self.path(key)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> CoreResult<()> {
+        match fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> CoreResult<()> {
+        match fs::remove_dir_all(self.path(prefix)?).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> CoreResult<()> {
+        let tmp = self.temp_path();
+        fs::copy(self.path(from)?, &tmp).await?;
+        File::open(&tmp).await?.sync_all().await?;
+        self.publish(&tmp, to).await
+    }
+
+    async fn media_input(&self, key: &str) -> CoreResult<String> {
+        Ok(self.path(key)?.to_string_lossy().into_owned())
+    }
+
+    async fn begin_chunks(&self, _dest: &str, _mode: UploadMode) -> CoreResult<String> {
+        let session = uuid::Uuid::new_v4().to_string();
+        fs::create_dir_all(self.session_dir(&session)?).await?;
+        Ok(session)
+    }
+
+    async fn write_chunk(
+        &self,
+        _dest: &str,
+        session: &str,
+        _mode: UploadMode,
+        idx: u32,
+        offset: Option<u64>,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> CoreResult<(u64, String)> {
+        let dir = self.session_dir(session)?;
+        fs::create_dir_all(&dir).await?;
+        let (mut f, receipt) = match offset {
+            Some(at) => {
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(dir.join("data"))
+                    .await?;
+                f.seek(SeekFrom::Start(at)).await?;
+                (f, INLINE)
+            }
+            None => (File::create(dir.join(format!("part-{idx}"))).await?, SPOOL),
+        };
+        let n = write_all_from(&mut f, body, max_bytes).await?;
+        // Durable before the chunk is acknowledged: a server killed after answering loses nothing.
+        f.sync_data().await?;
+        Ok((n, receipt.to_string()))
+    }
+
+    async fn assemble(
+        &self,
+        dest: &str,
+        session: &str,
+        _mode: UploadMode,
+        chunks: &[ChunkRef],
+    ) -> CoreResult<()> {
+        let dir = self.session_dir(session)?;
+        let data = dir.join("data");
+        let mut out = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&data)
+            .await?;
+        let mut sorted: Vec<&ChunkRef> = chunks.iter().collect();
+        sorted.sort_by_key(|c| c.idx);
+        let mut offset = 0u64;
+        for c in sorted {
+            if c.receipt == SPOOL {
+                let mut part = File::open(dir.join(format!("part-{}", c.idx))).await?;
+                out.seek(SeekFrom::Start(offset)).await?;
+                let copied = tokio::io::copy(&mut part, &mut out).await?;
+                if copied != c.size {
+                    return Err(CoreError::Storage(format!(
+                        "part {} has {copied} bytes, expected {}",
+                        c.idx, c.size
+                    )));
+                }
+            }
+            offset += c.size;
+        }
+        // A chunk rewritten after a crash may have left bytes past the end.
+        out.set_len(offset).await?;
+        out.sync_all().await?;
+        drop(out);
+        self.publish(&data, dest).await?;
+        let _ = fs::remove_dir_all(&dir).await;
+        Ok(())
+    }
+
+    async fn abort_chunks(&self, _dest: &str, session: &str) -> CoreResult<()> {
+        match fs::remove_dir_all(self.session_dir(session)?).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}

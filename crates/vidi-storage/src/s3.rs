@@ -1,0 +1,304 @@
+//! Media in an S3-compatible bucket. Ranged uploads in part mode map one api.video part onto one
+//! S3 multipart part, so chunks may land on any API node and assembly is a single
+//! CompleteMultipartUpload. Bytes mode cannot (object_store numbers parts by position, and a range's
+//! position is unknown until all have arrived), so its ranges are staged as objects and streamed
+//! into place at the end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path;
+use object_store::signer::Signer;
+
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart,
+};
+use vidi_core::blobs::{ByteStream, ChunkRef, is_safe_key};
+use vidi_core::model::UploadMode;
+use vidi_core::{Blobs, CoreError, CoreResult};
+
+use crate::next_piece;
+
+/// Connection settings; each field falls back to the usual `AWS_*` variable.
+#[derive(Clone, Debug, Default)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+pub struct S3Blobs {
+    store: Arc<AmazonS3>,
+    prefix: String,
+}
+
+fn err(e: object_store::Error) -> CoreError {
+    match e {
+        object_store::Error::NotFound { .. } => CoreError::NotFound,
+        e => CoreError::Storage(e.to_string()),
+    }
+}
+
+const STAGED: &str = "staged:";
+
+impl S3Blobs {
+    /// `url` is `s3://bucket` or `s3://bucket/prefix`.
+    pub fn open(url: &str, cfg: &S3Config) -> CoreResult<Self> {
+        let rest = url.trim_start_matches("s3://");
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(false);
+        if let Some(e) = &cfg.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        b = b.with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()));
+        if let Some(k) = &cfg.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &cfg.secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        let store = b.build().map_err(err)?;
+        let prefix = prefix.trim_matches('/').to_string();
+        Ok(S3Blobs {
+            store: Arc::new(store),
+            prefix,
+        })
+    }
+
+    fn path(&self, key: &str) -> CoreResult<Path> {
+        if !is_safe_key(key.trim_end_matches('/')) {
+            return Err(CoreError::Storage(format!("unsafe key {key:?}")));
+        }
+        Ok(if self.prefix.is_empty() {
+            Path::from(key)
+        } else {
+            Path::from(format!("{}/{key}", self.prefix))
+        })
+    }
+
+    fn staged(&self, session: &str, idx: u32) -> CoreResult<Path> {
+        self.path(&format!(".uploads/{session}/{idx}"))
+    }
+
+    /// Streams into a multipart upload; aborts it on failure so nothing half-written is visible.
+    async fn stream_into(&self, path: &Path, mut body: ByteStream) -> CoreResult<u64> {
+        let upload = self.store.put_multipart(path).await.map_err(err)?;
+        let mut w = WriteMultipart::new(upload);
+        let mut total = 0u64;
+        let r = async {
+            while let Some(piece) = next_piece(&mut body, &mut total, u64::MAX).await? {
+                // Bounded concurrency keeps memory at a few parts whatever the object's size.
+                w.wait_for_capacity(2).await.map_err(err)?;
+                w.put(piece);
+            }
+            Ok::<_, CoreError>(())
+        }
+        .await;
+        match r {
+            Ok(()) => {
+                w.finish().await.map_err(err)?;
+                Ok(total)
+            }
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Blobs for S3Blobs {
+    fn backend(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put_stream(&self, key: &str, body: ByteStream) -> CoreResult<u64> {
+        let path = self.path(key)?;
+        self.stream_into(&path, body).await
+    }
+
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
+        let opts = GetOptions {
+            range: range.map(|(f, t)| GetRange::Bounded(f..t + 1)),
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .get_opts(&self.path(key)?, opts)
+            .await
+            .map_err(err)?;
+        Ok(Box::pin(r.into_stream().map_err(std::io::Error::other)))
+    }
+
+    async fn size(&self, key: &str) -> CoreResult<Option<u64>> {
+        match self.store.head(&self.path(key)?).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> CoreResult<()> {
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> CoreResult<()> {
+        let p = self.path(prefix)?;
+        let mut listing = self.store.list(Some(&p));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(err)?;
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> CoreResult<()> {
+        self.store
+            .copy(&self.path(from)?, &self.path(to)?)
+            .await
+            .map_err(err)
+    }
+
+    async fn media_input(&self, key: &str) -> CoreResult<String> {
+        let url = self
+            .store
+            .signed_url(http_get(), &self.path(key)?, Duration::from_secs(6 * 3600))
+            .await
+            .map_err(err)?;
+        Ok(url.to_string())
+    }
+
+    async fn begin_chunks(&self, dest: &str, mode: UploadMode) -> CoreResult<String> {
+        match mode {
+            UploadMode::Bytes => Ok(format!("{STAGED}{}", uuid::Uuid::new_v4())),
+            _ => self
+                .store
+                .create_multipart(&self.path(dest)?)
+                .await
+                .map_err(err),
+        }
+    }
+
+    async fn write_chunk(
+        &self,
+        dest: &str,
+        session: &str,
+        _mode: UploadMode,
+        idx: u32,
+        _offset: Option<u64>,
+        mut body: ByteStream,
+        max_bytes: u64,
+    ) -> CoreResult<(u64, String)> {
+        // An S3 part must be sent whole with its length, so the chunk is buffered (bounded by the
+        // per-request limit).
+        let mut buf = PutPayloadMut::new();
+        let mut total = 0u64;
+        while let Some(piece) = next_piece(&mut body, &mut total, max_bytes).await? {
+            buf.push(piece);
+        }
+        if let Some(staged) = session.strip_prefix(STAGED) {
+            self.store
+                .put(&self.staged(staged, idx)?, buf.freeze())
+                .await
+                .map_err(err)?;
+            return Ok((total, "staged".into()));
+        }
+        let part = self
+            .store
+            .put_part(
+                &self.path(dest)?,
+                &session.to_string(),
+                idx as usize - 1,
+                buf.freeze(),
+            )
+            .await
+            .map_err(err)?;
+        Ok((total, part.content_id))
+    }
+
+    async fn assemble(
+        &self,
+        dest: &str,
+        session: &str,
+        _mode: UploadMode,
+        chunks: &[ChunkRef],
+    ) -> CoreResult<()> {
+        let mut sorted: Vec<&ChunkRef> = chunks.iter().collect();
+        sorted.sort_by_key(|c| c.idx);
+        let path = self.path(dest)?;
+        if let Some(staged) = session.strip_prefix(STAGED) {
+            let mut parts = Vec::new();
+            for c in &sorted {
+                parts.push(self.staged(staged, c.idx)?);
+            }
+            let store = self.store.clone();
+            let body = futures::stream::iter(parts)
+                .then(move |p| {
+                    let store = store.clone();
+                    async move { store.get(&p).await.map(|r| r.into_stream()) }
+                })
+                .try_flatten()
+                .map_err(std::io::Error::other);
+            self.stream_into(&path, Box::pin(body)).await?;
+            return self.delete_prefix(&format!(".uploads/{staged}/")).await;
+        }
+        if sorted
+            .iter()
+            .enumerate()
+            .any(|(i, c)| c.idx as usize != i + 1)
+        {
+            return Err(CoreError::Storage("parts are not contiguous".into()));
+        }
+        let parts = sorted
+            .iter()
+            .map(|c| PartId {
+                content_id: c.receipt.clone(),
+            })
+            .collect();
+        match self
+            .store
+            .complete_multipart(&path, &session.to_string(), parts)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Completed already by an earlier attempt that died before recording it.
+            Err(e) if self.store.head(&path).await.is_ok() => {
+                tracing::warn!(error = %e, "multipart completion failed but the object exists");
+                Ok(())
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn abort_chunks(&self, dest: &str, session: &str) -> CoreResult<()> {
+        if let Some(staged) = session.strip_prefix(STAGED) {
+            return self.delete_prefix(&format!(".uploads/{staged}/")).await;
+        }
+        match self
+            .store
+            .abort_multipart(&self.path(dest)?, &session.to_string())
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
+fn http_get() -> http::Method {
+    http::Method::GET
+}

@@ -1,0 +1,97 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `VIDI_*` environment
+//! variables (each key in upper case: `http_addr` → `VIDI_HTTP_ADDR`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where the API listens.
+    pub http_addr: SocketAddr,
+    /// The SQLite file and the local media live here.
+    pub data_dir: PathBuf,
+    /// Empty: SQLite in `data_dir`. `postgres://…`: PostgreSQL.
+    pub database_url: String,
+    /// PostgreSQL only: keep Vidi's tables in this schema.
+    pub database_schema: String,
+    /// Empty: media in `data_dir/media`. `s3://bucket[/prefix]`: S3 (see the `s3_*` keys and `AWS_*`).
+    pub storage_url: String,
+    /// S3 endpoint for non-AWS servers (also read from `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    /// The base of asset URLs; defaults to `http://<http_addr>`.
+    pub public_url: String,
+    /// Largest upload request (whole file or chunk), bytes.
+    pub max_request_bytes: u64,
+    /// Storage quota reported by `/account`, bytes.
+    pub quota_bytes: u64,
+    pub ffmpeg: String,
+    pub ffprobe: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let api = vidi_api::ApiConfig::default();
+        Config {
+            http_addr: "127.0.0.1:8080".parse().expect("literal"),
+            data_dir: PathBuf::from("./vidi-data"),
+            database_url: String::new(),
+            database_schema: String::new(),
+            storage_url: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            public_url: String::new(),
+            max_request_bytes: api.max_request_bytes,
+            quota_bytes: api.quota_bytes,
+            ffmpeg: "ffmpeg".into(),
+            ffprobe: "ffprobe".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers. `file` is read when given, else `vidi.toml` when it exists.
+    pub fn load(file: Option<PathBuf>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => fig = fig.merge(Toml::file_exact(f)),
+            None => fig = fig.merge(Toml::file("vidi.toml")),
+        }
+        let mut cfg: Config = fig.merge(Env::prefixed("VIDI_")).extract()?;
+        if cfg.s3_endpoint.is_empty()
+            && let Ok(e) = std::env::var("AWS_ENDPOINT_URL")
+        {
+            cfg.s3_endpoint = e;
+        }
+        Ok(cfg)
+    }
+
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+fn nonempty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl Config {
+    pub fn database_url(&self) -> Option<&str> {
+        nonempty(&self.database_url)
+    }
+    pub fn database_schema(&self) -> Option<&str> {
+        nonempty(&self.database_schema)
+    }
+    pub fn storage_url(&self) -> Option<&str> {
+        nonempty(&self.storage_url)
+    }
+}

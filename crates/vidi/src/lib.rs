@@ -1,0 +1,103 @@
+//! The `vidi` binary's library half: configuration and start-up, shared by `main` and by the
+//! integration tests (which boot the real server on 127.0.0.1:0).
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use vidi_api::{ApiConfig, AppState};
+use vidi_core::Repo;
+use vidi_db::Db;
+use vidi_media::{Media, Tool};
+use vidi_storage::S3Config;
+
+pub use config::Config;
+
+/// TLS for outgoing calls (S3, source downloads) uses ring; it must be chosen once per process.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens the metadata store and brings its schema up to date.
+pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<Db>> {
+    let db = Db::open(cfg.database_url(), &cfg.data_dir, cfg.database_schema()).await?;
+    db.migrate().await?;
+    Ok(Arc::new(db))
+}
+
+/// Creates an API key; on an empty database also the default workspace.
+pub async fn create_key(repo: &dyn Repo, name: &str) -> anyhow::Result<String> {
+    let ws = match repo.default_workspace().await? {
+        Some(ws) => ws,
+        None => repo.create_workspace("default").await?,
+    };
+    Ok(vidi_api::auth::create_api_key(repo, &ws, name).await?)
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub url: String,
+    /// The key created because the database had none (printed once by `serve`).
+    pub first_key: Option<String>,
+    pub state: AppState,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Serves until the process ends.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await??;
+        Ok(())
+    }
+
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Opens everything and starts serving on `cfg.http_addr` (port 0 picks a free one).
+pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+    install_crypto();
+    let repo = open_repo(&cfg).await?;
+    let first_key = if repo.count_api_keys().await? == 0 {
+        Some(create_key(repo.as_ref(), "default").await?)
+    } else {
+        None
+    };
+    let s3 = S3Config {
+        endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
+        region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),
+        access_key_id: None,
+        secret_access_key: None,
+    };
+    let blobs = vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?;
+    let listener = TcpListener::bind(cfg.http_addr).await?;
+    let addr = listener.local_addr()?;
+    let url = cfg.public_url_for(addr);
+    let api = ApiConfig {
+        public_url: url.clone(),
+        max_request_bytes: cfg.max_request_bytes,
+        quota_bytes: cfg.quota_bytes,
+        ..ApiConfig::default()
+    };
+    let media = Media {
+        ffprobe: Tool::new(cfg.ffprobe.clone(), Duration::from_secs(120)),
+        ffmpeg: Tool::new(cfg.ffmpeg.clone(), Duration::from_secs(6 * 3600)),
+    };
+    let state = AppState::new(repo, blobs, media, api).await?;
+    vidi_api::spawn_background(state.clone());
+    let app = vidi_api::router(state.clone());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
+    Ok(Server {
+        addr,
+        url,
+        first_key,
+        state,
+        task,
+    })
+}
