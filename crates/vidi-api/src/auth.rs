@@ -37,6 +37,8 @@ struct Claims {
     ws: String,
     iat: i64,
     exp: i64,
+    /// Makes every token distinct, even two issued in the same second.
+    jti: String,
 }
 
 pub fn sha256_hex(s: &str) -> String {
@@ -96,6 +98,7 @@ impl Authenticator {
             ws: owner.workspace_id.to_string(),
             iat: now_s,
             exp: now_s + ttl_s,
+            jti: vidi_core::id::random_body(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
@@ -120,10 +123,7 @@ impl Auth {
 }
 
 fn missing_header() -> ApiError {
-    ApiError::unauthorized(
-        "authentication-missing-authorization-header",
-        "The \"Authorization\" header is missing.",
-    )
+    ApiError::unauthorized("authentication-missing-authorization-header", "The \"Authorization\" header is missing.")
 }
 
 fn bad_header() -> ApiError {
@@ -137,10 +137,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
-            .map(|v| v.to_str().map(str::trim));
+        let value = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().map(str::trim));
         // Node 2.5 sends an empty Authorization header when it has no key: same as none.
         let value = match value {
             None | Some(Ok("")) => return Err(missing_header()),
@@ -150,29 +147,18 @@ impl FromRequestParts<AppState> for Auth {
         let (scheme, cred) = value.split_once(' ').ok_or_else(bad_header)?;
         let cred = cred.trim();
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(cred)
-                .map_err(|_| bad_header())?;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(cred).map_err(|_| bad_header())?;
             let decoded = String::from_utf8(decoded).map_err(|_| bad_header())?;
             let key = decoded.split_once(':').map_or(decoded.as_str(), |(k, _)| k);
-            let invalid = || {
-                ApiError::unauthorized("authentication-invalid-api-key", "The API key is invalid.")
-            };
+            let invalid = || ApiError::unauthorized("authentication-invalid-api-key", "The API key is invalid.");
             if key.is_empty() {
                 return Err(invalid());
             }
-            let owner = state
-                .auth
-                .owner_of_key(state.repo.as_ref(), key)
-                .await?
-                .ok_or_else(invalid)?;
+            let owner = state.auth.owner_of_key(state.repo.as_ref(), key).await?.ok_or_else(invalid)?;
             Ok(Auth(owner))
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let owner = state.auth.verify_access(cred).ok_or_else(|| {
-                ApiError::unauthorized(
-                    "authentication-invalid-access-token",
-                    "The access token is invalid or expired.",
-                )
+                ApiError::unauthorized("authentication-invalid-access-token", "The access token is invalid or expired.")
             })?;
             Ok(Auth(owner))
         } else {

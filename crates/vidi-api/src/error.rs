@@ -74,12 +74,7 @@ impl ApiError {
     }
 
     pub fn invalid_query(name: &str, detail: impl Into<String>) -> Self {
-        Self::bad_request(
-            "request-invalid-query-parameter",
-            "A query parameter is invalid.",
-            name,
-        )
-        .detail(detail)
+        Self::bad_request("request-invalid-query-parameter", "A query parameter is invalid.", name).detail(detail)
     }
 
     pub fn query_out_of_range(name: &str, detail: impl Into<String>) -> Self {
@@ -93,12 +88,7 @@ impl ApiError {
 
     /// A missing resource; `name` is the path parameter (`videoId`, …).
     pub fn not_found(name: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "resource-not-found",
-            "The requested resource was not found.",
-            name,
-        )
+        Self::new(StatusCode::NOT_FOUND, "resource-not-found", "The requested resource was not found.", name)
     }
 
     pub fn unauthorized(slug: &str, title: &str) -> Self {
@@ -106,28 +96,16 @@ impl ApiError {
     }
 
     pub fn bad_credentials() -> Self {
-        Self::bad_request(
-            "authentication-invalid-user-credentials",
-            "The user credentials were incorrect.",
-            "",
-        )
+        Self::bad_request("authentication-invalid-user-credentials", "The user credentials were incorrect.", "")
     }
 
     pub fn upload(e: RangeError) -> Self {
-        let name = if e.slug().starts_with("video-content-range") {
-            "Content-Range"
-        } else {
-            "file"
-        };
+        let name = if e.slug().starts_with("video-content-range") { "Content-Range" } else { "file" };
         Self::bad_request(e.slug(), e.title(), name)
     }
 
     pub fn no_file() -> Self {
-        Self::bad_request(
-            "uploaded-file-no-file",
-            "There is no uploaded file in the request.",
-            "file",
-        )
+        Self::bad_request("uploaded-file-no-file", "There is no uploaded file in the request.", "file")
     }
 
     pub fn multiple_files() -> Self {
@@ -139,12 +117,7 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server-error",
-            "Server error",
-            "",
-        );
+        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server-error", "Server error", "");
         e.0.kind = "about:blank".into();
         e
     }
@@ -154,9 +127,7 @@ impl ApiError {
         match e {
             CoreError::NotFound => Self::not_found(not_found_name),
             CoreError::Upload(r) => Self::upload(r),
-            CoreError::Body(reason) => {
-                Self::invalid_payload(format!("The request body could not be read: {reason}"))
-            }
+            CoreError::Body(reason) => Self::invalid_payload(format!("The request body could not be read: {reason}")),
             e @ (CoreError::Database(_) | CoreError::Storage(_)) => {
                 tracing::error!(error = %e, "request failed");
                 Self::internal()
@@ -185,14 +156,10 @@ impl<T> OrNotFound<T> for Result<T, CoreError> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         let mut res = (status, body).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         res
     }
 }

@@ -17,29 +17,21 @@ impl FromRequest<AppState> for JsonObject {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.cfg.max_json_bytes;
-        let body = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| {
-                ApiError::invalid_payload(format!(
-                    "The body is missing, unreadable or larger than {limit} bytes."
-                ))
-            })?;
+        let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            ApiError::invalid_payload(format!("The body is missing, unreadable or larger than {limit} bytes."))
+        })?;
         parse_object(&body).map(JsonObject)
     }
 }
 
 pub fn parse_object(body: &Bytes) -> ApiResult<Map<String, Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_payload(
-            "The body is empty: a JSON object is expected.",
-        ));
+        return Err(ApiError::invalid_payload("The body is empty: a JSON object is expected."));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::invalid_payload("The body must be a JSON object.")),
-        Err(e) => Err(ApiError::invalid_payload(format!(
-            "The body is not valid JSON: {e}"
-        ))),
+        Err(e) => Err(ApiError::invalid_payload(format!("The body is not valid JSON: {e}"))),
     }
 }
 
@@ -55,10 +47,7 @@ pub trait Fields {
 }
 
 fn wrong(name: &str, expected: &str) -> ApiError {
-    ApiError::invalid_attribute(
-        name,
-        format!("The \"{name}\" attribute must be {expected}."),
-    )
+    ApiError::invalid_attribute(name, format!("The \"{name}\" attribute must be {expected}."))
 }
 
 impl Fields for Map<String, Value> {
@@ -91,11 +80,7 @@ impl Fields for Map<String, Value> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| wrong(name, "an array of strings"))
-                })
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(name, "an array of strings")))
                 .collect::<ApiResult<Vec<_>>>()
                 .map(Some),
             Some(_) => Err(wrong(name, "an array of strings")),
@@ -112,10 +97,9 @@ impl Fields for Map<String, Value> {
                     let key = v.get("key").and_then(Value::as_str);
                     let value = v.get("value").and_then(Value::as_str);
                     match (key, value) {
-                        (Some(k), Some(v)) if !k.is_empty() => Ok(MetadataPair {
-                            key: k.to_string(),
-                            value: v.to_string(),
-                        }),
+                        (Some(k), Some(v)) if !k.is_empty() => {
+                            Ok(MetadataPair { key: k.to_string(), value: v.to_string() })
+                        }
                         _ => Err(wrong(name, expected)),
                     }
                 })
@@ -135,20 +119,12 @@ pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     /// The last value of a plain parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// `name[]=a&name[]=b`, also `name=a` and `name[0]=a`.
@@ -156,10 +132,7 @@ impl Query {
         self.0
             .iter()
             .filter(|(k, _)| {
-                k == name
-                    || k.strip_prefix(name)
-                        .and_then(|r| r.strip_prefix('['))
-                        .is_some_and(|r| r.ends_with(']'))
+                k == name || k.strip_prefix(name).and_then(|r| r.strip_prefix('[')).is_some_and(|r| r.ends_with(']'))
             })
             .map(|(_, v)| v.clone())
             .collect()
@@ -171,21 +144,14 @@ impl Query {
             .iter()
             .filter_map(|(k, v)| {
                 let key = k.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')?;
-                (!key.is_empty()).then(|| MetadataPair {
-                    key: key.to_string(),
-                    value: v.clone(),
-                })
+                (!key.is_empty()).then(|| MetadataPair { key: key.to_string(), value: v.clone() })
             })
             .collect()
     }
 
     /// The query string to repeat in pagination links: every parameter but the page ones.
     pub fn without_paging(&self) -> Vec<(String, String)> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k != "currentPage" && k != "pageSize")
-            .cloned()
-            .collect()
+        self.0.iter().filter(|(k, _)| k != "currentPage" && k != "pageSize").cloned().collect()
     }
 }
 
@@ -196,21 +162,13 @@ mod tests {
     #[test]
     fn query_conventions_of_both_clients() {
         // Node percent-encodes the brackets and writes spaces as `+`.
-        let q = Query::parse(Some(
-            "tags%5B%5D=a&tags%5B%5D=b+c&metadata%5BAuthor%5D=John+Doe&metadata[x]=1&title=t",
-        ));
+        let q = Query::parse(Some("tags%5B%5D=a&tags%5B%5D=b+c&metadata%5BAuthor%5D=John+Doe&metadata[x]=1&title=t"));
         assert_eq!(q.list("tags"), vec!["a", "b c"]);
         assert_eq!(
             q.map("metadata"),
             vec![
-                MetadataPair {
-                    key: "Author".into(),
-                    value: "John Doe".into()
-                },
-                MetadataPair {
-                    key: "x".into(),
-                    value: "1".into()
-                }
+                MetadataPair { key: "Author".into(), value: "John Doe".into() },
+                MetadataPair { key: "x".into(), value: "1".into() }
             ]
         );
         assert_eq!(q.get("title"), Some("t"));
@@ -219,10 +177,7 @@ mod tests {
 
     #[test]
     fn fields_name_the_attribute() {
-        let m = parse_object(&Bytes::from_static(
-            br#"{"title": 3, "tags": ["a", 1], "public": null}"#,
-        ))
-        .unwrap();
+        let m = parse_object(&Bytes::from_static(br#"{"title": 3, "tags": ["a", 1], "public": null}"#)).unwrap();
         let e = m.string("title").unwrap_err();
         assert_eq!(e.status(), 400);
         assert!(m.strings("tags").is_err());

@@ -10,34 +10,16 @@ use vidi_core::time::now_ms;
 use crate::{ApiResult, AppState};
 
 /// Joins a complete set of chunks into the source and marks it uploaded.
-pub async fn assemble(
-    state: &AppState,
-    ws: &WorkspaceId,
-    id: &VideoId,
-    chunks: &[Chunk],
-    size: u64,
-) -> ApiResult<()> {
+pub async fn assemble(state: &AppState, ws: &WorkspaceId, id: &VideoId, chunks: &[Chunk], size: u64) -> ApiResult<()> {
     let video = state.repo.get_video(ws, id).await?;
-    let session = video
-        .ingest
-        .session
-        .clone()
-        .ok_or_else(|| CoreError::Database("complete upload without a session".into()))?;
+    let session =
+        video.ingest.session.clone().ok_or_else(|| CoreError::Database("complete upload without a session".into()))?;
     let refs: Vec<ChunkRef> = chunks
         .iter()
-        .filter_map(|c| {
-            Some(ChunkRef {
-                idx: c.idx,
-                size: c.size?,
-                receipt: c.receipt.clone()?,
-            })
-        })
+        .filter_map(|c| Some(ChunkRef { idx: c.idx, size: c.size?, receipt: c.receipt.clone()? }))
         .collect();
     let dest = source_key(id.as_str());
-    state
-        .blobs
-        .assemble(&dest, &session, video.ingest.mode, &refs)
-        .await?;
+    state.blobs.assemble(&dest, &session, video.ingest.mode, &refs).await?;
     state.repo.source_ready(id, &dest, size, now_ms()).await?;
     tracing::info!(video = %id, bytes = size, parts = refs.len(), "source assembled");
     Ok(())
@@ -51,15 +33,10 @@ pub fn spawn_probe(state: AppState, ws: WorkspaceId, id: VideoId) {
 async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
     let outcome = async {
         let video = state.repo.get_video(ws, id).await?;
-        let key = video
-            .ingest
-            .source_key
-            .ok_or_else(|| CoreError::Storage("no source".into()))?;
+        let key = video.ingest.source_key.ok_or_else(|| CoreError::Storage("no source".into()))?;
         let input = state.blobs.media_input(&key).await?;
         match vidi_media::probe(&state.media, &input).await {
-            Ok(Ok(p)) => Ok(ProbeOutcome::Probed(
-                serde_json::to_value(p).expect("plain data"),
-            )),
+            Ok(Ok(p)) => Ok(ProbeOutcome::Probed(serde_json::to_value(p).expect("plain data"))),
             Ok(Err(reason)) => Ok(ProbeOutcome::Failed(reason)),
             Err(e) => Err(CoreError::Storage(format!("ffprobe did not run: {e}"))),
         }
@@ -90,14 +67,9 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
         let dest = source_key(id.as_str());
         let size = match video.source_kind {
             SourceKind::Clone => {
-                let orig = state
-                    .repo
-                    .get_video(&ws, &VideoId::from_trusted(reference))
-                    .await?;
-                let from = orig
-                    .ingest
-                    .source_key
-                    .ok_or_else(|| CoreError::Storage("the original has no source".into()))?;
+                let orig = state.repo.get_video(&ws, &VideoId::from_trusted(reference)).await?;
+                let from =
+                    orig.ingest.source_key.ok_or_else(|| CoreError::Storage("the original has no source".into()))?;
                 state.blobs.copy(&from, &dest).await?;
                 state.blobs.size(&dest).await?.unwrap_or(0)
             }
@@ -109,14 +81,9 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
                     .await
                     .map_err(|e| CoreError::Storage(format!("download: {e}")))?;
                 if !res.status().is_success() {
-                    return Err(CoreError::Storage(format!(
-                        "download: {} answered {}",
-                        reference,
-                        res.status()
-                    )));
+                    return Err(CoreError::Storage(format!("download: {} answered {}", reference, res.status())));
                 }
-                let body =
-                    futures::TryStreamExt::map_err(res.bytes_stream(), std::io::Error::other);
+                let body = futures::TryStreamExt::map_err(res.bytes_stream(), std::io::Error::other);
                 state.blobs.put_stream(&dest, Box::pin(body)).await?
             }
             SourceKind::Upload => return Ok(()),
@@ -129,10 +96,7 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
         Ok(()) => probe(&state, &ws, &id).await,
         Err(e) => {
             tracing::warn!(video = %id, error = %e, "could not get the source");
-            let _ = state
-                .repo
-                .set_probe(&id, &ProbeOutcome::Failed(e.to_string()))
-                .await;
+            let _ = state.repo.set_probe(&id, &ProbeOutcome::Failed(e.to_string())).await;
         }
     }
 }
@@ -152,9 +116,7 @@ pub async fn recover(state: AppState) {
                 let done = async {
                     let chunks = state.repo.chunks(&id).await?;
                     let size = video.ingest.filesize.unwrap_or(0);
-                    assemble(&state, &ws, &id, &chunks, size)
-                        .await
-                        .map_err(|e| CoreError::Storage(format!("{e:?}")))
+                    assemble(&state, &ws, &id, &chunks, size).await.map_err(|e| CoreError::Storage(format!("{e:?}")))
                 }
                 .await;
                 match done {
@@ -163,9 +125,7 @@ pub async fn recover(state: AppState) {
                 }
             }
             (IngestState::Uploaded, _) => probe(&state, &ws, &id).await,
-            (_, SourceKind::Download | SourceKind::Clone) => {
-                fetch_source(state.clone(), ws, id).await
-            }
+            (_, SourceKind::Download | SourceKind::Clone) => fetch_source(state.clone(), ws, id).await,
             _ => {}
         }
     }

@@ -78,27 +78,14 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state; reads (or creates) the shared token-signing secret from the database.
-    pub async fn new(
-        repo: Arc<dyn Repo>,
-        blobs: Arc<dyn Blobs>,
-        media: Media,
-        cfg: ApiConfig,
-    ) -> anyhow::Result<Self> {
+    pub async fn new(repo: Arc<dyn Repo>, blobs: Arc<dyn Blobs>, media: Media, cfg: ApiConfig) -> anyhow::Result<Self> {
         let auth = auth::Authenticator::load(repo.as_ref(), &cfg).await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let instance = format!("in{}", vidi_core::id::random_body());
-        Ok(AppState(Arc::new(Inner {
-            repo,
-            blobs,
-            media,
-            cfg,
-            auth,
-            instance,
-            http,
-        })))
+        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, http })))
     }
 }
 
@@ -111,12 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::source::routes())
         .merge(openapi::routes())
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unrecognized-request-url",
-                "Unrecognized request URL.",
-                "",
-            )
+            ApiError::new(StatusCode::NOT_FOUND, "unrecognized-request-url", "Unrecognized request URL.", "")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -138,11 +120,7 @@ pub fn spawn_background(state: AppState) {
     let s = state.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = s
-                .repo
-                .heartbeat(&s.instance, vidi_core::time::now_ms())
-                .await
-            {
+            if let Err(e) = s.repo.heartbeat(&s.instance, vidi_core::time::now_ms()).await {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
             tokio::time::sleep(Duration::from_secs(3)).await;

@@ -18,14 +18,8 @@ impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let c = doc.components.get_or_insert_with(Default::default);
         // As in api.video's spec: `apiKey` is HTTP Basic with the key as user name.
-        c.add_security_scheme(
-            "apiKey",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
-        );
-        c.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        c.add_security_scheme("apiKey", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        c.add_security_scheme("bearerAuth", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -44,9 +38,7 @@ pub struct ApiDoc;
 
 /// The document as committed (pretty JSON, trailing newline).
 pub fn document() -> String {
-    let mut s = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the spec serialises");
+    let mut s = ApiDoc::openapi().to_pretty_json().expect("the spec serialises");
     s.push('\n');
     s
 }
@@ -54,8 +46,6 @@ pub fn document() -> String {
 pub fn routes() -> Router<AppState> {
     Router::new().route(
         "/openapi.json",
-        get(|| async {
-            ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
-        }),
+        get(|| async { ([(header::CONTENT_TYPE, "application/json")], document()).into_response() }),
     )
 }

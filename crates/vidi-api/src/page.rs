@@ -34,17 +34,12 @@ fn int_param(q: &Query, name: &str, default: u32, max: u32) -> ApiResult<u32> {
     match q.get(name) {
         None | Some("") => Ok(default),
         Some(v) => {
-            let n: i64 = v.trim().parse().map_err(|_| {
-                ApiError::invalid_query(
-                    name,
-                    format!("The \"{name}\" parameter must be an integer."),
-                )
-            })?;
+            let n: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::invalid_query(name, format!("The \"{name}\" parameter must be an integer.")))?;
             if n < 1 || n > max as i64 {
-                return Err(ApiError::query_out_of_range(
-                    name,
-                    format!("\"{name}\" must be between 1 and {max}."),
-                ));
+                return Err(ApiError::query_out_of_range(name, format!("\"{name}\" must be between 1 and {max}.")));
             }
             Ok(n as u32)
         }
@@ -53,20 +48,11 @@ fn int_param(q: &Query, name: &str, default: u32, max: u32) -> ApiResult<u32> {
 
 /// Reads `currentPage` (≥ 1) and `pageSize` (1–100, default 25).
 pub fn page_request(q: &Query) -> ApiResult<PageRequest> {
-    Ok(PageRequest {
-        page: int_param(q, "currentPage", 1, u32::MAX / 2)?,
-        size: int_param(q, "pageSize", 25, 100)?,
-    })
+    Ok(PageRequest { page: int_param(q, "currentPage", 1, u32::MAX / 2)?, size: int_param(q, "pageSize", 25, 100)? })
 }
 
 /// Builds the envelope. `path` is the list's path; the other query filters are kept in the links.
-pub fn page<T: Serialize>(
-    path: &str,
-    q: &Query,
-    req: PageRequest,
-    total: u64,
-    data: Vec<T>,
-) -> Page<T> {
+pub fn page<T: Serialize>(path: &str, q: &Query, req: PageRequest, total: u64, data: Vec<T>) -> Page<T> {
     let pages_total = total.div_ceil(req.size as u64);
     let keep = q.without_paging();
     let uri = |p: u64| {
@@ -81,31 +67,16 @@ pub fn page<T: Serialize>(
     let current = req.page as u64;
     let last = pages_total.max(1);
     let mut links = vec![
-        PaginationLink {
-            rel: "self".into(),
-            uri: uri(current),
-        },
-        PaginationLink {
-            rel: "first".into(),
-            uri: uri(1),
-        },
+        PaginationLink { rel: "self".into(), uri: uri(current) },
+        PaginationLink { rel: "first".into(), uri: uri(1) },
     ];
     if current > 1 && current <= last {
-        links.push(PaginationLink {
-            rel: "previous".into(),
-            uri: uri(current - 1),
-        });
+        links.push(PaginationLink { rel: "previous".into(), uri: uri(current - 1) });
     }
     if current < pages_total {
-        links.push(PaginationLink {
-            rel: "next".into(),
-            uri: uri(current + 1),
-        });
+        links.push(PaginationLink { rel: "next".into(), uri: uri(current + 1) });
     }
-    links.push(PaginationLink {
-        rel: "last".into(),
-        uri: uri(last),
-    });
+    links.push(PaginationLink { rel: "last".into(), uri: uri(last) });
     Page {
         pagination: Pagination {
             items_total: total,
@@ -130,10 +101,7 @@ mod tests {
         let p = page("/videos", &q, req, 25, vec![1, 2]);
         let rels: Vec<_> = p.pagination.links.iter().map(|l| l.rel.as_str()).collect();
         assert_eq!(rels, ["self", "first", "previous", "next", "last"]);
-        assert_eq!(
-            p.pagination.links[0].uri,
-            "/videos?title=a+b&currentPage=2&pageSize=10"
-        );
+        assert_eq!(p.pagination.links[0].uri, "/videos?title=a+b&currentPage=2&pageSize=10");
         assert_eq!(p.pagination.pages_total, 3);
     }
 
@@ -142,16 +110,7 @@ mod tests {
         assert!(page_request(&Query::parse(Some("pageSize=101"))).is_err());
         assert!(page_request(&Query::parse(Some("pageSize=0"))).is_err());
         assert!(page_request(&Query::parse(Some("currentPage=x"))).is_err());
-        let empty = page::<u8>(
-            "/videos",
-            &Query::parse(None),
-            page_request(&Query::parse(None)).unwrap(),
-            0,
-            vec![],
-        );
-        assert_eq!(
-            (empty.pagination.pages_total, empty.pagination.items_total),
-            (0, 0)
-        );
+        let empty = page::<u8>("/videos", &Query::parse(None), page_request(&Query::parse(None)).unwrap(), 0, vec![]);
+        assert_eq!((empty.pagination.pages_total, empty.pagination.items_total), (0, 0));
     }
 }

@@ -57,13 +57,7 @@ pub trait Blobs: Send + Sync + 'static {
         max_bytes: u64,
     ) -> CoreResult<(u64, String)>;
     /// Joins the chunks (sorted by `idx`) into `dest` and drops the session.
-    async fn assemble(
-        &self,
-        dest: &str,
-        session: &str,
-        mode: UploadMode,
-        chunks: &[ChunkRef],
-    ) -> CoreResult<()>;
+    async fn assemble(&self, dest: &str, session: &str, mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()>;
     /// Drops a session and whatever it holds.
     async fn abort_chunks(&self, dest: &str, session: &str) -> CoreResult<()>;
 }
@@ -79,9 +73,5 @@ pub fn video_prefix(video_id: &str) -> String {
 }
 
 pub fn is_safe_key(key: &str) -> bool {
-    !key.is_empty()
-        && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..")
+    !key.is_empty() && !key.starts_with('/') && key.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
 }

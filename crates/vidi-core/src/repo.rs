@@ -36,19 +36,9 @@ pub trait Repo: Send + Sync + 'static {
     /// The oldest workspace, if any (the CLI adds keys to it).
     async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>>;
     async fn count_api_keys(&self) -> CoreResult<u64>;
-    async fn create_api_key(
-        &self,
-        ws: &WorkspaceId,
-        name: &str,
-        key_hash: &str,
-    ) -> CoreResult<ApiKeyId>;
+    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str) -> CoreResult<ApiKeyId>;
     async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>>;
-    async fn insert_refresh_token(
-        &self,
-        owner: &KeyOwner,
-        token_hash: &str,
-        expires_at: i64,
-    ) -> CoreResult<()>;
+    async fn insert_refresh_token(&self, owner: &KeyOwner, token_hash: &str, expires_at: i64) -> CoreResult<()>;
     /// Atomically retires `old_hash` and stores `new_hash`. A token retired less than `grace_ms`
     /// ago is still accepted once more (clients that retry a refresh must not be locked out).
     async fn rotate_refresh_token(
@@ -99,13 +89,7 @@ pub trait Repo: Send + Sync + 'static {
     /// Forgets a claim whose bytes never made it (the request failed).
     async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()>;
     /// Records a durable chunk; tells whether the source is now complete.
-    async fn commit_chunk(
-        &self,
-        id: &VideoId,
-        idx: u32,
-        size: u64,
-        receipt: &str,
-    ) -> CoreResult<ChunkCommit>;
+    async fn commit_chunk(&self, id: &VideoId, idx: u32, size: u64, receipt: &str) -> CoreResult<ChunkCommit>;
     /// Checks that a whole-file upload (no Content-Range) may start; returns the video.
     async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video>;
     /// Records a whole-file upload stored at `key`, if no other upload completed or started a

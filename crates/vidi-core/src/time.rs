@@ -10,8 +10,7 @@ pub fn now_ms() -> i64 {
 
 /// `2023-01-19T10:19:19+00:00`
 pub fn to_rfc3339(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let s = t.format(&Rfc3339).unwrap_or_default();
     // time writes `Z` for UTC; api.video writes `+00:00`.
     match s.strip_suffix('Z') {

@@ -96,12 +96,8 @@ impl RangeError {
             Malformed => {
                 "The Content-Range header is malformed: use \"bytes {from}-{to}/{total}\" or \"part {part}/{totalParts}\"."
             }
-            StartedWithPart => {
-                "This upload was started by part: continue with \"part {part}/{totalParts}\" ranges."
-            }
-            StartedWithBytes => {
-                "This upload was started by bytes: continue with \"bytes {from}-{to}/{total}\" ranges."
-            }
+            StartedWithPart => "This upload was started by part: continue with \"part {part}/{totalParts}\" ranges.",
+            StartedWithBytes => "This upload was started by bytes: continue with \"bytes {from}-{to}/{total}\" ranges.",
             AlreadyInitiated => {
                 "A ranged upload was already initiated for this video: send the rest with a Content-Range header."
             }
@@ -111,21 +107,15 @@ impl RangeError {
             PartAlreadySent => "This part has already been sent.",
             PartTooHighTotal => "The part number is higher than the total number of parts.",
             PartTooHighAllowed => "The part number is higher than the maximum allowed (10000).",
-            TotalPartsTooHigh => {
-                "The total number of parts is higher than the maximum allowed (10000)."
-            }
+            TotalPartsTooHigh => "The total number of parts is higher than the maximum allowed (10000).",
             TotalPartsTooLow => "The total number of parts is lower than a part already sent.",
-            PartTooSmall => {
-                "The uploaded part is too small: every part but the last must be at least 5 MiB."
-            }
+            PartTooSmall => "The uploaded part is too small: every part but the last must be at least 5 MiB.",
             TotalBytesZero => "The total number of bytes must be greater than 0.",
             DifferentTotalBytes => "The total number of bytes differs from the one given before.",
             FromByteTooHigh => "The first byte of the range is after its last byte.",
             RangeMismatch => "The size of the uploaded file does not match the Content-Range.",
             RangeOverlap => "The range overlaps a range already sent.",
-            RangeTooSmall => {
-                "The range is too small: every range but the last must be at least 5 MiB."
-            }
+            RangeTooSmall => "The range is too small: every range but the last must be at least 5 MiB.",
             RangeTooLarge => "The range is too large.",
             ToByteTooHighTotal => "The last byte of the range is beyond the total number of bytes.",
             ToByteTooHighAllowed => "The last byte of the range is beyond the maximum allowed.",
@@ -143,9 +133,7 @@ impl RangeError {
 /// Parses `part n/T`, `part n/*` and `bytes f-t/T` (case-insensitive unit, spaces tolerated).
 pub fn parse_content_range(header: &str) -> Result<ContentRange, RangeError> {
     let h = header.trim();
-    let (unit, rest) = h
-        .split_once(char::is_whitespace)
-        .ok_or(RangeError::Malformed)?;
+    let (unit, rest) = h.split_once(char::is_whitespace).ok_or(RangeError::Malformed)?;
     let (range, total) = rest.trim().split_once('/').ok_or(RangeError::Malformed)?;
     let num = |s: &str| -> Result<u64, RangeError> {
         let s = s.trim();
@@ -166,11 +154,7 @@ pub fn parse_content_range(header: &str) -> Result<ContentRange, RangeError> {
         }
         "bytes" => {
             let (from, to) = range.split_once('-').ok_or(RangeError::Malformed)?;
-            Ok(ContentRange::Bytes {
-                from: num(from)?,
-                to: num(to)?,
-                total: num(total)?,
-            })
+            Ok(ContentRange::Bytes { from: num(from)?, to: num(to)?, total: num(total)? })
         }
         _ => Err(RangeError::Malformed),
     }
@@ -183,10 +167,7 @@ pub fn check_source_open(kind: SourceKind, ingest: &Ingest) -> Result<(), RangeE
         SourceKind::Clone => return Err(RangeError::AlreadyCopied),
         SourceKind::Upload => {}
     }
-    if matches!(
-        ingest.state,
-        IngestState::Uploaded | IngestState::Assembling
-    ) {
+    if matches!(ingest.state, IngestState::Uploaded | IngestState::Assembling) {
         return Err(RangeError::AlreadyUploaded);
     }
     Ok(())
@@ -266,10 +247,7 @@ pub fn plan_chunk(
             // The chunk's offset is known when every earlier part is done.
             let mut offset = Some(0u64);
             for p in 1..n {
-                offset = match (
-                    offset,
-                    chunks.iter().find(|c| c.idx == p).and_then(|c| c.size),
-                ) {
+                offset = match (offset, chunks.iter().find(|c| c.idx == p).and_then(|c| c.size)) {
                     (Some(o), Some(s)) => Some(o + s),
                     _ => None,
                 };
@@ -367,8 +345,7 @@ pub fn completed_size(ingest: &Ingest, chunks: &[Chunk]) -> Option<u64> {
     match ingest.mode {
         UploadMode::Part => {
             let total = ingest.parts_total?;
-            (done.len() as u32 == total && (1..=total).all(|p| done.iter().any(|c| c.idx == p)))
-                .then_some(sum)
+            (done.len() as u32 == total && (1..=total).all(|p| done.iter().any(|c| c.idx == p))).then_some(sum)
         }
         // Ranges never overlap, so covering every byte is the same as summing to the total.
         UploadMode::Bytes => (Some(sum) == ingest.filesize).then_some(sum),
@@ -381,21 +358,11 @@ mod tests {
     use super::*;
 
     fn chunk(idx: u32, size: Option<u64>, range: Option<(u64, u64)>) -> Chunk {
-        Chunk {
-            idx,
-            range,
-            size,
-            receipt: None,
-            claimed_by: None,
-            claimed_at: 0,
-        }
+        Chunk { idx, range, size, receipt: None, claimed_by: None, claimed_at: 0 }
     }
 
     fn ingest(mode: UploadMode) -> Ingest {
-        Ingest {
-            mode,
-            ..Ingest::empty()
-        }
+        Ingest { mode, ..Ingest::empty() }
     }
 
     fn plan(i: &Ingest, c: &[Chunk], r: &str) -> Result<ChunkPlan, RangeError> {
@@ -404,40 +371,11 @@ mod tests {
 
     #[test]
     fn parses_both_modes() {
-        assert_eq!(
-            parse_content_range("part 2/5"),
-            Ok(ContentRange::Part {
-                n: 2,
-                total: Some(5)
-            })
-        );
-        assert_eq!(
-            parse_content_range("part 3/*"),
-            Ok(ContentRange::Part { n: 3, total: None })
-        );
-        assert_eq!(
-            parse_content_range("bytes 0-99/1000"),
-            Ok(ContentRange::Bytes {
-                from: 0,
-                to: 99,
-                total: 1000
-            })
-        );
-        for bad in [
-            "",
-            "part",
-            "part 1",
-            "part a/2",
-            "bytes 1/2",
-            "chunk 1/2",
-            "bytes -1-2/3",
-            "part 1/-2",
-        ] {
-            assert_eq!(
-                parse_content_range(bad),
-                Err(RangeError::Malformed),
-                "{bad}"
-            );
+        assert_eq!(parse_content_range("part 2/5"), Ok(ContentRange::Part { n: 2, total: Some(5) }));
+        assert_eq!(parse_content_range("part 3/*"), Ok(ContentRange::Part { n: 3, total: None }));
+        assert_eq!(parse_content_range("bytes 0-99/1000"), Ok(ContentRange::Bytes { from: 0, to: 99, total: 1000 }));
+        for bad in ["", "part", "part 1", "part a/2", "bytes 1/2", "chunk 1/2", "bytes -1-2/3", "part 1/-2"] {
+            assert_eq!(parse_content_range(bad), Err(RangeError::Malformed), "{bad}");
         }
     }
 
@@ -445,45 +383,18 @@ mod tests {
     fn part_mode_catalogue() {
         let none = ingest(UploadMode::None);
         assert_eq!(plan(&none, &[], "part 0/3"), Err(RangeError::PartZero));
-        assert_eq!(
-            plan(&none, &[], "part 1/0"),
-            Err(RangeError::TotalPartsZero)
-        );
-        assert_eq!(
-            plan(&none, &[], "part 4/3"),
-            Err(RangeError::PartTooHighTotal)
-        );
-        assert_eq!(
-            plan(&none, &[], "part 10001/*"),
-            Err(RangeError::PartTooHighAllowed)
-        );
-        assert_eq!(
-            plan(&none, &[], "part 1/10001"),
-            Err(RangeError::TotalPartsTooHigh)
-        );
-        let started = Ingest {
-            parts_total: Some(3),
-            ..ingest(UploadMode::Part)
-        };
+        assert_eq!(plan(&none, &[], "part 1/0"), Err(RangeError::TotalPartsZero));
+        assert_eq!(plan(&none, &[], "part 4/3"), Err(RangeError::PartTooHighTotal));
+        assert_eq!(plan(&none, &[], "part 10001/*"), Err(RangeError::PartTooHighAllowed));
+        assert_eq!(plan(&none, &[], "part 1/10001"), Err(RangeError::TotalPartsTooHigh));
+        let started = Ingest { parts_total: Some(3), ..ingest(UploadMode::Part) };
         let sent = [chunk(1, Some(MIN_CHUNK), None)];
-        assert_eq!(
-            plan(&started, &sent, "part 1/3"),
-            Err(RangeError::PartAlreadySent)
-        );
-        assert_eq!(
-            plan(&started, &sent, "part 2/4"),
-            Err(RangeError::DifferentTotalParts)
-        );
+        assert_eq!(plan(&started, &sent, "part 1/3"), Err(RangeError::PartAlreadySent));
+        assert_eq!(plan(&started, &sent, "part 2/4"), Err(RangeError::DifferentTotalParts));
         let open = ingest(UploadMode::Part);
         let sent3 = [chunk(3, Some(MIN_CHUNK), None)];
-        assert_eq!(
-            plan(&open, &sent3, "part 2/2"),
-            Err(RangeError::TotalPartsTooLow)
-        );
-        assert_eq!(
-            plan(&started, &sent, "bytes 0-9/10"),
-            Err(RangeError::StartedWithPart)
-        );
+        assert_eq!(plan(&open, &sent3, "part 2/2"), Err(RangeError::TotalPartsTooLow));
+        assert_eq!(plan(&started, &sent, "bytes 0-9/10"), Err(RangeError::StartedWithPart));
         let p = plan(&started, &sent, "part 2/3").unwrap();
         assert_eq!((p.offset, p.min_size), (Some(MIN_CHUNK), MIN_CHUNK));
         let last = plan(&started, &sent, "part 3/3").unwrap();
@@ -492,130 +403,61 @@ mod tests {
 
     #[test]
     fn abandoned_claims_can_be_taken_over() {
-        let started = Ingest {
-            parts_total: Some(2),
-            ..ingest(UploadMode::Part)
-        };
+        let started = Ingest { parts_total: Some(2), ..ingest(UploadMode::Part) };
         let claimed = [chunk(1, None, None)];
         let r = parse_content_range("part 1/2").unwrap();
         assert!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| false).is_ok());
-        assert_eq!(
-            plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| true),
-            Err(RangeError::PartAlreadySent)
-        );
+        assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| true), Err(RangeError::PartAlreadySent));
     }
 
     #[test]
     fn bytes_mode_catalogue() {
         let none = ingest(UploadMode::None);
         let m = MIN_CHUNK;
-        assert_eq!(
-            plan(&none, &[], "bytes 0-9/0"),
-            Err(RangeError::TotalBytesZero)
-        );
-        assert_eq!(
-            plan(&none, &[], "bytes 9-0/10"),
-            Err(RangeError::FromByteTooHigh)
-        );
-        assert_eq!(
-            plan(&none, &[], "bytes 0-10/10"),
-            Err(RangeError::ToByteTooHighTotal)
-        );
-        assert_eq!(
-            plan(&none, &[], "bytes 0-9/100000000000"),
-            Err(RangeError::TotalBytesTooHigh)
-        );
-        assert_eq!(
-            plan(&none, &[], "bytes 0-9/100"),
-            Err(RangeError::RangeTooSmall)
-        );
-        let started = Ingest {
-            filesize: Some(3 * m),
-            ..ingest(UploadMode::Bytes)
-        };
+        assert_eq!(plan(&none, &[], "bytes 0-9/0"), Err(RangeError::TotalBytesZero));
+        assert_eq!(plan(&none, &[], "bytes 9-0/10"), Err(RangeError::FromByteTooHigh));
+        assert_eq!(plan(&none, &[], "bytes 0-10/10"), Err(RangeError::ToByteTooHighTotal));
+        assert_eq!(plan(&none, &[], "bytes 0-9/100000000000"), Err(RangeError::TotalBytesTooHigh));
+        assert_eq!(plan(&none, &[], "bytes 0-9/100"), Err(RangeError::RangeTooSmall));
+        let started = Ingest { filesize: Some(3 * m), ..ingest(UploadMode::Bytes) };
         let sent = [chunk(1, Some(m), Some((0, m - 1)))];
+        assert_eq!(plan(&started, &sent, &format!("bytes 10-{}/{}", m + 10, 3 * m)), Err(RangeError::RangeOverlap));
         assert_eq!(
-            plan(&started, &sent, &format!("bytes 10-{}/{}", m + 10, 3 * m)),
-            Err(RangeError::RangeOverlap)
-        );
-        assert_eq!(
-            plan(
-                &started,
-                &sent,
-                &format!("bytes {m}-{}/{}", 2 * m - 1, 4 * m)
-            ),
+            plan(&started, &sent, &format!("bytes {m}-{}/{}", 2 * m - 1, 4 * m)),
             Err(RangeError::DifferentTotalBytes)
         );
-        assert_eq!(
-            plan(&started, &sent, "part 1/2"),
-            Err(RangeError::StartedWithBytes)
-        );
-        let p = plan(
-            &started,
-            &sent,
-            &format!("bytes {}-{}/{}", 2 * m, 3 * m - 1, 3 * m),
-        )
-        .unwrap();
+        assert_eq!(plan(&started, &sent, "part 1/2"), Err(RangeError::StartedWithBytes));
+        let p = plan(&started, &sent, &format!("bytes {}-{}/{}", 2 * m, 3 * m - 1, 3 * m)).unwrap();
         assert_eq!((p.idx, p.offset, p.exact_size), (3, Some(2 * m), Some(m)));
         assert_eq!(check_chunk_size(&p, m - 1), Err(RangeError::RangeMismatch));
-        let big = Ingest {
-            filesize: Some(3 * m),
-            ..ingest(UploadMode::Bytes)
-        };
+        let big = Ingest { filesize: Some(3 * m), ..ingest(UploadMode::Bytes) };
         let far = [chunk(3, Some(m), Some((2 * m, 3 * m - 1)))];
-        assert_eq!(
-            plan(&big, &far, "bytes 0-9/3"),
-            Err(RangeError::DifferentTotalBytes)
-        );
+        assert_eq!(plan(&big, &far, "bytes 0-9/3"), Err(RangeError::DifferentTotalBytes));
     }
 
     #[test]
     fn source_rules() {
-        let done = Ingest {
-            state: IngestState::Uploaded,
-            ..ingest(UploadMode::Part)
-        };
-        assert_eq!(
-            plan(&done, &[], "part 1/1"),
-            Err(RangeError::AlreadyUploaded)
-        );
+        let done = Ingest { state: IngestState::Uploaded, ..ingest(UploadMode::Part) };
+        assert_eq!(plan(&done, &[], "part 1/1"), Err(RangeError::AlreadyUploaded));
         let r = parse_content_range("part 1/1").unwrap();
         assert_eq!(
-            plan_chunk(
-                SourceKind::Download,
-                &ingest(UploadMode::None),
-                &[],
-                r,
-                |_| true
-            ),
+            plan_chunk(SourceKind::Download, &ingest(UploadMode::None), &[], r, |_| true),
             Err(RangeError::AlreadyDownloaded)
         );
         let whole = ingest(UploadMode::Whole);
-        assert_eq!(
-            plan(&whole, &[], "part 1/1"),
-            Err(RangeError::AlreadyInitiated)
-        );
+        assert_eq!(plan(&whole, &[], "part 1/1"), Err(RangeError::AlreadyInitiated));
     }
 
     #[test]
     fn completion() {
         let m = MIN_CHUNK;
-        let i = Ingest {
-            parts_total: Some(2),
-            ..ingest(UploadMode::Part)
-        };
+        let i = Ingest { parts_total: Some(2), ..ingest(UploadMode::Part) };
         let one = [chunk(1, Some(m), None)];
         assert_eq!(completed_size(&i, &one), None);
         let two = [chunk(1, Some(m), None), chunk(2, Some(7), None)];
         assert_eq!(completed_size(&i, &two), Some(m + 7));
-        let b = Ingest {
-            filesize: Some(m + 7),
-            ..ingest(UploadMode::Bytes)
-        };
-        let ranges = [
-            chunk(2, Some(7), Some((m, m + 6))),
-            chunk(1, Some(m), Some((0, m - 1))),
-        ];
+        let b = Ingest { filesize: Some(m + 7), ..ingest(UploadMode::Bytes) };
+        let ranges = [chunk(2, Some(7), Some((m, m + 6))), chunk(1, Some(m), Some((0, m - 1)))];
         assert_eq!(completed_size(&b, &ranges), Some(m + 7));
     }
 }

@@ -23,16 +23,12 @@ impl Db {
     }
 
     pub(crate) async fn count_api_keys_impl(&self) -> CoreResult<u64> {
-        let (n,): (i64,) = with_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM api_keys").fetch_one(p).await.map_err(db_err))?;
+        let (n,): (i64,) =
+            with_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM api_keys").fetch_one(p).await.map_err(db_err))?;
         Ok(n as u64)
     }
 
-    pub(crate) async fn create_api_key_impl(
-        &self,
-        ws: &WorkspaceId,
-        name: &str,
-        hash: &str,
-    ) -> CoreResult<ApiKeyId> {
+    pub(crate) async fn create_api_key_impl(&self, ws: &WorkspaceId, name: &str, hash: &str) -> CoreResult<ApiKeyId> {
         let id = ApiKeyId::generate();
         with_pool!(self, p => sqlx::query("INSERT INTO api_keys (id, workspace_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.as_str()).bind(ws.as_str()).bind(name).bind(hash).bind(now_ms())
@@ -43,10 +39,7 @@ impl Db {
     pub(crate) async fn find_api_key_impl(&self, hash: &str) -> CoreResult<Option<KeyOwner>> {
         let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as("SELECT id, workspace_id FROM api_keys WHERE key_hash = $1")
             .bind(hash).fetch_optional(p).await.map_err(db_err))?;
-        Ok(row.map(|(k, w)| KeyOwner {
-            key_id: ApiKeyId::from_trusted(k),
-            workspace_id: WorkspaceId::from_trusted(w),
-        }))
+        Ok(row.map(|(k, w)| KeyOwner { key_id: ApiKeyId::from_trusted(k), workspace_id: WorkspaceId::from_trusted(w) }))
     }
 
     pub(crate) async fn insert_refresh_token_impl(

@@ -13,9 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use vidi_core::{CoreError, CoreResult};
 
 pub enum Pool {
@@ -80,12 +78,10 @@ impl Db {
                         return Err(CoreError::Database(format!("bad schema name {s:?}")));
                     }
                     let boot = PgPool::connect_with(opts.clone()).await.map_err(db_err)?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "CREATE SCHEMA IF NOT EXISTS {s}"
-                    )))
-                    .execute(&boot)
-                    .await
-                    .map_err(db_err)?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {s}")))
+                        .execute(&boot)
+                        .await
+                        .map_err(db_err)?;
                     boot.close().await;
                     opts = opts.options([("search_path", s)]);
                 }
@@ -95,20 +91,15 @@ impl Db {
                     .connect_with(opts)
                     .await
                     .map_err(db_err)?;
-                Ok(Db {
-                    pool: Pool::Postgres(pool),
-                })
+                Ok(Db { pool: Pool::Postgres(pool) })
             }
             Some(u) if u.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
             }
-            Some(u) => Err(CoreError::Database(format!(
-                "unsupported database URL {u:?}"
-            ))),
+            Some(u) => Err(CoreError::Database(format!("unsupported database URL {u:?}"))),
             None => {
                 std::fs::create_dir_all(data_dir)?;
-                Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("vidi.db")))
-                    .await
+                Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("vidi.db"))).await
             }
         }
     }
@@ -123,14 +114,8 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await
-            .map_err(db_err)?;
-        Ok(Db {
-            pool: Pool::Sqlite(pool),
-        })
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
+        Ok(Db { pool: Pool::Sqlite(pool) })
     }
 
     /// Applies pending migrations (idempotent; every start does it).
@@ -153,11 +138,10 @@ mod tests {
     #[test]
     fn migration_sets_match() {
         let list = |d: &str| {
-            let mut v: Vec<String> =
-                std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
-                    .unwrap()
-                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect();
+            let mut v: Vec<String> = std::fs::read_dir(format!("{}/migrations/{d}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
             v.sort();
             v
         };

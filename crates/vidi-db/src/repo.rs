@@ -26,25 +26,14 @@ impl Repo for Db {
     async fn count_api_keys(&self) -> CoreResult<u64> {
         self.count_api_keys_impl().await
     }
-    async fn create_api_key(
-        &self,
-        ws: &WorkspaceId,
-        name: &str,
-        key_hash: &str,
-    ) -> CoreResult<ApiKeyId> {
+    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str) -> CoreResult<ApiKeyId> {
         self.create_api_key_impl(ws, name, key_hash).await
     }
     async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>> {
         self.find_api_key_impl(key_hash).await
     }
-    async fn insert_refresh_token(
-        &self,
-        owner: &KeyOwner,
-        token_hash: &str,
-        expires_at: i64,
-    ) -> CoreResult<()> {
-        self.insert_refresh_token_impl(owner, token_hash, expires_at)
-            .await
+    async fn insert_refresh_token(&self, owner: &KeyOwner, token_hash: &str, expires_at: i64) -> CoreResult<()> {
+        self.insert_refresh_token_impl(owner, token_hash, expires_at).await
     }
     async fn rotate_refresh_token(
         &self,
@@ -54,8 +43,7 @@ impl Repo for Db {
         grace_ms: i64,
         expires_at: i64,
     ) -> CoreResult<Option<KeyOwner>> {
-        self.rotate_refresh_token_impl(old, new, now, grace_ms, expires_at)
-            .await
+        self.rotate_refresh_token_impl(old, new, now, grace_ms, expires_at).await
     }
     async fn setting_or_init(&self, name: &str, init: &str) -> CoreResult<String> {
         self.setting_or_init_impl(name, init).await
@@ -95,8 +83,7 @@ impl Repo for Db {
         now: i64,
         live_after: i64,
     ) -> CoreResult<ChunkClaim> {
-        self.claim_chunk_impl(ws, id, range, instance, now, live_after)
-            .await
+        self.claim_chunk_impl(ws, id, range, instance, now, live_after).await
     }
     async fn set_upload_session(&self, id: &VideoId, session: &str) -> CoreResult<String> {
         self.set_upload_session_impl(id, session).await
@@ -104,13 +91,7 @@ impl Repo for Db {
     async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
         self.release_chunk_impl(id, idx, instance).await
     }
-    async fn commit_chunk(
-        &self,
-        id: &VideoId,
-        idx: u32,
-        size: u64,
-        receipt: &str,
-    ) -> CoreResult<ChunkCommit> {
+    async fn commit_chunk(&self, id: &VideoId, idx: u32, size: u64, receipt: &str) -> CoreResult<ChunkCommit> {
         self.commit_chunk_impl(id, idx, size, receipt).await
     }
     async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {

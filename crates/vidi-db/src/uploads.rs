@@ -28,10 +28,7 @@ impl From<ChunkRow> for Chunk {
     fn from(r: ChunkRow) -> Chunk {
         Chunk {
             idx: r.idx as u32,
-            range: r
-                .range_from
-                .zip(r.range_to)
-                .map(|(f, t)| (f as u64, t as u64)),
+            range: r.range_from.zip(r.range_to).map(|(f, t)| (f as u64, t as u64)),
             size: r.size.map(|s| s as u64),
             receipt: r.receipt,
             claimed_by: r.claimed_by,
@@ -45,23 +42,22 @@ const CHUNK_COLUMNS: &str = "idx, range_from, range_to, size, receipt, claimed_b
 /// Locks the video (see the module comment) and reads it with its chunks, inside `$tx`.
 macro_rules! lock_and_load {
     ($tx:expr, $id:expr, $ws:expr) => {{
-        let locked =
-            match $ws {
-                Some(ws) => sqlx::query(
-                    "UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1 AND workspace_id = $2",
-                )
-                .bind($id.as_str())
-                .bind(ws.as_str())
-                .execute(&mut *$tx)
-                .await,
-                None => {
-                    sqlx::query("UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1")
-                        .bind($id.as_str())
-                        .execute(&mut *$tx)
-                        .await
-                }
+        let locked = match $ws {
+            Some(ws) => {
+                sqlx::query("UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1 AND workspace_id = $2")
+                    .bind($id.as_str())
+                    .bind(ws.as_str())
+                    .execute(&mut *$tx)
+                    .await
             }
-            .map_err(db_err)?;
+            None => {
+                sqlx::query("UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1")
+                    .bind($id.as_str())
+                    .execute(&mut *$tx)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
         if locked.rows_affected() == 0 {
             return Err(CoreError::NotFound);
         }
@@ -72,17 +68,13 @@ macro_rules! lock_and_load {
             .await
             .map_err(db_err)?;
         let video = row.into_video()?;
-        let sql =
-            format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
+        let sql = format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
         let chunks: Vec<ChunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind($id.as_str())
             .fetch_all(&mut *$tx)
             .await
             .map_err(db_err)?;
-        (
-            video,
-            chunks.into_iter().map(Chunk::from).collect::<Vec<Chunk>>(),
-        )
+        (video, chunks.into_iter().map(Chunk::from).collect::<Vec<Chunk>>())
     }};
 }
 
@@ -125,11 +117,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn set_upload_session_impl(
-        &self,
-        id: &VideoId,
-        session: &str,
-    ) -> CoreResult<String> {
+    pub(crate) async fn set_upload_session_impl(&self, id: &VideoId, session: &str) -> CoreResult<String> {
         with_pool!(self, p => {
             sqlx::query("UPDATE videos SET upload_session = $2 WHERE id = $1 AND upload_session IS NULL")
                 .bind(id.as_str()).bind(session).execute(p).await.map_err(db_err)?;
@@ -139,12 +127,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn release_chunk_impl(
-        &self,
-        id: &VideoId,
-        idx: u32,
-        instance: &str,
-    ) -> CoreResult<()> {
+    pub(crate) async fn release_chunk_impl(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query("DELETE FROM upload_chunks WHERE video_id = $1 AND idx = $2 AND size IS NULL AND claimed_by = $3")
             .bind(id.as_str()).bind(idx as i64).bind(instance).execute(p).await.map(|_| ()).map_err(db_err))?;
         Ok(())
@@ -180,11 +163,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn check_whole_impl(
-        &self,
-        ws: &WorkspaceId,
-        id: &VideoId,
-    ) -> CoreResult<Video> {
+    pub(crate) async fn check_whole_impl(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
         let v = self.get_video_impl(ws, id).await?;
         upload::check_source_open(v.source_kind, &v.ingest)?;
         if v.ingest.mode != UploadMode::None {
@@ -193,13 +172,7 @@ impl Db {
         Ok(v)
     }
 
-    pub(crate) async fn finish_whole_impl(
-        &self,
-        id: &VideoId,
-        key: &str,
-        size: u64,
-        now: i64,
-    ) -> CoreResult<()> {
+    pub(crate) async fn finish_whole_impl(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let (video, _): (Video, Vec<Chunk>) = lock_and_load!(tx, id, None::<&WorkspaceId>);
@@ -216,20 +189,13 @@ impl Db {
     }
 
     pub(crate) async fn chunks_impl(&self, id: &VideoId) -> CoreResult<Vec<Chunk>> {
-        let sql =
-            format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
+        let sql = format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
         let rows: Vec<ChunkRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).fetch_all(p).await.map_err(db_err))?;
         Ok(rows.into_iter().map(Chunk::from).collect())
     }
 
-    pub(crate) async fn source_ready_impl(
-        &self,
-        id: &VideoId,
-        key: &str,
-        size: u64,
-        now: i64,
-    ) -> CoreResult<()> {
+    pub(crate) async fn source_ready_impl(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query("UPDATE videos SET ingest_state = 'uploaded', source_key = $2, filesize = $3, \
                                            upload_session = NULL, updated_at = $4 WHERE id = $1")
             .bind(id.as_str()).bind(key).bind(size as i64).bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;

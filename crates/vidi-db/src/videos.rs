@@ -2,8 +2,7 @@
 
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::{
-    Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
-    VideoSort,
+    Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
 };
 use vidi_core::{CoreError, CoreResult};
 
@@ -64,11 +63,7 @@ impl VideoRow {
                 parts_total: self.parts_total.map(|v| v as u32),
                 session: self.upload_session,
                 source_key: self.source_key,
-                probe: self
-                    .probe
-                    .as_deref()
-                    .map(json::<ProbeOutcome>)
-                    .transpose()?,
+                probe: self.probe.as_deref().map(json::<ProbeOutcome>).transpose()?,
             },
         })
     }
@@ -157,9 +152,7 @@ impl Db {
         }
         for t in &f.tags {
             let n = push(&mut args, Arg::Text(t.clone()));
-            wh += &format!(
-                " AND EXISTS (SELECT 1 FROM video_tags t WHERE t.video_id = videos.id AND t.tag = ${n})"
-            );
+            wh += &format!(" AND EXISTS (SELECT 1 FROM video_tags t WHERE t.video_id = videos.id AND t.tag = ${n})");
         }
         for m in &f.metadata {
             let k = push(&mut args, Arg::Text(m.key.clone()));
@@ -195,10 +188,7 @@ impl Db {
             rows = bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(list_sql.as_str())), &list_args)
                 .fetch_all(p).await.map_err(db_err)?;
         });
-        let videos = rows
-            .into_iter()
-            .map(VideoRow::into_video)
-            .collect::<CoreResult<Vec<_>>>()?;
+        let videos = rows.into_iter().map(VideoRow::into_video).collect::<CoreResult<Vec<_>>>()?;
         Ok((videos, total as u64))
     }
 
@@ -245,11 +235,7 @@ impl Db {
         Ok(n.unwrap_or(0) as u64)
     }
 
-    pub(crate) async fn set_probe_impl(
-        &self,
-        id: &VideoId,
-        probe: &ProbeOutcome,
-    ) -> CoreResult<()> {
+    pub(crate) async fn set_probe_impl(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query("UPDATE videos SET probe = $2 WHERE id = $1")
             .bind(id.as_str()).bind(to_json(probe)).execute(p).await.map(|_| ()).map_err(db_err))?;
         Ok(())
@@ -260,9 +246,6 @@ impl Db {
             "SELECT workspace_id, id FROM videos WHERE ingest_state = 'assembling' \
              OR (ingest_state = 'uploaded' AND probe IS NULL) OR (source_kind <> 'upload' AND ingest_state = 'missing' AND probe IS NULL)")
             .fetch_all(p).await.map_err(db_err))?;
-        Ok(rows
-            .into_iter()
-            .map(|(w, v)| (WorkspaceId::from_trusted(w), VideoId::from_trusted(v)))
-            .collect())
+        Ok(rows.into_iter().map(|(w, v)| (WorkspaceId::from_trusted(w), VideoId::from_trusted(v))).collect())
     }
 }

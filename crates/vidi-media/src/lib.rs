@@ -15,18 +15,11 @@ pub use probe::{Probe, probe};
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("{tool} could not start: {source}")]
-    Spawn {
-        tool: String,
-        source: std::io::Error,
-    },
+    Spawn { tool: String, source: std::io::Error },
     #[error("{tool} ran longer than {0:?}", .timeout)]
     Timeout { tool: String, timeout: Duration },
     #[error("{tool} failed ({status}): {stderr}")]
-    Failed {
-        tool: String,
-        status: String,
-        stderr: String,
-    },
+    Failed { tool: String, status: String, stderr: String },
     #[error("{tool} output unreadable: {reason}")]
     Output { tool: String, reason: String },
 }
@@ -43,10 +36,7 @@ const STDERR_CAP: usize = 16 * 1024;
 
 impl Tool {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Tool {
-            program: program.into(),
-            timeout,
-        }
+        Tool { program: program.into(), timeout }
     }
 
     /// Runs the program to completion and returns its stdout.
@@ -58,45 +48,27 @@ impl Tool {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ToolError::Spawn {
-                tool: self.program.clone(),
-                source,
-            })?;
+            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let work = async {
             let mut out = Vec::new();
             let mut err = Vec::new();
             let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-            a.and(b).map_err(|source| ToolError::Spawn {
-                tool: self.program.clone(),
-                source,
-            })?;
-            let status = child.wait().await.map_err(|source| ToolError::Spawn {
-                tool: self.program.clone(),
-                source,
-            })?;
+            a.and(b).map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+            let status =
+                child.wait().await.map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
             Ok::<_, ToolError>((status, out, err))
         };
-        let (status, out, err) =
-            tokio::time::timeout(self.timeout, work)
-                .await
-                .map_err(|_| ToolError::Timeout {
-                    tool: self.program.clone(),
-                    timeout: self.timeout,
-                })??;
+        let (status, out, err) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| ToolError::Timeout { tool: self.program.clone(), timeout: self.timeout })??;
         if !status.success() {
-            let mut stderr = String::from_utf8_lossy(&err[..err.len().min(STDERR_CAP)])
-                .trim()
-                .to_string();
+            let mut stderr = String::from_utf8_lossy(&err[..err.len().min(STDERR_CAP)]).trim().to_string();
             if stderr.is_empty() {
                 stderr = "no message".into();
             }
-            return Err(ToolError::Failed {
-                tool: self.program.clone(),
-                status: status.to_string(),
-                stderr,
-            });
+            return Err(ToolError::Failed { tool: self.program.clone(), status: status.to_string(), stderr });
         }
         Ok(out)
     }
@@ -126,23 +98,11 @@ mod tests {
     async fn reports_failures_with_stderr_and_timeouts() {
         let sh = Tool::new("sh", Duration::from_secs(5));
         assert_eq!(sh.run(&["-c", "printf hi"]).await.unwrap(), b"hi");
-        let e = sh
-            .run(&["-c", "echo broken >&2; exit 3"])
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, ToolError::Failed { stderr, .. } if stderr == "broken"),
-            "{e}"
-        );
+        let e = sh.run(&["-c", "echo broken >&2; exit 3"]).await.unwrap_err();
+        assert!(matches!(&e, ToolError::Failed { stderr, .. } if stderr == "broken"), "{e}");
         let slow = Tool::new("sh", Duration::from_millis(200));
-        assert!(matches!(
-            slow.run(&["-c", "sleep 5"]).await,
-            Err(ToolError::Timeout { .. })
-        ));
+        assert!(matches!(slow.run(&["-c", "sleep 5"]).await, Err(ToolError::Timeout { .. })));
         let missing = Tool::new("/nonexistent/tool", Duration::from_secs(1));
-        assert!(matches!(
-            missing.run(&[]).await,
-            Err(ToolError::Spawn { .. })
-        ));
+        assert!(matches!(missing.run(&[]).await, Err(ToolError::Spawn { .. })));
     }
 }

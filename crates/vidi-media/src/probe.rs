@@ -68,11 +68,7 @@ pub struct AudioStream {
 impl VideoStream {
     /// Width and height as a viewer sees them (rotation by ±90° swaps them).
     pub fn display_size(&self) -> (u32, u32) {
-        if self.rotation.rem_euclid(180) == 90 {
-            (self.height, self.width)
-        } else {
-            (self.width, self.height)
-        }
+        if self.rotation.rem_euclid(180) == 90 { (self.height, self.width) } else { (self.width, self.height) }
     }
 }
 
@@ -90,11 +86,8 @@ fn gcd(a: u32, b: u32) -> u32 {
 pub fn parse(json: &[u8]) -> Result<Probe, String> {
     let raw: Raw = serde_json::from_slice(json).map_err(|e| format!("ffprobe JSON: {e}"))?;
     let format = raw.format.ok_or("no container format recognised")?;
-    let video = raw
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("video") && s.width.unwrap_or(0) > 0)
-        .map(|s| {
+    let video =
+        raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("video") && s.width.unwrap_or(0) > 0).map(|s| {
             let rotation = s
                 .side_data_list
                 .iter()
@@ -119,25 +112,17 @@ pub fn parse(json: &[u8]) -> Result<Probe, String> {
                 .or(Some(format!("{}:{}", dw / g, dh / g)));
             v
         });
-    let audio = raw
-        .streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("audio"))
-        .map(|s| AudioStream {
-            codec: s.codec_name.clone().unwrap_or_default(),
-            sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
-        });
+    let audio = raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio")).map(|s| AudioStream {
+        codec: s.codec_name.clone().unwrap_or_default(),
+        sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+    });
     if video.is_none() && audio.is_none() {
         return Err("no audio or video stream found".into());
     }
     Ok(Probe {
         format: format.format_name.unwrap_or_default(),
         duration_s: format.duration.as_deref().and_then(|d| d.parse().ok()),
-        bitrate_kbps: format
-            .bit_rate
-            .as_deref()
-            .and_then(|b| b.parse::<f64>().ok())
-            .map(|b| (b / 1000.0).round()),
+        bitrate_kbps: format.bit_rate.as_deref().and_then(|b| b.parse::<f64>().ok()).map(|b| (b / 1000.0).round()),
         video,
         audio,
     })
@@ -146,15 +131,7 @@ pub fn parse(json: &[u8]) -> Result<Probe, String> {
 /// Probes `input` (a path or URL). `Ok(Err(reason))` means the tool ran and the file is not
 /// media; `Err` means the tool itself could not run.
 pub async fn probe(media: &Media, input: &str) -> Result<Result<Probe, String>, ToolError> {
-    let args = [
-        "-v",
-        "error",
-        "-of",
-        "json",
-        "-show_format",
-        "-show_streams",
-        input,
-    ];
+    let args = ["-v", "error", "-of", "json", "-show_format", "-show_streams", input];
     match media.ffprobe.run(&args).await {
         Ok(out) => Ok(parse(&out)),
         Err(ToolError::Failed { stderr, .. }) => Ok(Err(stderr)),
@@ -167,21 +144,14 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     #[test]
     fn landscape_with_audio() {
         let p = parse(&fixture("landscape_h264_aac.json")).unwrap();
         let v = p.video.unwrap();
-        assert_eq!(
-            (v.codec.as_str(), v.width, v.height, v.framerate),
-            ("h264", 640, 360, Some(25.0))
-        );
+        assert_eq!((v.codec.as_str(), v.width, v.height, v.framerate), ("h264", 640, 360, Some(25.0)));
         assert_eq!(v.aspect_ratio.as_deref(), Some("16:9"));
         let a = p.audio.unwrap();
         assert_eq!((a.codec.as_str(), a.sample_rate), ("aac", Some(44100)));

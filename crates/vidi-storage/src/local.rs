@@ -40,19 +40,14 @@ impl LocalBlobs {
     }
 
     fn session_dir(&self, session: &str) -> CoreResult<PathBuf> {
-        if !session
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if !session.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(CoreError::Storage(format!("bad session {session:?}")));
         }
         Ok(self.root.join(".uploads").join(session))
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root
-            .join(".tmp")
-            .join(uuid::Uuid::new_v4().to_string())
+        self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string())
     }
 
     /// Moves a finished, synced file into place.
@@ -117,10 +112,7 @@ impl Blobs for LocalBlobs {
             None => Ok(Box::pin(ReaderStream::with_capacity(f, 256 * 1024))),
             Some((from, to)) => {
                 f.seek(SeekFrom::Start(from)).await?;
-                Ok(Box::pin(ReaderStream::with_capacity(
-                    f.take(to - from + 1),
-                    256 * 1024,
-                )))
+                Ok(Box::pin(ReaderStream::with_capacity(f.take(to - from + 1), 256 * 1024)))
             }
         }
     }
@@ -178,12 +170,7 @@ impl Blobs for LocalBlobs {
         fs::create_dir_all(&dir).await?;
         let (mut f, receipt) = match offset {
             Some(at) => {
-                let mut f = OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(false)
-                    .open(dir.join("data"))
-                    .await?;
+                let mut f = OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
                 f.seek(SeekFrom::Start(at)).await?;
                 (f, INLINE)
             }
@@ -195,21 +182,10 @@ impl Blobs for LocalBlobs {
         Ok((n, receipt.to_string()))
     }
 
-    async fn assemble(
-        &self,
-        dest: &str,
-        session: &str,
-        _mode: UploadMode,
-        chunks: &[ChunkRef],
-    ) -> CoreResult<()> {
+    async fn assemble(&self, dest: &str, session: &str, _mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()> {
         let dir = self.session_dir(session)?;
         let data = dir.join("data");
-        let mut out = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&data)
-            .await?;
+        let mut out = OpenOptions::new().create(true).write(true).truncate(false).open(&data).await?;
         let mut sorted: Vec<&ChunkRef> = chunks.iter().collect();
         sorted.sort_by_key(|c| c.idx);
         let mut offset = 0u64;
@@ -219,10 +195,7 @@ impl Blobs for LocalBlobs {
                 out.seek(SeekFrom::Start(offset)).await?;
                 let copied = tokio::io::copy(&mut part, &mut out).await?;
                 if copied != c.size {
-                    return Err(CoreError::Storage(format!(
-                        "part {} has {copied} bytes, expected {}",
-                        c.idx, c.size
-                    )));
+                    return Err(CoreError::Storage(format!("part {} has {copied} bytes, expected {}", c.idx, c.size)));
                 }
             }
             offset += c.size;

@@ -14,9 +14,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
 
-use object_store::{
-    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart,
-};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart};
 use vidi_core::blobs::{ByteStream, ChunkRef, is_safe_key};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreError, CoreResult};
@@ -51,9 +49,7 @@ impl S3Blobs {
     pub fn open(url: &str, cfg: &S3Config) -> CoreResult<Self> {
         let rest = url.trim_start_matches("s3://");
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_virtual_hosted_style_request(false);
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_virtual_hosted_style_request(false);
         if let Some(e) = &cfg.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
@@ -66,21 +62,14 @@ impl S3Blobs {
         }
         let store = b.build().map_err(err)?;
         let prefix = prefix.trim_matches('/').to_string();
-        Ok(S3Blobs {
-            store: Arc::new(store),
-            prefix,
-        })
+        Ok(S3Blobs { store: Arc::new(store), prefix })
     }
 
     fn path(&self, key: &str) -> CoreResult<Path> {
         if !is_safe_key(key.trim_end_matches('/')) {
             return Err(CoreError::Storage(format!("unsafe key {key:?}")));
         }
-        Ok(if self.prefix.is_empty() {
-            Path::from(key)
-        } else {
-            Path::from(format!("{}/{key}", self.prefix))
-        })
+        Ok(if self.prefix.is_empty() { Path::from(key) } else { Path::from(format!("{}/{key}", self.prefix)) })
     }
 
     fn staged(&self, session: &str, idx: u32) -> CoreResult<Path> {
@@ -126,15 +115,8 @@ impl Blobs for S3Blobs {
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
-        let opts = GetOptions {
-            range: range.map(|(f, t)| GetRange::Bounded(f..t + 1)),
-            ..Default::default()
-        };
-        let r = self
-            .store
-            .get_opts(&self.path(key)?, opts)
-            .await
-            .map_err(err)?;
+        let opts = GetOptions { range: range.map(|(f, t)| GetRange::Bounded(f..t + 1)), ..Default::default() };
+        let r = self.store.get_opts(&self.path(key)?, opts).await.map_err(err)?;
         Ok(Box::pin(r.into_stream().map_err(std::io::Error::other)))
     }
 
@@ -167,29 +149,19 @@ impl Blobs for S3Blobs {
     }
 
     async fn copy(&self, from: &str, to: &str) -> CoreResult<()> {
-        self.store
-            .copy(&self.path(from)?, &self.path(to)?)
-            .await
-            .map_err(err)
+        self.store.copy(&self.path(from)?, &self.path(to)?).await.map_err(err)
     }
 
     async fn media_input(&self, key: &str) -> CoreResult<String> {
-        let url = self
-            .store
-            .signed_url(http_get(), &self.path(key)?, Duration::from_secs(6 * 3600))
-            .await
-            .map_err(err)?;
+        let url =
+            self.store.signed_url(http_get(), &self.path(key)?, Duration::from_secs(6 * 3600)).await.map_err(err)?;
         Ok(url.to_string())
     }
 
     async fn begin_chunks(&self, dest: &str, mode: UploadMode) -> CoreResult<String> {
         match mode {
             UploadMode::Bytes => Ok(format!("{STAGED}{}", uuid::Uuid::new_v4())),
-            _ => self
-                .store
-                .create_multipart(&self.path(dest)?)
-                .await
-                .map_err(err),
+            _ => self.store.create_multipart(&self.path(dest)?).await.map_err(err),
         }
     }
 
@@ -211,32 +183,18 @@ impl Blobs for S3Blobs {
             buf.push(piece);
         }
         if let Some(staged) = session.strip_prefix(STAGED) {
-            self.store
-                .put(&self.staged(staged, idx)?, buf.freeze())
-                .await
-                .map_err(err)?;
+            self.store.put(&self.staged(staged, idx)?, buf.freeze()).await.map_err(err)?;
             return Ok((total, "staged".into()));
         }
         let part = self
             .store
-            .put_part(
-                &self.path(dest)?,
-                &session.to_string(),
-                idx as usize - 1,
-                buf.freeze(),
-            )
+            .put_part(&self.path(dest)?, &session.to_string(), idx as usize - 1, buf.freeze())
             .await
             .map_err(err)?;
         Ok((total, part.content_id))
     }
 
-    async fn assemble(
-        &self,
-        dest: &str,
-        session: &str,
-        _mode: UploadMode,
-        chunks: &[ChunkRef],
-    ) -> CoreResult<()> {
+    async fn assemble(&self, dest: &str, session: &str, _mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()> {
         let mut sorted: Vec<&ChunkRef> = chunks.iter().collect();
         sorted.sort_by_key(|c| c.idx);
         let path = self.path(dest)?;
@@ -256,24 +214,11 @@ impl Blobs for S3Blobs {
             self.stream_into(&path, Box::pin(body)).await?;
             return self.delete_prefix(&format!(".uploads/{staged}/")).await;
         }
-        if sorted
-            .iter()
-            .enumerate()
-            .any(|(i, c)| c.idx as usize != i + 1)
-        {
+        if sorted.iter().enumerate().any(|(i, c)| c.idx as usize != i + 1) {
             return Err(CoreError::Storage("parts are not contiguous".into()));
         }
-        let parts = sorted
-            .iter()
-            .map(|c| PartId {
-                content_id: c.receipt.clone(),
-            })
-            .collect();
-        match self
-            .store
-            .complete_multipart(&path, &session.to_string(), parts)
-            .await
-        {
+        let parts = sorted.iter().map(|c| PartId { content_id: c.receipt.clone() }).collect();
+        match self.store.complete_multipart(&path, &session.to_string(), parts).await {
             Ok(_) => Ok(()),
             // Completed already by an earlier attempt that died before recording it.
             Err(e) if self.store.head(&path).await.is_ok() => {
@@ -288,11 +233,7 @@ impl Blobs for S3Blobs {
         if let Some(staged) = session.strip_prefix(STAGED) {
             return self.delete_prefix(&format!(".uploads/{staged}/")).await;
         }
-        match self
-            .store
-            .abort_multipart(&self.path(dest)?, &session.to_string())
-            .await
-        {
+        match self.store.abort_multipart(&self.path(dest)?, &session.to_string()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(err(e)),
         }

@@ -30,6 +30,8 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Storage quota reported by `/account`, bytes.
     pub quota_bytes: u64,
+    /// Lifetime of access tokens, seconds (api.video: 3600).
+    pub access_token_ttl: i64,
     pub ffmpeg: String,
     pub ffprobe: String,
 }
@@ -48,6 +50,7 @@ impl Default for Config {
             public_url: String::new(),
             max_request_bytes: api.max_request_bytes,
             quota_bytes: api.quota_bytes,
+            access_token_ttl: api.access_ttl_s,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         }

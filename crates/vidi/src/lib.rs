@@ -63,11 +63,8 @@ impl Server {
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
-    let first_key = if repo.count_api_keys().await? == 0 {
-        Some(create_key(repo.as_ref(), "default").await?)
-    } else {
-        None
-    };
+    let first_key =
+        if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default").await?) } else { None };
     let s3 = S3Config {
         endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
         region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),
@@ -82,6 +79,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         public_url: url.clone(),
         max_request_bytes: cfg.max_request_bytes,
         quota_bytes: cfg.quota_bytes,
+        access_ttl_s: cfg.access_token_ttl,
         ..ApiConfig::default()
     };
     let media = Media {
@@ -93,11 +91,5 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let app = vidi_api::router(state.clone());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });
     tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
-    Ok(Server {
-        addr,
-        url,
-        first_key,
-        state,
-        task,
-    })
+    Ok(Server { addr, url, first_key, state, task })
 }

@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 use vidi::Config;
 
 #[derive(Parser)]
-#[command(
-    name = "vidi",
-    version,
-    about = "A self-hosted video platform, wire-compatible with api.video"
-)]
+#[command(name = "vidi", version, about = "A self-hosted video platform, wire-compatible with api.video")]
 struct Cli {
     /// A TOML configuration file (default: ./vidi.toml when it exists). VIDI_* variables override it.
     #[arg(long, global = true, env = "VIDI_CONFIG")]
@@ -47,8 +43,7 @@ enum KeyCommand {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -71,9 +66,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::ApiKey {
-            command: KeyCommand::Create { name },
-        } => {
+        Command::ApiKey { command: KeyCommand::Create { name } } => {
             let repo = vidi::open_repo(&cfg).await?;
             println!("{}", vidi::create_key(repo.as_ref(), &name).await?);
             Ok(())

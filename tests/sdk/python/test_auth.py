@@ -30,14 +30,17 @@ def test_connect_gets_an_access_token(make_client, api_key):
     assert page.pagination.page_size == 1
 
 
-def test_refresh_token_rotates_both_tokens(make_client, api_key):
+def test_refresh_token_gives_a_new_pair(make_client, api_key):
     client = make_client(api_key)
     client.connect()
-    old_access, old_refresh = client._access_token, client._refresh_token
+    old_refresh = client._refresh_token
 
     client.refresh_token()
 
-    assert client._access_token and client._access_token != old_access
+    # The access token is not compared with the old one: a token minted from the same
+    # claims within the same second may legitimately be byte-identical.
+    assert client._access_token
+    # Refresh tokens rotate on every refresh (api-contract.md §1.2).
     assert client._refresh_token and client._refresh_token != old_refresh
     assert client.token_type == "Bearer"
     # The new access token works.

@@ -36,11 +36,7 @@ pub async fn account(State(state): State<AppState>, auth: Auth) -> ApiResult<Jso
     let used = state.repo.stored_bytes(auth.ws()).await?;
     let total = state.cfg.quota_bytes;
     Ok(Json(Account {
-        quota: AccountQuota {
-            quota_used: used,
-            quota_remaining: total.saturating_sub(used),
-            quota_total: total,
-        },
+        quota: AccountQuota { quota_used: used, quota_remaining: total.saturating_sub(used), quota_total: total },
         // What this server does today; grows as features land.
         features: vec!["app.dynamic_metadata".into()],
         environment: "production".into(),

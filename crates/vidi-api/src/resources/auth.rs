@@ -35,21 +35,13 @@ pub struct RefreshTokenPayload {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/api-key", post(authenticate))
-        .route("/auth/refresh", post(refresh))
+    Router::new().route("/auth/api-key", post(authenticate)).route("/auth/refresh", post(refresh))
 }
 
-async fn tokens_for(
-    state: &AppState,
-    owner: &vidi_core::model::KeyOwner,
-    refresh: String,
-) -> AccessToken {
+async fn tokens_for(state: &AppState, owner: &vidi_core::model::KeyOwner, refresh: String) -> AccessToken {
     let now_s = now_ms() / 1000;
     AccessToken {
-        access_token: state
-            .auth
-            .issue_access(owner, now_s, state.cfg.access_ttl_s),
+        access_token: state.auth.issue_access(owner, now_s, state.cfg.access_ttl_s),
         token_type: "Bearer".into(),
         refresh_token: refresh,
         expires_in: state.cfg.access_ttl_s,
@@ -60,24 +52,12 @@ async fn tokens_for(
 #[utoipa::path(post, path = "/auth/api-key", tag = "Advanced authentication", operation_id = "POST_auth-api-key",
     request_body = AuthenticatePayload,
     responses((status = 200, body = AccessToken), (status = 400, body = crate::error::Problem)))]
-pub async fn authenticate(
-    State(state): State<AppState>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<Json<AccessToken>> {
-    let key = body
-        .string("apiKey")?
-        .ok_or_else(|| ApiError::attribute_required("apiKey"))?;
-    let owner = state
-        .auth
-        .owner_of_key(state.repo.as_ref(), &key)
-        .await?
-        .ok_or_else(ApiError::bad_credentials)?;
+pub async fn authenticate(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Json<AccessToken>> {
+    let key = body.string("apiKey")?.ok_or_else(|| ApiError::attribute_required("apiKey"))?;
+    let owner = state.auth.owner_of_key(state.repo.as_ref(), &key).await?.ok_or_else(ApiError::bad_credentials)?;
     let refresh = random_secret();
     let expires = now_ms() + state.cfg.refresh_ttl_s * 1000;
-    state
-        .repo
-        .insert_refresh_token(&owner, &sha256_hex(&refresh), expires)
-        .await?;
+    state.repo.insert_refresh_token(&owner, &sha256_hex(&refresh), expires).await?;
     Ok(Json(tokens_for(&state, &owner, refresh).await))
 }
 
@@ -85,26 +65,15 @@ pub async fn authenticate(
 #[utoipa::path(post, path = "/auth/refresh", tag = "Advanced authentication", operation_id = "POST_auth-refresh",
     request_body = RefreshTokenPayload,
     responses((status = 200, body = AccessToken), (status = 400, body = crate::error::Problem)))]
-pub async fn refresh(
-    State(state): State<AppState>,
-    JsonObject(body): JsonObject,
-) -> ApiResult<Json<AccessToken>> {
-    let old = body
-        .string("refreshToken")?
-        .ok_or_else(|| ApiError::attribute_required("refreshToken"))?;
+pub async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Json<AccessToken>> {
+    let old = body.string("refreshToken")?.ok_or_else(|| ApiError::attribute_required("refreshToken"))?;
     let new = random_secret();
     let now = now_ms();
     // The old token stays usable for a minute after its rotation, so a retried refresh whose
     // first answer was lost does not lock the client out.
     let owner = state
         .repo
-        .rotate_refresh_token(
-            &sha256_hex(&old),
-            &sha256_hex(&new),
-            now,
-            60_000,
-            now + state.cfg.refresh_ttl_s * 1000,
-        )
+        .rotate_refresh_token(&sha256_hex(&old), &sha256_hex(&new), now, 60_000, now + state.cfg.refresh_ttl_s * 1000)
         .await?
         .ok_or_else(ApiError::bad_credentials)?;
     Ok(Json(tokens_for(&state, &owner, new).await))

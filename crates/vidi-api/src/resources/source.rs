@@ -38,23 +38,55 @@ pub fn routes() -> Router<AppState> {
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn upload_source(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Result<Auth, ApiError>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let id = video_id(&id)?;
-    let mut form = Form::open(&headers, body)?;
-    let range = match headers.get("content-range") {
-        None => None,
-        Some(h) => {
-            Some(upload::parse_content_range(h.to_str().unwrap_or("")).map_err(ApiError::upload)?)
+    // Refusals must still read the body: a client that is busy streaming a large file (Node's
+    // form-data) only sees our answer if we let it finish sending, otherwise it gets a reset.
+    let auth = match auth {
+        Ok(a) => a,
+        Err(e) => {
+            drain_raw(body, state.cfg.max_request_bytes).await;
+            return Err(e);
         }
     };
-    match range {
-        None => upload_whole(&state, auth.ws(), &id, &mut form).await,
-        Some(r) => upload_chunk(&state, auth.ws(), &id, r, &mut form).await,
+    let mut form = match Form::open(&headers, body) {
+        Ok(f) => f,
+        Err(e) => return Err(e),
+    };
+    let result = async {
+        let id = video_id(&id)?;
+        let range = match headers.get("content-range") {
+            None => None,
+            Some(h) => Some(upload::parse_content_range(h.to_str().unwrap_or("")).map_err(ApiError::upload)?),
+        };
+        match range {
+            None => upload_whole(&state, auth.ws(), &id, &mut form).await,
+            Some(r) => upload_chunk(&state, auth.ws(), &id, r, &mut form).await,
+        }
     }
+    .await;
+    if result.is_err() {
+        form.drain(state.cfg.max_request_bytes).await;
+    }
+    result
+}
+
+/// Reads and drops up to `limit` bytes of an unparsed body.
+async fn drain_raw(body: Body, limit: u64) {
+    let mut s = body.into_data_stream();
+    let mut seen = 0u64;
+    let drain = async {
+        while let Some(Ok(piece)) = s.next().await {
+            seen += piece.len() as u64;
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
 }
 
 /// A multipart body whose file part is found whatever its field name (Node names it after the file).
@@ -68,17 +100,10 @@ const MAX_TEXT_FIELD: usize = 64 * 1024;
 
 impl Form {
     pub fn open(headers: &HeaderMap, body: Body) -> ApiResult<Self> {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let boundary = multer::parse_boundary(ct).map_err(|_| {
-            ApiError::no_file().detail("The body must be multipart/form-data with one file part.")
-        })?;
-        Ok(Form {
-            inner: multer::Multipart::new(body.into_data_stream(), boundary),
-            fields: Vec::new(),
-        })
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let boundary = multer::parse_boundary(ct)
+            .map_err(|_| ApiError::no_file().detail("The body must be multipart/form-data with one file part."))?;
+        Ok(Form { inner: multer::Multipart::new(body.into_data_stream(), boundary), fields: Vec::new() })
     }
 
     /// The next file part, reading past (and keeping) text fields.
@@ -94,15 +119,28 @@ impl Form {
             let mut s = field;
             while let Some(piece) = s.chunk().await.map_err(bad_form)? {
                 if text.len() + piece.len() > MAX_TEXT_FIELD {
-                    return Err(ApiError::invalid_payload(format!(
-                        "The form field \"{name}\" is too large."
-                    )));
+                    return Err(ApiError::invalid_payload(format!("The form field \"{name}\" is too large.")));
                 }
                 text.extend_from_slice(&piece);
             }
-            self.fields
-                .push((name, String::from_utf8_lossy(&text).into_owned()));
+            self.fields.push((name, String::from_utf8_lossy(&text).into_owned()));
         }
+    }
+
+    /// Reads and drops what is left of the body (bounded in bytes and time).
+    pub async fn drain(&mut self, limit: u64) {
+        let mut seen = 0u64;
+        let drain = async {
+            while let Ok(Some(mut field)) = self.inner.next_field().await {
+                while let Ok(Some(piece)) = field.chunk().await {
+                    seen += piece.len() as u64;
+                    if seen > limit {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
     }
 
     /// After the file: the rest of the body must hold no second file.
@@ -126,20 +164,13 @@ fn limited(field: multer::Field<'static>, max: u64, over: Arc<AtomicBool>) -> By
         seen += piece.len() as u64;
         if seen > max {
             over.store(true, Ordering::Relaxed);
-            return Err(std::io::Error::other(
-                "upload larger than the request limit",
-            ));
+            return Err(std::io::Error::other("upload larger than the request limit"));
         }
         Ok(piece)
     }))
 }
 
-async fn upload_whole(
-    state: &AppState,
-    ws: &WorkspaceId,
-    id: &VideoId,
-    form: &mut Form,
-) -> ApiResult<Response> {
+async fn upload_whole(state: &AppState, ws: &WorkspaceId, id: &VideoId, form: &mut Form) -> ApiResult<Response> {
     state.repo.check_whole(ws, id).await.or_404("videoId")?;
     let Some(file) = form.next_file().await? else {
         return Err(ApiError::no_file());
@@ -147,13 +178,7 @@ async fn upload_whole(
     // A key of its own: two racing whole uploads never write the same object; the loser's is dropped.
     let key = format!("videos/{id}/source-{}", uuid::Uuid::new_v4().simple());
     let over = Arc::new(AtomicBool::new(false));
-    let stored = state
-        .blobs
-        .put_stream(
-            &key,
-            limited(file, state.cfg.max_request_bytes, over.clone()),
-        )
-        .await;
+    let stored = state.blobs.put_stream(&key, limited(file, state.cfg.max_request_bytes, over.clone())).await;
     let size = match stored {
         Ok(n) => n,
         Err(_) if over.load(Ordering::Relaxed) => {
@@ -166,11 +191,7 @@ async fn upload_whole(
         if size == 0 {
             return Err(ApiError::upload(RangeError::FileEmpty));
         }
-        state
-            .repo
-            .finish_whole(id, &key, size, now_ms())
-            .await
-            .or_404("videoId")
+        state.repo.finish_whole(id, &key, size, now_ms()).await.or_404("videoId")
     }
     .await;
     if let Err(e) = outcome {
@@ -204,10 +225,7 @@ async fn upload_chunk(
     let repo: &dyn Repo = state.repo.as_ref();
     let now = now_ms();
     let live_after = now - state.cfg.claim_stale_after.as_millis() as i64;
-    let claim = repo
-        .claim_chunk(ws, id, range, &state.instance, now, live_after)
-        .await
-        .or_404("videoId")?;
+    let claim = repo.claim_chunk(ws, id, range, &state.instance, now, live_after).await.or_404("videoId")?;
     let plan = claim.plan.clone();
     let result = async {
         let dest = source_key(id.as_str());
@@ -226,16 +244,15 @@ async fn upload_chunk(
             return Err(ApiError::no_file());
         };
         let body: ByteStream = Box::pin(file.map_err(std::io::Error::other));
-        let (size, receipt) = state
-            .blobs
-            .write_chunk(&dest, &session, plan.mode, plan.idx, plan.offset, body, max)
-            .await
-            .map_err(|e| match e {
-                CoreError::Upload(RangeError::FileTooLarge) if plan.mode == UploadMode::Bytes => {
-                    ApiError::upload(RangeError::RangeTooLarge)
-                }
-                e => e.into(),
-            })?;
+        let (size, receipt) =
+            state.blobs.write_chunk(&dest, &session, plan.mode, plan.idx, plan.offset, body, max).await.map_err(
+                |e| match e {
+                    CoreError::Upload(RangeError::FileTooLarge) if plan.mode == UploadMode::Bytes => {
+                        ApiError::upload(RangeError::RangeTooLarge)
+                    }
+                    e => e.into(),
+                },
+            )?;
         form.finish().await?;
         upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
         Ok(repo.commit_chunk(id, plan.idx, size, &receipt).await?)
@@ -252,13 +269,9 @@ async fn upload_chunk(
         }
     };
     match commit {
-        ChunkCommit::Pending => Ok((
-            StatusCode::CREATED,
-            Json(VideoIdOnly {
-                video_id: id.to_string(),
-            }),
-        )
-            .into_response()),
+        ChunkCommit::Pending => {
+            Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
+        }
         ChunkCommit::Complete { chunks, size } => {
             ingest::assemble(state, ws, id, &chunks, size).await?;
             ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
@@ -269,9 +282,5 @@ async fn upload_chunk(
 
 async fn full_video(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> ApiResult<Response> {
     let v = state.repo.get_video(ws, id).await.or_404("videoId")?;
-    Ok((
-        StatusCode::CREATED,
-        Json(VideoOut::from_video(&v, &state.cfg.public_url)),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(VideoOut::from_video(&v, &state.cfg.public_url))).into_response())
 }

@@ -8,9 +8,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use vidi_core::blobs::video_prefix;
 use vidi_core::id::VideoId;
-use vidi_core::model::{
-    Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
-};
+use vidi_core::model::{Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort};
 use vidi_core::time::{now_ms, to_rfc3339};
 use vidi_media::Probe;
 
@@ -81,18 +79,8 @@ impl VideoOut {
             title: v.title.clone(),
             description: v.description.clone(),
             tags: v.tags.clone(),
-            metadata: v
-                .metadata
-                .iter()
-                .map(|m| MetadataOut {
-                    key: m.key.clone(),
-                    value: m.value.clone(),
-                })
-                .collect(),
-            source: VideoSourceOut {
-                uri: format!("/videos/{id}/source"),
-                kind: v.source_kind.as_str().into(),
-            },
+            metadata: v.metadata.iter().map(|m| MetadataOut { key: m.key.clone(), value: m.value.clone() }).collect(),
+            source: VideoSourceOut { uri: format!("/videos/{id}/source"), kind: v.source_kind.as_str().into() },
             assets: VideoAssets {
                 hls: format!("{vod}/hls/manifest.m3u8"),
                 iframe: format!(
@@ -169,11 +157,7 @@ impl EncodingMetadata {
             height: size.map(|s| s.1),
             bitrate: p.bitrate_kbps,
             duration: p.duration_s.map(|d| d.round() as u64),
-            framerate: p
-                .video
-                .as_ref()
-                .and_then(|v| v.framerate)
-                .map(|f| f.round() as u32),
+            framerate: p.video.as_ref().and_then(|v| v.framerate).map(|f| f.round() as u32),
             samplerate: p.audio.as_ref().and_then(|a| a.sample_rate),
             video_codec: p.video.as_ref().map(|v| v.codec.clone()),
             audio_codec: p.audio.as_ref().map(|a| a.codec.clone()),
@@ -206,10 +190,7 @@ fn clean_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     for t in tags {
         let t = t.trim().to_string();
         if t.is_empty() || t.len() > 255 {
-            return Err(ApiError::invalid_attribute(
-                "tags",
-                "Each tag must hold 1 to 255 characters.",
-            ));
+            return Err(ApiError::invalid_attribute("tags", "Each tag must hold 1 to 255 characters."));
         }
         if !out.contains(&t) {
             out.push(t);
@@ -220,25 +201,18 @@ fn clean_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
 
 fn check_title(title: &str) -> ApiResult<()> {
     if title.trim().is_empty() {
-        return Err(ApiError::invalid_attribute(
-            "title",
-            "The \"title\" attribute must not be blank.",
-        ));
+        return Err(ApiError::invalid_attribute("title", "The \"title\" attribute must not be blank."));
     }
     if title.len() > 1024 {
-        return Err(ApiError::invalid_attribute(
-            "title",
-            "The \"title\" attribute is too long.",
-        ));
+        return Err(ApiError::invalid_attribute("title", "The \"title\" attribute is too long."));
     }
     Ok(())
 }
 
 /// `hh:mm:ss(.ms|:frame)` or plain seconds (contract §3, op 5).
 fn valid_timecode(s: &str) -> bool {
-    let digits = |p: &str, min: usize, max: usize| {
-        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
-    };
+    let digits =
+        |p: &str, min: usize, max: usize| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
     if digits(s, 1, 7) {
         return true;
     }
@@ -248,9 +222,7 @@ fn valid_timecode(s: &str) -> bool {
         [h, m, s, f] => (*h, *m, *s, Some(*f)),
         _ => return false,
     };
-    let (sec, ms) = sec
-        .split_once('.')
-        .map_or((sec, None), |(a, b)| (a, Some(b)));
+    let (sec, ms) = sec.split_once('.').map_or((sec, None), |(a, b)| (a, Some(b)));
     digits(h, 2, 3)
         && digits(m, 2, 2)
         && m < "60"
@@ -270,9 +242,7 @@ pub async fn create(
     auth: Auth,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl IntoResponse> {
-    let title = body
-        .string("title")?
-        .ok_or_else(|| ApiError::attribute_required("title"))?;
+    let title = body.string("title")?.ok_or_else(|| ApiError::attribute_required("title"))?;
     check_title(&title)?;
     if let Some(clip) = body.get("clip").filter(|c| !c.is_null()) {
         for key in ["startTimecode", "endTimecode"] {
@@ -310,21 +280,14 @@ pub async fn create(
         let src = src.trim();
         if let Some(original) = VideoId::parse(src) {
             // Cloning copies a complete source of the same workspace.
-            let orig = state
-                .repo
-                .get_video(auth.ws(), &original)
-                .await
-                .map_err(|e| match e {
-                    vidi_core::CoreError::NotFound => {
-                        ApiError::invalid_attribute("source", "No video with this id exists.")
-                    }
-                    e => e.into(),
-                })?;
+            let orig = state.repo.get_video(auth.ws(), &original).await.map_err(|e| match e {
+                vidi_core::CoreError::NotFound => {
+                    ApiError::invalid_attribute("source", "No video with this id exists.")
+                }
+                e => e.into(),
+            })?;
             if orig.ingest.state != IngestState::Uploaded {
-                return Err(ApiError::invalid_attribute(
-                    "source",
-                    "The video to copy has no complete source yet.",
-                ));
+                return Err(ApiError::invalid_attribute("source", "The video to copy has no complete source yet."));
             }
             video.source_kind = SourceKind::Clone;
         } else {
@@ -332,10 +295,7 @@ pub async fn create(
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
                 .ok_or_else(|| {
-                    ApiError::invalid_attribute(
-                        "source",
-                        "The source must be an http(s) URL or a video id.",
-                    )
+                    ApiError::invalid_attribute("source", "The source must be an http(s) URL or a video id.")
                 })?;
             video.source_kind = SourceKind::Download;
             video.source_ref = Some(url.to_string());
@@ -350,11 +310,7 @@ pub async fn create(
         return Ok((StatusCode::CREATED, Json(out)));
     }
     // The source is fetched or copied in the background; 202 says so.
-    tokio::spawn(ingest::fetch_source(
-        state.clone(),
-        video.workspace_id.clone(),
-        video.id.clone(),
-    ));
+    tokio::spawn(ingest::fetch_source(state.clone(), video.workspace_id.clone(), video.id.clone()));
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -390,36 +346,20 @@ pub async fn list(
         Some("asc") => false,
         Some("desc") => true,
         Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortOrder",
-                "sortOrder must be asc or desc.",
-            ));
+            return Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc."));
         }
     };
     let filter = VideoFilter {
         title: q.get("title").filter(|s| !s.is_empty()).map(str::to_string),
-        description: q
-            .get("description")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        tags: q
-            .list("tags")
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .collect(),
+        description: q.get("description").filter(|s| !s.is_empty()).map(str::to_string),
+        tags: q.list("tags").into_iter().filter(|t| !t.is_empty()).collect(),
         metadata: q.map("metadata"),
-        live_stream_id: q
-            .get("liveStreamId")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        live_stream_id: q.get("liveStreamId").filter(|s| !s.is_empty()).map(str::to_string),
         sort_by: sort_by.unwrap_or_default(),
         descending,
     };
     let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
-    let data = videos
-        .iter()
-        .map(|v| VideoOut::from_video(v, &state.cfg.public_url))
-        .collect();
+    let data = videos.iter().map(|v| VideoOut::from_video(v, &state.cfg.public_url)).collect();
     Ok(Json(page("/videos", &q, req, total, data)))
 }
 
@@ -428,16 +368,8 @@ pub async fn list(
     params(("videoId" = String, Path)),
     responses((status = 200, body = VideoOut), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
-pub async fn show(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<VideoOut>> {
-    let v = state
-        .repo
-        .get_video(auth.ws(), &video_id(&id)?)
-        .await
-        .or_404("videoId")?;
+pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<VideoOut>> {
+    let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
     Ok(Json(VideoOut::from_video(&v, &state.cfg.public_url)))
 }
 
@@ -453,11 +385,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<VideoOut>> {
-    let mut v = state
-        .repo
-        .get_video(auth.ws(), &video_id(&id)?)
-        .await
-        .or_404("videoId")?;
+    let mut v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
     if let Some(t) = body.string("title")? {
         check_title(&t)?;
         v.title = t;
@@ -495,29 +423,14 @@ pub async fn update(
     params(("videoId" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
-pub async fn delete(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = video_id(&id)?;
-    let v = state
-        .repo
-        .get_video(auth.ws(), &id)
-        .await
-        .or_404("videoId")?;
-    state
-        .repo
-        .delete_video(auth.ws(), &id)
-        .await
-        .or_404("videoId")?;
+    let v = state.repo.get_video(auth.ws(), &id).await.or_404("videoId")?;
+    state.repo.delete_video(auth.ws(), &id).await.or_404("videoId")?;
     // The row is gone, so nothing refers to the media any more; a failure here leaves garbage,
     // never a broken video.
     if let Some(session) = &v.ingest.session
-        && let Err(e) = state
-            .blobs
-            .abort_chunks(&vidi_core::blobs::source_key(id.as_str()), session)
-            .await
+        && let Err(e) = state.blobs.abort_chunks(&vidi_core::blobs::source_key(id.as_str()), session).await
     {
         tracing::warn!(video = %id, error = %e, "could not drop the upload session");
     }
@@ -532,17 +445,9 @@ pub async fn delete(
     params(("videoId" = String, Path)),
     responses((status = 200, body = VideoStatus), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
-pub async fn status(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<VideoStatus>> {
+pub async fn status(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<VideoStatus>> {
     let id = video_id(&id)?;
-    let v = state
-        .repo
-        .get_video(auth.ws(), &id)
-        .await
-        .or_404("videoId")?;
+    let v = state.repo.get_video(auth.ws(), &id).await.or_404("videoId")?;
     let chunks = match v.ingest.mode {
         UploadMode::Part | UploadMode::Bytes => state.repo.chunks(&id).await?,
         _ => Vec::new(),
@@ -559,11 +464,7 @@ pub async fn status(
             for (f, t) in spans {
                 match ranges.last_mut() {
                     Some(last) if last.to + 1 == f => last.to = t,
-                    _ => ranges.push(BytesRange {
-                        from: f,
-                        to: t,
-                        total,
-                    }),
+                    _ => ranges.push(BytesRange { from: f, to: t, total }),
                 }
             }
         }
@@ -575,9 +476,9 @@ pub async fn status(
         IngestState::Uploaded => "uploaded",
     };
     let metadata = match &v.ingest.probe {
-        Some(ProbeOutcome::Probed(p)) => serde_json::from_value::<Probe>(p.clone())
-            .map(|p| EncodingMetadata::from_probe(&p))
-            .unwrap_or_default(),
+        Some(ProbeOutcome::Probed(p)) => {
+            serde_json::from_value::<Probe>(p.clone()).map(|p| EncodingMetadata::from_probe(&p)).unwrap_or_default()
+        }
         _ => EncodingMetadata::default(),
     };
     Ok(Json(VideoStatus {
@@ -585,16 +486,9 @@ pub async fn status(
             status: status.into(),
             filesize: v.ingest.filesize,
             received_bytes: ranges,
-            received_parts: UploadParts {
-                parts,
-                total: v.ingest.parts_total,
-            },
+            received_parts: UploadParts { parts, total: v.ingest.parts_total },
         },
-        encoding: VideoStatusEncoding {
-            playable: false,
-            qualities: Vec::new(),
-            metadata,
-        },
+        encoding: VideoStatusEncoding { playable: false, qualities: Vec::new(), metadata },
     }))
 }
 
@@ -604,33 +498,17 @@ mod tests {
 
     #[test]
     fn timecodes() {
-        for ok in [
-            "00:01:00.000",
-            "00:00:10:12",
-            "124",
-            "100:00:00",
-            "00:00:05.5",
-        ] {
+        for ok in ["00:01:00.000", "00:00:10:12", "124", "100:00:00", "00:00:05.5"] {
             assert!(valid_timecode(ok), "{ok}");
         }
-        for bad in [
-            "1:00:00",
-            "00:61:00",
-            "00:00:00.1234",
-            "abc",
-            "",
-            "00:00:00.1:2",
-        ] {
+        for bad in ["1:00:00", "00:61:00", "00:00:00.1234", "abc", "", "00:00:00.1:2"] {
             assert!(!valid_timecode(bad), "{bad}");
         }
     }
 
     #[test]
     fn tags_are_trimmed_and_deduplicated() {
-        assert_eq!(
-            clean_tags(vec![" a ".into(), "a".into(), "b".into()]).unwrap(),
-            vec!["a", "b"]
-        );
+        assert_eq!(clean_tags(vec![" a ".into(), "a".into(), "b".into()]).unwrap(), vec!["a", "b"]);
         assert!(clean_tags(vec![" ".into()]).is_err());
     }
 }

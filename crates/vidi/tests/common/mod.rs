@@ -1,0 +1,243 @@
+//! Shared test harness: boots the real server on 127.0.0.1:0 on every configured backend pair,
+//! makes media with ffmpeg's lavfi sources, and speaks HTTP like a client would.
+//!
+//! Backends come from the environment, set by `scripts/test.sh`:
+//! - always SQLite + a local folder;
+//! - `VIDI_TEST_PG_URL` adds PostgreSQL (each server gets a schema of its own);
+//! - `VIDI_TEST_S3_URL` (`s3://bucket`, with `AWS_*` credentials and `AWS_ENDPOINT_URL`) adds S3.
+//! With both, the second pair is PostgreSQL + S3.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use vidi::{Config, Server};
+
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub label: String,
+    pub pg_url: Option<String>,
+    pub s3_url: Option<String>,
+}
+
+pub fn backends() -> Vec<Backend> {
+    let pg = std::env::var("VIDI_TEST_PG_URL").ok().filter(|s| !s.is_empty());
+    let s3 = std::env::var("VIDI_TEST_S3_URL").ok().filter(|s| !s.is_empty());
+    let mut out = vec![Backend { label: "sqlite+local".into(), pg_url: None, s3_url: None }];
+    if pg.is_some() || s3.is_some() {
+        let label = format!(
+            "{}+{}",
+            if pg.is_some() { "postgres" } else { "sqlite" },
+            if s3.is_some() { "s3" } else { "local" }
+        );
+        out.push(Backend { label, pg_url: pg, s3_url: s3 });
+    } else {
+        eprintln!("note: PostgreSQL and S3 not configured for this test binary: running on sqlite+local only");
+    }
+    out
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+pub struct TestServer {
+    pub server: Server,
+    pub url: String,
+    pub key: String,
+    pub http: Client,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub cfg: Config,
+}
+
+/// A config for `backend` with its own data folder, schema and bucket prefix.
+pub fn config_for(backend: &Backend, dir: &Path) -> Config {
+    let mut cfg =
+        Config { data_dir: dir.to_path_buf(), http_addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    if let Some(pg) = &backend.pg_url {
+        cfg.database_url = pg.clone();
+        cfg.database_schema = unique("t_");
+    }
+    if let Some(s3) = &backend.s3_url {
+        cfg.storage_url = format!("{}/{}", s3.trim_end_matches('/'), unique("run-"));
+    }
+    cfg
+}
+
+impl TestServer {
+    pub async fn start(backend: &Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config_for(backend, dir.path());
+        tweak(&mut cfg);
+        let server = vidi::start(cfg.clone()).await.expect("server starts");
+        let key = server.first_key.clone().expect("a fresh database gets a key");
+        TestServer { url: server.url.clone(), server, key, http: Client::new(), backend: backend.clone(), dir, cfg }
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{}", self.url, path)).basic_auth(&self.key, Some(""))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.req(Method::POST, path).json(&body).send().await.unwrap()
+    }
+
+    pub async fn patch_json(&self, path: &str, body: Value) -> Response {
+        self.req(Method::PATCH, path).json(&body).send().await.unwrap()
+    }
+
+    pub async fn create_video(&self, title: &str) -> String {
+        let r = self.post_json("/videos", json!({ "title": title })).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json::<Value>().await.unwrap()["videoId"].as_str().unwrap().to_string()
+    }
+
+    /// One multipart upload request of `bytes` (as file `name`), with an optional Content-Range.
+    pub async fn upload(&self, video: &str, range: Option<&str>, bytes: Vec<u8>) -> Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let mut r = self.req(Method::POST, &format!("/videos/{video}/source")).multipart(form);
+        if let Some(cr) = range {
+            r = r.header("Content-Range", cr);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// SHA-256 of the stored source, read back through the media store.
+    pub async fn stored_source_sha(&self, video: &str) -> String {
+        use futures::StreamExt;
+        let ws = self.server.state.repo.default_workspace().await.unwrap().unwrap();
+        let v = self.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(video).unwrap()).await.unwrap();
+        let key = v.ingest.source_key.expect("source stored");
+        let mut s = self.server.state.blobs.get(&key, None).await.unwrap();
+        let mut h = Sha256::new();
+        while let Some(piece) = s.next().await {
+            h.update(piece.unwrap());
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Polls the status until `pred` holds (or fails after `secs`).
+    pub async fn wait_status(&self, video: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let s: Value = self.get(&format!("/videos/{video}/status")).await.json().await.unwrap();
+            if pred(&s) {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "status never matched: {s}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks an api.video problem body and returns it.
+pub async fn problem(r: Response, status: u16, slug: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "unexpected status");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["type"], format!("https://docs.api.video/reference/{slug}"), "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["name"].is_string(), "{body}");
+    body
+}
+
+/// A real video made by ffmpeg's lavfi sources, cached per shape in the target folder.
+pub fn lavfi_video(name: &str, args: &[&str]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    if !out.exists() {
+        let tmp = dir.join(format!("{}.{}.mp4", name, std::process::id()));
+        let st = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(&tmp).status().expect("ffmpeg runs");
+        assert!(st.success(), "ffmpeg failed for {name}");
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+/// ~12 MiB of real H.264/AAC (noise keeps the bitrate up), enough for three 5 MiB parts.
+pub fn big_video() -> Vec<u8> {
+    let p = lavfi_video(
+        "big.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "8",
+            "-vf",
+            "noise=alls=40:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "14M",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    let b = std::fs::read(p).unwrap();
+    assert!(b.len() > 11 * 1024 * 1024, "big video is {} bytes", b.len());
+    b
+}
+
+/// A short small video for single-request uploads.
+pub fn small_video() -> Vec<u8> {
+    let p = lavfi_video(
+        "small.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    std::fs::read(p).unwrap()
+}
+
+pub const MIB: usize = 1024 * 1024;
