@@ -128,9 +128,17 @@ impl Db {
     }
 
     pub(crate) async fn release_chunk_impl(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
-        with_pool!(self, p => sqlx::query("DELETE FROM upload_chunks WHERE video_id = $1 AND idx = $2 AND size IS NULL AND claimed_by = $3")
-            .bind(id.as_str()).bind(idx as i64).bind(instance).execute(p).await.map(|_| ()).map_err(db_err))?;
-        Ok(())
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let (_, _) = lock_and_load!(tx, id, None::<&WorkspaceId>);
+            sqlx::query("DELETE FROM upload_chunks WHERE video_id = $1 AND idx = $2 AND size IS NULL AND claimed_by = $3")
+                .bind(id.as_str()).bind(idx as i64).bind(instance).execute(&mut *tx).await.map_err(db_err)?;
+            // A refused first chunk must not lock the video into a mode or a total it never had.
+            sqlx::query("UPDATE videos SET upload_mode = 'none', ingest_state = 'missing', parts_total = NULL, filesize = NULL \
+                         WHERE id = $1 AND ingest_state = 'uploading' AND NOT EXISTS (SELECT 1 FROM upload_chunks WHERE video_id = $1)")
+                .bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        })
     }
 
     pub(crate) async fn commit_chunk_impl(

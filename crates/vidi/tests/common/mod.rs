@@ -104,15 +104,25 @@ impl TestServer {
         r.json::<Value>().await.unwrap()["videoId"].as_str().unwrap().to_string()
     }
 
-    /// One multipart upload request of `bytes` (as file `name`), with an optional Content-Range.
-    pub async fn upload(&self, video: &str, range: Option<&str>, bytes: Vec<u8>) -> Response {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4");
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let mut r = self.req(Method::POST, &format!("/videos/{video}/source")).multipart(form);
-        if let Some(cr) = range {
-            r = r.header("Content-Range", cr);
+    /// One multipart upload request of `bytes` (as file `clip.mp4`), with an optional Content-Range.
+    /// The future borrows only the server, so callers can build it from temporaries.
+    pub fn upload<'a>(
+        &'a self,
+        video: &str,
+        range: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Response> + use<'a> {
+        let path = format!("/videos/{video}/source");
+        let range = range.map(str::to_string);
+        async move {
+            let part = reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4");
+            let form = reqwest::multipart::Form::new().part("file", part);
+            let mut r = self.req(Method::POST, &path).multipart(form);
+            if let Some(cr) = range {
+                r = r.header("Content-Range", cr);
+            }
+            r.send().await.unwrap()
         }
-        r.send().await.unwrap()
     }
 
     /// SHA-256 of the stored source, read back through the media store.
@@ -170,7 +180,7 @@ pub fn lavfi_video(name: &str, args: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(name);
     if !out.exists() {
-        let tmp = dir.join(format!("{}.{}.mp4", name, std::process::id()));
+        let tmp = dir.join(format!("{name}.{}.mp4", uuid::Uuid::new_v4().simple()));
         let st = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(&tmp).status().expect("ffmpeg runs");
         assert!(st.success(), "ffmpeg failed for {name}");
         std::fs::rename(&tmp, &out).unwrap();
