@@ -101,7 +101,8 @@ impl ApiError {
 
     pub fn upload(e: RangeError) -> Self {
         let name = if e.slug().starts_with("video-content-range") { "Content-Range" } else { "file" };
-        Self::bad_request(e.slug(), e.title(), name)
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::new(status, e.slug(), e.title(), name)
     }
 
     pub fn no_file() -> Self {

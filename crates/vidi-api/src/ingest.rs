@@ -25,6 +25,24 @@ pub async fn assemble(state: &AppState, ws: &WorkspaceId, id: &VideoId, chunks: 
     Ok(())
 }
 
+/// Retries a failed assembly with growing pauses (2 s … 64 s), then leaves it to the next start.
+pub fn spawn_assembly_retry(state: AppState, ws: WorkspaceId, id: VideoId) {
+    tokio::spawn(async move {
+        for attempt in 1..=6u32 {
+            tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
+            let Ok(video) = state.repo.get_video(&ws, &id).await else { return };
+            if video.ingest.state != IngestState::Assembling {
+                return;
+            }
+            let Ok(chunks) = state.repo.chunks(&id).await else { continue };
+            match assemble(&state, &ws, &id, &chunks, video.ingest.filesize.unwrap_or(0)).await {
+                Ok(()) => return probe(&state, &ws, &id).await,
+                Err(e) => tracing::warn!(video = %id, attempt, error = ?e, "assembly failed again"),
+            }
+        }
+    });
+}
+
 /// Probes the source in the background.
 pub fn spawn_probe(state: AppState, ws: WorkspaceId, id: VideoId) {
     tokio::spawn(async move { probe(&state, &ws, &id).await });

@@ -118,12 +118,14 @@ pub fn router(state: AppState) -> Router {
 /// start, resuming ingest work a previous process left unfinished.
 pub fn spawn_background(state: AppState) {
     let s = state.clone();
+    // Three beats per staleness window: a live node is never mistaken for a dead one.
+    let beat = (state.cfg.claim_stale_after / 3).max(Duration::from_millis(200));
     tokio::spawn(async move {
         loop {
             if let Err(e) = s.repo.heartbeat(&s.instance, vidi_core::time::now_ms()).await {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(beat).await;
         }
     });
     tokio::spawn(ingest::recover(state));

@@ -30,6 +30,8 @@ pub enum RangeError {
     TotalPartsZero,
     DifferentTotalParts,
     PartAlreadySent,
+    /// Another live request is writing this part right now (retry later).
+    PartInProgress,
     PartTooHighTotal,
     PartTooHighAllowed,
     TotalPartsTooHigh,
@@ -66,6 +68,7 @@ impl RangeError {
             TotalPartsZero => "video-content-range-by-part-total-parts-zero",
             DifferentTotalParts => "video-content-range-by-part-different-total-parts",
             PartAlreadySent => "video-content-range-by-part-part-already-sent",
+            PartInProgress => "video-content-range-by-part-part-in-progress",
             PartTooHighTotal => "video-content-range-by-part-part-too-high-total",
             PartTooHighAllowed => "video-content-range-by-part-part-too-high-allowed",
             TotalPartsTooHigh => "video-content-range-by-part-total-parts-too-high",
@@ -90,6 +93,11 @@ impl RangeError {
         }
     }
 
+    /// 409 for a part another request is still writing (retryable); 400 for everything else.
+    pub fn status(self) -> u16 {
+        if self == RangeError::PartInProgress { 409 } else { 400 }
+    }
+
     pub fn title(self) -> &'static str {
         use RangeError::*;
         match self {
@@ -105,6 +113,7 @@ impl RangeError {
             TotalPartsZero => "The total number of parts must be at least 1.",
             DifferentTotalParts => "The total number of parts differs from the one given before.",
             PartAlreadySent => "This part has already been sent.",
+            PartInProgress => "This part is being received by another request: retry once it ends.",
             PartTooHighTotal => "The part number is higher than the total number of parts.",
             PartTooHighAllowed => "The part number is higher than the maximum allowed (10000).",
             TotalPartsTooHigh => "The total number of parts is higher than the maximum allowed (10000).",
@@ -239,8 +248,8 @@ pub fn plan_chunk(
             {
                 return Err(RangeError::PartTooHighTotal);
             }
-            if present.iter().any(|c| c.idx == n) {
-                return Err(RangeError::PartAlreadySent);
+            if let Some(c) = present.iter().find(|c| c.idx == n) {
+                return Err(if c.done() { RangeError::PartAlreadySent } else { RangeError::PartInProgress });
             }
             let total = total.or(ingest.parts_total);
             let is_last = total == Some(n);
@@ -407,7 +416,7 @@ mod tests {
         let claimed = [chunk(1, None, None)];
         let r = parse_content_range("part 1/2").unwrap();
         assert!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| false).is_ok());
-        assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| true), Err(RangeError::PartAlreadySent));
+        assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| true), Err(RangeError::PartInProgress));
     }
 
     #[test]

@@ -57,6 +57,10 @@ impl LocalBlobs {
             fs::create_dir_all(parent).await?;
         }
         fs::rename(tmp, &dest).await?;
+        // The rename itself must survive a power cut, not only the file's bytes.
+        if let Some(parent) = dest.parent() {
+            File::open(parent).await?.sync_all().await?;
+        }
         Ok(())
     }
 }
@@ -185,15 +189,22 @@ impl Blobs for LocalBlobs {
     async fn assemble(&self, dest: &str, session: &str, _mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()> {
         let dir = self.session_dir(session)?;
         let data = dir.join("data");
-        let mut out = OpenOptions::new().create(true).write(true).truncate(false).open(&data).await?;
+        let out = OpenOptions::new().create(true).write(true).truncate(false).open(&data).await?;
         let mut sorted: Vec<&ChunkRef> = chunks.iter().collect();
         sorted.sort_by_key(|c| c.idx);
         let mut offset = 0u64;
         for c in sorted {
             if c.receipt == SPOOL {
-                let mut part = File::open(dir.join(format!("part-{}", c.idx))).await?;
-                out.seek(SeekFrom::Start(offset)).await?;
-                let copied = tokio::io::copy(&mut part, &mut out).await?;
+                let part = dir.join(format!("part-{}", c.idx));
+                let mut target = out.try_clone().await?.into_std().await;
+                // std's file-to-file copy uses copy_file_range: the kernel moves the bytes.
+                let copied = tokio::task::spawn_blocking(move || {
+                    use std::io::Seek;
+                    target.seek(SeekFrom::Start(offset))?;
+                    std::io::copy(&mut std::fs::File::open(part)?, &mut target)
+                })
+                .await
+                .map_err(|e| CoreError::Storage(e.to_string()))??;
                 if copied != c.size {
                     return Err(CoreError::Storage(format!("part {} has {copied} bytes, expected {}", c.idx, c.size)));
                 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Storage quota reported by `/account`, bytes.
     pub quota_bytes: u64,
+    /// Seconds after which a chunk claimed by a silent node may be sent again (after a crash).
+    pub claim_stale_secs: u64,
     /// Lifetime of access tokens, seconds (api.video: 3600).
     pub access_token_ttl: i64,
     pub ffmpeg: String,
@@ -51,6 +53,7 @@ impl Default for Config {
             max_request_bytes: api.max_request_bytes,
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,
+            claim_stale_secs: api.claim_stale_after.as_secs(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         }

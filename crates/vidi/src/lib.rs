@@ -80,6 +80,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         max_request_bytes: cfg.max_request_bytes,
         quota_bytes: cfg.quota_bytes,
         access_ttl_s: cfg.access_token_ttl,
+        claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
         ..ApiConfig::default()
     };
     let media = Media {

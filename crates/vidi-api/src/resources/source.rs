@@ -273,7 +273,12 @@ async fn upload_chunk(
             Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
         }
         ChunkCommit::Complete { chunks, size } => {
-            ingest::assemble(state, ws, id, &chunks, size).await?;
+            if let Err(e) = ingest::assemble(state, ws, id, &chunks, size).await {
+                // Every byte is durable; only the join failed. Keep trying in the background
+                // rather than leave the video waiting for the next restart.
+                ingest::spawn_assembly_retry(state.clone(), ws.clone(), id.clone());
+                return Err(e);
+            }
             ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
             full_video(state, ws, id).await
         }

@@ -60,7 +60,8 @@ CREATE TABLE videos (
     -- (PostgreSQL) or the database's (SQLite) before it reads the upload state.
     lock_seq BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX videos_by_workspace ON videos (workspace_id, created_at);
+-- The list's default order (createdAt, then id as tie-break) reads straight off this index.
+CREATE INDEX videos_by_workspace ON videos (workspace_id, created_at, id);
 
 -- Tags and metadata are kept as JSON on the video for reading, and here for filtering.
 CREATE TABLE video_tags (
