@@ -18,7 +18,9 @@ JSON
       -admin.ui=false -webdav=false -s3.config="$dir/s3.json" -bucket=videos >"$dir/weed.log" 2>&1 &
     echo $! > "$dir/weed.pid"
     # Ready when the S3 port answers (it takes ~2 s).
+    pid=$(cat "$dir/weed.pid")
     for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break   # it died (a port taken?): report below
       if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
         # The bucket is created asynchronously after start; wait for it to list.
         if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/videos" | grep -qE '^(200|403)$'; then

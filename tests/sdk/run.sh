@@ -22,7 +22,7 @@ command -v node >/dev/null 2>&1 || missing+=("node")
 [ -d "$sdk/node/node_modules/@api.video/nodejs-client" ] || missing+=("tests/sdk/node/node_modules")
 [ -x "$root/.venv/bin/python" ] || missing+=(".venv")
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "sdk tests: missing ${missing[*]}; run scripts/setup.sh first" >&2
+  echo "sdk tests: missing ${missing[*]}; run scripts/setup.sh --test first" >&2
   exit 2
 fi
 

@@ -12,6 +12,22 @@ use crate::model::UploadMode;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
+/// Where one chunk of a ranged upload goes.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkTarget<'a> {
+    /// The final object's key.
+    pub dest: &'a str,
+    /// What `begin_chunks` returned.
+    pub session: &'a str,
+    pub mode: UploadMode,
+    /// Part number (see `vidi_core::model::Chunk::idx`).
+    pub idx: u32,
+    /// The chunk's place in the final file, when already known.
+    pub offset: Option<u64>,
+    /// Refuse the chunk past this many bytes.
+    pub max_bytes: u64,
+}
+
 /// A chunk as the store received it, to be assembled later.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
@@ -46,16 +62,7 @@ pub trait Blobs: Send + Sync + 'static {
     async fn begin_chunks(&self, dest: &str, mode: UploadMode) -> CoreResult<String>;
     /// Durably stores one chunk. `offset` is its place in the final file when already known.
     /// Returns the receipt to pass back at assembly.
-    async fn write_chunk(
-        &self,
-        dest: &str,
-        session: &str,
-        mode: UploadMode,
-        idx: u32,
-        offset: Option<u64>,
-        body: ByteStream,
-        max_bytes: u64,
-    ) -> CoreResult<(u64, String)>;
+    async fn write_chunk(&self, at: &ChunkTarget<'_>, body: ByteStream) -> CoreResult<(u64, String)>;
     /// Joins the chunks (sorted by `idx`) into `dest` and drops the session.
     async fn assemble(&self, dest: &str, session: &str, mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()>;
     /// Drops a session and whatever it holds.

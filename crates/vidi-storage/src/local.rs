@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
-use vidi_core::blobs::{ByteStream, ChunkRef, is_safe_key};
+use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreError, CoreResult};
 
@@ -160,27 +160,18 @@ impl Blobs for LocalBlobs {
         Ok(session)
     }
 
-    async fn write_chunk(
-        &self,
-        _dest: &str,
-        session: &str,
-        _mode: UploadMode,
-        idx: u32,
-        offset: Option<u64>,
-        body: ByteStream,
-        max_bytes: u64,
-    ) -> CoreResult<(u64, String)> {
-        let dir = self.session_dir(session)?;
+    async fn write_chunk(&self, at: &ChunkTarget<'_>, body: ByteStream) -> CoreResult<(u64, String)> {
+        let dir = self.session_dir(at.session)?;
         fs::create_dir_all(&dir).await?;
-        let (mut f, receipt) = match offset {
+        let (mut f, receipt) = match at.offset {
             Some(at) => {
                 let mut f = OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
                 f.seek(SeekFrom::Start(at)).await?;
                 (f, INLINE)
             }
-            None => (File::create(dir.join(format!("part-{idx}"))).await?, SPOOL),
+            None => (File::create(dir.join(format!("part-{}", at.idx))).await?, SPOOL),
         };
-        let n = write_all_from(&mut f, body, max_bytes).await?;
+        let n = write_all_from(&mut f, body, at.max_bytes).await?;
         // Durable before the chunk is acknowledged: a server killed after answering loses nothing.
         f.sync_data().await?;
         Ok((n, receipt.to_string()))

@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::signer::Signer;
 
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart};
-use vidi_core::blobs::{ByteStream, ChunkRef, is_safe_key};
+use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreError, CoreResult};
 
@@ -165,30 +165,21 @@ impl Blobs for S3Blobs {
         }
     }
 
-    async fn write_chunk(
-        &self,
-        dest: &str,
-        session: &str,
-        _mode: UploadMode,
-        idx: u32,
-        _offset: Option<u64>,
-        mut body: ByteStream,
-        max_bytes: u64,
-    ) -> CoreResult<(u64, String)> {
+    async fn write_chunk(&self, at: &ChunkTarget<'_>, mut body: ByteStream) -> CoreResult<(u64, String)> {
         // An S3 part must be sent whole with its length, so the chunk is buffered (bounded by the
         // per-request limit).
         let mut buf = PutPayloadMut::new();
         let mut total = 0u64;
-        while let Some(piece) = next_piece(&mut body, &mut total, max_bytes).await? {
+        while let Some(piece) = next_piece(&mut body, &mut total, at.max_bytes).await? {
             buf.push(piece);
         }
-        if let Some(staged) = session.strip_prefix(STAGED) {
-            self.store.put(&self.staged(staged, idx)?, buf.freeze()).await.map_err(err)?;
+        if let Some(staged) = at.session.strip_prefix(STAGED) {
+            self.store.put(&self.staged(staged, at.idx)?, buf.freeze()).await.map_err(err)?;
             return Ok((total, "staged".into()));
         }
         let part = self
             .store
-            .put_part(&self.path(dest)?, &session.to_string(), idx as usize - 1, buf.freeze())
+            .put_part(&self.path(at.dest)?, &at.session.to_string(), at.idx as usize - 1, buf.freeze())
             .await
             .map_err(err)?;
         Ok((total, part.content_id))

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::{StreamExt, TryStreamExt};
-use vidi_core::blobs::{ByteStream, source_key};
+use vidi_core::blobs::{ByteStream, ChunkTarget, source_key};
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::UploadMode;
 use vidi_core::repo::ChunkCommit;
@@ -244,15 +244,26 @@ async fn upload_chunk(
             return Err(ApiError::no_file());
         };
         let body: ByteStream = Box::pin(file.map_err(std::io::Error::other));
-        let (size, receipt) =
-            state.blobs.write_chunk(&dest, &session, plan.mode, plan.idx, plan.offset, body, max).await.map_err(
-                |e| match e {
-                    CoreError::Upload(RangeError::FileTooLarge) if plan.mode == UploadMode::Bytes => {
-                        ApiError::upload(RangeError::RangeTooLarge)
-                    }
-                    e => e.into(),
+        let (size, receipt) = state
+            .blobs
+            .write_chunk(
+                &ChunkTarget {
+                    dest: &dest,
+                    session: &session,
+                    mode: plan.mode,
+                    idx: plan.idx,
+                    offset: plan.offset,
+                    max_bytes: max,
                 },
-            )?;
+                body,
+            )
+            .await
+            .map_err(|e| match e {
+                CoreError::Upload(RangeError::FileTooLarge) if plan.mode == UploadMode::Bytes => {
+                    ApiError::upload(RangeError::RangeTooLarge)
+                }
+                e => e.into(),
+            })?;
         form.finish().await?;
         upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
         Ok(repo.commit_chunk(id, plan.idx, size, &receipt).await?)

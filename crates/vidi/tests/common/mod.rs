@@ -5,6 +5,7 @@
 //! - always SQLite + a local folder;
 //! - `VIDI_TEST_PG_URL` adds PostgreSQL (each server gets a schema of its own);
 //! - `VIDI_TEST_S3_URL` (`s3://bucket`, with `AWS_*` credentials and `AWS_ENDPOINT_URL`) adds S3.
+//!
 //! With both, the second pair is PostgreSQL + S3.
 #![allow(dead_code)]
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. installs what is missing (scripts/setup.sh),
+#   2. finds PostgreSQL (127.0.0.1:5432, database `test`) and starts SeaweedFS as the S3 server,
+#   3. runs every Rust test, the integration tests once per backend pair
+#      (SQLite + local folder, and PostgreSQL + S3),
+#   4. runs the official api.video SDKs (Node 2.5.4, Python 1.3.0) against a real `vidi serve`
+#      on each backend pair.
+# PostgreSQL and S3 are used whenever reachable and their absence is said plainly; with CI=true
+# their absence is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/setup.sh --test
+
+state=$(mktemp -d)
+pids=()
+# Everything below is also kept in a log, to count the tests of every runner at the end.
+exec > >(tee "$state/all.log") 2>&1
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  scripts/s3.sh stop "$state/s3" || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+pg_url=${VIDI_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
+if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null \
+   && { ! command -v psql >/dev/null || psql "$pg_url" -qtAc 'select 1' >/dev/null 2>&1; }; then
+  export VIDI_TEST_PG_URL=$pg_url
+  echo "test: PostgreSQL at $pg_url: the suites run on it"
+else
+  unset VIDI_TEST_PG_URL
+  echo "test: PostgreSQL NOT reachable at $pg_url: its suites are SKIPPED" >&2
+  [ "${CI:-}" = "true" ] && { echo "test: CI=true requires PostgreSQL" >&2; exit 1; }
+fi
+
+# --- S3 (SeaweedFS) ----------------------------------------------------------------------------
+if s3env=$(scripts/s3.sh start "$state/s3"); then
+  set -a; eval "$s3env"; set +a
+  echo "test: S3 (SeaweedFS) at $AWS_ENDPOINT_URL: the suites run on it"
+else
+  unset VIDI_TEST_S3_URL
+  echo "test: S3 server could not start: its suites are SKIPPED" >&2
+  [ "${CI:-}" = "true" ] && { echo "test: CI=true requires S3" >&2; exit 1; }
+fi
+
+# --- Rust: unit tests and the integration tests on every backend pair ------------------------
+cargo test --workspace --locked
+
+# --- The official SDKs against a real server, on each backend pair --------------------------
+cargo build --locked -q -p vidi
+sdk_run() { # label, then VAR=value pairs for the server
+  local label=$1; shift
+  local dir="$state/sdk-$label"; mkdir -p "$dir"
+  local port
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  local envs=(VIDI_DATA_DIR="$dir" VIDI_HTTP_ADDR="127.0.0.1:$port" VIDI_LOG=warn "$@")
+  local key
+  key=$(env "${envs[@]}" target/debug/vidi api-key create)
+  env "${envs[@]}" target/debug/vidi serve >"$dir/out.log" 2>"$dir/err.log" &
+  pids+=($!)
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+  echo "== SDK suites on $label"
+  VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/sdk/run.sh
+}
+sdk_run sqlite+local
+if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
+  extra=()
+  [ -n "${VIDI_TEST_PG_URL:-}" ] && extra+=(VIDI_DATABASE_URL="$VIDI_TEST_PG_URL" VIDI_DATABASE_SCHEMA="sdk_$(date +%s)_$$")
+  [ -n "${VIDI_TEST_S3_URL:-}" ] && extra+=(VIDI_STORAGE_URL="$VIDI_TEST_S3_URL/sdk-$(date +%s)-$$")
+  sdk_run "$([ -n "${VIDI_TEST_PG_URL:-}" ] && echo postgres || echo sqlite)+$([ -n "${VIDI_TEST_S3_URL:-}" ] && echo s3 || echo local)" "${extra[@]}"
+fi
+# One closing line for all runners: cargo's "test result" lines, node's "ℹ pass/fail", pytest's summary.
+awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+  /^ℹ pass /      { p += $3 }
+  /^ℹ fail /      { f += $3 }
+  /^=+ .* passed/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  END { printf "%d passed, %d failed\n", p, f }
+' "$state/all.log"
