@@ -62,14 +62,19 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
     .await;
     match outcome {
         Ok(o) => {
+            if let Err(e) = state.repo.set_probe(id, &o).await {
+                return tracing::error!(video = %id, error = %e, "could not store the probe");
+            }
             match &o {
-                ProbeOutcome::Probed(_) => tracing::info!(video = %id, "source probed"),
+                ProbeOutcome::Probed(_) => {
+                    tracing::info!(video = %id, "source probed");
+                    if let Err(e) = vidi_worker::enqueue_encode(state.repo.as_ref(), id.as_str(), 3).await {
+                        tracing::error!(video = %id, error = %e, "could not queue the encoding");
+                    }
+                }
                 ProbeOutcome::Failed(r) => {
                     tracing::warn!(video = %id, reason = %r, "source is not playable media")
                 }
-            }
-            if let Err(e) = state.repo.set_probe(id, &o).await {
-                tracing::error!(video = %id, error = %e, "could not store the probe");
             }
         }
         // Left unprobed: the next start tries again.

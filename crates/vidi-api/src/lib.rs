@@ -3,6 +3,7 @@
 //! shares (auth, errors, JSON bodies, query strings, pagination) sit beside them.
 
 pub mod auth;
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -97,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::videos::routes())
         .merge(resources::source::routes())
         .merge(openapi::routes())
+        .merge(delivery::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "unrecognized-request-url", "Unrecognized request URL.", "")
         })

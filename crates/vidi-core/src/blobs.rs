@@ -45,6 +45,12 @@ pub trait Blobs: Send + Sync + 'static {
     /// Stores a stream under `key`, atomically (readers see the whole object or nothing).
     /// Returns the number of bytes written. Fails with the stream's error, leaving nothing.
     async fn put_stream(&self, key: &str, body: ByteStream) -> CoreResult<u64>;
+    /// Stores a small derived object (a playlist) whole. Not fsynced: derived files are rebuilt
+    /// by re-running their job after a crash.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> CoreResult<()>;
+    /// Stores a copy of a local file (the local store links it, S3 uploads it). The file is left
+    /// in place. Not fsynced, like [`Blobs::put_bytes`].
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> CoreResult<()>;
     /// Reads `key`, optionally the inclusive byte range `[from, to]`.
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream>;
     /// The object's size, or `None` when it does not exist.

@@ -121,6 +121,40 @@ pub struct Video {
     pub updated_at: i64,
     pub published_at: Option<i64>,
     pub ingest: Ingest,
+    pub encoding: EncodingState,
+}
+
+/// What encoding has produced so far (the per-quality states live beside it, see [`Quality`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EncodingState {
+    /// True once a player can start: the master playlist and the first rendition's first
+    /// segments are published.
+    pub playable: bool,
+    pub thumbnail_key: Option<String>,
+    /// Why encoding failed, for the operator (the 2023 wire has no field for it).
+    pub error: Option<String>,
+}
+
+/// One output of the encoder, as the status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quality {
+    /// `hls` or `mp4`.
+    pub kind: String,
+    /// `240p` … `2160p`.
+    pub quality: String,
+    /// `waiting`, `encoding`, `encoded` or `failed`.
+    pub status: String,
+}
+
+/// A unit of background work, claimed by one worker at a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Including the current one.
+    pub attempts: u32,
+    pub max_attempts: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::CoreResult;
 use crate::id::{ApiKeyId, VideoId, WorkspaceId};
-use crate::model::{Chunk, KeyOwner, PageRequest, ProbeOutcome, Video, VideoFilter};
+use crate::model::{Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
 
 /// The result of accepting a chunk's bytes.
@@ -101,4 +101,38 @@ pub trait Repo: Send + Sync + 'static {
     async fn set_probe(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()>;
     /// Videos whose ingest must be resumed after a restart: assembling, or complete but not probed.
     async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>>;
+    /// Reads a video without its workspace (workers act on behalf of every workspace).
+    async fn video_by_id(&self, id: &VideoId) -> CoreResult<Video>;
+
+    // --- encoding state -----------------------------------------------------------------------
+    /// Replaces the list of expected outputs (all `waiting`).
+    async fn plan_qualities(&self, id: &VideoId, qualities: &[Quality]) -> CoreResult<()>;
+    async fn set_quality_status(&self, id: &VideoId, kind: &str, quality: &str, status: &str) -> CoreResult<()>;
+    async fn qualities(&self, id: &VideoId) -> CoreResult<Vec<Quality>>;
+    async fn set_playable(&self, id: &VideoId, playable: bool) -> CoreResult<()>;
+    async fn set_thumbnail(&self, id: &VideoId, key: &str) -> CoreResult<()>;
+    async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()>;
+
+    // --- jobs ---------------------------------------------------------------------------------
+    /// Queues a job unless one with the same `unique_key` is queued or running. Returns whether
+    /// it was queued.
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        unique_key: &str,
+        run_at: i64,
+        max_attempts: u32,
+    ) -> CoreResult<bool>;
+    /// Takes the oldest due job (never one another worker holds).
+    async fn claim_job(&self, worker: &str, now: i64) -> CoreResult<Option<Job>>;
+    /// Refreshes a running job's heartbeat; false when the job is no longer this worker's.
+    async fn heartbeat_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool>;
+    async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;
+    /// Records a failure; `retry_at` re-queues it, `None` fails it for good.
+    async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> CoreResult<()>;
+    /// Re-queues running jobs whose worker stopped heartbeating before `stale_before`.
+    async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64>;
+    /// A job's status and error, by unique key of its last run (for tests and the operator).
+    async fn job_state(&self, id: &str) -> CoreResult<Option<(String, u32, Option<String>)>>;
 }

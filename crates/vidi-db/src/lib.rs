@@ -4,6 +4,7 @@
 //! marked where they occur.
 
 mod auth;
+mod encoding;
 mod repo;
 mod uploads;
 mod videos;

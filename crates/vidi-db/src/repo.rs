@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use vidi_core::id::{ApiKeyId, VideoId, WorkspaceId};
-use vidi_core::model::{Chunk, KeyOwner, PageRequest, ProbeOutcome, Video, VideoFilter};
+use vidi_core::model::{Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use vidi_core::repo::{ChunkClaim, ChunkCommit};
 use vidi_core::upload::ContentRange;
 use vidi_core::{CoreResult, Repo};
@@ -111,5 +111,54 @@ impl Repo for Db {
     }
     async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>> {
         self.videos_to_recover_impl().await
+    }
+    async fn video_by_id(&self, id: &VideoId) -> CoreResult<Video> {
+        self.video_by_id_impl(id).await
+    }
+    async fn plan_qualities(&self, id: &VideoId, qualities: &[Quality]) -> CoreResult<()> {
+        self.plan_qualities_impl(id, qualities).await
+    }
+    async fn set_quality_status(&self, id: &VideoId, kind: &str, quality: &str, status: &str) -> CoreResult<()> {
+        self.set_quality_status_impl(id, kind, quality, status).await
+    }
+    async fn qualities(&self, id: &VideoId) -> CoreResult<Vec<Quality>> {
+        self.qualities_impl(id).await
+    }
+    async fn set_playable(&self, id: &VideoId, playable: bool) -> CoreResult<()> {
+        self.set_playable_impl(id, playable).await
+    }
+    async fn set_thumbnail(&self, id: &VideoId, key: &str) -> CoreResult<()> {
+        self.set_video_field_impl(id, "UPDATE videos SET thumbnail_key = $2 WHERE id = $1", Some(key)).await
+    }
+    async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()> {
+        self.set_video_field_impl(id, "UPDATE videos SET encode_error = $2 WHERE id = $1", error).await
+    }
+    async fn enqueue_job(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        unique_key: &str,
+        run_at: i64,
+        max_attempts: u32,
+    ) -> CoreResult<bool> {
+        self.enqueue_job_impl(kind, payload, unique_key, run_at, max_attempts).await
+    }
+    async fn claim_job(&self, worker: &str, now: i64) -> CoreResult<Option<Job>> {
+        self.claim_job_impl(worker, now).await
+    }
+    async fn heartbeat_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool> {
+        self.heartbeat_job_impl(id, worker, now).await
+    }
+    async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()> {
+        self.complete_job_impl(id, worker, now).await
+    }
+    async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> CoreResult<()> {
+        self.fail_job_impl(id, worker, error, retry_at, now).await
+    }
+    async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64> {
+        self.reap_jobs_impl(stale_before, now).await
+    }
+    async fn job_state(&self, id: &str) -> CoreResult<Option<(String, u32, Option<String>)>> {
+        self.job_state_impl(id).await
     }
 }

@@ -2,7 +2,8 @@
 
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::{
-    Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
+    EncodingState, Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
+    VideoSort,
 };
 use vidi_core::{CoreError, CoreResult};
 
@@ -10,7 +11,7 @@ use crate::{Arg, Db, bind_args, db_err, with_pool};
 
 pub(crate) const VIDEO_COLUMNS: &str = "id, workspace_id, title, description, public, panoramic, mp4_support, player_id, \
     tags, metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
-    filesize, parts_total, upload_session, source_key, probe";
+    filesize, parts_total, upload_session, source_key, probe, playable, thumbnail_key, encode_error";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct VideoRow {
@@ -36,6 +37,9 @@ pub(crate) struct VideoRow {
     upload_session: Option<String>,
     source_key: Option<String>,
     probe: Option<String>,
+    playable: bool,
+    thumbnail_key: Option<String>,
+    encode_error: Option<String>,
 }
 
 impl VideoRow {
@@ -64,6 +68,11 @@ impl VideoRow {
                 session: self.upload_session,
                 source_key: self.source_key,
                 probe: self.probe.as_deref().map(json::<ProbeOutcome>).transpose()?,
+            },
+            encoding: EncodingState {
+                playable: self.playable,
+                thumbnail_key: self.thumbnail_key,
+                error: self.encode_error,
             },
         })
     }
@@ -190,6 +199,13 @@ impl Db {
         });
         let videos = rows.into_iter().map(VideoRow::into_video).collect::<CoreResult<Vec<_>>>()?;
         Ok((videos, total as u64))
+    }
+
+    pub(crate) async fn video_by_id_impl(&self, id: &VideoId) -> CoreResult<Video> {
+        let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1");
+        let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id.as_str()).fetch_one(p).await.map_err(db_err))?;
+        row.into_video()
     }
 
     pub(crate) async fn update_video_impl(&self, v: &Video) -> CoreResult<()> {

@@ -2,12 +2,14 @@
 //! it has a timeout, kills the child when dropped (a cancelled request or a lost job leaves no
 //! orphan), and keeps stderr so a failure has a reason a human can read.
 
+pub mod encode;
+pub mod ladder;
 pub mod probe;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 pub use probe::{Probe, probe};
@@ -71,6 +73,50 @@ impl Tool {
             return Err(ToolError::Failed { tool: self.program.clone(), status: status.to_string(), stderr });
         }
         Ok(out)
+    }
+}
+
+impl Tool {
+    /// Runs an ffmpeg command that has `-progress pipe:1`, calling `on_progress` with the output
+    /// time (microseconds) as it advances. Dropping the future kills the child.
+    pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let work = async {
+            let read_err = async {
+                let mut err = Vec::new();
+                let _ = stderr.read_to_end(&mut err).await;
+                err
+            };
+            let read_progress = async {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(us) = line.strip_prefix("out_time_us=").and_then(|v| v.trim().parse::<i64>().ok()) {
+                        on_progress(us.max(0) as u64);
+                    }
+                }
+            };
+            let (err, ()) = tokio::join!(read_err, read_progress);
+            let status =
+                child.wait().await.map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+            Ok::<_, ToolError>((status, err))
+        };
+        let (status, err) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| ToolError::Timeout { tool: self.program.clone(), timeout: self.timeout })??;
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&err[err.len().saturating_sub(STDERR_CAP)..]).trim().to_string();
+            return Err(ToolError::Failed { tool: self.program.clone(), status: status.to_string(), stderr });
+        }
+        Ok(())
     }
 }
 

@@ -50,6 +50,16 @@ impl LocalBlobs {
         self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string())
     }
 
+    /// Moves a derived file into place, without the fsyncs of [`LocalBlobs::publish`].
+    async fn place(&self, tmp: &Path, key: &str) -> CoreResult<()> {
+        let dest = self.path(key)?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).await?;
+        }
+        fs::rename(tmp, &dest).await?;
+        Ok(())
+    }
+
     /// Moves a finished, synced file into place.
     async fn publish(&self, tmp: &Path, key: &str) -> CoreResult<()> {
         let dest = self.path(key)?;
@@ -104,6 +114,22 @@ impl Blobs for LocalBlobs {
                 Err(e)
             }
         }
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> CoreResult<()> {
+        let tmp = self.temp_path();
+        fs::write(&tmp, bytes).await?;
+        self.place(&tmp, key).await
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> CoreResult<()> {
+        let tmp = self.temp_path();
+        // A hard link shares the bytes: publishing a segment costs no copy. Across filesystems
+        // (a work folder elsewhere) it falls back to copying.
+        if fs::hard_link(path, &tmp).await.is_err() {
+            fs::copy(path, &tmp).await?;
+        }
+        self.place(&tmp, key).await
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {

@@ -114,6 +114,20 @@ impl Blobs for S3Blobs {
         self.stream_into(&path, body).await
     }
 
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> CoreResult<()> {
+        self.store.put(&self.path(key)?, bytes.into()).await.map(|_| ()).map_err(err)
+    }
+
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> CoreResult<()> {
+        let len = tokio::fs::metadata(path).await?.len();
+        if len <= 8 * 1024 * 1024 {
+            return self.put_bytes(key, tokio::fs::read(path).await?).await;
+        }
+        let file = tokio::fs::File::open(path).await?;
+        let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+        self.stream_into(&self.path(key)?, Box::pin(body)).await.map(|_| ())
+    }
+
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
         let opts = GetOptions { range: range.map(|(f, t)| GetRange::Bounded(f..t + 1)), ..Default::default() };
         let r = self.store.get_opts(&self.path(key)?, opts).await.map_err(err)?;

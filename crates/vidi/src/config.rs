@@ -34,6 +34,10 @@ pub struct Config {
     pub claim_stale_secs: u64,
     /// Lifetime of access tokens, seconds (api.video: 3600).
     pub access_token_ttl: i64,
+    /// Encoding workers in this process (`serve` and `worker`); 0 for an API-only node.
+    pub workers: usize,
+    /// x264 preset of the ladder.
+    pub x264_preset: String,
     pub ffmpeg: String,
     pub ffprobe: String,
 }
@@ -54,6 +58,8 @@ impl Default for Config {
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,
             claim_stale_secs: api.claim_stale_after.as_secs(),
+            workers: 1,
+            x264_preset: "veryfast".into(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         }

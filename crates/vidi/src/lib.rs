@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use vidi_api::{ApiConfig, AppState};
-use vidi_core::Repo;
+use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
 use vidi_media::{Media, Tool};
 use vidi_storage::S3Config;
@@ -37,6 +37,42 @@ pub async fn create_key(repo: &dyn Repo, name: &str) -> anyhow::Result<String> {
     Ok(vidi_api::auth::create_api_key(repo, &ws, name).await?)
 }
 
+fn media_for(cfg: &Config) -> Media {
+    Media {
+        ffprobe: Tool::new(cfg.ffprobe.clone(), Duration::from_secs(120)),
+        ffmpeg: Tool::new(cfg.ffmpeg.clone(), Duration::from_secs(6 * 3600)),
+    }
+}
+
+async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
+    let s3 = S3Config {
+        endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
+        region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),
+        access_key_id: None,
+        secret_access_key: None,
+    };
+    Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
+}
+
+fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) -> vidi_worker::Ctx {
+    let wc = vidi_worker::WorkerConfig {
+        work_dir: cfg.data_dir.join(".work"),
+        preset: cfg.x264_preset.clone(),
+        ..vidi_worker::WorkerConfig::default()
+    };
+    vidi_worker::Ctx { repo, blobs, media, cfg: wc }
+}
+
+/// Runs encoding workers only (no API) until the process ends: `vidi worker`.
+pub async fn run_workers(cfg: Config) -> anyhow::Result<()> {
+    install_crypto();
+    let repo = open_repo(&cfg).await?;
+    let blobs = open_blobs(&cfg).await?;
+    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg)), cfg.workers.max(1));
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -59,19 +95,14 @@ impl Server {
     }
 }
 
-/// Opens everything and starts serving on `cfg.http_addr` (port 0 picks a free one).
+/// Opens everything and starts serving on `cfg.http_addr` (port 0 picks a free one), with
+/// `cfg.workers` encoding workers in the same process.
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default").await?) } else { None };
-    let s3 = S3Config {
-        endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
-        region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),
-        access_key_id: None,
-        secret_access_key: None,
-    };
-    let blobs = vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?;
+    let blobs = open_blobs(&cfg).await?;
     let listener = TcpListener::bind(cfg.http_addr).await?;
     let addr = listener.local_addr()?;
     let url = cfg.public_url_for(addr);
@@ -83,12 +114,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
         ..ApiConfig::default()
     };
-    let media = Media {
-        ffprobe: Tool::new(cfg.ffprobe.clone(), Duration::from_secs(120)),
-        ffmpeg: Tool::new(cfg.ffmpeg.clone(), Duration::from_secs(6 * 3600)),
-    };
-    let state = AppState::new(repo, blobs, media, api).await?;
+    let media = media_for(&cfg);
+    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api).await?;
     vidi_api::spawn_background(state.clone());
+    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers);
     let app = vidi_api::router(state.clone());
     let task = tokio::spawn(async move { axum::serve(listener, app).await });
     tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the API (and, as they land, every other role) in this process.
     Serve,
+    /// Run encoding workers only, sharing the database and the media store with API nodes.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage API keys.
@@ -62,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             }
             server.wait().await
         }
+        Command::Worker => vidi::run_workers(cfg).await,
         Command::Migrate => {
             vidi::open_repo(&cfg).await?;
             eprintln!("migrations applied");

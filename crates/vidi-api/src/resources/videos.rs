@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use vidi_core::blobs::video_prefix;
 use vidi_core::id::VideoId;
-use vidi_core::model::{Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort};
+use vidi_core::model::{
+    EncodingState, Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
+};
 use vidi_core::time::{now_ms, to_rfc3339};
 use vidi_media::Probe;
 
@@ -130,8 +132,18 @@ pub struct UploadParts {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VideoStatusEncoding {
     pub playable: bool,
-    pub qualities: Vec<serde_json::Value>,
+    pub qualities: Vec<QualityOut>,
     pub metadata: EncodingMetadata,
+}
+
+/// One output of the encoder: `type` hls or mp4, `quality` 240p…2160p, `status`
+/// waiting|encoding|encoded|failed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QualityOut {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub quality: String,
+    pub status: String,
 }
 
 /// What ffprobe found in the source. Every field is nullable in the 2023 schema.
@@ -274,6 +286,7 @@ pub async fn create(
         updated_at: now,
         published_at: Some(now),
         ingest: Ingest::empty(),
+        encoding: EncodingState::default(),
     };
     let source = body.string("source")?.filter(|s| !s.trim().is_empty());
     if let Some(src) = &source {
@@ -488,7 +501,17 @@ pub async fn status(State(state): State<AppState>, auth: Auth, Path(id): Path<St
             received_bytes: ranges,
             received_parts: UploadParts { parts, total: v.ingest.parts_total },
         },
-        encoding: VideoStatusEncoding { playable: false, qualities: Vec::new(), metadata },
+        encoding: VideoStatusEncoding {
+            playable: v.encoding.playable,
+            qualities: state
+                .repo
+                .qualities(&id)
+                .await?
+                .into_iter()
+                .map(|q| QualityOut { kind: q.kind, quality: q.quality, status: q.status })
+                .collect(),
+            metadata,
+        },
     }))
 }
 

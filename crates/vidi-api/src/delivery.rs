@@ -1,0 +1,241 @@
+//! The delivery side (api.video's `vod.` and `embed.` hosts): HLS playlists and segments, the MP4
+//! with byte ranges, the thumbnail, and an embeddable player page that plays with hls.js served
+//! from this binary (no CDN). These routes take no API credentials, like api.video's.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use vidi_core::id::VideoId;
+use vidi_core::model::Video;
+use vidi_worker::encode::{hls_prefix, master_key, mp4_key};
+
+use crate::{ApiError, ApiResult, AppState};
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const SHORT: &str = "public, max-age=60";
+const GROWING: &str = "no-cache";
+const HLS_JS: &[u8] = include_bytes!("../assets/hls.min.js");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/vod/{videoId}/hls/manifest.m3u8", get(master))
+        .route("/vod/{videoId}/hls/{quality}/{file}", get(hls_file))
+        .route("/vod/{videoId}/mp4/source.mp4", get(mp4))
+        .route("/vod/{videoId}/thumbnail.jpg", get(thumbnail))
+        .route("/embed/vod/{videoId}", get(player))
+        .route("/assets/hls.min.js", get(hls_js))
+}
+
+async fn video(state: &AppState, raw: &str) -> ApiResult<Video> {
+    let id = VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))?;
+    state.repo.video_by_id(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))
+}
+
+fn respond(status: StatusCode, content_type: &str, cache: &str, body: Body) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).expect("static"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_str(cache).expect("static"));
+    r
+}
+
+/// Reads a small object whole (playlists).
+async fn read_small(state: &AppState, key: &str) -> ApiResult<Option<Vec<u8>>> {
+    let mut s = match state.blobs.get(key, None).await {
+        Ok(s) => s,
+        Err(vidi_core::CoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    while let Some(piece) = s.next().await {
+        out.extend_from_slice(&piece.map_err(|e| ApiError::from(vidi_core::CoreError::Storage(e.to_string())))?);
+    }
+    Ok(Some(out))
+}
+
+/// The master playlist; 202 with an empty body while the video exists but is not playable yet
+/// (the browser uploader polls for exactly that).
+async fn master(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let v = video(&state, &id).await?;
+    match read_small(&state, &master_key(v.id.as_str())).await? {
+        Some(body) => Ok(respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, body.into())),
+        None => Ok(respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty())),
+    }
+}
+
+async fn hls_file(
+    State(state): State<AppState>,
+    Path((id, quality, file)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let v = video(&state, &id).await?;
+    let safe = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') && !s.starts_with('.')
+    };
+    if !safe(&quality) || !safe(&file) {
+        return Err(ApiError::not_found("file"));
+    }
+    let key = format!("{}/{quality}/{file}", hls_prefix(v.id.as_str()));
+    if file.ends_with(".m3u8") {
+        let body = read_small(&state, &key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+        // A playlist still growing must not be cached; a finished one may be.
+        let cache = if body.windows(14).any(|w| w == b"#EXT-X-ENDLIST") { SHORT } else { GROWING };
+        return Ok(respond(StatusCode::OK, "application/vnd.apple.mpegurl", cache, body.into()));
+    }
+    let ct = if file.ends_with(".ts") {
+        "video/mp2t"
+    } else if file.ends_with(".m4s") || file.ends_with(".mp4") {
+        "video/mp4"
+    } else {
+        "application/octet-stream"
+    };
+    ranged(&state, &key, ct, IMMUTABLE, &HeaderMap::new()).await
+}
+
+async fn mp4(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let v = video(&state, &id).await?;
+    if !v.mp4_support {
+        return Err(ApiError::not_found("videoId"));
+    }
+    ranged(&state, &mp4_key(v.id.as_str()), "video/mp4", SHORT, &headers).await
+}
+
+async fn thumbnail(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let v = video(&state, &id).await?;
+    let key = v.encoding.thumbnail_key.ok_or_else(|| ApiError::not_found("videoId"))?;
+    ranged(&state, &key, "image/jpeg", SHORT, &headers).await
+}
+
+/// Parses a single `bytes=` range against `size`: `Ok(None)` for the whole object, `Err` when it
+/// cannot be satisfied.
+fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let spec = h.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: answer with the whole object, which is allowed
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (from, to) = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size.saturating_sub(1))
+        }
+        (false, _) => {
+            let from: u64 = a.parse().map_err(|_| ())?;
+            let to: u64 = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+            };
+            (from, to)
+        }
+        _ => return Err(()),
+    };
+    if size == 0 || from >= size || from > to {
+        return Err(());
+    }
+    Ok(Some((from, to)))
+}
+
+/// Streams an object with byte-range support (200, 206 or 416).
+async fn ranged(state: &AppState, key: &str, ct: &str, cache: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let size = state.blobs.size(key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(h) => match parse_range(h, size) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
+                return Ok(r);
+            }
+        },
+    };
+    let stream = state.blobs.get(key, range).await?;
+    let (status, len) = match range {
+        Some((f, t)) => (StatusCode::PARTIAL_CONTENT, t - f + 1),
+        None => (StatusCode::OK, size),
+    };
+    let mut r = respond(status, ct, cache, Body::from_stream(stream));
+    let h = r.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some((f, t)) = range {
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {f}-{t}/{size}")).expect("ascii"));
+    }
+    Ok(r)
+}
+
+async fn hls_js() -> Response {
+    respond(StatusCode::OK, "text/javascript", IMMUTABLE, HLS_JS.into())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The embeddable player: a full-window video element, hls.js where the browser has no native
+/// HLS, starting from the beginning even while the playlist is still growing.
+async fn player(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Html<String>> {
+    let v = video(&state, &id).await?;
+    let hls = format!("/vod/{}/hls/manifest.m3u8", v.id);
+    let poster = if v.encoding.thumbnail_key.is_some() {
+        format!(" poster=\"/vod/{}/thumbnail.jpg\"", v.id)
+    } else {
+        String::new()
+    };
+    Ok(Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title>
+<style>html,body{{margin:0;height:100%;background:#000}}video{{width:100%;height:100%;display:block}}</style>
+</head><body>
+<video id="v" controls playsinline muted autoplay{poster}></video>
+<script src="/assets/hls.min.js"></script>
+<script>
+const video = document.getElementById("v");
+const src = "{hls}";
+function start() {{
+  if (window.Hls && Hls.isSupported()) {{
+    const hls = new Hls({{ startPosition: 0 }});
+    hls.on(Hls.Events.ERROR, (_, d) => {{ if (d.fatal) setTimeout(() => {{ hls.destroy(); start(); }}, 1000); }});
+    hls.loadSource(src);
+    hls.attachMedia(video);
+  }} else if (video.canPlayType("application/vnd.apple.mpegurl")) {{
+    video.src = src;
+  }}
+}}
+// Until the first rendition exists the manifest answers 202: wait for it.
+(async function wait() {{
+  const r = await fetch(src, {{ method: "GET" }}).catch(() => null);
+  if (r && r.status === 200) start(); else setTimeout(wait, 500);
+}})();
+</script>
+</body></html>
+"#,
+        title = escape(&v.title),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 100), Err(()));
+        assert_eq!(parse_range("items=1-2", 100), Err(()));
+    }
+}

@@ -1,0 +1,156 @@
+//! Encoding state and the job queue. The queue is one table on both databases; only the claim
+//! differs: PostgreSQL skips rows other workers hold (`FOR UPDATE SKIP LOCKED`), SQLite needs no
+//! such clause because it has one writer at a time.
+
+use vidi_core::id::VideoId;
+use vidi_core::model::{Job, Quality};
+use vidi_core::{CoreError, CoreResult};
+
+use crate::{Db, Pool, db_err, with_pool};
+
+impl Db {
+    pub(crate) async fn plan_qualities_impl(&self, id: &VideoId, qualities: &[Quality]) -> CoreResult<()> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            sqlx::query("DELETE FROM video_qualities WHERE video_id = $1").bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            for q in qualities {
+                sqlx::query("INSERT INTO video_qualities (video_id, kind, quality, status) VALUES ($1, $2, $3, $4)")
+                    .bind(id.as_str()).bind(&q.kind).bind(&q.quality).bind(&q.status)
+                    .execute(&mut *tx).await.map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)
+        })
+    }
+
+    pub(crate) async fn set_quality_status_impl(
+        &self,
+        id: &VideoId,
+        kind: &str,
+        quality: &str,
+        status: &str,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query("UPDATE video_qualities SET status = $4 WHERE video_id = $1 AND kind = $2 AND quality = $3")
+            .bind(id.as_str()).bind(kind).bind(quality).bind(status).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
+    pub(crate) async fn qualities_impl(&self, id: &VideoId) -> CoreResult<Vec<Quality>> {
+        // Ordered by kind, then by height (the quality names sort wrongly as text: 1080p < 240p).
+        let rows: Vec<(String, String, String)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT kind, quality, status FROM video_qualities WHERE video_id = $1 \
+             ORDER BY kind, LENGTH(quality), quality")
+            .bind(id.as_str()).fetch_all(p).await.map_err(db_err))?;
+        Ok(rows.into_iter().map(|(kind, quality, status)| Quality { kind, quality, status }).collect())
+    }
+
+    pub(crate) async fn set_video_field_impl(
+        &self,
+        id: &VideoId,
+        sql: &'static str,
+        value: Option<&str>,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query(sql).bind(id.as_str()).bind(value).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
+    pub(crate) async fn set_playable_impl(&self, id: &VideoId, playable: bool) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query("UPDATE videos SET playable = $2 WHERE id = $1")
+            .bind(id.as_str()).bind(playable).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
+    pub(crate) async fn enqueue_job_impl(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        unique_key: &str,
+        run_at: i64,
+        max_attempts: u32,
+    ) -> CoreResult<bool> {
+        let id = format!("jb{}", vidi_core::id::ordered_body());
+        let r = with_pool!(self, p => sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, unique_key, status, run_at, max_attempts, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $5, $5) ON CONFLICT (unique_key) DO NOTHING")
+            .bind(&id).bind(kind).bind(payload.to_string()).bind(unique_key).bind(run_at).bind(max_attempts as i64)
+            .execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
+        Ok(r == 1)
+    }
+
+    pub(crate) async fn claim_job_impl(&self, worker: &str, now: i64) -> CoreResult<Option<Job>> {
+        let pick = match self.pool {
+            Pool::Postgres(_) => {
+                "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            }
+            Pool::Sqlite(_) => {
+                "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2 ORDER BY run_at, id LIMIT 1"
+            }
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
+             WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts"
+        );
+        let row: Option<(String, String, String, i64, i64)> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(worker).bind(now).fetch_optional(p).await.map_err(db_err))?;
+        row.map(|(id, kind, payload, attempts, max)| {
+            Ok(Job {
+                id,
+                kind,
+                payload: serde_json::from_str(&payload)
+                    .map_err(|e| CoreError::Database(format!("job payload: {e}")))?,
+                attempts: attempts as u32,
+                max_attempts: max as u32,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn heartbeat_job_impl(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool> {
+        let n = with_pool!(self, p => sqlx::query("UPDATE jobs SET heartbeat_at = $3 WHERE id = $1 AND locked_by = $2 AND status = 'running'")
+            .bind(id).bind(worker).bind(now).execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn complete_job_impl(&self, id: &str, worker: &str, now: i64) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query(
+            "UPDATE jobs SET status = 'done', unique_key = NULL, locked_by = NULL, updated_at = $3 WHERE id = $1 AND locked_by = $2")
+            .bind(id).bind(worker).bind(now).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
+    pub(crate) async fn fail_job_impl(
+        &self,
+        id: &str,
+        worker: &str,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => match retry_at {
+            Some(at) => sqlx::query("UPDATE jobs SET status = 'queued', run_at = $4, last_error = $3, locked_by = NULL, updated_at = $5 \
+                                     WHERE id = $1 AND locked_by = $2")
+                .bind(id).bind(worker).bind(error).bind(at).bind(now).execute(p).await,
+            None => sqlx::query("UPDATE jobs SET status = 'failed', unique_key = NULL, last_error = $3, locked_by = NULL, updated_at = $4 \
+                                 WHERE id = $1 AND locked_by = $2")
+                .bind(id).bind(worker).bind(error).bind(now).execute(p).await,
+        }.map(|_| ()).map_err(db_err))
+    }
+
+    pub(crate) async fn reap_jobs_impl(&self, stale_before: i64, now: i64) -> CoreResult<u64> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            // Out of attempts: failed for good, so a poison job cannot loop forever.
+            sqlx::query("UPDATE jobs SET status = 'failed', unique_key = NULL, locked_by = NULL, \
+                         last_error = COALESCE(last_error, 'worker lost'), updated_at = $2 \
+                         WHERE status = 'running' AND heartbeat_at < $1 AND attempts >= max_attempts")
+                .bind(stale_before).bind(now).execute(&mut *tx).await.map_err(db_err)?;
+            let r = sqlx::query("UPDATE jobs SET status = 'queued', locked_by = NULL, run_at = $2, updated_at = $2 \
+                                 WHERE status = 'running' AND heartbeat_at < $1")
+                .bind(stale_before).bind(now).execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    pub(crate) async fn job_state_impl(&self, id: &str) -> CoreResult<Option<(String, u32, Option<String>)>> {
+        let row: Option<(String, i64, Option<String>)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT status, attempts, last_error FROM jobs WHERE id = $1 OR unique_key = $1 ORDER BY created_at DESC LIMIT 1")
+            .bind(id).fetch_optional(p).await.map_err(db_err))?;
+        Ok(row.map(|(s, a, e)| (s, a as u32, e)))
+    }
+}

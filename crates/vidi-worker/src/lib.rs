@@ -1,0 +1,175 @@
+//! Background work. Jobs live in the database (see `Repo::claim_job`), so any number of worker
+//! processes sharing the database and the media store split them: `vidi serve` runs workers in
+//! process, `vidi worker` runs only workers. A running job heartbeats; a reaper re-queues the jobs
+//! of workers that stopped (crashed, killed, partitioned), with bounded attempts and backoff.
+
+pub mod encode;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vidi_core::model::Job;
+use vidi_core::time::now_ms;
+use vidi_core::{Blobs, Repo};
+use vidi_media::Media;
+
+/// Job kinds.
+pub const ENCODE: &str = "encode";
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Scratch space for encoders (on the same filesystem as a local media store, so finished
+    /// files are linked into place rather than copied).
+    pub work_dir: PathBuf,
+    pub heartbeat: Duration,
+    /// A running job whose heartbeat is older than this is taken back.
+    pub stale_after: Duration,
+    /// x264 preset of the ladder.
+    pub preset: String,
+    pub max_attempts: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            work_dir: PathBuf::from("./vidi-data/.work"),
+            heartbeat: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+            preset: "veryfast".into(),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct Ctx {
+    pub repo: Arc<dyn Repo>,
+    pub blobs: Arc<dyn Blobs>,
+    pub media: Media,
+    pub cfg: WorkerConfig,
+}
+
+/// Wakes this process's idle workers when it queues a job (workers elsewhere find it by polling).
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Queues the encoding of a video (a no-op when one is already queued or running).
+pub async fn enqueue_encode(repo: &dyn Repo, video_id: &str, max_attempts: u32) -> vidi_core::CoreResult<bool> {
+    let queued = repo
+        .enqueue_job(
+            ENCODE,
+            &serde_json::json!({ "videoId": video_id }),
+            &format!("encode:{video_id}"),
+            now_ms(),
+            max_attempts,
+        )
+        .await?;
+    WAKE.notify_waiters();
+    Ok(queued)
+}
+
+/// Starts `n` worker loops; they run until the process ends.
+pub fn spawn(ctx: Ctx, n: usize) {
+    for i in 0..n {
+        let ctx = ctx.clone();
+        let name = format!("wk{}-{i}", vidi_core::id::random_body());
+        tokio::spawn(async move { run(ctx, name).await });
+    }
+}
+
+async fn run(ctx: Ctx, name: String) {
+    tracing::info!(worker = %name, "worker started");
+    let mut last_reap = 0i64;
+    loop {
+        let now = now_ms();
+        if now - last_reap > ctx.cfg.heartbeat.as_millis() as i64 {
+            last_reap = now;
+            match ctx.repo.reap_jobs(now - ctx.cfg.stale_after.as_millis() as i64, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(jobs = n, "re-queued the jobs of a lost worker"),
+                Err(e) => tracing::warn!(error = %e, "reaper failed"),
+            }
+        }
+        match ctx.repo.claim_job(&name, now).await {
+            Ok(Some(job)) => execute(&ctx, &name, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = WAKE.notified() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a job");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs one job beside its heartbeat. Losing the job (the reaper gave it to another worker)
+/// cancels the work, which kills its ffmpeg.
+async fn execute(ctx: &Ctx, worker: &str, job: Job) {
+    let beat = async {
+        loop {
+            tokio::time::sleep(ctx.cfg.heartbeat).await;
+            match ctx.repo.heartbeat_job(&job.id, worker, now_ms()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+            }
+        }
+    };
+    let work = async {
+        match job.kind.as_str() {
+            ENCODE => encode::run(ctx, &job).await,
+            other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
+        }
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = beat => {
+            tracing::warn!(job = %job.id, "job taken back by the reaper; abandoning it");
+            return;
+        }
+    };
+    let now = now_ms();
+    let r = match outcome {
+        Ok(()) => ctx.repo.complete_job(&job.id, worker, now).await,
+        Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
+            // 10 s, 40 s, 160 s …
+            let delay = 10_000i64 * 4i64.pow(job.attempts.saturating_sub(1).min(6));
+            tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, "job failed; will retry");
+            ctx.repo.fail_job(&job.id, worker, &e, Some(now + delay), now).await
+        }
+        Err(JobError::Retry(e) | JobError::Permanent(e)) => {
+            tracing::error!(job = %job.id, error = %e, "job failed for good");
+            if job.kind == ENCODE {
+                encode::mark_failed(ctx, &job, &e).await;
+            }
+            ctx.repo.fail_job(&job.id, worker, &e, None, now).await
+        }
+    };
+    if let Err(e) = r {
+        tracing::error!(job = %job.id, error = %e, "could not record the job's outcome");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Might work next time (storage hiccup, a killed encoder).
+    #[error("{0}")]
+    Retry(String),
+    /// Will never work (the source is not a video).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<vidi_core::CoreError> for JobError {
+    fn from(e: vidi_core::CoreError) -> Self {
+        match e {
+            vidi_core::CoreError::NotFound => JobError::Permanent("the video no longer exists".into()),
+            e => JobError::Retry(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! End to end per source kind: upload a clip made with lavfi, wait until it is encoded, then check
+//! what a player sees: the master playlist, every rendition (duration measured by ffprobe through
+//! the served URL), the MP4 with byte ranges, the thumbnail. On every configured backend.
+
+mod common;
+
+use tokio::process::Command;
+
+use common::{TestServer, backends, lavfi_video};
+use serde_json::Value;
+
+/// ffprobe reads from the server under test, which runs on this runtime: never block it.
+async fn ffprobe_duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
+        .output()
+        .await
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {url}: {out:?}"))
+}
+
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    qualities: &'static [&'static str],
+    /// Display size of the top rendition.
+    top: (u32, u32),
+    audio: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "landscape-1080p.mp4",
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        qualities: &["240p", "360p", "480p", "720p", "1080p"],
+        top: (1920, 1080),
+        audio: true,
+    },
+    Case {
+        name: "portrait-720x1280.mp4",
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=720x1280:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        qualities: &["240p", "360p", "480p", "720p"],
+        top: (720, 1280),
+        audio: true,
+    },
+    Case {
+        name: "no-audio-vfr.mkv",
+        // Variable frame rate: frames dropped at random, timestamps kept (matroska keeps VFR).
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-t",
+            "3",
+            "-vf",
+            "select='gt(random(0),0.3)'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        qualities: &["240p", "360p"],
+        top: (640, 360),
+        audio: false,
+    },
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_kind_encodes_and_plays() {
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        for case in CASES {
+            let bytes = std::fs::read(lavfi_video(case.name, case.args)).unwrap();
+            let id = t.create_video(case.name).await;
+            assert_eq!(t.upload(&id, None, bytes).await.status(), 201);
+            let st = t
+                .wait_status(&id, 240, |s| {
+                    let q = s["encoding"]["qualities"].as_array();
+                    q.is_some_and(|q| {
+                        !q.is_empty() && q.iter().all(|q| q["status"] == "encoded" || q["status"] == "failed")
+                    })
+                })
+                .await;
+            let label = format!("{} {}", b.label, case.name);
+            assert_eq!(st["encoding"]["playable"], true, "{label}");
+            let hls: Vec<&str> = st["encoding"]["qualities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|q| q["type"] == "hls")
+                .map(|q| q["quality"].as_str().unwrap())
+                .collect();
+            assert_eq!(hls, case.qualities, "{label}");
+            assert!(
+                st["encoding"]["qualities"].as_array().unwrap().iter().all(|q| q["status"] == "encoded"),
+                "{label}: {st}"
+            );
+
+            // The master playlist, as a player reads it.
+            let video: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+            let hls_url = video["assets"]["hls"].as_str().unwrap().to_string();
+            let r = t.http.get(&hls_url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
+            let master = r.text().await.unwrap();
+            assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), case.qualities.len(), "{master}");
+            assert!(master.contains(&format!("RESOLUTION={}x{}", case.top.0, case.top.1)), "{label}: {master}");
+            assert!(master.contains(if case.audio { "mp4a.40.2\"" } else { "CODECS=\"avc1.64" }), "{master}");
+            for line in master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")) {
+                let bw: u64 = line.split("BANDWIDTH=").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+                assert!(bw > 300_000, "BANDWIDTH counts the video: {line}");
+            }
+            // Every rendition lasts as long as the source.
+            for q in case.qualities {
+                let url = hls_url.replace("manifest.m3u8", &format!("{q}/index.m3u8"));
+                let d = ffprobe_duration(&url).await;
+                assert!((d - 3.0).abs() < 0.5, "{label} {q}: {d} s");
+                let playlist = t.http.get(&url).send().await.unwrap().text().await.unwrap();
+                assert!(playlist.contains("#EXT-X-ENDLIST"), "{label} {q} is finished");
+            }
+            // Segments are immutable and cacheable.
+            let seg = hls_url.replace("manifest.m3u8", &format!("{}/seg_00000.ts", case.qualities[0]));
+            let r = t.http.get(&seg).send().await.unwrap();
+            assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "video/mp2t"));
+            assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+
+            // The MP4, whole and by ranges.
+            let mp4 = video["assets"]["mp4"].as_str().unwrap();
+            assert!((ffprobe_duration(mp4).await - 3.0).abs() < 0.5, "{label} mp4");
+            let r = t.http.get(mp4).header("Range", "bytes=0-99").send().await.unwrap();
+            assert_eq!(r.status(), 206);
+            let size: u64 = r.headers()["content-range"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+            assert_eq!(r.bytes().await.unwrap().len(), 100);
+            let r = t.http.get(mp4).header("Range", format!("bytes={size}-")).send().await.unwrap();
+            assert_eq!(r.status(), 416);
+
+            // The thumbnail is a JPEG.
+            let r = t.http.get(video["assets"]["thumbnail"].as_str().unwrap()).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], "image/jpeg");
+            assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
+
+            // The player page loads hls.js from this server.
+            let page =
+                t.http.get(video["assets"]["player"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+            assert!(page.contains("/assets/hls.min.js") && page.contains(&format!("/vod/{id}/hls/manifest.m3u8")));
+            assert_eq!(t.http.get(format!("{}/assets/hls.min.js", t.url)).send().await.unwrap().status(), 200);
+        }
+    }
+}
+
+#[tokio::test]
+async fn manifest_answers_202_until_playable_and_404_for_unknown_videos() {
+    let t = TestServer::start_with(&backends()[0], |c| c.workers = 0).await;
+    let id = t.create_video("waiting").await;
+    let r = t.http.get(format!("{}/vod/{id}/hls/manifest.m3u8", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = t.http.get(format!("{}/vod/vi0000000000000000000000/hls/manifest.m3u8", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = t.http.get(format!("{}/vod/{id}/hls/240p/..%2F..%2Fsource", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
