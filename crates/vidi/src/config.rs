@@ -36,6 +36,8 @@ pub struct Config {
     pub access_token_ttl: i64,
     /// Encoding workers in this process (`serve` and `worker`); 0 for an API-only node.
     pub workers: usize,
+    /// Seconds after which a running job whose worker stopped heartbeating is given to another.
+    pub job_stale_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
     pub ffmpeg: String,
@@ -59,6 +61,7 @@ impl Default for Config {
             access_token_ttl: api.access_ttl_s,
             claim_stale_secs: api.claim_stale_after.as_secs(),
             workers: 1,
+            job_stale_secs: 30,
             x264_preset: "veryfast".into(),
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),

@@ -58,6 +58,9 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
     let wc = vidi_worker::WorkerConfig {
         work_dir: cfg.data_dir.join(".work"),
         preset: cfg.x264_preset.clone(),
+        stale_after: Duration::from_secs(cfg.job_stale_secs.max(1)),
+        // Six beats per staleness window: a busy but live worker is never mistaken for a dead one.
+        heartbeat: Duration::from_millis((cfg.job_stale_secs.max(1) * 1000 / 6).max(200)),
         ..vidi_worker::WorkerConfig::default()
     };
     vidi_worker::Ctx { repo, blobs, media, cfg: wc }

@@ -1,0 +1,200 @@
+//! The job queue on both databases: exclusive claims under concurrency, the reaper, bounded
+//! attempts; and a worker killed with SIGKILL mid-encode whose job another process finishes.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{backends, config_for, lavfi_video};
+use serde_json::{Value, json};
+use vidi_core::Repo;
+use vidi_core::time::now_ms;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_never_run_the_same_job() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo: Arc<dyn Repo> = vidi::open_repo(&config_for(&b, dir.path())).await.unwrap();
+        for i in 0..40 {
+            assert!(repo.enqueue_job("test", &json!({ "i": i }), &format!("test:{i}"), now_ms(), 3).await.unwrap());
+        }
+        // The same work queued twice is one job.
+        assert!(!repo.enqueue_job("test", &json!({ "i": 0 }), "test:0", now_ms(), 3).await.unwrap());
+        let claimers = (0..4).map(|w| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(job) = repo.claim_job(&format!("w{w}"), now_ms()).await.unwrap() {
+                    mine.push(job.payload["i"].as_i64().unwrap());
+                    repo.complete_job(&job.id, &format!("w{w}"), now_ms()).await.unwrap();
+                }
+                mine
+            })
+        });
+        let mut all = Vec::new();
+        for c in claimers {
+            all.extend(c.await.unwrap());
+        }
+        all.sort();
+        assert_eq!(all, (0..40).collect::<Vec<_>>(), "{}: every job exactly once", b.label);
+    }
+}
+
+#[tokio::test]
+async fn the_reaper_requeues_lost_jobs_and_gives_up_after_max_attempts() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = vidi::open_repo(&config_for(&b, dir.path())).await.unwrap();
+        repo.enqueue_job("test", &json!({}), "reap", now_ms(), 2).await.unwrap();
+        let first = repo.claim_job("dead", now_ms()).await.unwrap().unwrap();
+        assert_eq!(first.attempts, 1);
+        assert!(repo.claim_job("other", now_ms()).await.unwrap().is_none(), "held jobs are not handed out");
+        // The dead worker never heartbeats: its job goes back to the queue.
+        assert_eq!(repo.reap_jobs(now_ms() + 1, now_ms()).await.unwrap(), 1);
+        assert!(
+            !repo.heartbeat_job(&first.id, "dead", now_ms()).await.unwrap(),
+            "the lost worker learns it lost the job"
+        );
+        let second = repo.claim_job("other", now_ms()).await.unwrap().unwrap();
+        assert_eq!((second.id.as_str(), second.attempts), (first.id.as_str(), 2));
+        // Out of attempts: failed for good rather than looping forever.
+        repo.reap_jobs(now_ms() + 1, now_ms()).await.unwrap();
+        assert!(repo.claim_job("third", now_ms()).await.unwrap().is_none());
+        let (status, attempts, error) = repo.job_state(&first.id).await.unwrap().unwrap();
+        assert_eq!((status.as_str(), attempts), ("failed", 2), "{}: {error:?}", b.label);
+        // Retries wait for their time.
+        repo.enqueue_job("test", &json!({}), "later", now_ms(), 3).await.unwrap();
+        let j = repo.claim_job("w", now_ms()).await.unwrap().unwrap();
+        repo.fail_job(&j.id, "w", "boom", Some(now_ms() + 60_000), now_ms()).await.unwrap();
+        assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none());
+        assert!(repo.claim_job("w", now_ms() + 61_000).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
+    vidi::install_crypto();
+    let source = lavfi_video(
+        "long-720p.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config_for(&b, dir.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let env = [
+            ("VIDI_DATA_DIR", dir.path().display().to_string()),
+            ("VIDI_HTTP_ADDR", format!("127.0.0.1:{port}")),
+            ("VIDI_DATABASE_URL", cfg.database_url.clone()),
+            ("VIDI_DATABASE_SCHEMA", cfg.database_schema.clone()),
+            ("VIDI_STORAGE_URL", cfg.storage_url.clone()),
+            ("VIDI_JOB_STALE_SECS", "3".into()),
+            ("VIDI_LOG", "warn".into()),
+        ];
+        let spawn = |args: &[&str]| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_vidi"));
+            c.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+            for (k, v) in &env {
+                c.env(k, v);
+            }
+            c
+        };
+        let key = String::from_utf8(spawn(&["api-key", "create"]).output().unwrap().stdout).unwrap().trim().to_string();
+        let mut server = spawn(&["serve"]).stdout(Stdio::null()).spawn().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let v: Value = http
+            .post(format!("{url}/videos"))
+            .basic_auth(&key, Some(""))
+            .json(&json!({"title": "killed"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = v["videoId"].as_str().unwrap().to_string();
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(std::fs::read(&source).unwrap()).file_name("long.mp4"));
+        let r = http
+            .post(format!("{url}/videos/{id}/source"))
+            .basic_auth(&key, Some(""))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let status = |http: reqwest::Client, url: String, key: String, id: String| async move {
+            http.get(format!("{url}/videos/{id}/status"))
+                .basic_auth(&key, Some(""))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        };
+        // Kill the only worker while it encodes.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = status(http.clone(), url.clone(), key.clone(), id.clone()).await;
+            if s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "encoding")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never started encoding: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        // The orphaned ffmpeg dies with its parent's pipes; a new process (API and worker) takes over.
+        let mut server = spawn(&["serve"]).stdout(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let done = loop {
+            if let Ok(r) = http.get(format!("{url}/videos/{id}/status")).basic_auth(&key, Some("")).send().await {
+                let s: Value = r.json().await.unwrap();
+                let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
+                if !q.is_empty() && q.iter().all(|q| q["status"] == "encoded") {
+                    break s;
+                }
+            }
+            assert!(Instant::now() < deadline, "{}: the job was never finished", b.label);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(done["encoding"]["playable"], true);
+        let playlist =
+            http.get(format!("{url}/vod/{id}/hls/720p/index.m3u8")).send().await.unwrap().text().await.unwrap();
+        assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+        let segs: HashSet<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+        assert!(segs.len() >= 10, "a 20 s video has all its segments: {playlist}");
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
