@@ -4,7 +4,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -26,13 +28,38 @@ pub fn routes() -> Router<AppState> {
         .route("/vod/{videoId}/hls/{quality}/{file}", get(hls_file))
         .route("/vod/{videoId}/mp4/source.mp4", get(mp4))
         .route("/vod/{videoId}/thumbnail.jpg", get(thumbnail))
+        // Private videos: the same files under a private token (contract §6).
+        .route("/vod/{videoId}/token/{token}/hls/manifest.m3u8", get(master))
+        .route("/vod/{videoId}/token/{token}/hls/{quality}/{file}", get(hls_file))
+        .route("/vod/{videoId}/token/{token}/mp4/source.mp4", get(mp4))
+        .route("/vod/{videoId}/token/{token}/thumbnail.jpg", get(thumbnail))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))
 }
 
-async fn video(state: &AppState, raw: &str) -> ApiResult<Video> {
+type Params = Path<HashMap<String, String>>;
+
+/// The video named in the path, if the caller may see it: public, or private with a valid token.
+/// Checked on every request, so switching a video to private takes effect at once.
+async fn video(state: &AppState, params: &HashMap<String, String>) -> ApiResult<Video> {
+    let raw = params.get("videoId").map(String::as_str).unwrap_or("");
     let id = VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))?;
-    state.repo.video_by_id(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))
+    let v = state.repo.video_by_id(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
+    if !v.public {
+        let ok = match params.get("token") {
+            Some(t) => state.repo.check_private_token(&v.id, t, vidi_core::time::now_ms()).await?,
+            None => false,
+        };
+        if !ok {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "video-private-token-invalid",
+                "This video is private: its media needs a valid private token.",
+                "token",
+            ));
+        }
+    }
+    Ok(v)
 }
 
 fn respond(status: StatusCode, content_type: &str, cache: &str, body: Body) -> Response {
@@ -59,19 +86,17 @@ async fn read_small(state: &AppState, key: &str) -> ApiResult<Option<Vec<u8>>> {
 
 /// The master playlist; 202 with an empty body while the video exists but is not playable yet
 /// (the browser uploader polls for exactly that).
-async fn master(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let v = video(&state, &id).await?;
+async fn master(State(state): State<AppState>, Path(p): Params) -> ApiResult<Response> {
+    let v = video(&state, &p).await?;
     match read_small(&state, &master_key(v.id.as_str())).await? {
         Some(body) => Ok(respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, body.into())),
         None => Ok(respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty())),
     }
 }
 
-async fn hls_file(
-    State(state): State<AppState>,
-    Path((id, quality, file)): Path<(String, String, String)>,
-) -> ApiResult<Response> {
-    let v = video(&state, &id).await?;
+async fn hls_file(State(state): State<AppState>, Path(p): Params) -> ApiResult<Response> {
+    let v = video(&state, &p).await?;
+    let (quality, file) = (p.get("quality").cloned().unwrap_or_default(), p.get("file").cloned().unwrap_or_default());
     let safe = |s: &str| {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') && !s.starts_with('.')
     };
@@ -95,16 +120,16 @@ async fn hls_file(
     ranged(&state, &key, ct, IMMUTABLE, &HeaderMap::new()).await
 }
 
-async fn mp4(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    let v = video(&state, &id).await?;
+async fn mp4(State(state): State<AppState>, Path(p): Params, headers: HeaderMap) -> ApiResult<Response> {
+    let v = video(&state, &p).await?;
     if !v.mp4_support {
         return Err(ApiError::not_found("videoId"));
     }
     ranged(&state, &mp4_key(v.id.as_str()), "video/mp4", SHORT, &headers).await
 }
 
-async fn thumbnail(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    let v = video(&state, &id).await?;
+async fn thumbnail(State(state): State<AppState>, Path(p): Params, headers: HeaderMap) -> ApiResult<Response> {
+    let v = video(&state, &p).await?;
     let key = v.encoding.thumbnail_key.ok_or_else(|| ApiError::not_found("videoId"))?;
     ranged(&state, &key, "image/jpeg", SHORT, &headers).await
 }
@@ -183,14 +208,22 @@ fn escape(s: &str) -> String {
 
 /// The embeddable player: a full-window video element, hls.js where the browser has no native
 /// HLS, starting from the beginning even while the playlist is still growing.
-async fn player(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Html<String>> {
-    let v = video(&state, &id).await?;
-    let hls = format!("/vod/{}/hls/manifest.m3u8", v.id);
-    let poster = if v.encoding.thumbnail_key.is_some() {
-        format!(" poster=\"/vod/{}/thumbnail.jpg\"", v.id)
-    } else {
-        String::new()
+async fn player(
+    State(state): State<AppState>,
+    Path(mut p): Params,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Html<String>> {
+    if let Some(t) = q.get("token") {
+        p.insert("token".into(), t.clone());
+    }
+    let v = video(&state, &p).await?;
+    let base = match p.get("token") {
+        Some(t) if !v.public => format!("/vod/{}/token/{}", v.id, escape(t)),
+        _ => format!("/vod/{}", v.id),
     };
+    let hls = format!("{base}/hls/manifest.m3u8");
+    let poster =
+        if v.encoding.thumbnail_key.is_some() { format!(" poster=\"{base}/thumbnail.jpg\"") } else { String::new() };
     Ok(Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">

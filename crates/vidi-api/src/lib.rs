@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::account::routes())
         .merge(resources::videos::routes())
         .merge(resources::source::routes())
+        .merge(resources::thumbnail::routes())
         .merge(openapi::routes())
         .merge(delivery::routes())
         .fallback(|| async {

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{account, auth, source, videos};
+use crate::resources::{account, auth, source, thumbnail, videos};
 
 struct Security;
 
@@ -29,7 +29,7 @@ impl Modify for Security {
     paths(
         auth::authenticate, auth::refresh, account::account,
         videos::create, videos::list, videos::show, videos::update, videos::delete, videos::status,
-        source::upload_source,
+        source::upload_source, thumbnail::pick, thumbnail::upload,
     ),
     components(schemas(videos::VideoIdOnly)),
     modifiers(&Security)

@@ -113,6 +113,12 @@ pub trait Repo: Send + Sync + 'static {
     async fn set_thumbnail(&self, id: &VideoId, key: &str) -> CoreResult<()>;
     async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()>;
 
+    // --- private videos -----------------------------------------------------------------------
+    /// Stores a new private token for a video (and sweeps expired ones).
+    async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()>;
+    /// Whether `token` opens the video's media at `now`.
+    async fn check_private_token(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool>;
+
     // --- jobs ---------------------------------------------------------------------------------
     /// Queues a job unless one with the same `unique_key` is queued or running. Returns whether
     /// it was queued.

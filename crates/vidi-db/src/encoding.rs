@@ -56,6 +56,27 @@ impl Db {
             .bind(id.as_str()).bind(playable).execute(p).await.map(|_| ()).map_err(db_err))
     }
 
+    pub(crate) async fn mint_private_token_impl(
+        &self,
+        id: &VideoId,
+        token: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> CoreResult<()> {
+        with_pool!(self, p => {
+            sqlx::query("DELETE FROM private_tokens WHERE expires_at < $1").bind(now).execute(p).await.map_err(db_err)?;
+            sqlx::query("INSERT INTO private_tokens (token, video_id, expires_at) VALUES ($1, $2, $3)")
+                .bind(token).bind(id.as_str()).bind(expires_at).execute(p).await.map(|_| ()).map_err(db_err)
+        })
+    }
+
+    pub(crate) async fn check_private_token_impl(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool> {
+        let row: Option<(i64,)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT expires_at FROM private_tokens WHERE token = $1 AND video_id = $2")
+            .bind(token).bind(id.as_str()).fetch_optional(p).await.map_err(db_err))?;
+        Ok(row.is_some_and(|(exp,)| exp >= now))
+    }
+
     pub(crate) async fn enqueue_job_impl(
         &self,
         kind: &str,

@@ -133,6 +133,12 @@ impl Repo for Db {
     async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()> {
         self.set_video_field_impl(id, "UPDATE videos SET encode_error = $2 WHERE id = $1", error).await
     }
+    async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()> {
+        self.mint_private_token_impl(id, token, now, expires_at).await
+    }
+    async fn check_private_token(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool> {
+        self.check_private_token_impl(id, token, now).await
+    }
     async fn enqueue_job(
         &self,
         kind: &str,

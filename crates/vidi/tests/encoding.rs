@@ -206,3 +206,121 @@ async fn manifest_answers_202_until_playable_and_404_for_unknown_videos() {
     let r = t.http.get(format!("{}/vod/{id}/hls/240p/..%2F..%2Fsource", t.url)).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+async fn encoded_small(t: &TestServer, title: &str, public: bool) -> String {
+    let r = t.post_json("/videos", serde_json::json!({ "title": title, "public": public })).await;
+    let id = r.json::<Value>().await.unwrap()["videoId"].as_str().unwrap().to_string();
+    assert_eq!(t.upload(&id, None, common::small_video()).await.status(), 201);
+    t.wait_status(&id, 120, |s| {
+        s["encoding"]["qualities"]
+            .as_array()
+            .is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded"))
+    })
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thumbnails_picked_and_uploaded() {
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let id = encoded_small(&t, "thumbs", true).await;
+        let thumb_url = format!("{}/vod/{id}/thumbnail.jpg", t.url);
+        let before = t.http.get(&thumb_url).send().await.unwrap().bytes().await.unwrap();
+        let r = t.patch_json(&format!("/videos/{id}/thumbnail"), serde_json::json!({"timecode": "00:00:01.500"})).await;
+        assert_eq!(r.status(), 200, "{}", b.label);
+        let after = t.http.get(&thumb_url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&after[..2], &[0xFF, 0xD8]);
+        assert_ne!(before, after, "a different frame");
+        common::problem(
+            t.patch_json(&format!("/videos/{id}/thumbnail"), serde_json::json!({"timecode": "1:2"})).await,
+            400,
+            "invalid-attribute",
+        )
+        .await;
+        common::problem(
+            t.patch_json(&format!("/videos/{id}/thumbnail"), serde_json::json!({})).await,
+            400,
+            "attribute-required",
+        )
+        .await;
+        let empty = t.create_video("no source").await;
+        common::problem(
+            t.patch_json(&format!("/videos/{empty}/thumbnail"), serde_json::json!({"timecode": "1"})).await,
+            400,
+            "invalid-attribute",
+        )
+        .await;
+
+        // Upload a PNG: stored as a JPEG.
+        let png = lavfi_video(
+            "frame.png",
+            &["-f", "lavfi", "-i", "color=c=red:size=320x180", "-frames:v", "1", "-f", "image2"],
+        );
+        let form = |bytes: Vec<u8>, name: &str| {
+            reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))
+        };
+        let r = t
+            .req(reqwest::Method::POST, &format!("/videos/{id}/thumbnail"))
+            .multipart(form(std::fs::read(&png).unwrap(), "red.png"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let uploaded = t.http.get(&thumb_url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&uploaded[..2], &[0xFF, 0xD8]);
+        assert_ne!(uploaded, after);
+        let r = t
+            .req(reqwest::Method::POST, &format!("/videos/{id}/thumbnail"))
+            .multipart(form(b"GIF89a not an allowed image".to_vec(), "x.gif"))
+            .send()
+            .await
+            .unwrap();
+        common::problem(r, 400, "uploaded-file-extension-invalid").await;
+        // Claims to be a JPEG, is not one.
+        let r = t
+            .req(reqwest::Method::POST, &format!("/videos/{id}/thumbnail"))
+            .multipart(form([&[0xFF, 0xD8, 0xFF][..], &[0u8; 64][..]].concat(), "fake.jpg"))
+            .send()
+            .await
+            .unwrap();
+        common::problem(r, 400, "uploaded-file-invalid-file").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_videos_need_their_token() {
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let id = encoded_small(&t, "secret", false).await;
+        let v1: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let v2: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let hls = v1["assets"]["hls"].as_str().unwrap().to_string();
+        assert!(hls.contains("/token/"), "{hls}");
+        assert_ne!(v1["assets"]["hls"], v2["assets"]["hls"], "every read mints a new token");
+        assert!(v1["assets"]["player"].as_str().unwrap().contains("?token="));
+        let get = |u: String| {
+            let http = t.http.clone();
+            async move { http.get(u).send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(get(hls.clone()).await, 200, "{}", b.label);
+        assert_eq!(get(hls.replace("manifest.m3u8", "240p/index.m3u8")).await, 200);
+        assert_eq!(get(hls.replace("manifest.m3u8", "240p/seg_00000.ts")).await, 200);
+        assert_eq!(get(v1["assets"]["mp4"].as_str().unwrap().to_string()).await, 200);
+        assert_eq!(get(v1["assets"]["thumbnail"].as_str().unwrap().to_string()).await, 200);
+        assert_eq!(get(v1["assets"]["player"].as_str().unwrap().to_string()).await, 200);
+        let public = format!("{}/vod/{id}/hls/manifest.m3u8", t.url);
+        assert_eq!(get(public.clone()).await, 403);
+        assert_eq!(
+            get(format!("{}/vod/{id}/token/00000000-0000-4000-8000-000000000000/hls/manifest.m3u8", t.url)).await,
+            403
+        );
+        assert_eq!(get(format!("{}/embed/vod/{id}", t.url)).await, 403);
+        // Switching takes effect at once, both ways.
+        t.patch_json(&format!("/videos/{id}"), serde_json::json!({"public": true})).await;
+        assert_eq!(get(public.clone()).await, 200);
+        t.patch_json(&format!("/videos/{id}"), serde_json::json!({"public": false})).await;
+        assert_eq!(get(public).await, 403);
+    }
+}

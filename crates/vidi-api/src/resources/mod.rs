@@ -3,4 +3,5 @@
 pub mod account;
 pub mod auth;
 pub mod source;
+pub mod thumbnail;
 pub mod videos;

@@ -298,5 +298,5 @@ async fn upload_chunk(
 
 async fn full_video(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> ApiResult<Response> {
     let v = state.repo.get_video(ws, id).await.or_404("videoId")?;
-    Ok((StatusCode::CREATED, Json(VideoOut::from_video(&v, &state.cfg.public_url))).into_response())
+    Ok((StatusCode::CREATED, Json(VideoOut::build(state, &v).await?)).into_response())
 }

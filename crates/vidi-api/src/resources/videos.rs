@@ -68,11 +68,28 @@ pub struct VideoAssets {
     pub mp4: Option<String>,
 }
 
+/// A private token opens a private video's media for a day (contract §6).
+const PRIVATE_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
+
 impl VideoOut {
-    pub fn from_video(v: &Video, public_url: &str) -> Self {
+    /// The wire form of a video. A private one gets a fresh private token in its asset URLs,
+    /// minted on every read as api.video does.
+    pub async fn build(state: &AppState, v: &Video) -> ApiResult<Self> {
+        if v.public {
+            return Ok(Self::from_video(v, &state.cfg.public_url, None));
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        let now = now_ms();
+        state.repo.mint_private_token(&v.id, &token, now, now + PRIVATE_TOKEN_TTL_MS).await?;
+        Ok(Self::from_video(v, &state.cfg.public_url, Some(&token)))
+    }
+
+    pub fn from_video(v: &Video, public_url: &str, token: Option<&str>) -> Self {
         let id = v.id.as_str();
-        let vod = format!("{public_url}/vod/{id}");
-        let player = format!("{public_url}/embed/vod/{id}");
+        let (vod, player) = match token {
+            None => (format!("{public_url}/vod/{id}"), format!("{public_url}/embed/vod/{id}")),
+            Some(t) => (format!("{public_url}/vod/{id}/token/{t}"), format!("{public_url}/embed/vod/{id}?token={t}")),
+        };
         VideoOut {
             video_id: id.to_string(),
             created_at: to_rfc3339(v.created_at),
@@ -222,7 +239,7 @@ fn check_title(title: &str) -> ApiResult<()> {
 }
 
 /// `hh:mm:ss(.ms|:frame)` or plain seconds (contract §3, op 5).
-fn valid_timecode(s: &str) -> bool {
+pub(crate) fn valid_timecode(s: &str) -> bool {
     let digits =
         |p: &str, min: usize, max: usize| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
     if digits(s, 1, 7) {
@@ -318,7 +335,7 @@ pub async fn create(
         }
     }
     state.repo.insert_video(&video).await?;
-    let out = VideoOut::from_video(&video, &state.cfg.public_url);
+    let out = VideoOut::build(&state, &video).await?;
     if video.source_kind == SourceKind::Upload {
         return Ok((StatusCode::CREATED, Json(out)));
     }
@@ -372,7 +389,10 @@ pub async fn list(
         descending,
     };
     let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
-    let data = videos.iter().map(|v| VideoOut::from_video(v, &state.cfg.public_url)).collect();
+    let mut data = Vec::with_capacity(videos.len());
+    for v in &videos {
+        data.push(VideoOut::build(&state, v).await?);
+    }
     Ok(Json(page("/videos", &q, req, total, data)))
 }
 
@@ -383,7 +403,7 @@ pub async fn list(
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<VideoOut>> {
     let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-    Ok(Json(VideoOut::from_video(&v, &state.cfg.public_url)))
+    Ok(Json(VideoOut::build(&state, &v).await?))
 }
 
 /// Update a video's editable fields; arrays replace the stored ones, `playerId: null` detaches.
@@ -428,7 +448,7 @@ pub async fn update(
     }
     v.updated_at = now_ms();
     state.repo.update_video(&v).await.or_404("videoId")?;
-    Ok(Json(VideoOut::from_video(&v, &state.cfg.public_url)))
+    Ok(Json(VideoOut::build(&state, &v).await?))
 }
 
 /// Delete a video and all its media.

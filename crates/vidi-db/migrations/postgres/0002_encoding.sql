@@ -29,3 +29,11 @@ CREATE TABLE video_qualities (
 ALTER TABLE videos ADD COLUMN playable BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE videos ADD COLUMN thumbnail_key TEXT;
 ALTER TABLE videos ADD COLUMN encode_error TEXT;
+
+-- Private videos: every read of a private video's asset URLs mints a token that opens its media.
+CREATE TABLE private_tokens (
+    token TEXT PRIMARY KEY,
+    video_id TEXT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX private_tokens_by_expiry ON private_tokens (expires_at);

@@ -1,0 +1,190 @@
+//! `PATCH /videos/{videoId}/thumbnail` (pick a frame by timecode) and
+//! `POST /videos/{videoId}/thumbnail` (upload a JPEG, PNG or WebP image). Both store a JPEG made
+//! by ffmpeg, so an upload that is not really an image is refused rather than served.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::StreamExt;
+use vidi_core::model::{IngestState, ProbeOutcome, Video};
+
+use vidi_media::Probe;
+use vidi_worker::encode::thumbnail_key;
+
+use super::source::Form;
+use super::videos::{VideoOut, valid_timecode, video_id};
+use crate::auth::Auth;
+use crate::error::OrNotFound;
+use crate::extract::{Fields, JsonObject};
+use crate::{ApiError, ApiResult, AppState};
+
+const MAX_IMAGE: usize = 8 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/videos/{videoId}/thumbnail", post(upload).patch(pick))
+}
+
+/// Seconds for a timecode: `124`, `hh:mm:ss(.ms)` or `hh:mm:ss:frame`.
+fn seconds(tc: &str, fps: f64) -> f64 {
+    let parts: Vec<&str> = tc.split(':').collect();
+    let n = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+    match parts.as_slice() {
+        [s] => n(s),
+        [h, m, s] => n(h) * 3600.0 + n(m) * 60.0 + n(s),
+        [h, m, s, f] => n(h) * 3600.0 + n(m) * 60.0 + n(s) + n(f) / fps.max(1.0),
+        _ => 0.0,
+    }
+}
+
+fn temp_path(ext: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("vidi-thumb-{}.{ext}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Makes the stored JPEG from `input` at `at` seconds and records it.
+async fn store(state: &AppState, v: &Video, input: &str, at: f64) -> Result<(), vidi_media::ToolError> {
+    let out = temp_path("jpg");
+    let r = vidi_media::encode::thumbnail(&state.media, input, at, &out).await;
+    if r.is_ok() {
+        let key = thumbnail_key(v.id.as_str());
+        let stored = async {
+            state.blobs.put_file(&key, &out).await?;
+            state.repo.set_thumbnail(&v.id, &key).await
+        }
+        .await;
+        if let Err(e) = stored {
+            tracing::error!(video = %v.id, error = %e, "could not store a thumbnail");
+        }
+    }
+    let _ = tokio::fs::remove_file(&out).await;
+    r
+}
+
+/// Pick the thumbnail from a frame of the video.
+#[utoipa::path(patch, path = "/videos/{videoId}/thumbnail", tag = "Videos", operation_id = "PATCH_videos-videoId-thumbnail",
+    params(("videoId" = String, Path)),
+    request_body(content = serde_json::Value, description = "{\"timecode\": \"00:01:00.000\"}"),
+    responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn pick(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<VideoOut>> {
+    let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
+    let tc = body.string("timecode")?.ok_or_else(|| ApiError::attribute_required("timecode"))?;
+    if !valid_timecode(&tc) {
+        return Err(ApiError::invalid_attribute(
+            "timecode",
+            "The timecode must be hh:mm:ss(.ms), hh:mm:ss:frame or seconds.",
+        ));
+    }
+    let (Some(key), IngestState::Uploaded) = (v.ingest.source_key.clone(), v.ingest.state) else {
+        return Err(ApiError::invalid_attribute("timecode", "The video has no source to take a frame from yet."));
+    };
+    let probe: Option<Probe> = match &v.ingest.probe {
+        Some(ProbeOutcome::Probed(p)) => serde_json::from_value(p.clone()).ok(),
+        _ => None,
+    };
+    let fps = probe.as_ref().and_then(|p| p.video.as_ref()).and_then(|v| v.framerate).unwrap_or(25.0);
+    let duration = probe.as_ref().and_then(|p| p.duration_s).unwrap_or(0.0);
+    // A timecode past the end falls back to the first frame (as api.video does).
+    let mut at = seconds(&tc, fps);
+    if at >= duration {
+        at = 0.0;
+    }
+    let input = state.blobs.media_input(&key).await?;
+    store(&state, &v, &input, at).await.map_err(|e| {
+        ApiError::invalid_attribute("timecode", format!("No frame could be taken from the source: {e}"))
+    })?;
+    let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
+    Ok(Json(VideoOut::build(&state, &v).await?))
+}
+
+/// What the first bytes say the image is.
+fn image_kind(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        None
+    }
+}
+
+/// Upload a thumbnail image (JPEG, PNG or WebP, at most 8 MiB).
+#[utoipa::path(post, path = "/videos/{videoId}/thumbnail", tag = "Videos", operation_id = "POST_videos-videoId-thumbnail",
+    params(("videoId" = String, Path)),
+    request_body(content_type = "multipart/form-data", content = String, description = "one image file part"),
+    responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    security(("apiKey" = []), ("bearerAuth" = [])))]
+pub async fn upload(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<VideoOut>> {
+    let mut form = Form::open(&headers, body)?;
+    let result = async {
+        let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
+        let Some(mut file) = form.next_file().await? else { return Err(ApiError::no_file()) };
+        let mut bytes = Vec::new();
+        while let Some(piece) = file.next().await {
+            let piece = piece.map_err(|e| ApiError::invalid_payload(format!("The upload could not be read: {e}")))?;
+            if bytes.len() + piece.len() > MAX_IMAGE {
+                return Err(ApiError::upload(vidi_core::upload::RangeError::FileTooLarge));
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        // multer allows one live field at a time.
+        drop(file);
+        form.finish().await?;
+        if bytes.is_empty() {
+            return Err(ApiError::upload(vidi_core::upload::RangeError::FileEmpty));
+        }
+        let kind = image_kind(&bytes).ok_or_else(|| {
+            ApiError::bad_request(
+                "uploaded-file-extension-invalid",
+                "Only [jpg, jpeg, png, webp] extensions are supported.",
+                "file",
+            )
+        })?;
+        let src = temp_path(kind);
+        tokio::fs::write(&src, &bytes).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
+        let made = store(&state, &v, &src.to_string_lossy(), 0.0).await;
+        let _ = tokio::fs::remove_file(&src).await;
+        made.map_err(|_| ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file"))?;
+        let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
+        Ok(Json(VideoOut::build(&state, &v).await?))
+    }
+    .await;
+    if result.is_err() {
+        form.drain(state.cfg.max_request_bytes).await;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timecodes_to_seconds() {
+        assert_eq!(seconds("124", 25.0), 124.0);
+        assert_eq!(seconds("00:01:00.500", 25.0), 60.5);
+        assert_eq!(seconds("00:00:01:12", 24.0), 1.5);
+    }
+
+    #[test]
+    fn images_by_content() {
+        assert_eq!(image_kind(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("jpg"));
+        assert_eq!(image_kind(b"\x89PNG\r\n\x1a\n...."), Some("png"));
+        assert_eq!(image_kind(b"RIFF\0\0\0\0WEBPVP8 "), Some("webp"));
+        assert_eq!(image_kind(b"GIF89a"), None);
+    }
+}
