@@ -73,7 +73,8 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
                     }
                 }
                 ProbeOutcome::Failed(r) => {
-                    tracing::warn!(video = %id, reason = %r, "source is not playable media")
+                    tracing::warn!(video = %id, reason = %r, "source is not playable media");
+                    vidi_worker::encode::record_failure(state.repo.as_ref(), id, &format!("not a video: {r}")).await;
                 }
             }
         }

@@ -36,11 +36,25 @@ fn video_id(job: &Job) -> Result<VideoId, JobError> {
 }
 
 pub(crate) async fn mark_failed(ctx: &Ctx, job: &Job, error: &str) {
-    let Ok(id) = video_id(job) else { return };
-    let _ = ctx.repo.set_encode_error(&id, Some(error)).await;
-    if let Ok(qs) = ctx.repo.qualities(&id).await {
-        for q in qs.iter().filter(|q| q.status != "encoded") {
-            let _ = ctx.repo.set_quality_status(&id, &q.kind, &q.quality, "failed").await;
+    if let Ok(id) = video_id(job) {
+        record_failure(ctx.repo.as_ref(), &id, error).await;
+    }
+}
+
+/// Says in the status that encoding failed: every output not encoded becomes `failed`, and a
+/// video that never got a ladder (not a video, no picture) shows its lowest quality as failed,
+/// since the 2023 status has no other place for it. The reason is kept for the operator.
+pub async fn record_failure(repo: &dyn vidi_core::Repo, id: &VideoId, error: &str) {
+    let _ = repo.set_encode_error(id, Some(error)).await;
+    match repo.qualities(id).await {
+        Ok(qs) if !qs.is_empty() => {
+            for q in qs.iter().filter(|q| q.status != "encoded") {
+                let _ = repo.set_quality_status(id, &q.kind, &q.quality, "failed").await;
+            }
+        }
+        _ => {
+            let failed = Quality { kind: "hls".into(), quality: "240p".into(), status: "failed".into() };
+            let _ = repo.plan_qualities(id, &[failed]).await;
         }
     }
 }

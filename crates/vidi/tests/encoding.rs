@@ -26,6 +26,8 @@ struct Case {
     /// Display size of the top rendition.
     top: (u32, u32),
     audio: bool,
+    /// Add a 90° display matrix afterwards (stream copy: ffmpeg 5.1 cannot write it while encoding).
+    rotate: bool,
 }
 
 const CASES: &[Case] = &[
@@ -55,6 +57,7 @@ const CASES: &[Case] = &[
         qualities: &["240p", "360p", "480p", "720p", "1080p"],
         top: (1920, 1080),
         audio: true,
+        rotate: false,
     },
     Case {
         name: "portrait-720x1280.mp4",
@@ -82,6 +85,7 @@ const CASES: &[Case] = &[
         qualities: &["240p", "360p", "480p", "720p"],
         top: (720, 1280),
         audio: true,
+        rotate: false,
     },
     Case {
         name: "no-audio-vfr.mkv",
@@ -107,6 +111,36 @@ const CASES: &[Case] = &[
         qualities: &["240p", "360p"],
         top: (640, 360),
         audio: false,
+        rotate: false,
+    },
+    Case {
+        name: "rotated-90.mp4",
+        // Stored 640x360 with a 90° display matrix: played as 360x640.
+        args: &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+        qualities: &["240p", "360p"],
+        top: (360, 640),
+        audio: true,
+        rotate: true,
     },
 ];
 
@@ -115,7 +149,22 @@ async fn every_source_kind_encodes_and_plays() {
     for b in backends() {
         let t = TestServer::start(&b).await;
         for case in CASES {
-            let bytes = std::fs::read(lavfi_video(case.name, case.args)).unwrap();
+            let mut path = lavfi_video(case.name, case.args);
+            if case.rotate {
+                let rotated = path.with_file_name(format!("rot-{}", case.name));
+                if !rotated.exists() {
+                    let st = std::process::Command::new("ffmpeg")
+                        .args(["-v", "error", "-y", "-i"])
+                        .arg(&path)
+                        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+                        .arg(&rotated)
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                }
+                path = rotated;
+            }
+            let bytes = std::fs::read(path).unwrap();
             let id = t.create_video(case.name).await;
             assert_eq!(t.upload(&id, None, bytes).await.status(), 201);
             let st = t
@@ -191,6 +240,39 @@ async fn every_source_kind_encodes_and_plays() {
             assert!(page.contains("/assets/hls.min.js") && page.contains(&format!("/vod/{id}/hls/manifest.m3u8")));
             assert_eq!(t.http.get(format!("{}/assets/hls.min.js", t.url)).send().await.unwrap().status(), 200);
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_and_audio_only_sources_fail_with_a_status() {
+    let mp4 = std::fs::read(lavfi_video(CASES[0].name, CASES[0].args)).unwrap();
+    // Cut before the index (moov is at the end of a non-faststart MP4): nothing can be decoded.
+    let truncated = mp4[..mp4.len() / 2].to_vec();
+    let audio = std::fs::read(lavfi_video(
+        "audio-only.m4a",
+        &["-f", "lavfi", "-i", "sine", "-t", "3", "-c:a", "aac", "-f", "mp4"],
+    ))
+    .unwrap();
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        for (name, bytes) in [("truncated", truncated.clone()), ("audio only", audio.clone())] {
+            let id = t.create_video(name).await;
+            assert_eq!(t.upload(&id, None, bytes).await.status(), 201);
+            let st = t
+                .wait_status(&id, 60, |s| {
+                    s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "failed"))
+                })
+                .await;
+            assert_eq!(st["encoding"]["playable"], false, "{} {name}", b.label);
+            assert_eq!(st["ingest"]["status"], "uploaded", "the upload itself succeeded");
+            let ws = t.server.state.repo.default_workspace().await.unwrap().unwrap();
+            let v = t.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(&id).unwrap()).await.unwrap();
+            assert!(v.encoding.error.is_some(), "the reason is kept");
+        }
+        // Other videos keep encoding.
+        let ok = t.create_video("fine").await;
+        assert_eq!(t.upload(&ok, None, common::small_video()).await.status(), 201);
+        t.wait_status(&ok, 120, |s| s["encoding"]["playable"] == true).await;
     }
 }
 
