@@ -78,6 +78,29 @@ impl VideoRow {
     }
 }
 
+/// Writes a video's tags and metadata into the tables the list filters read, inside `$tx`.
+macro_rules! write_filters {
+    ($tx:expr, $v:expr) => {
+        for t in &$v.tags {
+            sqlx::query("INSERT INTO video_tags (video_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind($v.id.as_str())
+                .bind(t)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for m in &$v.metadata {
+            sqlx::query("INSERT INTO video_metadata (video_id, key, value) VALUES ($1, $2, $3)")
+                .bind($v.id.as_str())
+                .bind(&m.key)
+                .bind(&m.value)
+                .execute(&mut *$tx)
+                .await
+                .map_err(db_err)?;
+        }
+    };
+}
+
 fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
     serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}")))
 }
@@ -114,14 +137,7 @@ impl Db {
                 .bind(v.created_at).bind(v.updated_at).bind(v.published_at)
                 .bind(v.ingest.state.as_str()).bind(v.ingest.mode.as_str())
                 .execute(&mut *tx).await.map_err(db_err)?;
-            for t in &v.tags {
-                sqlx::query("INSERT INTO video_tags (video_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(v.id.as_str()).bind(t).execute(&mut *tx).await.map_err(db_err)?;
-            }
-            for m in &v.metadata {
-                sqlx::query("INSERT INTO video_metadata (video_id, key, value) VALUES ($1, $2, $3)")
-                    .bind(v.id.as_str()).bind(&m.key).bind(&m.value).execute(&mut *tx).await.map_err(db_err)?;
-            }
+            write_filters!(tx, v);
             tx.commit().await.map_err(db_err)
         })
     }
@@ -223,14 +239,7 @@ impl Db {
             }
             sqlx::query("DELETE FROM video_tags WHERE video_id = $1").bind(v.id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             sqlx::query("DELETE FROM video_metadata WHERE video_id = $1").bind(v.id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
-            for t in &v.tags {
-                sqlx::query("INSERT INTO video_tags (video_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(v.id.as_str()).bind(t).execute(&mut *tx).await.map_err(db_err)?;
-            }
-            for m in &v.metadata {
-                sqlx::query("INSERT INTO video_metadata (video_id, key, value) VALUES ($1, $2, $3)")
-                    .bind(v.id.as_str()).bind(&m.key).bind(&m.value).execute(&mut *tx).await.map_err(db_err)?;
-            }
+            write_filters!(tx, v);
             tx.commit().await.map_err(db_err)
         })
     }

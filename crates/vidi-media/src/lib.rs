@@ -41,16 +41,21 @@ impl Tool {
         Tool { program: program.into(), timeout }
     }
 
-    /// Runs the program to completion and returns its stdout.
-    pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ToolError> {
-        let mut child = Command::new(&self.program)
+    /// Starts the program with piped output; the child dies with its handle.
+    fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<tokio::process::Child, ToolError> {
+        Command::new(&self.program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })
+    }
+
+    /// Runs the program to completion and returns its stdout.
+    pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ToolError> {
+        let mut child = self.spawn(args)?;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let work = async {
@@ -80,14 +85,7 @@ impl Tool {
     /// Runs an ffmpeg command that has `-progress pipe:1`, calling `on_progress` with the output
     /// time (microseconds) as it advances. Dropping the future kills the child.
     pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
-        let mut child = Command::new(&self.program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+        let mut child = self.spawn(args)?;
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let work = async {
