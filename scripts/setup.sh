@@ -2,7 +2,8 @@
 # Installs what Vidi needs on a fresh Debian machine that has only the Rust toolchain.
 #   scripts/setup.sh          what `vidi serve` needs (ffmpeg)
 #   scripts/setup.sh --test   also what the test suite needs (the S3 test server, the official
-#                             Python and Node clients) and the benchmarks (nginx, wrk)
+#                             Python and Node clients, Chromium and playwright-core for the
+#                             player page) and the benchmarks (nginx, wrk)
 # Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ if $with_tests; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v node >/dev/null 2>&1 || need+=(nodejs npm)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -37,4 +39,8 @@ fi
 # Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json.
 if [ ! -d tests/sdk/node/node_modules/@api.video/nodejs-client ]; then
   (cd tests/sdk/node && npm ci --silent --no-audit --no-fund)
+fi
+# Browser: playwright-core 1.65.1 (pinned by tests/browser/package-lock.json) drives Debian's chromium.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
 fi

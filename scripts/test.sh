@@ -4,8 +4,8 @@
 #   2. finds PostgreSQL (127.0.0.1:5432, database `test`) and starts SeaweedFS as the S3 server,
 #   3. runs every Rust test, the integration tests once per backend pair
 #      (SQLite + local folder, and PostgreSQL + S3),
-#   4. runs the official api.video SDKs (Node 2.5.4, Python 1.3.0) against a real `vidi serve`
-#      on each backend pair.
+#   4. runs the official api.video SDKs (Node 2.5.4, Python 1.3.0), then the player page in
+#      Chromium (tests/browser), against a real `vidi serve` on each backend pair.
 # PostgreSQL and S3 are used whenever reachable and their absence is said plainly; with CI=true
 # their absence is a failure.
 set -euo pipefail
@@ -65,6 +65,7 @@ sdk_run() { # label, then VAR=value pairs for the server
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   echo "== SDK suites on $label"
   VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/sdk/run.sh
+  VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/browser/run.sh
 }
 sdk_run sqlite+local
 if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then

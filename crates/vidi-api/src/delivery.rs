@@ -227,7 +227,7 @@ async fn player(
     Ok(Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title>
+<title>{title}</title><link rel="icon" href="data:,">
 <style>html,body{{margin:0;height:100%;background:#000}}video{{width:100%;height:100%;display:block}}</style>
 </head><body>
 <video id="v" controls playsinline muted autoplay{poster}></video>
@@ -235,21 +235,34 @@ async fn player(
 <script>
 const video = document.getElementById("v");
 const src = "{hls}";
+function fail(text) {{
+  document.body.insertAdjacentHTML("beforeend", '<p style="color:#fff;font:16px sans-serif;position:absolute;top:40%;width:100%;text-align:center">' + text + "</p>");
+}}
 function start() {{
   if (window.Hls && Hls.isSupported()) {{
     const hls = new Hls({{ startPosition: 0 }});
-    hls.on(Hls.Events.ERROR, (_, d) => {{ if (d.fatal) setTimeout(() => {{ hls.destroy(); start(); }}, 1000); }});
+    let retries = 0;
+    hls.on(Hls.Events.FRAG_LOADED, () => {{ retries = 0; }});
+    // Recover in place (never back to the start), a bounded number of times.
+    hls.on(Hls.Events.ERROR, (_, d) => {{
+      if (!d.fatal) return;
+      if (++retries > 10) {{ hls.destroy(); return fail("This video cannot be played right now."); }}
+      if (d.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else setTimeout(() => hls.startLoad(video.currentTime || -1), 1000 * retries);
+    }});
     hls.loadSource(src);
     hls.attachMedia(video);
   }} else if (video.canPlayType("application/vnd.apple.mpegurl")) {{
     video.src = src;
   }}
 }}
-// Until the first rendition exists the manifest answers 202: wait for it.
-(async function wait() {{
-  const r = await fetch(src, {{ method: "GET" }}).catch(() => null);
-  if (r && r.status === 200) start(); else setTimeout(wait, 500);
-}})();
+// Until the first rendition exists the manifest answers 202: wait for it, and only for that.
+(async function wait(attempt) {{
+  const r = await fetch(src).catch(() => null);
+  if (r && r.status === 200) return start();
+  if (r && r.status !== 202) return fail(r.status === 403 ? "This video is private." : "This video is not available.");
+  setTimeout(() => wait(attempt + 1), Math.min(500 * (attempt + 1), 3000));
+}})(0);
 </script>
 </body></html>
 "#,
