@@ -61,6 +61,9 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
     }
     .await;
     match outcome {
+        // Deleted while it was being probed.
+        Err(CoreError::NotFound) => {}
+        Ok(_) if state.repo.get_video(ws, id).await.is_err() => {}
         Ok(o) => {
             if let Err(e) = state.repo.set_probe(id, &o).await {
                 return tracing::error!(video = %id, error = %e, "could not store the probe");

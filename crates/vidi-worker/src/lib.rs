@@ -136,13 +136,19 @@ async fn execute(ctx: &Ctx, worker: &str, job: Job) {
     let now = now_ms();
     let r = match outcome {
         Ok(()) => ctx.repo.complete_job(&job.id, worker, now).await,
+        // Deleted while queued or running: nothing left to do, nothing went wrong.
+        Err(JobError::Gone) => {
+            tracing::info!(job = %job.id, "the video was deleted; job dropped");
+            ctx.repo.complete_job(&job.id, worker, now).await
+        }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
             // 10 s, 40 s, 160 s …
             let delay = 10_000i64 * 4i64.pow(job.attempts.saturating_sub(1).min(6));
             tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, "job failed; will retry");
             ctx.repo.fail_job(&job.id, worker, &e, Some(now + delay), now).await
         }
-        Err(JobError::Retry(e) | JobError::Permanent(e)) => {
+        Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
+            let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
             if job.kind == ENCODE {
                 encode::mark_failed(ctx, &job, &e).await;
@@ -163,12 +169,15 @@ pub enum JobError {
     /// Will never work (the source is not a video).
     #[error("{0}")]
     Permanent(String),
+    /// The video was deleted meanwhile.
+    #[error("the video no longer exists")]
+    Gone,
 }
 
 impl From<vidi_core::CoreError> for JobError {
     fn from(e: vidi_core::CoreError) -> Self {
         match e {
-            vidi_core::CoreError::NotFound => JobError::Permanent("the video no longer exists".into()),
+            vidi_core::CoreError::NotFound => JobError::Gone,
             e => JobError::Retry(e.to_string()),
         }
     }
