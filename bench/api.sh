@@ -23,39 +23,10 @@ resolve_vidi_bin
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool (apt-get install wrk nginx-light, or scripts/setup.sh)"
 done
-NGINX=$(command -v nginx)
 
 DURATION=${BENCH_DURATION:-10}
 VIDEOS=${BENCH_VIDEOS:-10000}
 PARALLEL=${BENCH_CREATE_PARALLEL:-8}
-
-# run_wrk NAME ARGS...: runs wrk (bounded by timeout), output in $WORK/wrk-NAME.txt.
-run_wrk() {
-  local name=$1
-  shift
-  timeout -k 5 $((DURATION + 30)) wrk "$@" >"$WORK/wrk-$name.txt" 2>&1 ||
-    { cat "$WORK/wrk-$name.txt" >&2; die "wrk ($name) failed"; }
-}
-wrk_rps() { awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' "$WORK/wrk-$1.txt"; }
-# wrk_errors NAME: non-2xx/3xx responses + socket errors.
-wrk_errors() {
-  awk '/Non-2xx or 3xx responses:/ { n += $NF }
-       /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
-       END { print n + 0 }' "$WORK/wrk-$1.txt"
-}
-# wrk_pct NAME PCT: latency percentile in ms (needs --latency).
-wrk_pct() {
-  awk -v p="$2%" '$1 == p {
-      v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-      f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
-      if (f < 0) { print "?"; exit }
-      printf "%.2f", v * f; exit }' "$WORK/wrk-$1.txt"
-}
-check_wrk() {
-  local e
-  e=$(wrk_errors "$1")
-  if [ "$e" -gt 0 ]; then warn "$1: $e non-2xx responses or socket errors (see $WORK/wrk-$1.txt)"; fi
-}
 
 # ---- vidi and one video -------------------------------------------------------------
 start_vidi "$WORK/vidi"
@@ -69,51 +40,14 @@ ctype=$(awk -F': *' 'tolower($1) == "content-type" { sub(/\r$/, "", $2); print $
 [ "$ctype" = application/json ] || warn "GET /videos/{id} Content-Type is '$ctype' (contract §1.1: exactly application/json)"
 bytes=$(stat -c %s "$json")
 log "GET /videos/$id: $bytes bytes of JSON"
-chmod -R a+rX "$WORK/nginx/root"
 
 # ---- nginx serving the same bytes at the same path ----------------------------------
-NGINX_PORT=$(free_port)
-n=$WORK/nginx
-user_line=""
-if [ "$(id -u)" = 0 ]; then user_line="user $(id -un) $(id -gn);"; fi
-cat >"$n/nginx.conf" <<EOF
-# Throwaway nginx for bench/api.sh: static copy of GET /videos/{id}.
-$user_line
-worker_processes 2;
-daemon off;
-pid $n/nginx.pid;
-error_log $n/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  client_body_temp_path $n/tmp/body;
-  proxy_temp_path $n/tmp/proxy;
-  fastcgi_temp_path $n/tmp/fastcgi;
-  uwsgi_temp_path $n/tmp/uwsgi;
-  scgi_temp_path $n/tmp/scgi;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    root $n/root;
-  }
-}
-EOF
-"$NGINX" -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" -t >"$n/nginx-t.log" 2>&1 ||
-  { cat "$n/nginx-t.log" >&2; die "nginx config test failed"; }
-"$NGINX" -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" >>"$n/nginx.log" 2>&1 &
-NGINX_PID=$!
-register_pid "$NGINX_PID"
-NGINX_URL=http://127.0.0.1:$NGINX_PORT
-wait_http "$NGINX_URL/" "$NGINX_PID" "$n/error.log" 20
+start_nginx "$WORK/nginx" application/json
 curl -sS --max-time 10 -o "$WORK/nginx-copy.json" -H "$AUTH_HEADER" "$NGINX_URL/videos/$id"
 cmp -s "$json" "$WORK/nginx-copy.json" || die "nginx does not serve the same bytes"
-log "nginx pid $NGINX_PID on $NGINX_URL"
 
 # ---- 1. GET /videos/{id}: vidi vs nginx ---------------------------------------------
+wait_idle "GET /videos/{id}"
 log "GET /videos/{id}: warm-up, then wrk -t2 -c64 -d${DURATION}s against vidi and nginx"
 run_wrk warm-vidi -t2 -c64 -d2s -H "$AUTH_HEADER" "$VIDI_URL/videos/$id"
 run_wrk get-vidi -t2 -c64 -d"${DURATION}s" -H "$AUTH_HEADER" "$VIDI_URL/videos/$id"
@@ -163,6 +97,7 @@ log "  $create_rate videos/s; itemsTotal=$total, currentPageItems=$items"
 last_page=$(((${total:-$VIDEOS} + 24) / 25))
 
 # ---- GET /videos?pageSize=25 latency ------------------------------------------------
+wait_idle "GET /videos?pageSize=25"
 log "GET /videos?pageSize=25: wrk --latency -t2 -c8 -d${DURATION}s (first page, then page $last_page)"
 run_wrk warm-list -t2 -c8 -d2s -H "$AUTH_HEADER" "$VIDI_URL/videos?pageSize=25"
 run_wrk list --latency -t2 -c8 -d"${DURATION}s" -H "$AUTH_HEADER" "$VIDI_URL/videos?pageSize=25"

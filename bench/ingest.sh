@@ -58,7 +58,7 @@ upload() {
   UP_CODE=$(curl "${args[@]}" -F "file=@\"$1\";filename=x.mp4" "$VIDI_URL/videos/$2/source") || UP_CODE="curl-error"
   if ! kill -0 "$VIDI_PID" 2>/dev/null; then
     tail -n 30 "$WORK/vidi/vidi.log" >&2
-    die "the server died during the upload (log: $WORK/vidi/vidi.log)"
+    die "the server died during the upload, $(exit_note "$VIDI_PID") (log: $WORK/vidi/vidi.log)"
   fi
 }
 

@@ -103,6 +103,14 @@ free_port() {
   die "no free port found"
 }
 
+# exit_note PID: how a child process of this shell that is no longer running ended
+# ("exit status N" or "killed by SIGNAME").
+exit_note() {
+  local rc=0
+  wait "$1" 2>/dev/null || rc=$?
+  if [ "$rc" -gt 128 ]; then echo "killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"; else echo "exit status $rc"; fi
+}
+
 # wait_http URL PID LOG [SECONDS]: wait until URL answers (any HTTP status).
 wait_http() {
   local url=$1 pid=$2 logf=$3 secs=${4:-30} deadline
@@ -110,7 +118,7 @@ wait_http() {
   while [ $SECONDS -lt $deadline ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 30 "$logf" >&2 2>/dev/null
-      die "process $pid exited before answering on $url (log: $logf)"
+      die "process $pid exited before answering on $url, $(exit_note "$pid") (log: $logf)"
     fi
     if curl -s -o /dev/null --max-time 1 "$url"; then
       return 0
@@ -211,4 +219,118 @@ rss_poll_start() {
   ) &
   RSS_POLL_PID=$!
   register_pid "$RSS_POLL_PID"
+}
+
+# ---------------------------------------------------------------------------------------
+# Waiting for a quiet machine
+
+# wait_idle WHAT: before a timed step, waits until the file $BENCH_WAIT_FILE exists (when set)
+# and the 1-minute load average is below $BENCH_IDLE_LOAD (when set), polling every
+# $BENCH_IDLE_POLL seconds (default 5) for at most $BENCH_IDLE_TIMEOUT seconds (default 900).
+# Neither variable set: returns at once. On timeout it warns and goes on (the figures of that
+# step are then taken on a busy machine, and the log says so).
+wait_idle() {
+  local what=$1 poll=${BENCH_IDLE_POLL:-5} limit=${BENCH_IDLE_TIMEOUT:-900} start=$SECONDS load
+  [ -n "${BENCH_WAIT_FILE:-}" ] || [ -n "${BENCH_IDLE_LOAD:-}" ] || return 0
+  while :; do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if { [ -z "${BENCH_WAIT_FILE:-}" ] || [ -e "$BENCH_WAIT_FILE" ]; } &&
+      { [ -z "${BENCH_IDLE_LOAD:-}" ] || awk -v l="$load" -v m="$BENCH_IDLE_LOAD" 'BEGIN { exit !(l + 0 < m + 0) }'; }; then
+      [ $((SECONDS - start)) -eq 0 ] || log "machine idle (load $load) after $((SECONDS - start)) s; starting $what"
+      return 0
+    fi
+    if [ $((SECONDS - start)) -ge "$limit" ]; then
+      warn "machine still busy after ${limit}s (load $load${BENCH_WAIT_FILE:+, $BENCH_WAIT_FILE $([ -e "$BENCH_WAIT_FILE" ] && echo present || echo absent)}); running $what anyway"
+      return 0
+    fi
+    [ $((SECONDS - start)) -gt 0 ] || log "waiting for an idle machine before $what (load $load)"
+    sleep "$poll"
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+# A throwaway nginx (static files), the reference server of api.sh and encode.sh
+
+# start_nginx DIR DEFAULT_TYPE: serves DIR/root on a free 127.0.0.1 port with its own config,
+# pid file, error log and temp paths under DIR: worker_processes 2, access_log off, sendfile,
+# keepalive_requests 1000000 (so that closing keep-alive connections does not slow it down).
+# Every file is served with DEFAULT_TYPE. Sets NGINX_PID, NGINX_PORT, NGINX_URL.
+start_nginx() {
+  local n=$1 ctype=$2 user_line=""
+  command -v nginx >/dev/null 2>&1 || die "missing tool: nginx (apt-get install nginx-light, or scripts/setup.sh)"
+  local bin
+  bin=$(command -v nginx)
+  mkdir -p "$n/root" "$n/tmp"
+  chmod -R a+rX "$n/root"
+  NGINX_PORT=$(free_port)
+  if [ "$(id -u)" = 0 ]; then user_line="user $(id -un) $(id -gn);"; fi
+  cat >"$n/nginx.conf" <<NGINX
+# Throwaway nginx for bench/$BENCH_NAME.sh: static files under $n/root.
+$user_line
+worker_processes 2;
+daemon off;
+pid $n/nginx.pid;
+error_log $n/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  types { }
+  default_type $ctype;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  client_body_temp_path $n/tmp/body;
+  proxy_temp_path $n/tmp/proxy;
+  fastcgi_temp_path $n/tmp/fastcgi;
+  uwsgi_temp_path $n/tmp/uwsgi;
+  scgi_temp_path $n/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $n/root;
+  }
+}
+NGINX
+  "$bin" -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" -t >"$n/nginx-t.log" 2>&1 ||
+    { cat "$n/nginx-t.log" >&2; die "nginx config test failed"; }
+  "$bin" -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" >>"$n/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  register_pid "$NGINX_PID"
+  NGINX_URL=http://127.0.0.1:$NGINX_PORT
+  wait_http "$NGINX_URL/" "$NGINX_PID" "$n/error.log" 20
+  log "nginx pid $NGINX_PID on $NGINX_URL"
+}
+
+# ---------------------------------------------------------------------------------------
+# wrk (results in $WORK/wrk-NAME.txt)
+
+# run_wrk NAME ARGS...: runs wrk, bounded by timeout (needs DURATION set).
+run_wrk() {
+  local name=$1
+  shift
+  timeout -k 5 $((${DURATION:-10} + 30)) wrk "$@" >"$WORK/wrk-$name.txt" 2>&1 ||
+    { cat "$WORK/wrk-$name.txt" >&2; die "wrk ($name) failed"; }
+  if [ -n "${VIDI_PID:-}" ] && ! kill -0 "$VIDI_PID" 2>/dev/null; then
+    die "the vidi server died during wrk ($name), $(exit_note "$VIDI_PID")"
+  fi
+}
+wrk_rps() { awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' "$WORK/wrk-$1.txt"; }
+# wrk_errors NAME: non-2xx/3xx responses + socket errors.
+wrk_errors() {
+  awk '/Non-2xx or 3xx responses:/ { n += $NF }
+       /Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+       END { print n + 0 }' "$WORK/wrk-$1.txt"
+}
+# wrk_pct NAME PCT: latency percentile in ms (needs --latency).
+wrk_pct() {
+  awk -v p="$2%" '$1 == p {
+      v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+      f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
+      if (f < 0) { print "?"; exit }
+      printf "%.2f", v * f; exit }' "$WORK/wrk-$1.txt"
+}
+check_wrk() {
+  local e
+  e=$(wrk_errors "$1")
+  if [ "$e" -gt 0 ]; then warn "$1: $e non-2xx responses or socket errors (see $WORK/wrk-$1.txt)"; fi
 }

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs the Vidi benchmark suite and prints a summary table of ratios against references
-# measured in the same run (dd for ingest, nginx for GET /videos/{id}).
+# measured in the same run (dd for ingest, nginx for GET /videos/{id} and for an HLS
+# segment, one plain ffmpeg per rendition for the encoding ladder).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
 # Each benchmark starts and stops its own servers (data under bench/out/<name>, free
 # 127.0.0.1 ports) and is killed if it exceeds its time bound. Results are kept in
 # bench/out/results-<timestamp>.env and bench/out/summary-<timestamp>.md.
+# BENCH_IDLE_LOAD=1.0 (and/or BENCH_WAIT_FILE=path) waits for a quiet machine before each
+# benchmark and each timed step (see wait_idle in bench/lib.sh).
 # See docs/performance.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +25,12 @@ benches=()
 for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
-    ingest | api) benches+=("$arg") ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    ingest | api | encode) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -46,11 +49,16 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 : >"$BENCH_RESULTS"
 
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
-declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900})
+declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800})
+# wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
+BENCH_NAME=run
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 declare -A STATUS
 failed=0
 for b in "${benches[@]}"; do
   echo "=== $b ===" >&2
+  wait_idle "bench/$b.sh"
   timeout -k 20 "${LIMIT[$b]}" bash "bench/$b.sh"
   rc=$?
   case $rc in
@@ -70,6 +78,7 @@ verdict() {
     ok = (op == ">=") ? (v + 0 >= l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 < l + 0)
     print ok ? "PASS" : "MISS" }'
 }
+fmt2() { awk -v v="$1" 'BEGIN { if (v == "") print "?"; else printf "%.2f", v }'; }
 errnote() { local e; e=$(get "$1"); if [ -n "$e" ] && [ "$e" != 0 ]; then echo " ($e errors!)"; fi; }
 
 rows=()
@@ -89,6 +98,19 @@ fi
 if [ -n "$(get api_list_p99_ms)" ]; then
   row "GET /videos?pageSize=25, $(get api_videos_total) videos, wrk 2t/8c" "p50 $(get api_list_p50_ms) ms, p99 $(get api_list_p99_ms) ms$(errnote api_list_errors)" "–" "–" "p99 < 20 ms" "$(verdict "$(get api_list_p99_ms)" "<" 20)"
   row "same, last page ($(get api_list_last_page))" "p50 $(get api_list_last_p50_ms) ms, p99 $(get api_list_last_p99_ms) ms$(errnote api_list_last_errors)" "–" "–" "(info)" ""
+fi
+
+if [ -n "$(get encode_vidi_full_s)" ]; then
+  src="$(get encode_source_seconds) s 1080p30"
+  row "encode $src, full ladder ($(get encode_renditions) renditions)" "$(get encode_vidi_full_s) s" "naive $(get encode_naive_s) s" "$(get encode_ratio) (naive/vidi)" "≥ 1.5" "$(verdict "$(get encode_ratio)" ">=" 1.5)"
+  v1=$(verdict "$(get encode_first_playable_ratio)" "<=" 0.03)
+  v2=$(verdict "$(get encode_first_playable_s)" "<" 3)
+  row "time to first playable ($src)" "$(get encode_first_playable_s) s" "naive full ladder $(get encode_naive_s) s" "$(get encode_first_playable_ratio)" "≤ 0.03 and < 3 s" "$(if [ "$v1" = PASS ] && [ "$v2" = PASS ]; then echo PASS; elif [ "$v1" = "?" ] || [ "$v2" = "?" ]; then echo "?"; else echo "MISS"; fi)"
+  row "worker log (since ffmpeg started)" "playable $(fmt2 "$(get encode_log_playable_s)") s, ladder $(fmt2 "$(get encode_log_ladder_s)") s" "naive 240p alone $(get encode_naive_240p_s) s" "–" "(info)" ""
+fi
+if [ -n "$(get seg_vidi_rps)" ]; then
+  segmb=$(awk -v b="$(get seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
+  row "HLS segment ($segmb .ts), wrk 2t/64c" "$(get seg_vidi_rps) req/s, $(get seg_vidi_mbps) MB/s$(errnote seg_vidi_errors)" "nginx $(get seg_nginx_rps) req/s, $(get seg_nginx_mbps) MB/s$(errnote seg_nginx_errors)" "$(get seg_ratio)" "≥ 0.9" "$(verdict "$(get seg_ratio)" ">=" 0.9)"
 fi
 
 summary=$OUT/summary-$stamp.md
