@@ -12,8 +12,8 @@ use crate::{Media, ToolError};
 
 /// Segment length in seconds. Short segments give a fast first frame.
 pub const SEGMENT_SECONDS: u32 = 2;
-/// Seconds at the start cut into 1-second segments.
-const FAST_START: u32 = 4;
+/// The first seconds are cut into half-second segments, so a player can start sooner.
+const FAST_START: u32 = 2;
 
 /// The ffmpeg arguments for the whole ladder into `out/<name>/index.m3u8`.
 pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, preset: &str) -> Vec<String> {
@@ -27,13 +27,13 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
             .map(|s| s.to_string())
             .collect();
     a.extend(["-i".into(), input.into()]);
-    // Decode once, scale once per rendition; constant frame rate so VFR sources segment evenly.
-    let mut filter = format!("[0:v]fps={fps},split={n}");
-    for i in 0..n {
-        filter.push_str(&format!("[s{i}]"));
-    }
-    for (i, r) in ladder.iter().enumerate() {
-        filter.push_str(&format!(";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[v{i}]", r.width, r.height));
+    // Decode once, convert once, then scale down in a cascade (1080p from the source, 720p from
+    // 1080p, …): each scaler reads the smallest picture that still has enough detail. Constant
+    // frame rate so VFR sources segment evenly.
+    let mut filter = format!("[0:v]fps={fps},format=yuv420p[c{n}]");
+    for (i, r) in ladder.iter().enumerate().rev() {
+        let tail = if i > 0 { format!(",split=2[v{i}][c{i}]") } else { format!("[v{i}]") };
+        filter.push_str(&format!(";[c{}]scale={}:{}:flags=bicubic,setsar=1{tail}", i + 1, r.width, r.height));
     }
     a.extend(["-filter_complex".into(), filter]);
     let mut map = Vec::new();
@@ -70,11 +70,12 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
         gop.to_string(),
         "-sc_threshold".into(),
         "0".into(),
-        // One-second segments for the first few seconds get a player started sooner; then the
+        // Half-second segments for the first seconds get a player started sooner; then the
         // regular length. Keyframes follow the same schedule in every rendition.
         "-force_key_frames".into(),
         format!(
-            "expr:if(lt(t,{FAST_START}),gte(t,n_forced),gte(t,{FAST_START}+(n_forced-{FAST_START})*{SEGMENT_SECONDS}))"
+            "expr:if(lt(t,{FAST_START}),gte(t,n_forced*0.5),gte(t,{FAST_START}+(n_forced-{})*{SEGMENT_SECONDS}))",
+            FAST_START * 2
         ),
     ]);
     if audio {
@@ -86,7 +87,7 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
         "-hls_time".into(),
         SEGMENT_SECONDS.to_string(),
         "-hls_init_time".into(),
-        "1".into(),
+        "0.5".into(),
         "-hls_playlist_type".into(),
         "event".into(),
         "-hls_flags".into(),

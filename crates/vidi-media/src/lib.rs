@@ -43,14 +43,21 @@ impl Tool {
 
     /// Starts the program with piped output; the child dies with its handle.
     fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<tokio::process::Child, ToolError> {
-        Command::new(&self.program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // kill_on_drop covers a cancelled job, not a killed Vidi: ask the kernel to kill the child
+        // when its parent dies, or an encoder would run on as an orphan (ffmpeg ignores SIGPIPE).
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches only the child's own attributes.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn().map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })
     }
 
     /// Runs the program to completion and returns its stdout.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
 use vidi_core::model::UploadMode;
@@ -75,15 +75,47 @@ impl LocalBlobs {
     }
 }
 
-/// Streams `body` into `file` through a large buffer: tokio runs each file write on the blocking
-/// pool, so many small writes (hyper hands over a few KiB at a time) would dominate the cost.
-async fn write_all_from(file: &mut File, mut body: ByteStream, max: u64) -> CoreResult<u64> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+/// Streams `body` into `file` from a blocking thread of its own, so that receiving the next bytes
+/// from the network overlaps with writing the previous ones; pieces (a few KiB each from hyper) are
+/// gathered into 1 MiB writes. With `sync`, the data is on disk when this returns.
+async fn write_all_from(file: File, mut body: ByteStream, max: u64, sync: bool) -> CoreResult<u64> {
+    const WRITE: usize = 1 << 20;
+    let mut file = file.into_std().await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        while let Some(buf) = rx.blocking_recv() {
+            file.write_all(&buf)?;
+        }
+        if sync {
+            file.sync_data()?;
+        }
+        Ok(())
+    });
     let mut total = 0u64;
-    while let Some(piece) = next_piece(&mut body, &mut total, max).await? {
-        out.write_all(&piece).await?;
+    let mut pending = bytes::BytesMut::with_capacity(WRITE);
+    let fed = async {
+        while let Some(piece) = next_piece(&mut body, &mut total, max).await? {
+            pending.extend_from_slice(&piece);
+            if pending.len() >= WRITE {
+                let full = pending.split().freeze();
+                pending.reserve(WRITE);
+                // A closed channel means the writer failed: its error is reported below.
+                if tx.send(full).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(pending.split().freeze()).await;
+        }
+        Ok::<_, CoreError>(())
     }
-    out.flush().await?;
+    .await;
+    drop(tx);
+    let written = writer.await.map_err(|e| CoreError::Storage(e.to_string()))?;
+    fed?;
+    written?;
     Ok(total)
 }
 
@@ -97,10 +129,8 @@ impl Blobs for LocalBlobs {
         let dest = self.path(key)?;
         let tmp = self.temp_path();
         let result = async {
-            let mut f = File::create(&tmp).await?;
-            let n = write_all_from(&mut f, body, u64::MAX).await?;
-            f.sync_data().await?;
-            Ok::<_, CoreError>(n)
+            let f = File::create(&tmp).await?;
+            write_all_from(f, body, u64::MAX, true).await
         }
         .await;
         match result {
@@ -139,10 +169,10 @@ impl Blobs for LocalBlobs {
             Err(e) => return Err(e.into()),
         };
         match range {
-            None => Ok(Box::pin(ReaderStream::with_capacity(f, 256 * 1024))),
+            None => Ok(Box::pin(ReaderStream::with_capacity(f, 1 << 20))),
             Some((from, to)) => {
                 f.seek(SeekFrom::Start(from)).await?;
-                Ok(Box::pin(ReaderStream::with_capacity(f.take(to - from + 1), 256 * 1024)))
+                Ok(Box::pin(ReaderStream::with_capacity(f.take(to - from + 1), 1 << 20)))
             }
         }
     }
@@ -189,7 +219,7 @@ impl Blobs for LocalBlobs {
     async fn write_chunk(&self, at: &ChunkTarget<'_>, body: ByteStream) -> CoreResult<(u64, String)> {
         let dir = self.session_dir(at.session)?;
         fs::create_dir_all(&dir).await?;
-        let (mut f, receipt) = match at.offset {
+        let (f, receipt) = match at.offset {
             Some(at) => {
                 let mut f = OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
                 f.seek(SeekFrom::Start(at)).await?;
@@ -197,9 +227,8 @@ impl Blobs for LocalBlobs {
             }
             None => (File::create(dir.join(format!("part-{}", at.idx))).await?, SPOOL),
         };
-        let n = write_all_from(&mut f, body, at.max_bytes).await?;
         // Durable before the chunk is acknowledged: a server killed after answering loses nothing.
-        f.sync_data().await?;
+        let n = write_all_from(f, body, at.max_bytes, true).await?;
         Ok((n, receipt.to_string()))
     }
 
