@@ -4,12 +4,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::process::Install;
 use common::{backends, config_for, lavfi_video};
-use serde_json::{Value, json};
+use serde_json::json;
 use vidi_core::Repo;
 use vidi_core::time::now_ms;
 
@@ -103,83 +103,27 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
     );
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config_for(&b, dir.path());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let env = [
-            ("VIDI_DATA_DIR", dir.path().display().to_string()),
-            ("VIDI_HTTP_ADDR", format!("127.0.0.1:{port}")),
-            ("VIDI_DATABASE_URL", cfg.database_url.clone()),
-            ("VIDI_DATABASE_SCHEMA", cfg.database_schema.clone()),
-            ("VIDI_STORAGE_URL", cfg.storage_url.clone()),
-            ("VIDI_JOB_STALE_SECS", "3".into()),
-            ("VIDI_LOG", "warn".into()),
-        ];
-        let spawn = |args: &[&str]| {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_vidi"));
-            c.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-            for (k, v) in &env {
-                c.env(k, v);
-            }
-            c
-        };
-        let key = String::from_utf8(spawn(&["api-key", "create"]).output().unwrap().stdout).unwrap().trim().to_string();
-        let mut server = spawn(&["serve"]).stdout(Stdio::null()).spawn().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let v: Value = http
-            .post(format!("{url}/videos"))
-            .basic_auth(&key, Some(""))
-            .json(&json!({"title": "killed"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = v["videoId"].as_str().unwrap().to_string();
-        let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(std::fs::read(&source).unwrap()).file_name("long.mp4"));
-        let r = http
-            .post(format!("{url}/videos/{id}/source"))
-            .basic_auth(&key, Some(""))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let status = |http: reqwest::Client, url: String, key: String, id: String| async move {
-            http.get(format!("{url}/videos/{id}/status"))
-                .basic_auth(&key, Some(""))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        };
+        let vidi = Install::new(&b, dir.path(), &[("VIDI_JOB_STALE_SECS", "3")]);
+        let mut server = vidi.serve().await;
+        let id = vidi.create_video("killed").await;
+        assert_eq!(vidi.upload(&id, None, std::fs::read(&source).unwrap()).await.status(), 201);
         // Kill the only worker while it encodes.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let s = status(http.clone(), url.clone(), key.clone(), id.clone()).await;
+            let s = vidi.status(&id).await.unwrap();
             if s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "encoding")) {
                 break;
             }
             assert!(Instant::now() < deadline, "never started encoding: {s}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        server.kill().unwrap();
-        server.wait().unwrap();
-        // The orphaned ffmpeg dies with its parent's pipes; a new process (API and worker) takes over.
-        let mut server = spawn(&["serve"]).stdout(Stdio::null()).spawn().unwrap();
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        // Its ffmpeg dies with it (PR_SET_PDEATHSIG); a new process (API and worker) takes over.
+        let _server = vidi.serve().await;
         let deadline = Instant::now() + Duration::from_secs(240);
         let done = loop {
-            if let Ok(r) = http.get(format!("{url}/videos/{id}/status")).basic_auth(&key, Some("")).send().await {
-                let s: Value = r.json().await.unwrap();
+            if let Some(s) = vidi.status(&id).await {
                 let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
                 if !q.is_empty() && q.iter().all(|q| q["status"] == "encoded") {
                     break s;
@@ -189,12 +133,17 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
         assert_eq!(done["encoding"]["playable"], true);
-        let playlist =
-            http.get(format!("{url}/vod/{id}/hls/720p/index.m3u8")).send().await.unwrap().text().await.unwrap();
+        let playlist = vidi
+            .http
+            .get(format!("{}/vod/{id}/hls/720p/index.m3u8", vidi.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
         let segs: HashSet<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
         assert!(segs.len() >= 10, "a 20 s video has all its segments: {playlist}");
-        server.kill().unwrap();
-        server.wait().unwrap();
     }
 }

@@ -9,6 +9,8 @@
 //! With both, the second pair is PostgreSQL + S3.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
