@@ -151,7 +151,14 @@ pub async fn recover(state: AppState) {
                     Err(e) => tracing::error!(video = %id, error = %e, "could not resume assembly"),
                 }
             }
-            (IngestState::Uploaded, _) => probe(&state, &ws, &id).await,
+            (IngestState::Uploaded, _) if video.ingest.probe.is_none() => probe(&state, &ws, &id).await,
+            // Probed, but the process died before the encoding was queued (a queued or running
+            // job makes this a no-op).
+            (IngestState::Uploaded, _) => {
+                if let Err(e) = vidi_worker::enqueue_encode(state.repo.as_ref(), id.as_str(), 3).await {
+                    tracing::error!(video = %id, error = %e, "could not queue the encoding");
+                }
+            }
             (_, SourceKind::Download | SourceKind::Clone) => fetch_source(state.clone(), ws, id).await,
             _ => {}
         }

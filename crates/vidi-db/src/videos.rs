@@ -269,7 +269,8 @@ impl Db {
     pub(crate) async fn videos_to_recover_impl(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>> {
         let rows: Vec<(String, String)> = with_pool!(self, p => sqlx::query_as(
             "SELECT workspace_id, id FROM videos WHERE ingest_state = 'assembling' \
-             OR (ingest_state = 'uploaded' AND probe IS NULL) OR (source_kind <> 'upload' AND ingest_state = 'missing' AND probe IS NULL)")
+             OR (ingest_state = 'uploaded' AND probe IS NULL) \
+             OR (ingest_state = 'uploaded' AND NOT EXISTS (SELECT 1 FROM video_qualities q WHERE q.video_id = videos.id)) OR (source_kind <> 'upload' AND ingest_state = 'missing' AND probe IS NULL)")
             .fetch_all(p).await.map_err(db_err))?;
         Ok(rows.into_iter().map(|(w, v)| (WorkspaceId::from_trusted(w), VideoId::from_trusted(v))).collect())
     }

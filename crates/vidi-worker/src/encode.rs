@@ -142,7 +142,7 @@ async fn encode_in(
     thumbed?;
     // The final sync: playlists now end with #EXT-X-ENDLIST, so players treat them as VOD.
     let mut seen = HashSet::new();
-    sync(ctx, id, ladder, work, &mut seen, true).await?;
+    sync(ctx, id, ladder, work, &mut seen).await?;
     for r in ladder {
         ctx.repo.set_quality_status(id, "hls", r.name, "encoded").await?;
     }
@@ -177,7 +177,7 @@ async fn publish_while_encoding(
     let mut playable = false;
     while !done.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let ready = sync(ctx, id, ladder, work, &mut seen, false).await?;
+        let ready = sync(ctx, id, ladder, work, &mut seen).await?;
         if !playable && ready {
             ctx.blobs.put_bytes(&master_key(id.as_str()), master_playlist(ladder, audio).into_bytes()).await?;
             ctx.repo.set_playable(id, true).await?;
@@ -199,7 +199,6 @@ async fn sync(
     ladder: &[Rendition],
     work: &Path,
     seen: &mut HashSet<PathBuf>,
-    last: bool,
 ) -> Result<bool, JobError> {
     let mut all_started = true;
     for r in ladder {
@@ -221,7 +220,6 @@ async fn sync(
                 ctx.blobs.put_file(&format!("{}/{}/{seg}", hls_prefix(id.as_str()), r.name), &path).await?;
             }
         }
-        let _ = last;
         ctx.blobs.put_bytes(&format!("{}/{}/index.m3u8", hls_prefix(id.as_str()), r.name), text.into_bytes()).await?;
     }
     Ok(all_started)

@@ -147,3 +147,22 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
         assert!(segs.len() >= 10, "a 20 s video has all its segments: {playlist}");
     }
 }
+
+#[tokio::test]
+async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start() {
+    for b in backends() {
+        // No worker in this process: the job stays where the test can see it.
+        let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+        let id = t.create_video("lost job").await;
+        assert_eq!(t.upload(&id, None, common::small_video()).await.status(), 201);
+        t.wait_status(&id, 30, |s| s["encoding"]["metadata"]["width"] == 320).await;
+        let repo = t.server.state.repo.clone();
+        // Lose the job as a crash between probing and queueing would.
+        let job = repo.claim_job("gone", now_ms()).await.unwrap().expect("the probe queued an encode");
+        repo.fail_job(&job.id, "gone", "lost", None, now_ms()).await.unwrap();
+        assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none());
+        vidi_api::ingest::recover(t.server.state.clone()).await;
+        let again = repo.claim_job("w", now_ms()).await.unwrap().expect("recovery queued it again");
+        assert_eq!(again.payload["videoId"], id.as_str(), "{}", b.label);
+    }
+}
