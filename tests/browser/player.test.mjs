@@ -343,5 +343,13 @@ describe('player page in Chromium', () => {
     } finally {
       await browser.close();
     }
+    // The token is single-use: once a browser opened it, another browser (a fresh profile)
+    // given the same URL gets nothing (api-contract.md §6).
+    browser = await openBrowser();
+    try {
+      await assertDoesNotPlay(browser, withToken.href, 'private-token-reused');
+    } finally {
+      await browser.close();
+    }
   });
 });

@@ -33,33 +33,114 @@ pub fn routes() -> Router<AppState> {
         .route("/vod/{videoId}/token/{token}/hls/{quality}/{file}", get(hls_file))
         .route("/vod/{videoId}/token/{token}/mp4/source.mp4", get(mp4))
         .route("/vod/{videoId}/token/{token}/thumbnail.jpg", get(thumbnail))
+        .route("/vod/{videoId}/token/{token}/session", get(session))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))
 }
 
 type Params = Path<HashMap<String, String>>;
+type QueryMap = Query<HashMap<String, String>>;
 
-/// The video named in the path, if the caller may see it: public, or private with a valid token.
-/// Checked on every request, so switching a video to private takes effect at once.
-async fn video(state: &AppState, params: &HashMap<String, String>) -> ApiResult<Video> {
+/// How long a playback session opened with a private token lasts (contract §6).
+const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
+/// The cookie that carries a browser's playback session between requests.
+const SESSION_COOKIE: &str = "vidi_playback";
+
+/// A video the caller may see, with the playback session it was admitted under (private only).
+struct Access {
+    video: Video,
+    session: Option<Session>,
+}
+
+struct Session {
+    id: String,
+    /// The browser did not present it as a cookie yet: the response sets one.
+    set_cookie: bool,
+}
+
+impl Access {
+    /// `?avh=<session>` for the URLs a private response hands out, so players that keep no
+    /// cookies (native HLS stacks, embeds whose third-party cookies are blocked) stay in session.
+    fn avh(&self) -> String {
+        self.session.as_ref().map(|s| format!("?avh={}", s.id)).unwrap_or_default()
+    }
+
+    fn finish(&self, mut r: Response) -> Response {
+        if let Some(s) = self.session.as_ref().filter(|s| s.set_cookie) {
+            let cookie = format!("{SESSION_COOKIE}={}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax", s.id);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        r
+    }
+}
+
+/// The playback session a request presents: `?avh=` first (what our own URLs carry), then the
+/// cookie.
+fn presented_session(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<(String, bool)> {
+    let valid = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Some(s) = query.get("avh").filter(|s| valid(s)) {
+        return Some((s.clone(), false));
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, v)| *k == SESSION_COOKIE && valid(v))
+        .map(|(_, v)| (v.to_string(), true))
+}
+
+/// The video named in the path, if the caller may see it: public, or private with its token.
+/// A private token is single-use: the first request opens a playback session bound to it, and
+/// later requests must present that session (cookie or `avh`). Checked on every request, so
+/// switching a video to private takes effect at once.
+async fn video(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> ApiResult<Access> {
     let raw = params.get("videoId").map(String::as_str).unwrap_or("");
     let id = VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))?;
     let v = state.repo.video_by_id(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
-    if !v.public {
-        let ok = match params.get("token") {
-            Some(t) => state.repo.check_private_token(&v.id, t, vidi_core::time::now_ms()).await?,
-            None => false,
+    if v.public {
+        return Ok(Access { video: v, session: None });
+    }
+    if let Some(t) = params.get("token") {
+        let (session, had_cookie) = match presented_session(headers, query) {
+            Some((s, cookie)) => (s, cookie),
+            None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
-        if !ok {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "video-private-token-invalid",
-                "This video is private: its media needs a valid private token.",
-                "token",
-            ));
+        if state.repo.admit_private(&v.id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS).await? {
+            return Ok(Access { video: v, session: Some(Session { id: session, set_cookie: !had_cookie }) });
         }
     }
-    Ok(v)
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "video-private-token-invalid",
+        "This video is private: its media needs a valid private token, used in the playback session it opened.",
+        "token",
+    ))
+}
+
+/// Appends `?avh=…` to every URI line of a playlist served in a private session.
+fn with_session(playlist: Vec<u8>, avh: &str) -> Vec<u8> {
+    if avh.is_empty() {
+        return playlist;
+    }
+    let text = String::from_utf8_lossy(&playlist);
+    let mut out = String::with_capacity(text.len() + 64 * text.lines().count());
+    for line in text.lines() {
+        out.push_str(line);
+        if !line.is_empty() && !line.starts_with('#') && !line.contains('?') {
+            out.push_str(avh);
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 fn respond(status: StatusCode, content_type: &str, cache: &str, body: Body) -> Response {
@@ -86,16 +167,29 @@ async fn read_small(state: &AppState, key: &str) -> ApiResult<Option<Vec<u8>>> {
 
 /// The master playlist; 202 with an empty body while the video exists but is not playable yet
 /// (the browser uploader polls for exactly that).
-async fn master(State(state): State<AppState>, Path(p): Params) -> ApiResult<Response> {
-    let v = video(&state, &p).await?;
-    match read_small(&state, &master_key(v.id.as_str())).await? {
-        Some(body) => Ok(respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, body.into())),
-        None => Ok(respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty())),
-    }
+async fn master(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
+    let a = video(&state, &p, &h, &q).await?;
+    let r = match read_small(&state, &master_key(a.video.id.as_str())).await? {
+        Some(body) => {
+            respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, with_session(body, &a.avh()).into())
+        }
+        None => respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty()),
+    };
+    Ok(a.finish(r))
 }
 
-async fn hls_file(State(state): State<AppState>, Path(p): Params) -> ApiResult<Response> {
-    let v = video(&state, &p).await?;
+/// `GET /vod/{id}/token/{token}/session`: opens (or continues) the playback session of a private
+/// token and names it, for clients that add `?avh=` to their requests themselves (contract §6).
+async fn session(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
+    let a = video(&state, &p, &h, &q).await?;
+    let token = a.session.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+    let body = serde_json::json!({ "session_token": token }).to_string();
+    Ok(a.finish(respond(StatusCode::OK, "application/json", "no-store", body.into())))
+}
+
+async fn hls_file(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
+    let a = video(&state, &p, &h, &q).await?;
+    let v = &a.video;
     let (quality, file) = (p.get("quality").cloned().unwrap_or_default(), p.get("file").cloned().unwrap_or_default());
     let safe = |s: &str| {
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') && !s.starts_with('.')
@@ -108,7 +202,8 @@ async fn hls_file(State(state): State<AppState>, Path(p): Params) -> ApiResult<R
         let body = read_small(&state, &key).await?.ok_or_else(|| ApiError::not_found("file"))?;
         // A playlist still growing must not be cached; a finished one may be.
         let cache = if body.windows(14).any(|w| w == b"#EXT-X-ENDLIST") { SHORT } else { GROWING };
-        return Ok(respond(StatusCode::OK, "application/vnd.apple.mpegurl", cache, body.into()));
+        let body = with_session(body, &a.avh());
+        return Ok(a.finish(respond(StatusCode::OK, "application/vnd.apple.mpegurl", cache, body.into())));
     }
     let ct = if file.ends_with(".ts") {
         "video/mp2t"
@@ -117,21 +212,21 @@ async fn hls_file(State(state): State<AppState>, Path(p): Params) -> ApiResult<R
     } else {
         "application/octet-stream"
     };
-    ranged(&state, &key, ct, IMMUTABLE, &HeaderMap::new()).await
+    Ok(a.finish(ranged(&state, &key, ct, IMMUTABLE, &h).await?))
 }
 
-async fn mp4(State(state): State<AppState>, Path(p): Params, headers: HeaderMap) -> ApiResult<Response> {
-    let v = video(&state, &p).await?;
-    if !v.mp4_support {
+async fn mp4(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
+    let a = video(&state, &p, &h, &q).await?;
+    if !a.video.mp4_support {
         return Err(ApiError::not_found("videoId"));
     }
-    ranged(&state, &mp4_key(v.id.as_str()), "video/mp4", SHORT, &headers).await
+    Ok(a.finish(ranged(&state, &mp4_key(a.video.id.as_str()), "video/mp4", SHORT, &h).await?))
 }
 
-async fn thumbnail(State(state): State<AppState>, Path(p): Params, headers: HeaderMap) -> ApiResult<Response> {
-    let v = video(&state, &p).await?;
-    let key = v.encoding.thumbnail_key.ok_or_else(|| ApiError::not_found("videoId"))?;
-    ranged(&state, &key, "image/jpeg", SHORT, &headers).await
+async fn thumbnail(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
+    let a = video(&state, &p, &h, &q).await?;
+    let key = a.video.encoding.thumbnail_key.clone().ok_or_else(|| ApiError::not_found("videoId"))?;
+    Ok(a.finish(ranged(&state, &key, "image/jpeg", SHORT, &h).await?))
 }
 
 /// Parses a single `bytes=` range against `size`: `Ok(None)` for the whole object, `Err` when it
@@ -208,23 +303,25 @@ fn escape(s: &str) -> String {
 
 /// The embeddable player: a full-window video element, hls.js where the browser has no native
 /// HLS, starting from the beginning even while the playlist is still growing.
-async fn player(
-    State(state): State<AppState>,
-    Path(mut p): Params,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Html<String>> {
+async fn player(State(state): State<AppState>, Path(mut p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
     if let Some(t) = q.get("token") {
         p.insert("token".into(), t.clone());
     }
-    let v = video(&state, &p).await?;
+    // Opening the player uses the private token: the page's media requests carry the session.
+    let a = video(&state, &p, &h, &q).await?;
+    let v = &a.video;
     let base = match p.get("token") {
         Some(t) if !v.public => format!("/vod/{}/token/{}", v.id, escape(t)),
         _ => format!("/vod/{}", v.id),
     };
-    let hls = format!("{base}/hls/manifest.m3u8");
-    let poster =
-        if v.encoding.thumbnail_key.is_some() { format!(" poster=\"{base}/thumbnail.jpg\"") } else { String::new() };
-    Ok(Html(format!(
+    let avh = a.avh();
+    let hls = format!("{base}/hls/manifest.m3u8{avh}");
+    let poster = if v.encoding.thumbnail_key.is_some() {
+        format!(" poster=\"{base}/thumbnail.jpg{avh}\"")
+    } else {
+        String::new()
+    };
+    let page = Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{title}</title><link rel="icon" href="data:,">
@@ -267,7 +364,10 @@ function start() {{
 </body></html>
 "#,
         title = escape(&v.title),
-    )))
+    ));
+    let mut r = page.into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(a.finish(r))
 }
 
 #[cfg(test)]

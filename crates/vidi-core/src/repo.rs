@@ -116,8 +116,17 @@ pub trait Repo: Send + Sync + 'static {
     // --- private videos -----------------------------------------------------------------------
     /// Stores a new private token for a video (and sweeps expired ones).
     async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()>;
-    /// Whether `token` opens the video's media at `now`.
-    async fn check_private_token(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool>;
+    /// Admits a request under a private token (contract §6): a token not used yet is bound to
+    /// `session` (the playback session of the first browser that opens it) for `session_ttl` ms;
+    /// a used one admits only the session it is bound to. Returns whether the request is admitted.
+    async fn admit_private(
+        &self,
+        id: &VideoId,
+        token: &str,
+        session: &str,
+        now: i64,
+        session_ttl: i64,
+    ) -> CoreResult<bool>;
 
     // --- jobs ---------------------------------------------------------------------------------
     /// Queues a job unless one with the same `unique_key` is queued or running. Returns whether

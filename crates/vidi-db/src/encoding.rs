@@ -70,11 +70,38 @@ impl Db {
         })
     }
 
-    pub(crate) async fn check_private_token_impl(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool> {
-        let row: Option<(i64,)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT expires_at FROM private_tokens WHERE token = $1 AND video_id = $2")
+    pub(crate) async fn admit_private_impl(
+        &self,
+        id: &VideoId,
+        token: &str,
+        session: &str,
+        now: i64,
+        session_ttl: i64,
+    ) -> CoreResult<bool> {
+        // The common case, a token already bound, is one read; binding is one conditional write,
+        // so two first requests racing bind the token to exactly one session.
+        let row: Option<(i64, Option<String>)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT expires_at, session FROM private_tokens WHERE token = $1 AND video_id = $2")
             .bind(token).bind(id.as_str()).fetch_optional(p).await.map_err(db_err))?;
-        Ok(row.is_some_and(|(exp,)| exp >= now))
+        match row {
+            None => Ok(false),
+            Some((exp, _)) if exp < now => Ok(false),
+            Some((_, Some(bound))) => Ok(bound == session),
+            Some((_, None)) => {
+                let r = with_pool!(self, p => sqlx::query(
+                    "UPDATE private_tokens SET session = $3, expires_at = $4 \
+                     WHERE token = $1 AND video_id = $2 AND session IS NULL")
+                    .bind(token).bind(id.as_str()).bind(session).bind(now + session_ttl)
+                    .execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
+                if r == 1 {
+                    return Ok(true);
+                }
+                let bound: Option<(Option<String>,)> = with_pool!(self, p => sqlx::query_as(
+                    "SELECT session FROM private_tokens WHERE token = $1")
+                    .bind(token).fetch_optional(p).await.map_err(db_err))?;
+                Ok(bound.and_then(|(s,)| s).is_some_and(|s| s == session))
+            }
+        }
     }
 
     pub(crate) async fn enqueue_job_impl(

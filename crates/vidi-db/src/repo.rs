@@ -136,8 +136,15 @@ impl Repo for Db {
     async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()> {
         self.mint_private_token_impl(id, token, now, expires_at).await
     }
-    async fn check_private_token(&self, id: &VideoId, token: &str, now: i64) -> CoreResult<bool> {
-        self.check_private_token_impl(id, token, now).await
+    async fn admit_private(
+        &self,
+        id: &VideoId,
+        token: &str,
+        session: &str,
+        now: i64,
+        session_ttl: i64,
+    ) -> CoreResult<bool> {
+        self.admit_private_impl(id, token, session, now, session_ttl).await
     }
     async fn enqueue_job(
         &self,

@@ -386,12 +386,48 @@ async fn private_videos_need_their_token() {
             let http = t.http.clone();
             async move { http.get(u).send().await.unwrap().status().as_u16() }
         };
-        assert_eq!(get(hls.clone()).await, 200, "{}", b.label);
-        assert_eq!(get(hls.replace("manifest.m3u8", "240p/index.m3u8")).await, 200);
-        assert_eq!(get(hls.replace("manifest.m3u8", "240p/seg_00000.ts")).await, 200);
-        assert_eq!(get(v1["assets"]["mp4"].as_str().unwrap().to_string()).await, 200);
-        assert_eq!(get(v1["assets"]["thumbnail"].as_str().unwrap().to_string()).await, 200);
-        assert_eq!(get(v1["assets"]["player"].as_str().unwrap().to_string()).await, 200);
+        let get_with = |u: String, cookie: String| {
+            let http = t.http.clone();
+            async move { http.get(u).header("cookie", cookie).send().await.unwrap().status().as_u16() }
+        };
+        // The first request opens a playback session: a cookie, and `avh` in every URI the
+        // playlists hand out, so a player that keeps no cookies follows them too.
+        let r = t.http.get(&hls).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", b.label);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        assert!(cookie.starts_with("vidi_playback="), "{cookie}");
+        let master = r.text().await.unwrap();
+        let uri = master.lines().find(|l| !l.starts_with('#') && !l.is_empty()).unwrap();
+        assert!(uri.contains("?avh="), "{master}");
+        let rendition_url = format!("{}{uri}", hls.trim_end_matches("manifest.m3u8"));
+        let rendition = t.http.get(&rendition_url).send().await.unwrap().text().await.unwrap();
+        let seg = rendition.lines().find(|l| l.ends_with(".ts") || l.contains(".ts?")).unwrap();
+        assert!(seg.contains("?avh="), "{rendition}");
+        let base = rendition_url.rsplit_once('/').unwrap().0;
+        assert_eq!(get(format!("{base}/{seg}")).await, 200);
+        // Single use: the same token from another browser (no session) is refused…
+        assert_eq!(get(hls.clone()).await, 403, "a used token without its session");
+        assert_eq!(get(hls.replace("manifest.m3u8", "240p/seg_00000.ts")).await, 403);
+        // …while the browser that opened it goes on, with its cookie, to every asset of the token.
+        assert_eq!(get_with(hls.replace("manifest.m3u8", "240p/seg_00000.ts"), cookie.clone()).await, 200);
+        assert_eq!(get_with(v1["assets"]["mp4"].as_str().unwrap().to_string(), cookie.clone()).await, 200);
+        assert_eq!(get_with(v1["assets"]["thumbnail"].as_str().unwrap().to_string(), cookie.clone()).await, 200);
+        assert_eq!(get_with(v1["assets"]["player"].as_str().unwrap().to_string(), cookie.clone()).await, 200);
+        assert_eq!(get(v1["assets"]["mp4"].as_str().unwrap().to_string()).await, 403);
+        // A fresh token opens a new session for whoever uses it first.
+        assert_eq!(get(v2["assets"]["thumbnail"].as_str().unwrap().to_string()).await, 200);
+        // The session endpoint names the session, for clients that add `avh` themselves.
+        let v3: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let token_base = v3["assets"]["hls"].as_str().unwrap().trim_end_matches("/hls/manifest.m3u8").to_string();
+        let s: Value = t.http.get(format!("{token_base}/session")).send().await.unwrap().json().await.unwrap();
+        let avh = s["session_token"].as_str().unwrap();
+        assert!(!avh.is_empty());
+        assert_eq!(get(format!("{}?avh={avh}", v3["assets"]["mp4"].as_str().unwrap())).await, 200);
+        assert_eq!(get(format!("{}?avh=someone-else", v3["assets"]["mp4"].as_str().unwrap())).await, 403);
+        // The player page uses its token and hands the session to its media URLs.
+        let v4: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let page = t.http.get(v4["assets"]["player"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("manifest.m3u8?avh="), "{page}");
         let public = format!("{}/vod/{id}/hls/manifest.m3u8", t.url);
         assert_eq!(get(public.clone()).await, 403);
         assert_eq!(

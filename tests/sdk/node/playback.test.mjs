@@ -247,11 +247,19 @@ describe('playback', () => {
     const master = await get(assets.hls);
     assert.equal(master.status, 200);
     // The rendition playlists resolve under the same token, as a player would fetch them.
+    // The token is single-use (contract §6): the first request opened a playback session, named
+    // in a cookie and in `avh` on every URI the playlists hand out.
     const rendition = playlistUris(master.body.toString('utf8'))[0];
+    assert.match(rendition, /\?avh=/);
     assert.equal((await get(new URL(rendition, assets.hls))).status, 200, rendition);
-    assert.equal((await get(assets.thumbnail)).status, 200);
-    assert.equal((await get(assets.mp4, { Range: 'bytes=0-99' })).status, 206);
-    assert.equal((await get(assets.player)).status, 200);
+    const cookie = master.headers.get('set-cookie').split(';')[0];
+    assert.match(cookie, /^vidi_playback=/);
+    assert.equal((await get(assets.thumbnail, { Cookie: cookie })).status, 200);
+    assert.equal((await get(assets.mp4, { Range: 'bytes=0-99', Cookie: cookie })).status, 206);
+    assert.equal((await get(assets.player, { Cookie: cookie })).status, 200);
+    // Without the session, the used token opens nothing.
+    assert.equal((await get(assets.hls)).status, 403);
+    assert.equal((await get(assets.thumbnail)).status, 403);
 
     for (const field of ['hls', 'thumbnail', 'mp4']) {
       const bare = assets[field].replace(/\/token\/[^/]+/, '');

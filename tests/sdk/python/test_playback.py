@@ -233,14 +233,21 @@ def test_private_video_is_served_only_under_its_token(create_video, videos_api, 
         assert TOKEN_PART.search(assets[field]), f"assets.{field}: {assets[field]}"
     assert re.search(r"[?&]token=", assets.player)
 
-    code, _, body = http_get(assets.hls)
+    code, headers, body = http_get(assets.hls)
     assert code == 200
-    # The rendition playlists resolve under the same token, as a player would fetch them.
+    # The token is single-use (contract §6): the first request opened a playback session, named
+    # in a cookie and in `avh` on every URI the playlists hand out, as a player follows them.
     rendition = playlist_uris(body.decode())[0]
+    assert "?avh=" in rendition
     assert http_get(urllib.parse.urljoin(assets.hls, rendition))[0] == 200
-    assert http_get(assets.thumbnail)[0] == 200
-    assert http_get(assets.mp4, {"Range": "bytes=0-99"})[0] == 206
-    assert http_get(assets.player)[0] == 200
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert cookie.startswith("vidi_playback=")
+    assert http_get(assets.thumbnail, {"Cookie": cookie})[0] == 200
+    assert http_get(assets.mp4, {"Range": "bytes=0-99", "Cookie": cookie})[0] == 206
+    assert http_get(assets.player, {"Cookie": cookie})[0] == 200
+    # Without the session, the used token opens nothing.
+    assert http_get(assets.hls)[0] == 403
+    assert http_get(assets.thumbnail)[0] == 403
 
     for field in ("hls", "thumbnail", "mp4"):
         bare = TOKEN_PART.sub("", assets[field], count=1)
