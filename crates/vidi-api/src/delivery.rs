@@ -212,7 +212,7 @@ async fn hls_file(State(state): State<AppState>, Path(p): Params, q: QueryMap, h
     } else {
         "application/octet-stream"
     };
-    Ok(a.finish(ranged(&state, &key, ct, IMMUTABLE, &h).await?))
+    Ok(a.finish(segment(&state, &key, ct, &h).await?))
 }
 
 async fn mp4(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: HeaderMap) -> ApiResult<Response> {
@@ -263,34 +263,74 @@ fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((from, to)))
 }
 
-/// Streams an object with byte-range support (200, 206 or 416).
-async fn ranged(state: &AppState, key: &str, ct: &str, cache: &str, headers: &HeaderMap) -> ApiResult<Response> {
-    let size = state.blobs.size(key).await?.ok_or_else(|| ApiError::not_found("file"))?;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        None => None,
-        Some(h) => match parse_range(h, size) {
-            Ok(r) => r,
-            Err(()) => {
-                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
-                return Ok(r);
-            }
-        },
-    };
-    let stream = state.blobs.get(key, range).await?;
+/// The range a request asks of an object of `size` bytes; `Err` when it cannot be satisfied.
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        None => Ok(None),
+        Some(h) => parse_range(h, size),
+    }
+}
+
+/// The 416 answer for an object of `size` bytes.
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+    r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
+    r
+}
+
+/// The 200 or 206 answer for `body`, the requested part of an object of `size` bytes.
+fn partial(ct: &str, cache: &str, body: Body, range: Option<(u64, u64)>, size: u64) -> Response {
     let (status, len) = match range {
         Some((f, t)) => (StatusCode::PARTIAL_CONTENT, t - f + 1),
         None => (StatusCode::OK, size),
     };
-    let mut r = respond(status, ct, cache, Body::from_stream(stream));
+    let mut r = respond(status, ct, cache, body);
     let h = r.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Some((f, t)) = range {
         h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {f}-{t}/{size}")).expect("ascii"));
     }
-    Ok(r)
+    r
+}
+
+/// Streams an object with byte-range support (200, 206 or 416).
+async fn ranged(state: &AppState, key: &str, ct: &str, cache: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let size = state.blobs.size(key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    let Ok(range) = requested_range(headers, size) else {
+        return Ok(unsatisfiable(size));
+    };
+    let stream = state.blobs.get(key, range).await?;
+    Ok(partial(ct, cache, Body::from_stream(stream), range, size))
+}
+
+/// A segment, from the memory cache when it is there (segments never change once published).
+async fn segment(state: &AppState, key: &str, ct: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let bytes = match state.segments.get(key) {
+        Some(b) => b,
+        None => {
+            if !state.segments.enabled() {
+                return ranged(state, key, ct, IMMUTABLE, headers).await;
+            }
+            let size = state.blobs.size(key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+            if size > crate::cache::MAX_ENTRY {
+                return ranged(state, key, ct, IMMUTABLE, headers).await;
+            }
+            let body = read_small(state, key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+            let b = bytes::Bytes::from(body);
+            state.segments.insert(key, b.clone());
+            b
+        }
+    };
+    let size = bytes.len() as u64;
+    let Ok(range) = requested_range(headers, size) else {
+        return Ok(unsatisfiable(size));
+    };
+    let body = match range {
+        Some((f, t)) => bytes.slice(f as usize..=t as usize),
+        None => bytes,
+    };
+    Ok(partial(ct, IMMUTABLE, body.into(), range, size))
 }
 
 async fn hls_js() -> Response {

@@ -3,6 +3,7 @@
 //! shares (auth, errors, JSON bodies, query strings, pagination) sit beside them.
 
 pub mod auth;
+pub mod cache;
 pub mod delivery;
 pub mod error;
 pub mod extract;
@@ -39,6 +40,8 @@ pub struct ApiConfig {
     pub quota_bytes: u64,
     /// A chunk claimed by another instance whose heartbeat is older than this is abandoned.
     pub claim_stale_after: Duration,
+    /// Memory for hot HLS segments, in bytes (0: none).
+    pub segment_cache_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +54,7 @@ impl Default for ApiConfig {
             refresh_ttl_s: 30 * 24 * 3600,
             quota_bytes: 1 << 40,
             claim_stale_after: Duration::from_secs(15),
+            segment_cache_bytes: 128 << 20,
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Inner {
     /// This process's id in the `instances` table.
     pub instance: String,
     pub http: reqwest::Client,
+    pub segments: cache::SegmentCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,7 +91,8 @@ impl AppState {
             .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let instance = format!("in{}", vidi_core::id::random_body());
-        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, http })))
+        let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
+        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, http, segments })))
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Config {
     pub quota_bytes: u64,
     /// Seconds after which a chunk claimed by a silent node may be sent again (after a crash).
     pub claim_stale_secs: u64,
+    /// Memory kept for hot HLS segments, bytes (0 turns the cache off).
+    pub segment_cache_bytes: u64,
     /// Lifetime of access tokens, seconds (api.video: 3600).
     pub access_token_ttl: i64,
     /// Encoding workers in this process (`serve` and `worker`); 0 for an API-only node.
@@ -60,6 +62,7 @@ impl Default for Config {
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,
             claim_stale_secs: api.claim_stale_after.as_secs(),
+            segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,
             job_stale_secs: 30,
             x264_preset: "veryfast".into(),

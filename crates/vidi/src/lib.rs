@@ -115,6 +115,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         quota_bytes: cfg.quota_bytes,
         access_ttl_s: cfg.access_token_ttl,
         claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
+        segment_cache_bytes: cfg.segment_cache_bytes,
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);

@@ -217,6 +217,13 @@ async fn every_source_kind_encodes_and_plays() {
             let r = t.http.get(&seg).send().await.unwrap();
             assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "video/mp2t"));
             assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+            // The second read comes from the memory cache: same bytes, and ranges still apply.
+            let first = r.bytes().await.unwrap();
+            let again = t.http.get(&seg).send().await.unwrap().bytes().await.unwrap();
+            assert!(first.len() > 188 && first == again, "{label}: the cached segment differs");
+            let r = t.http.get(&seg).header("Range", "bytes=188-375").send().await.unwrap();
+            assert_eq!(r.status(), 206);
+            assert_eq!(r.bytes().await.unwrap(), first.slice(188..376));
 
             // The MP4, whole and by ranges.
             let mp4 = video["assets"]["mp4"].as_str().unwrap();

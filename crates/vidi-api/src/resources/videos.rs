@@ -467,6 +467,7 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     {
         tracing::warn!(video = %id, error = %e, "could not drop the upload session");
     }
+    state.segments.remove_prefix(&video_prefix(id.as_str()));
     if let Err(e) = state.blobs.delete_prefix(&video_prefix(id.as_str())).await {
         tracing::warn!(video = %id, error = %e, "could not delete the video's media");
     }
