@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the Vidi benchmark suite and prints a summary table of ratios against references
 # measured in the same run (dd for ingest, nginx for GET /videos/{id} and for an HLS
-# segment, one plain ffmpeg per rendition for the encoding ladder).
+# segment, one plain ffmpeg per rendition for the encoding ladder, SeaweedFS behind a
+# presigned URL for the S3 proxy).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, s3)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -15,7 +16,7 @@
 # benchmark and each timed step (see wait_idle in bench/lib.sh).
 # See docs/performance.md.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 OUT=${BENCH_OUT:-$ROOT/bench/out}
 export BENCH_OUT=$OUT
@@ -26,11 +27,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode) benches+=("$arg") ;;
+    ingest | api | encode | s3) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode s3)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -49,7 +50,8 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 : >"$BENCH_RESULTS"
 
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
-declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800})
+declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
+  [s3]=${BENCH_S3_LIMIT:-900})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -111,6 +113,16 @@ fi
 if [ -n "$(get seg_vidi_rps)" ]; then
   segmb=$(awk -v b="$(get seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
   row "HLS segment ($segmb .ts), wrk 2t/64c" "$(get seg_vidi_rps) req/s, $(get seg_vidi_mbps) MB/s$(errnote seg_vidi_errors)" "nginx $(get seg_nginx_rps) req/s, $(get seg_nginx_mbps) MB/s$(errnote seg_nginx_errors)" "$(get seg_ratio)" "≥ 0.9" "$(verdict "$(get seg_ratio)" ">=" 0.9)"
+fi
+if [ -n "$(get s3_proxy_rps)" ]; then
+  segmb=$(awk -v b="$(get s3_seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
+  # nc KEY [UNIT]: "; cache off VALUE UNIT" when the run had a cache-off side
+  nc() { if [ -n "$(get "$1")" ]; then printf '; cache off %s%s' "$(get "$1")" "${2:+ $2}"; fi; }
+  on=$(if [ -n "$(get s3_nocache_rps)" ]; then echo ", cache on"; fi)
+  row "S3 segment ($segmb .ts), wrk 2t/64c, $(get s3_rounds) rounds: proxy vs presigned redirect" "proxy$on $(get s3_proxy_rps) req/s ($(get s3_proxy_rps_rounds))$(nc s3_nocache_rps req/s)$(errnote s3_errors)" "redirect $(get s3_redirect_rps) req/s = 1/(1/presigned $(get s3_presigned_rps) + 1/302 stand-in $(get s3_master_rps)); optimistic $(get s3_redirect_rps_optimistic)" "$(get s3_redirect_ratio)$(nc s3_redirect_ratio_nocache) (redirect/proxy)" "(info: choice)" ""
+  row "S3 segment, server CPU per segment (vidi + weed)" "proxy$on $(get s3_cpu_ms_proxy) ms$(nc s3_cpu_ms_nocache ms)" "presigned $(get s3_cpu_ms_presigned) ms, + 302 stand-in $(get s3_cpu_ms_master) ms" "$(get s3_cpu_ratio)$(nc s3_cpu_ratio_nocache) (proxy/redirect)" "(info)" ""
+  row "S3 segment, one request (median of $(get s3_samples))" "proxy$on $(get s3_latency_proxy_ms) ms$(nc s3_latency_nocache_ms ms)" "302 stand-in + presigned GET $(get s3_latency_redirect_ms) ms" "$(get s3_latency_ratio)$(nc s3_latency_ratio_nocache) (redirect/proxy)" "(info)" ""
+  row "S3 segment, cold first byte (median of $(get s3_cold_samples))" "proxy$on $(get s3_cold_ttfb_proxy_ms) ms$(nc s3_cold_ttfb_nocache_ms ms)" "302 stand-in + presigned $(get s3_cold_ttfb_redirect_ms) ms" "$(get s3_cold_ttfb_ratio)$(nc s3_cold_ttfb_ratio_nocache) (redirect/proxy)" "(info)" ""
 fi
 
 summary=$OUT/summary-$stamp.md
