@@ -312,10 +312,8 @@ async fn segment(state: &AppState, key: &str, ct: &str, headers: &HeaderMap) -> 
             if !state.segments.enabled() {
                 return ranged(state, key, ct, IMMUTABLE, headers).await;
             }
-            let size = state.blobs.size(key).await?.ok_or_else(|| ApiError::not_found("file"))?;
-            if size > crate::cache::MAX_ENTRY {
-                return ranged(state, key, ct, IMMUTABLE, headers).await;
-            }
+            // Segments are small: one GET (no size query first, which on S3 is a second round
+            // trip); the cache itself refuses anything over its entry limit.
             let body = read_small(state, key).await?.ok_or_else(|| ApiError::not_found("file"))?;
             let b = bytes::Bytes::from(body);
             state.segments.insert(key, b.clone());
