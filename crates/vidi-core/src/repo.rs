@@ -141,6 +141,9 @@ pub trait Repo: Send + Sync + 'static {
     ) -> CoreResult<bool>;
     /// Takes the oldest due job (never one another worker holds).
     async fn claim_job(&self, worker: &str, now: i64) -> CoreResult<Option<Job>>;
+    /// Takes the oldest due job whose `unique_key` starts with `key_prefix` (a worker helping
+    /// with the pieces of the video it leads).
+    async fn claim_job_keyed(&self, worker: &str, key_prefix: &str, now: i64) -> CoreResult<Option<Job>>;
     /// Refreshes a running job's heartbeat; false when the job is no longer this worker's.
     async fn heartbeat_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool>;
     async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;

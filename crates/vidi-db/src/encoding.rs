@@ -121,21 +121,34 @@ impl Db {
         Ok(r == 1)
     }
 
-    pub(crate) async fn claim_job_impl(&self, worker: &str, now: i64) -> CoreResult<Option<Job>> {
+    pub(crate) async fn claim_job_impl(
+        &self,
+        worker: &str,
+        now: i64,
+        key_prefix: Option<&str>,
+    ) -> CoreResult<Option<Job>> {
+        // Keys are made of ids and ':' (no LIKE wildcards), so a prefix is matched literally.
+        let keyed = if key_prefix.is_some() { " AND unique_key LIKE $3" } else { "" };
         let pick = match self.pool {
-            Pool::Postgres(_) => {
-                "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            }
+            Pool::Postgres(_) => format!(
+                "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2{keyed} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ),
             Pool::Sqlite(_) => {
-                "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2 ORDER BY run_at, id LIMIT 1"
+                format!(
+                    "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $2{keyed} ORDER BY run_at, id LIMIT 1"
+                )
             }
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
              WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts"
         );
-        let row: Option<(String, String, String, i64, i64)> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(worker).bind(now).fetch_optional(p).await.map_err(db_err))?;
+        let like = key_prefix.map(|k| format!("{k}%"));
+        let row: Option<(String, String, String, i64, i64)> = with_pool!(self, p => {
+            let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(worker).bind(now);
+            let q = match &like { Some(l) => q.bind(l.clone()), None => q };
+            q.fetch_optional(p).await.map_err(db_err)
+        })?;
         row.map(|(id, kind, payload, attempts, max)| {
             Ok(Job {
                 id,

@@ -157,7 +157,10 @@ impl Repo for Db {
         self.enqueue_job_impl(kind, payload, unique_key, run_at, max_attempts).await
     }
     async fn claim_job(&self, worker: &str, now: i64) -> CoreResult<Option<Job>> {
-        self.claim_job_impl(worker, now).await
+        self.claim_job_impl(worker, now, None).await
+    }
+    async fn claim_job_keyed(&self, worker: &str, key_prefix: &str, now: i64) -> CoreResult<Option<Job>> {
+        self.claim_job_impl(worker, now, Some(key_prefix)).await
     }
     async fn heartbeat_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool> {
         self.heartbeat_job_impl(id, worker, now).await

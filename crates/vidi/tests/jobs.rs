@@ -74,6 +74,27 @@ async fn the_reaper_requeues_lost_jobs_and_gives_up_after_max_attempts() {
     }
 }
 
+#[tokio::test]
+async fn a_keyed_claim_takes_only_jobs_under_its_prefix() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = vidi::open_repo(&config_for(&b, dir.path())).await.unwrap();
+        repo.enqueue_job("test", &json!({ "n": 0 }), "other:vi1", now_ms(), 3).await.unwrap();
+        repo.enqueue_job("test", &json!({ "n": 1 }), "piece:vi1:1", now_ms(), 3).await.unwrap();
+        repo.enqueue_job("test", &json!({ "n": 2 }), "piece:vi2:1", now_ms(), 3).await.unwrap();
+        let j = repo.claim_job_keyed("lead", "piece:vi1:", now_ms()).await.unwrap().unwrap();
+        assert_eq!(j.payload["n"], 1, "{}", b.label);
+        assert!(repo.claim_job_keyed("lead", "piece:vi1:", now_ms()).await.unwrap().is_none());
+        // The others are still there for anyone.
+        let mut rest = vec![
+            repo.claim_job("w", now_ms()).await.unwrap().unwrap().payload["n"].as_i64().unwrap(),
+            repo.claim_job("w", now_ms()).await.unwrap().unwrap().payload["n"].as_i64().unwrap(),
+        ];
+        rest.sort();
+        assert_eq!(rest, [0, 2], "{}", b.label);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
     vidi::install_crypto();
