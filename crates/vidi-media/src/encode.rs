@@ -15,8 +15,62 @@ pub const SEGMENT_SECONDS: u32 = 2;
 /// The first seconds are cut into half-second segments, so a player can start sooner.
 const FAST_START: u32 = 2;
 
+/// A time range of the source encoded on its own, so that long videos are encoded by several
+/// processes (cores, workers) at once. Ranges start on segment boundaries, where every rendition
+/// has a keyframe, so the pieces' segments join into one playlist per rendition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Piece {
+    /// 0 is the start of the video (half-second segments first); others name their segments
+    /// `seg_pNNN_*.ts`.
+    pub index: u32,
+    pub start_s: f64,
+    /// `None`: to the end of the source.
+    pub duration_s: Option<f64>,
+    /// Added to the output timestamps, so that they continue those of the piece before: the
+    /// start plus the AAC encoder delay that the first piece's muxer shifted everything by.
+    pub ts_offset_s: f64,
+}
+
+impl Piece {
+    pub const WHOLE: Piece = Piece { index: 0, start_s: 0.0, duration_s: None, ts_offset_s: 0.0 };
+
+    /// The segment file name pattern of this piece.
+    pub fn segment_pattern(&self) -> String {
+        if self.index == 0 { "seg_%05d.ts".into() } else { format!("seg_p{:03}_%05d.ts", self.index) }
+    }
+}
+
+/// Splits a source of `duration_s` into pieces of about `piece_s` seconds (a multiple of the
+/// segment length). The last piece takes any remainder shorter than half a piece.
+pub fn plan_pieces(duration_s: f64, piece_s: u32, audio_sample_rate: Option<u32>) -> Vec<Piece> {
+    let len = (piece_s.max(2 * SEGMENT_SECONDS) / SEGMENT_SECONDS * SEGMENT_SECONDS) as f64;
+    let count = ((duration_s / len) + 0.5).floor().max(1.0) as u32;
+    // The first piece's AAC encoder delay (1024 samples) becomes a timestamp shift in its output.
+    let delay = audio_sample_rate.filter(|r| *r > 0).map(|r| 1024.0 / r as f64).unwrap_or(0.0);
+    (0..count)
+        .map(|i| Piece {
+            index: i,
+            start_s: i as f64 * len,
+            duration_s: if i + 1 < count { Some(len) } else { None },
+            ts_offset_s: if i == 0 { 0.0 } else { i as f64 * len + delay },
+        })
+        .collect()
+}
+
 /// The ffmpeg arguments for the whole ladder into `out/<name>/index.m3u8`.
 pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, preset: &str) -> Vec<String> {
+    hls_piece_args(input, probe, ladder, out, preset, &Piece::WHOLE)
+}
+
+/// The ffmpeg arguments for one piece of the ladder into `out/<name>/index.m3u8`.
+pub fn hls_piece_args(
+    input: &str,
+    probe: &Probe,
+    ladder: &[Rendition],
+    out: &Path,
+    preset: &str,
+    piece: &Piece,
+) -> Vec<String> {
     let fps = probe.video.as_ref().and_then(|v| v.framerate).filter(|f| *f > 0.0).unwrap_or(30.0).min(60.0).round();
     let gop = (fps as u32 * SEGMENT_SECONDS).max(1);
     let audio = probe.audio.is_some();
@@ -26,6 +80,13 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
             .iter()
             .map(|s| s.to_string())
             .collect();
+    if piece.start_s > 0.0 {
+        // Input seeking decodes from the keyframe before and drops frames up to the start.
+        a.extend(["-ss".into(), format!("{:.3}", piece.start_s)]);
+    }
+    if let Some(d) = piece.duration_s {
+        a.extend(["-t".into(), format!("{d:.3}")]);
+    }
     a.extend(["-i".into(), input.into()]);
     // Decode once, convert once, then scale down in a cascade (1080p from the source, 720p from
     // 1080p, …): each scaler reads the smallest picture that still has enough detail. Constant
@@ -73,13 +134,20 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
         // Half-second segments for the first seconds get a player started sooner; then the
         // regular length. Keyframes follow the same schedule in every rendition.
         "-force_key_frames".into(),
-        format!(
-            "expr:if(lt(t,{FAST_START}),gte(t,n_forced*0.5),gte(t,{FAST_START}+(n_forced-{})*{SEGMENT_SECONDS}))",
-            FAST_START * 2
-        ),
+        if piece.index == 0 {
+            format!(
+                "expr:if(lt(t,{FAST_START}),gte(t,n_forced*0.5),gte(t,{FAST_START}+(n_forced-{})*{SEGMENT_SECONDS}))",
+                FAST_START * 2
+            )
+        } else {
+            format!("expr:gte(t,n_forced*{SEGMENT_SECONDS})")
+        },
     ]);
     if audio {
         a.extend(["-c:a".into(), "aac".into(), "-b:a".into(), format!("{AUDIO_KBPS}k"), "-ac".into(), "2".into()]);
+    }
+    if piece.ts_offset_s > 0.0 {
+        a.extend(["-output_ts_offset".into(), format!("{:.6}", piece.ts_offset_s)]);
     }
     a.extend([
         "-f".into(),
@@ -87,18 +155,100 @@ pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, pr
         "-hls_time".into(),
         SEGMENT_SECONDS.to_string(),
         "-hls_init_time".into(),
-        "0.5".into(),
+        if piece.index == 0 { "0.5".into() } else { SEGMENT_SECONDS.to_string() },
         "-hls_playlist_type".into(),
         "event".into(),
         "-hls_flags".into(),
         "independent_segments+temp_file".into(),
         "-hls_segment_filename".into(),
-        out.join("%v/seg_%05d.ts").to_string_lossy().into_owned(),
+        out.join("%v").join(piece.segment_pattern()).to_string_lossy().into_owned(),
         "-var_stream_map".into(),
         map.join(" "),
         out.join("%v/index.m3u8").to_string_lossy().into_owned(),
     ]);
     a
+}
+
+/// Size of an MPEG-TS packet: a whole segment is a non-empty run of them.
+const TS_PACKET: u64 = 188;
+/// A filesystem with less room than this (and than 1 % of its size) counts as full.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// Checks what [`hls_args`] made ffmpeg write into `out`, after ffmpeg exited successfully.
+///
+/// ffmpeg's HLS muxer does not report write errors: its per-rendition muxers drop them, so on a
+/// full disk ffmpeg (5.1) keeps encoding, prints nothing and exits 0, leaving empty or cut
+/// segments and empty playlists. Nothing may be called encoded on ffmpeg's word alone, so every
+/// rendition must have a finished playlist (`#EXT-X-ENDLIST`) listing at least one segment, and
+/// every listed segment must be whole (a non-empty run of 188-byte TS packets). The error says
+/// how much room the folder's filesystem has left, since a full disk is the usual cause.
+pub async fn check_hls_output(out: &Path, ladder: &[Rendition]) -> Result<(), ToolError> {
+    for r in ladder {
+        let dir = out.join(r.name);
+        let problem = match tokio::fs::read_to_string(dir.join("index.m3u8")).await {
+            Err(e) => Some(format!("its playlist is unreadable ({e})")),
+            Ok(text) if !text.contains("#EXT-X-ENDLIST") => Some("its playlist is unfinished".to_string()),
+            Ok(text) => {
+                let mut problem = None;
+                let segments: Vec<&str> = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+                if segments.is_empty() {
+                    problem = Some("its playlist lists no segment".to_string());
+                }
+                for seg in segments {
+                    match tokio::fs::metadata(dir.join(seg)).await {
+                        Ok(m) if m.len() > 0 && m.len() % TS_PACKET == 0 => {}
+                        Ok(m) => problem = Some(format!("segment {seg} is cut short ({} bytes)", m.len())),
+                        Err(e) => problem = Some(format!("segment {seg} is missing ({e})")),
+                    }
+                    if problem.is_some() {
+                        break;
+                    }
+                }
+                problem
+            }
+        };
+        if let Some(problem) = problem {
+            let room = match available_bytes(out) {
+                Ok((free, size)) if free < FULL_BELOW.min(size / 100) => {
+                    format!("no space left on device ({free} bytes free)")
+                }
+                Ok((free, _)) => format!("{} KiB free on its filesystem", free >> 10),
+                Err(e) => format!("free space unknown ({e})"),
+            };
+            return Err(ToolError::Incomplete {
+                tool: "ffmpeg".into(),
+                reason: format!(
+                    "rendition {}: {problem}, although ffmpeg reported success; {}: {room}",
+                    r.name,
+                    out.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path`, and its size.
+#[cfg(unix)]
+pub fn available_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to memory sized for the struct, which
+    // statvfs fills entirely when it returns 0 (the only case in which it is read).
+    let st = unsafe {
+        if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        st.assume_init()
+    };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok((st.f_bavail as u64 * st.f_frsize as u64, st.f_blocks as u64 * st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+pub fn available_bytes(_path: &Path) -> std::io::Result<(u64, u64)> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// The master playlist: one variant per rendition, bandwidth counting video and audio.
@@ -162,6 +312,45 @@ pub async fn thumbnail(media: &Media, input: &str, at: f64, out: &Path) -> Resul
 mod tests {
     use super::*;
     use crate::ladder::ladder;
+
+    #[tokio::test]
+    async fn incomplete_hls_output_is_an_error_that_says_how_much_room_is_left() {
+        let dir = std::env::temp_dir().join(format!("vidi-check-{}", std::process::id()));
+        let l = ladder(640, 360);
+        let playlist = "#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n";
+        for r in &l {
+            std::fs::create_dir_all(dir.join(r.name)).unwrap();
+            std::fs::write(dir.join(r.name).join("index.m3u8"), playlist).unwrap();
+            std::fs::write(dir.join(r.name).join("seg_00000.ts"), vec![0x47u8; 188 * 3]).unwrap();
+        }
+        check_hls_output(&dir, &l).await.unwrap();
+        // What ffmpeg leaves on a full disk, while exiting 0: a segment cut mid-packet…
+        std::fs::write(dir.join("360p/seg_00000.ts"), vec![0x47u8; 4096]).unwrap();
+        let e = check_hls_output(&dir, &l).await.unwrap_err().to_string();
+        assert!(e.contains("360p") && e.contains("cut short") && e.contains("free"), "{e}");
+        // …an empty playlist, or none at all.
+        std::fs::write(dir.join("360p/seg_00000.ts"), vec![0x47u8; 188]).unwrap();
+        std::fs::write(dir.join("240p/index.m3u8"), "").unwrap();
+        let e = check_hls_output(&dir, &l).await.unwrap_err().to_string();
+        assert!(e.contains("240p") && e.contains("unfinished"), "{e}");
+        std::fs::remove_file(dir.join("240p/index.m3u8")).unwrap();
+        assert!(check_hls_output(&dir, &l).await.unwrap_err().to_string().contains("unreadable"));
+        let (free, size) = available_bytes(&dir).unwrap();
+        assert!(free > 0 && size >= free, "{free} of {size}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pieces_start_on_segment_boundaries_and_cover_the_source() {
+        let p = plan_pieces(61.0, 20, Some(48_000));
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[1].start_s, p[1].duration_s, p[2].duration_s), (20.0, Some(20.0), None));
+        assert!((p[2].ts_offset_s - (40.0 + 1024.0 / 48_000.0)).abs() < 1e-9);
+        assert_eq!(p[0].ts_offset_s, 0.0);
+        assert_eq!(plan_pieces(25.0, 20, None).len(), 1, "a remainder under half a piece joins the last");
+        assert_eq!(plan_pieces(31.0, 21, None)[1].start_s, 20.0, "pieces are whole segments");
+        assert_eq!(p[2].segment_pattern(), "seg_p002_%05d.ts");
+    }
 
     #[test]
     fn master_lists_every_rendition_with_codecs() {

@@ -2,6 +2,7 @@
 //! it has a timeout, kills the child when dropped (a cancelled request or a lost job leaves no
 //! orphan), and keeps stderr so a failure has a reason a human can read.
 
+pub mod audio;
 pub mod encode;
 pub mod ladder;
 pub mod probe;
@@ -24,6 +25,10 @@ pub enum ToolError {
     Failed { tool: String, status: String, stderr: String },
     #[error("{tool} output unreadable: {reason}")]
     Output { tool: String, reason: String },
+    /// The program exited successfully but what it wrote is missing or cut short (see
+    /// [`encode::check_hls_output`]).
+    #[error("{tool} output incomplete: {reason}")]
+    Incomplete { tool: String, reason: String },
 }
 
 /// An external program with fixed settings.
@@ -31,6 +36,9 @@ pub enum ToolError {
 pub struct Tool {
     pub program: String,
     pub timeout: Duration,
+    /// Scheduling niceness of the child (0: as Vidi). Background pieces of a long video run
+    /// nicer than the piece a viewer may be waiting for.
+    pub nice: i32,
 }
 
 /// Stderr is capped: a runaway decoder can print megabytes of warnings.
@@ -38,7 +46,12 @@ const STDERR_CAP: usize = 16 * 1024;
 
 impl Tool {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Tool { program: program.into(), timeout }
+        Tool { program: program.into(), timeout, nice: 0 }
+    }
+
+    /// The same program, run at `nice` niceness.
+    pub fn niced(&self, nice: i32) -> Self {
+        Tool { nice, ..self.clone() }
     }
 
     /// Starts the program with piped output; the child dies with its handle.
@@ -48,11 +61,18 @@ impl Tool {
         // kill_on_drop covers a cancelled job, not a killed Vidi: ask the kernel to kill the child
         // when its parent dies, or an encoder would run on as an orphan (ffmpeg ignores SIGPIPE).
         #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and touches only the child's own attributes.
+        let nice = self.nice;
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl and setpriority are async-signal-safe and touch only the child's own
+        // attributes.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Best effort: a failure to lower priority must not stop the encode.
+                if nice != 0 {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
                 }
                 Ok(())
             });

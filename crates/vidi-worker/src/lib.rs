@@ -4,6 +4,7 @@
 //! of workers that stopped (crashed, killed, partitioned), with bounded attempts and backoff.
 
 pub mod encode;
+pub mod pieces;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use vidi_media::Media;
 
 /// Job kinds.
 pub const ENCODE: &str = "encode";
+/// One time range of a long video's ladder (see `pieces`).
+pub const PIECE: &str = "piece";
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -28,6 +31,11 @@ pub struct WorkerConfig {
     /// x264 preset of the ladder.
     pub preset: String,
     pub max_attempts: u32,
+    /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, by
+    /// several processes at once (0: never).
+    pub piece_secs: u32,
+    /// How many pieces one encode job runs at once (the first and its helpers).
+    pub parallel_pieces: usize,
 }
 
 impl Default for WorkerConfig {
@@ -38,6 +46,8 @@ impl Default for WorkerConfig {
             stale_after: Duration::from_secs(30),
             preset: "veryfast".into(),
             max_attempts: 3,
+            piece_secs: 30,
+            parallel_pieces: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }
     }
 }
@@ -65,8 +75,13 @@ pub async fn enqueue_encode(repo: &dyn Repo, video_id: &str, max_attempts: u32) 
             max_attempts,
         )
         .await?;
-    WAKE.notify_waiters();
+    wake();
     Ok(queued)
+}
+
+/// Wakes this process's idle workers: a job was queued.
+pub(crate) fn wake() {
+    WAKE.notify_waiters();
 }
 
 /// Starts `n` worker loops; they run until the process ends.
@@ -109,7 +124,7 @@ async fn run(ctx: Ctx, name: String) {
 
 /// Runs one job beside its heartbeat. Losing the job (the reaper gave it to another worker)
 /// cancels the work, which kills its ffmpeg.
-async fn execute(ctx: &Ctx, worker: &str, job: Job) {
+pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
     let beat = async {
         loop {
             tokio::time::sleep(ctx.cfg.heartbeat).await;
@@ -123,6 +138,7 @@ async fn execute(ctx: &Ctx, worker: &str, job: Job) {
     let work = async {
         match job.kind.as_str() {
             ENCODE => encode::run(ctx, &job).await,
+            PIECE => pieces::run(ctx, &job).await,
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }
     };
@@ -150,7 +166,7 @@ async fn execute(ctx: &Ctx, worker: &str, job: Job) {
         Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
             let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
-            if job.kind == ENCODE {
+            if job.kind == ENCODE || job.kind == PIECE {
                 encode::mark_failed(ctx, &job, &e).await;
             }
             ctx.repo.fail_job(&job.id, worker, &e, None, now).await

@@ -42,6 +42,11 @@ pub struct Config {
     pub job_stale_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
+    /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, spread
+    /// over cores and workers (0: never split).
+    pub piece_secs: u32,
+    /// Pieces one encode job runs at once (0: one per core).
+    pub parallel_pieces: usize,
     pub ffmpeg: String,
     pub ffprobe: String,
 }
@@ -66,6 +71,8 @@ impl Default for Config {
             workers: 1,
             job_stale_secs: 30,
             x264_preset: "veryfast".into(),
+            piece_secs: 30,
+            parallel_pieces: 0,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
         }

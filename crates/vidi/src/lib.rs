@@ -61,7 +61,12 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
         stale_after: Duration::from_secs(cfg.job_stale_secs.max(1)),
         // Six beats per staleness window: a busy but live worker is never mistaken for a dead one.
         heartbeat: Duration::from_millis((cfg.job_stale_secs.max(1) * 1000 / 6).max(200)),
+        piece_secs: cfg.piece_secs,
         ..vidi_worker::WorkerConfig::default()
+    };
+    let wc = vidi_worker::WorkerConfig {
+        parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
+        ..wc
     };
     vidi_worker::Ctx { repo, blobs, media, cfg: wc }
 }

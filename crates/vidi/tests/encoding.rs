@@ -449,3 +449,77 @@ async fn private_videos_need_their_token() {
         assert_eq!(get(public).await, 403);
     }
 }
+
+/// A long video is cut into pieces on segment boundaries, encoded by several processes at once
+/// (the lead job and the pieces it queues), and joined: each rendition plays as long as the
+/// source, without gaps, and the MP4 is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_video_is_encoded_in_pieces_and_joined() {
+    let source = lavfi_video(
+        "long-13s.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "13",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ],
+    );
+    let bytes = std::fs::read(&source).unwrap();
+    for b in backends() {
+        // Two workers, as if two machines shared the database and the store.
+        let t = TestServer::start_with(&b, |c| {
+            c.piece_secs = 4;
+            c.workers = 2;
+        })
+        .await;
+        let id = t.create_video("long").await;
+        assert_eq!(t.upload(&id, None, bytes.clone()).await.status(), 201);
+        t.wait_status(&id, 180, |s| {
+            let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
+            !q.is_empty() && q.iter().all(|q| q["status"] == "encoded" || q["status"] == "failed")
+        })
+        .await;
+        let s: Value = t.get(&format!("/videos/{id}/status")).await.json().await.unwrap();
+        let qualities = s["encoding"]["qualities"].as_array().unwrap();
+        assert!(qualities.iter().all(|q| q["status"] == "encoded"), "{}: {s}", b.label);
+        assert_eq!(s["encoding"]["playable"], true);
+        let video: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let hls = video["assets"]["hls"].as_str().unwrap();
+        for q in ["240p", "360p"] {
+            let url = hls.replace("manifest.m3u8", &format!("{q}/index.m3u8"));
+            let playlist = t.http.get(&url).send().await.unwrap().text().await.unwrap();
+            // 13 s in pieces of 4 s: 0–4 s (fast-start segments first), 4–8 s, and 8–13 s (a
+            // remainder under half a piece joins the last).
+            for piece in ["seg_00000.ts", "seg_p001_00000.ts", "seg_p002_00000.ts"] {
+                assert!(playlist.contains(piece), "{} {q}: no {piece} in\n{playlist}", b.label);
+            }
+            assert!(!playlist.contains("seg_p003"), "{playlist}");
+            assert_eq!(playlist.matches("#EXT-X-ENDLIST").count(), 1, "{playlist}");
+            let d = ffprobe_duration(&url).await;
+            assert!((d - 13.0).abs() < 0.3, "{} {q}: {d} s", b.label);
+            // Every segment of every piece is served.
+            for seg in playlist.lines().filter(|l| l.ends_with(".ts")) {
+                let u = url.replace("index.m3u8", seg);
+                assert_eq!(t.http.get(&u).send().await.unwrap().status(), 200, "{u}");
+            }
+        }
+        let mp4 = video["assets"]["mp4"].as_str().unwrap();
+        let d = ffprobe_duration(mp4).await;
+        assert!((d - 13.0).abs() < 0.3, "{} mp4: {d} s", b.label);
+    }
+}

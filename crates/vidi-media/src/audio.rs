@@ -1,0 +1,94 @@
+//! Sources with sound and no picture (podcasts, music): packaged as one AAC rendition in HLS, the
+//! way platforms that take audio do, instead of being refused. Its folder is `audio/` beside where
+//! the video renditions would be, so delivery serves it like any rendition; the thumbnail is a
+//! picture of the waveform.
+
+use std::path::Path;
+
+use crate::ladder::AUDIO_KBPS;
+use crate::{Media, ToolError};
+
+/// The rendition folder (and playlist NAME) of an audio-only video.
+pub const AUDIO_RENDITION: &str = "audio";
+
+/// The ffmpeg arguments for the audio rendition into `out/audio/index.m3u8`, a growing playlist
+/// published segment by segment like the video ladder.
+pub fn hls_args(input: &str, out: &Path) -> Vec<String> {
+    let dir = out.join(AUDIO_RENDITION);
+    let mut a: Vec<String> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    a.extend(["-i".into(), input.into(), "-map".into(), "0:a:0".into(), "-vn".into()]);
+    a.extend(["-c:a".into(), "aac".into(), "-b:a".into(), format!("{AUDIO_KBPS}k"), "-ac".into(), "2".into()]);
+    a.extend(
+        [
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "event",
+            "-hls_flags",
+            "independent_segments+temp_file",
+            "-hls_segment_filename",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    a.push(dir.join("seg_%05d.ts").to_string_lossy().into_owned());
+    a.push(dir.join("index.m3u8").to_string_lossy().into_owned());
+    a
+}
+
+/// The master playlist of an audio-only video: one variant, AAC-LC.
+pub fn master_playlist() -> String {
+    let (peak, avg) = (AUDIO_KBPS * 1000 * 11 / 10, AUDIO_KBPS * 1000);
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+         #EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"mp4a.40.2\",NAME=\"{AUDIO_RENDITION}\"\n\
+         {AUDIO_RENDITION}/index.m3u8\n"
+    )
+}
+
+/// A 1280×720 JPEG of the sound's waveform: the thumbnail of a video with no picture.
+pub async fn waveform(media: &Media, input: &str, out: &Path) -> Result<(), ToolError> {
+    let o = out.to_string_lossy();
+    let args = [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        input,
+        "-filter_complex",
+        "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]",
+        "-map",
+        "[w]",
+        "-frames:v",
+        "1",
+        "-q:v",
+        "3",
+        "-f",
+        "image2",
+        &o,
+    ];
+    media.ffmpeg.run(&args).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_master_has_one_aac_variant() {
+        let m = master_playlist();
+        assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1);
+        assert!(m.contains("CODECS=\"mp4a.40.2\"") && m.contains("\naudio/index.m3u8\n"));
+        let args = hls_args("in.mp3", Path::new("/w"));
+        assert!(args.windows(2).any(|w| w == ["-map", "0:a:0"]));
+        assert_eq!(args.last().map(String::as_str), Some("/w/audio/index.m3u8"));
+    }
+}

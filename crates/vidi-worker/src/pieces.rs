@@ -1,0 +1,253 @@
+//! Long videos are encoded in pieces: time ranges that start on segment boundaries, each encoded
+//! by its own ffmpeg, so the ladder of one video spreads over the cores of a machine and over
+//! every worker that shares the database and the media store.
+//!
+//! The `encode` job leads: it queues a `piece` job for every range but the first, encodes the first
+//! itself (published while it grows, so playback starts as fast as for a short video), and
+//! meanwhile claims pieces of its own video to run beside it (which also means one worker alone
+//! can never wait on work nobody takes). Other workers claim the remaining pieces like any job.
+//! A finished piece leaves its segments and, last, one playlist per rendition
+//! (`<q>/piece_NNN.m3u8`) in the media store; the lead joins the playlists of the pieces done so
+//! far, in order, and ends them when all are there. Pieces after the first run at a lower CPU
+//! priority, so that the piece a viewer may already be watching stays ahead of them.
+
+use std::path::{Path, PathBuf};
+
+use vidi_core::id::VideoId;
+use vidi_core::model::Job;
+use vidi_core::time::now_ms;
+use vidi_media::Probe;
+use vidi_media::encode::{Piece, check_hls_output, hls_piece_args};
+use vidi_media::ladder::{self, Rendition};
+
+use crate::encode::{hls_prefix, stored_probe, video_id};
+use crate::{Ctx, JobError, PIECE};
+
+/// Niceness of the pieces after the first.
+const BACKGROUND_NICE: i32 = 10;
+
+pub fn piece_playlist_key(video: &str, rendition: &str, index: u32) -> String {
+    format!("{}/{rendition}/piece_{index:03}.m3u8", hls_prefix(video))
+}
+
+fn key_prefix(id: &VideoId) -> String {
+    format!("piece:{id}:")
+}
+
+/// Queues the pieces after the first (no-op for those already queued or running).
+pub(crate) async fn enqueue(ctx: &Ctx, id: &VideoId, pieces: &[Piece]) -> Result<(), JobError> {
+    for p in pieces.iter().filter(|p| p.index > 0) {
+        let payload = serde_json::json!({
+            "videoId": id.as_str(),
+            "index": p.index,
+            "start": p.start_s,
+            "duration": p.duration_s,
+            "tsOffset": p.ts_offset_s,
+        });
+        let key = format!("{}{}", key_prefix(id), p.index);
+        ctx.repo.enqueue_job(PIECE, &payload, &key, now_ms(), ctx.cfg.max_attempts).await?;
+    }
+    crate::wake();
+    Ok(())
+}
+
+/// Runs pieces of video `id` that nobody has claimed yet, one after the other, until none is left.
+pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
+    let me = format!("wk{}-helper", vidi_core::id::random_body());
+    while let Some(job) = ctx.repo.claim_job_keyed(&me, &key_prefix(id), now_ms()).await? {
+        // Boxed: a piece job never leads, but the compiler cannot see that the recursion ends.
+        Box::pin(crate::execute(ctx, &me, job)).await;
+    }
+    Ok(())
+}
+
+/// The `piece` job: one time range of the ladder into the media store.
+pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
+    let id = video_id(job)?;
+    let p = &job.payload;
+    let piece = Piece {
+        index: p["index"].as_u64().ok_or_else(|| JobError::Permanent(format!("bad payload {p}")))? as u32,
+        start_s: p["start"].as_f64().unwrap_or(0.0),
+        duration_s: p["duration"].as_f64(),
+        ts_offset_s: p["tsOffset"].as_f64().unwrap_or(0.0),
+    };
+    let video = ctx.repo.video_by_id(&id).await?;
+    let probe = stored_probe(&video)?;
+    let ladder =
+        ladder::for_probe(&probe).ok_or_else(|| JobError::Permanent("the source has no video stream".into()))?;
+    if done(ctx, &id, &ladder, piece.index).await? {
+        return Ok(()); // an earlier attempt finished it before its job could say so
+    }
+    let source = video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?;
+    let work = ctx.cfg.work_dir.join(format!("{id}-p{}-{}", piece.index, uuid::Uuid::new_v4().simple()));
+    let r = encode(ctx, &id, &probe, &ladder, &source, &piece, &work).await;
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    r
+}
+
+async fn encode(
+    ctx: &Ctx,
+    id: &VideoId,
+    probe: &Probe,
+    ladder: &[Rendition],
+    source: &str,
+    piece: &Piece,
+    work: &Path,
+) -> Result<(), JobError> {
+    for r in ladder {
+        tokio::fs::create_dir_all(work.join(r.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    }
+    let input = ctx.blobs.media_input(source).await?;
+    let args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, piece);
+    ctx.media
+        .ffmpeg
+        .niced(BACKGROUND_NICE)
+        .run_with_progress(&args, |_| {})
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))?;
+    check_hls_output(work, ladder).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    // Segments first, the playlist last: a piece counts as done once its playlists exist.
+    for r in ladder {
+        let dir = work.join(r.name);
+        let text =
+            tokio::fs::read_to_string(dir.join("index.m3u8")).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        for (_, seg) in entries(&text) {
+            ctx.blobs.put_file(&format!("{}/{}/{seg}", hls_prefix(id.as_str()), r.name), &dir.join(&seg)).await?;
+        }
+        ctx.blobs.put_bytes(&piece_playlist_key(id.as_str(), r.name, piece.index), text.into_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// Whether piece `index` has its playlist in the store for every rendition.
+async fn done(ctx: &Ctx, id: &VideoId, ladder: &[Rendition], index: u32) -> Result<bool, JobError> {
+    for r in ladder {
+        if ctx.blobs.size(&piece_playlist_key(id.as_str(), r.name, index)).await?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The (duration, uri) entries of a media playlist.
+pub(crate) fn entries(text: &str) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    let mut duration = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.split(',').next().and_then(|d| d.trim().parse::<f64>().ok());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push((duration.take().unwrap_or(0.0), line.to_string()));
+        }
+    }
+    out
+}
+
+/// A media playlist of `entries`; ended (`#EXT-X-ENDLIST`) when the ladder is complete.
+pub(crate) fn playlist(entries: &[(f64, String)], complete: bool) -> String {
+    // Every segment's rounded duration must fit the target duration (RFC 8216 §4.3.3.1).
+    let target = entries.iter().map(|(d, _)| d.round() as u64).max().unwrap_or(2).max(2);
+    let mut s = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n\
+         #EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+    );
+    for (d, uri) in entries {
+        s.push_str(&format!("#EXTINF:{d:.6},\n{uri}\n"));
+    }
+    if complete {
+        s.push_str("#EXT-X-ENDLIST\n");
+    }
+    s
+}
+
+/// After the first piece is encoded (in `work`): helps with the other pieces and publishes each
+/// rendition's playlist as the pieces complete, in order, until all are done. Then fetches the top
+/// rendition's segments into `work/<top>` and returns the path of a local playlist of them all,
+/// for the MP4.
+pub(crate) async fn finish(
+    ctx: &Ctx,
+    id: &VideoId,
+    ladder: &[Rendition],
+    pieces: &[Piece],
+    work: &Path,
+) -> Result<PathBuf, JobError> {
+    let mut first = Vec::new();
+    for r in ladder {
+        let text = tokio::fs::read_to_string(work.join(r.name).join("index.m3u8"))
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        first.push(entries(&text));
+    }
+    // Entries per rendition of the pieces joined so far (the first, then each in order).
+    let mut joined = first;
+    let mut next = 1usize;
+    let mut published = 0usize;
+    loop {
+        while next < pieces.len() && done(ctx, id, ladder, pieces[next].index).await? {
+            for (i, r) in ladder.iter().enumerate() {
+                let key = piece_playlist_key(id.as_str(), r.name, pieces[next].index);
+                joined[i].extend(entries(&String::from_utf8_lossy(&read(ctx, &key).await?)));
+            }
+            next += 1;
+        }
+        let complete = next == pieces.len();
+        if next > published || complete {
+            for (i, r) in ladder.iter().enumerate() {
+                let key = format!("{}/{}/index.m3u8", hls_prefix(id.as_str()), r.name);
+                ctx.blobs.put_bytes(&key, playlist(&joined[i], complete).into_bytes()).await?;
+            }
+            published = next;
+        }
+        if complete {
+            break;
+        }
+        // A piece that failed for good has marked the video failed: stop waiting for it.
+        if let Some(e) = ctx.repo.video_by_id(id).await?.encoding.error {
+            return Err(JobError::Permanent(e));
+        }
+        help(ctx, id).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // The MP4 is a remux of the whole top rendition: bring its later segments next to the first.
+    let top = ladder.last().expect("non-empty");
+    let dir = work.join(top.name);
+    let entries = joined.last().expect("non-empty");
+    for (_, seg) in entries {
+        let path = dir.join(seg);
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            continue;
+        }
+        let bytes = read(ctx, &format!("{}/{}/{seg}", hls_prefix(id.as_str()), top.name)).await?;
+        tokio::fs::write(&path, bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    }
+    let path = dir.join("all.m3u8");
+    tokio::fs::write(&path, playlist(entries, true)).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    Ok(path)
+}
+
+async fn read(ctx: &Ctx, key: &str) -> Result<Vec<u8>, JobError> {
+    use futures::StreamExt;
+    let mut s = ctx.blobs.get(key, None).await?;
+    let mut out = Vec::new();
+    while let Some(piece) = s.next().await {
+        out.extend_from_slice(&piece.map_err(|e| JobError::Retry(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playlists_join_and_end_only_when_complete() {
+        let a = entries("#EXTM3U\n#EXTINF:0.500000,\nseg_00000.ts\n#EXTINF:2.000000,\nseg_00001.ts\n#EXT-X-ENDLIST\n");
+        assert_eq!(a, vec![(0.5, "seg_00000.ts".to_string()), (2.0, "seg_00001.ts".to_string())]);
+        let mut all = a.clone();
+        all.extend(entries("#EXTINF:2.5,\nseg_p001_00000.ts\n"));
+        let growing = playlist(&all, false);
+        assert!(!growing.contains("ENDLIST") && growing.contains("#EXT-X-TARGETDURATION:3"));
+        assert!(growing.ends_with("#EXTINF:2.500000,\nseg_p001_00000.ts\n"));
+        assert!(playlist(&all, true).ends_with("#EXT-X-ENDLIST\n"));
+    }
+}
