@@ -70,6 +70,9 @@ sdk_run() { # label, then VAR=value pairs for the server
 sdk_run sqlite+local
 if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
   extra=()
+  # This server also encodes in 4 s pieces (a separate sound rendition), so the clients and the
+  # browser see a video joined from pieces too.
+  extra+=(VIDI_PIECE_SECS=4)
   [ -n "${VIDI_TEST_PG_URL:-}" ] && extra+=(VIDI_DATABASE_URL="$VIDI_TEST_PG_URL" VIDI_DATABASE_SCHEMA="sdk_$(date +%s)_$$")
   [ -n "${VIDI_TEST_S3_URL:-}" ] && extra+=(VIDI_STORAGE_URL="$VIDI_TEST_S3_URL/sdk-$(date +%s)-$$")
   sdk_run "$([ -n "${VIDI_TEST_PG_URL:-}" ] && echo postgres || echo sqlite)+$([ -n "${VIDI_TEST_S3_URL:-}" ] && echo s3 || echo local)" "${extra[@]}"

@@ -26,13 +26,15 @@ pub struct Piece {
     pub start_s: f64,
     /// `None`: to the end of the source.
     pub duration_s: Option<f64>,
-    /// Added to the output timestamps, so that they continue those of the piece before: the
-    /// start plus the AAC encoder delay that the first piece's muxer shifted everything by.
+    /// Added to the output timestamps, so that they continue those of the piece before.
     pub ts_offset_s: f64,
+    /// Picture only: the sound of a video in pieces is one rendition of its own (see
+    /// `audio::hls_args`), encoded in one go, since AAC cut at piece boundaries would overlap.
+    pub video_only: bool,
 }
 
 impl Piece {
-    pub const WHOLE: Piece = Piece { index: 0, start_s: 0.0, duration_s: None, ts_offset_s: 0.0 };
+    pub const WHOLE: Piece = Piece { index: 0, start_s: 0.0, duration_s: None, ts_offset_s: 0.0, video_only: false };
 
     /// The segment file name pattern of this piece.
     pub fn segment_pattern(&self) -> String {
@@ -42,17 +44,16 @@ impl Piece {
 
 /// Splits a source of `duration_s` into pieces of about `piece_s` seconds (a multiple of the
 /// segment length). The last piece takes any remainder shorter than half a piece.
-pub fn plan_pieces(duration_s: f64, piece_s: u32, audio_sample_rate: Option<u32>) -> Vec<Piece> {
+pub fn plan_pieces(duration_s: f64, piece_s: u32) -> Vec<Piece> {
     let len = (piece_s.max(2 * SEGMENT_SECONDS) / SEGMENT_SECONDS * SEGMENT_SECONDS) as f64;
     let count = ((duration_s / len) + 0.5).floor().max(1.0) as u32;
-    // The first piece's AAC encoder delay (1024 samples) becomes a timestamp shift in its output.
-    let delay = audio_sample_rate.filter(|r| *r > 0).map(|r| 1024.0 / r as f64).unwrap_or(0.0);
     (0..count)
         .map(|i| Piece {
             index: i,
             start_s: i as f64 * len,
             duration_s: if i + 1 < count { Some(len) } else { None },
-            ts_offset_s: if i == 0 { 0.0 } else { i as f64 * len + delay },
+            ts_offset_s: i as f64 * len,
+            video_only: count > 1,
         })
         .collect()
 }
@@ -73,7 +74,7 @@ pub fn hls_piece_args(
 ) -> Vec<String> {
     let fps = probe.video.as_ref().and_then(|v| v.framerate).filter(|f| *f > 0.0).unwrap_or(30.0).min(60.0).round();
     let gop = (fps as u32 * SEGMENT_SECONDS).max(1);
-    let audio = probe.audio.is_some();
+    let audio = probe.audio.is_some() && !piece.video_only;
     let n = ladder.len();
     let mut a: Vec<String> =
         ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
@@ -182,9 +183,9 @@ const FULL_BELOW: u64 = 1 << 20;
 /// rendition must have a finished playlist (`#EXT-X-ENDLIST`) listing at least one segment, and
 /// every listed segment must be whole (a non-empty run of 188-byte TS packets). The error says
 /// how much room the folder's filesystem has left, since a full disk is the usual cause.
-pub async fn check_hls_output(out: &Path, ladder: &[Rendition]) -> Result<(), ToolError> {
-    for r in ladder {
-        let dir = out.join(r.name);
+pub async fn check_hls_output(out: &Path, folders: &[&str]) -> Result<(), ToolError> {
+    for name in folders {
+        let dir = out.join(name);
         let problem = match tokio::fs::read_to_string(dir.join("index.m3u8")).await {
             Err(e) => Some(format!("its playlist is unreadable ({e})")),
             Ok(text) if !text.contains("#EXT-X-ENDLIST") => Some("its playlist is unfinished".to_string()),
@@ -219,7 +220,7 @@ pub async fn check_hls_output(out: &Path, ladder: &[Rendition]) -> Result<(), To
                 tool: "ffmpeg".into(),
                 reason: format!(
                     "rendition {}: {problem}, although ffmpeg reported success; {}: {room}",
-                    r.name,
+                    name,
                     out.display()
                 ),
             });
@@ -270,14 +271,47 @@ pub fn master_playlist(ladder: &[Rendition], audio: bool) -> String {
     s
 }
 
-/// Remuxes a finished HLS rendition into a progressive MP4 (moov first, for quick starts).
-pub async fn remux_mp4(media: &Media, playlist: &Path, out: &Path, audio: bool) -> Result<(), ToolError> {
-    let (p, o) = (playlist.to_string_lossy(), out.to_string_lossy());
-    let mut args = vec!["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", &p, "-c", "copy"];
-    if audio {
-        args.extend(["-bsf:a", "aac_adtstoasc"]);
+/// The master playlist of a video whose sound is a rendition of its own (`audio/`): every video
+/// variant refers to it as its audio group.
+pub fn master_playlist_demuxed(ladder: &[Rendition]) -> String {
+    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    s.push_str(&format!(
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{}/index.m3u8\"\n",
+        crate::audio::AUDIO_RENDITION
+    ));
+    for r in ladder {
+        let bw = (r.video_kbps * 3 / 2 + AUDIO_KBPS) * 1000;
+        let avg = (r.video_kbps + AUDIO_KBPS) * 1000;
+        s.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bw},AVERAGE-BANDWIDTH={avg},RESOLUTION={}x{},CODECS=\"{}\",AUDIO=\"aac\",NAME=\"{}\"\n{}/index.m3u8\n",
+            r.width,
+            r.height,
+            r.codecs(true),
+            r.name,
+            r.name
+        ));
     }
-    args.extend(["-movflags", "+faststart", "-f", "mp4", &o]);
+    s
+}
+
+/// Remuxes finished HLS renditions (the top video one, and the sound when it is a rendition of
+/// its own) into a progressive MP4 (moov first, for quick starts).
+pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bool) -> Result<(), ToolError> {
+    let mut args: Vec<String> =
+        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"].iter().map(|s| s.to_string()).collect();
+    for p in playlists {
+        args.extend(["-i".into(), p.to_string_lossy().into_owned()]);
+    }
+    for i in 0..playlists.len() {
+        args.extend(["-map".into(), format!("{i}:v?"), "-map".into(), format!("{i}:a?")]);
+    }
+    args.extend(["-c".into(), "copy".into()]);
+    if audio {
+        args.extend(["-bsf:a".into(), "aac_adtstoasc".into()]);
+    }
+    args.extend(["-movflags", "+faststart", "-f", "mp4"].iter().map(|s| s.to_string()));
+    args.push(out.to_string_lossy().into_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     media.ffmpeg.run(&args).await.map(|_| ())
 }
 
@@ -316,12 +350,12 @@ mod tests {
     #[tokio::test]
     async fn incomplete_hls_output_is_an_error_that_says_how_much_room_is_left() {
         let dir = std::env::temp_dir().join(format!("vidi-check-{}", std::process::id()));
-        let l = ladder(640, 360);
+        let l: Vec<&str> = ladder(640, 360).iter().map(|r| r.name).collect();
         let playlist = "#EXTM3U\n#EXTINF:2.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n";
         for r in &l {
-            std::fs::create_dir_all(dir.join(r.name)).unwrap();
-            std::fs::write(dir.join(r.name).join("index.m3u8"), playlist).unwrap();
-            std::fs::write(dir.join(r.name).join("seg_00000.ts"), vec![0x47u8; 188 * 3]).unwrap();
+            std::fs::create_dir_all(dir.join(r)).unwrap();
+            std::fs::write(dir.join(r).join("index.m3u8"), playlist).unwrap();
+            std::fs::write(dir.join(r).join("seg_00000.ts"), vec![0x47u8; 188 * 3]).unwrap();
         }
         check_hls_output(&dir, &l).await.unwrap();
         // What ffmpeg leaves on a full disk, while exiting 0: a segment cut mid-packet…
@@ -342,13 +376,14 @@ mod tests {
 
     #[test]
     fn pieces_start_on_segment_boundaries_and_cover_the_source() {
-        let p = plan_pieces(61.0, 20, Some(48_000));
+        let p = plan_pieces(61.0, 20);
         assert_eq!(p.len(), 3);
         assert_eq!((p[1].start_s, p[1].duration_s, p[2].duration_s), (20.0, Some(20.0), None));
-        assert!((p[2].ts_offset_s - (40.0 + 1024.0 / 48_000.0)).abs() < 1e-9);
-        assert_eq!(p[0].ts_offset_s, 0.0);
-        assert_eq!(plan_pieces(25.0, 20, None).len(), 1, "a remainder under half a piece joins the last");
-        assert_eq!(plan_pieces(31.0, 21, None)[1].start_s, 20.0, "pieces are whole segments");
+        assert_eq!((p[0].ts_offset_s, p[2].ts_offset_s), (0.0, 40.0));
+        assert!(p.iter().all(|p| p.video_only));
+        let one = plan_pieces(25.0, 20);
+        assert_eq!(one, vec![Piece::WHOLE], "a remainder under half a piece joins the last");
+        assert_eq!(plan_pieces(31.0, 21)[1].start_s, 20.0, "pieces are whole segments");
         assert_eq!(p[2].segment_pattern(), "seg_p002_%05d.ts");
     }
 

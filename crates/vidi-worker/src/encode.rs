@@ -9,7 +9,11 @@ use std::time::Duration;
 use vidi_core::id::VideoId;
 use vidi_core::model::{Job, ProbeOutcome, Quality, Video};
 use vidi_media::Probe;
-use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, master_playlist, plan_pieces, remux_mp4, thumbnail};
+use vidi_media::audio::{AUDIO_RENDITION, waveform};
+use vidi_media::encode::{
+    Piece, check_hls_output, hls_piece_args, master_playlist, master_playlist_demuxed, plan_pieces, remux_mp4,
+    thumbnail,
+};
 use vidi_media::ladder::{self, Rendition};
 
 use crate::{Ctx, JobError};
@@ -80,41 +84,43 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     let id = video_id(job)?;
     let video = ctx.repo.video_by_id(&id).await?;
     let probe = stored_probe(&video)?;
-    let ladder =
-        ladder::for_probe(&probe).ok_or_else(|| JobError::Permanent("the source has no video stream".into()))?;
+    // No picture but sound (a podcast, music): one audio rendition instead of a ladder.
+    let ladder = ladder::for_probe(&probe).unwrap_or_default();
+    if ladder.is_empty() && probe.audio.is_none() {
+        return Err(JobError::Permanent("the source has neither a video nor an audio stream".into()));
+    }
     let source = video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?;
-    let top = ladder.last().expect("a ladder has at least one rung").name;
 
     let mut planned: Vec<Quality> = ladder
         .iter()
         .map(|r| Quality { kind: "hls".into(), quality: r.name.into(), status: "waiting".into() })
         .collect();
-    if video.mp4_support {
-        planned.push(Quality { kind: "mp4".into(), quality: top.into(), status: "waiting".into() });
+    // The 2023 quality enum has no name for sound alone: an audio-only MP4 is made but not listed.
+    if let (true, Some(top)) = (video.mp4_support, ladder.last()) {
+        planned.push(Quality { kind: "mp4".into(), quality: top.name.into(), status: "waiting".into() });
     }
     ctx.repo.plan_qualities(&id, &planned).await?;
     ctx.repo.set_playable(&id, false).await?;
     ctx.repo.set_encode_error(&id, None).await?;
 
-    let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
-    for r in &ladder {
-        tokio::fs::create_dir_all(work.join(r.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
-    }
     let pieces = match probe.duration_s {
-        Some(d) if ctx.cfg.piece_secs > 0 => {
-            plan_pieces(d, ctx.cfg.piece_secs, probe.audio.as_ref().and_then(|a| a.sample_rate))
-        }
+        Some(d) if ctx.cfg.piece_secs > 0 && !ladder.is_empty() => plan_pieces(d, ctx.cfg.piece_secs),
         _ => vec![Piece::WHOLE],
     };
+    let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
     let plan = Plan {
         id: &id,
         probe: &probe,
         ladder: &ladder,
         pieces: &pieces,
+        demuxed_audio: probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty()),
         source: &source,
         work: &work,
         mp4: video.mp4_support,
     };
+    for f in plan.folders() {
+        tokio::fs::create_dir_all(work.join(f)).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    }
     let result = encode_in(ctx, plan).await;
     let _ = tokio::fs::remove_dir_all(&work).await;
     result
@@ -128,10 +134,37 @@ struct Plan<'a> {
     ladder: &'a [Rendition],
     /// One piece (the whole video), or the time ranges of a long one.
     pieces: &'a [Piece],
+    /// The sound is a rendition of its own (`audio/`): for a video in pieces, and for sound alone.
+    demuxed_audio: bool,
     source: &'a str,
     /// This job's scratch folder, a subfolder per rendition.
     work: &'a Path,
     mp4: bool,
+}
+
+impl Plan<'_> {
+    fn split(&self) -> bool {
+        self.pieces.len() > 1
+    }
+
+    /// The rendition folders this job writes: the ladder's, then the sound's when it has its own.
+    fn folders(&self) -> Vec<&'static str> {
+        let mut f: Vec<&'static str> = self.ladder.iter().map(|r| r.name).collect();
+        if self.demuxed_audio {
+            f.push(AUDIO_RENDITION);
+        }
+        f
+    }
+
+    fn master(&self) -> String {
+        if self.ladder.is_empty() {
+            vidi_media::audio::master_playlist()
+        } else if self.demuxed_audio {
+            master_playlist_demuxed(self.ladder)
+        } else {
+            master_playlist(self.ladder, self.probe.audio.is_some())
+        }
+    }
 }
 
 async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
@@ -162,20 +195,24 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// The first piece (or the whole video), published while it grows; then the rest of the ladder
 /// joined in, and the MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
-    let Plan { id, probe, ladder, pieces, source, work, mp4 } = plan;
-    let split = pieces.len() > 1;
+    let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
     let input = ctx.blobs.media_input(source).await?;
-    let audio = probe.audio.is_some();
     let started = std::time::Instant::now();
     for r in ladder {
         ctx.repo.set_quality_status(id, "hls", r.name, "encoding").await?;
     }
 
     // The thumbnail runs beside the ladder: it is one frame and must not delay the first segment.
+    // Sound alone gets a picture of its waveform.
     let thumb = async {
-        let at = probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0);
         let out = work.join("thumbnail.jpg");
-        match thumbnail(&ctx.media, &input, at, &out).await {
+        let made = if ladder.is_empty() {
+            waveform(&ctx.media, &input, &out).await
+        } else {
+            let at = probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0);
+            thumbnail(&ctx.media, &input, at, &out).await
+        };
+        match made {
             Ok(()) => {
                 let key = thumbnail_key(id.as_str());
                 ctx.blobs.put_file(&key, &out).await?;
@@ -191,28 +228,35 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     };
 
     let done = Arc::new(AtomicBool::new(false));
-    let args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, &pieces[0]);
+    let video_args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, &pieces[0]);
+    let audio_args = vidi_media::audio::hls_args(&input, work);
     let encode = async {
-        let r = ctx.media.ffmpeg.run_with_progress(&args, |_us| {}).await;
+        let video = async {
+            if ladder.is_empty() { Ok(()) } else { ctx.media.ffmpeg.run_with_progress(&video_args, |_| {}).await }
+        };
+        let sound = async {
+            if plan.demuxed_audio { ctx.media.ffmpeg.run_with_progress(&audio_args, |_| {}).await } else { Ok(()) }
+        };
+        let (v, a) = tokio::join!(video, sound);
         done.store(true, Ordering::SeqCst);
-        r
+        v.and(a)
     };
-    let publish = publish_while_encoding(ctx, plan, audio, done.clone(), started);
+    let publish = publish_while_encoding(ctx, plan, done.clone(), started);
     let (encoded, published, thumbed) = tokio::join!(encode, publish, thumb);
     encoded.map_err(|e| JobError::Retry(e.to_string()))?;
     // ffmpeg exits 0 even when it could not write its HLS output (a full disk): check the output
     // itself before anything is called encoded. Retried like any failed encode: the disk may
     // have room again later (this job's scratch is removed before the retry).
-    check_hls_output(work, ladder).await.map_err(|e| JobError::Retry(e.to_string()))?;
-    published?;
+    check_hls_output(work, &plan.folders()).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    let mut seen = published?;
     thumbed?;
-    let top_playlist = if split {
-        crate::pieces::finish(ctx, id, ladder, pieces, work).await?
+    // The final sync: playlists now end with #EXT-X-ENDLIST, so players treat them as VOD (a
+    // video in pieces: once the other pieces are joined in).
+    sync(ctx, plan, &mut seen).await?;
+    let top = if plan.split() {
+        Some(crate::pieces::finish(ctx, id, ladder, pieces, work).await?)
     } else {
-        // The final sync: playlists now end with #EXT-X-ENDLIST, so players treat them as VOD.
-        let mut seen = HashSet::new();
-        sync(ctx, id, ladder, work, &mut seen, false).await?;
-        work.join(ladder.last().expect("non-empty").name).join("index.m3u8")
+        ladder.last().map(|t| work.join(t.name).join("index.m3u8"))
     };
     for r in ladder {
         ctx.repo.set_quality_status(id, "hls", r.name, "encoded").await?;
@@ -221,12 +265,21 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "ladder encoded");
 
     if mp4 {
-        let top = ladder.last().expect("non-empty");
-        ctx.repo.set_quality_status(id, "mp4", top.name, "encoding").await?;
+        let quality = ladder.last().map(|r| r.name);
+        if let Some(q) = quality {
+            ctx.repo.set_quality_status(id, "mp4", q, "encoding").await?;
+        }
+        let sound = work.join(AUDIO_RENDITION).join("index.m3u8");
+        let inputs: Vec<&Path> =
+            top.as_deref().into_iter().chain(plan.demuxed_audio.then_some(sound.as_path())).collect();
         let out = work.join("source.mp4");
-        remux_mp4(&ctx.media, &top_playlist, &out, audio).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        remux_mp4(&ctx.media, &inputs, &out, probe.audio.is_some())
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
         ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
-        ctx.repo.set_quality_status(id, "mp4", top.name, "encoded").await?;
+        if let Some(q) = quality {
+            ctx.repo.set_quality_status(id, "mp4", q, "encoded").await?;
+        }
     }
     Ok(())
 }
@@ -236,43 +289,35 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 async fn publish_while_encoding(
     ctx: &Ctx,
     plan: Plan<'_>,
-    audio: bool,
     done: Arc<AtomicBool>,
     started: std::time::Instant,
-) -> Result<(), JobError> {
-    let Plan { id, ladder, work, pieces, .. } = plan;
-    let split = pieces.len() > 1;
+) -> Result<HashSet<PathBuf>, JobError> {
+    let id = plan.id;
     let mut seen = HashSet::new();
     let mut playable = false;
     while !done.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let ready = sync(ctx, id, ladder, work, &mut seen, split).await?;
+        let ready = sync(ctx, plan, &mut seen).await?;
         if !playable && ready {
-            ctx.blobs.put_bytes(&master_key(id.as_str()), master_playlist(ladder, audio).into_bytes()).await?;
+            ctx.blobs.put_bytes(&master_key(id.as_str()), plan.master().into_bytes()).await?;
             ctx.repo.set_playable(id, true).await?;
             playable = true;
             tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "playable");
         }
     }
     if !playable {
-        ctx.blobs.put_bytes(&master_key(id.as_str()), master_playlist(ladder, audio).into_bytes()).await?;
+        ctx.blobs.put_bytes(&master_key(id.as_str()), plan.master().into_bytes()).await?;
     }
-    Ok(())
+    Ok(seen)
 }
 
 /// Uploads new segments, then the playlists that list them. Returns whether every rendition has
 /// at least one published segment.
-async fn sync(
-    ctx: &Ctx,
-    id: &VideoId,
-    ladder: &[Rendition],
-    work: &Path,
-    seen: &mut HashSet<PathBuf>,
-    split: bool,
-) -> Result<bool, JobError> {
+async fn sync(ctx: &Ctx, plan: Plan<'_>, seen: &mut HashSet<PathBuf>) -> Result<bool, JobError> {
+    let id = plan.id;
     let mut all_started = true;
-    for r in ladder {
-        let dir = work.join(r.name);
+    for name in plan.folders() {
+        let dir = plan.work.join(name);
         // ffmpeg writes the playlist to a temporary file and renames it (hls_flags temp_file),
         // so what we read is always whole, and lists only finished segments.
         let Ok(text) = tokio::fs::read_to_string(dir.join("index.m3u8")).await else {
@@ -287,12 +332,12 @@ async fn sync(
         for seg in &segments {
             let path = dir.join(seg);
             if seen.insert(path.clone()) {
-                ctx.blobs.put_file(&format!("{}/{}/{seg}", hls_prefix(id.as_str()), r.name), &path).await?;
+                ctx.blobs.put_file(&format!("{}/{name}/{seg}", hls_prefix(id.as_str())), &path).await?;
             }
         }
         // The first of several pieces ends where the next begins, not where the video does.
-        let text = if split { text.replace("#EXT-X-ENDLIST\n", "") } else { text };
-        ctx.blobs.put_bytes(&format!("{}/{}/index.m3u8", hls_prefix(id.as_str()), r.name), text.into_bytes()).await?;
+        let text = if plan.split() && name != AUDIO_RENDITION { text.replace("#EXT-X-ENDLIST\n", "") } else { text };
+        ctx.blobs.put_bytes(&format!("{}/{name}/index.m3u8", hls_prefix(id.as_str())), text.into_bytes()).await?;
     }
     Ok(all_started)
 }

@@ -43,6 +43,7 @@ pub(crate) async fn enqueue(ctx: &Ctx, id: &VideoId, pieces: &[Piece]) -> Result
             "start": p.start_s,
             "duration": p.duration_s,
             "tsOffset": p.ts_offset_s,
+            "videoOnly": p.video_only,
         });
         let key = format!("{}{}", key_prefix(id), p.index);
         ctx.repo.enqueue_job(PIECE, &payload, &key, now_ms(), ctx.cfg.max_attempts).await?;
@@ -70,6 +71,7 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
         start_s: p["start"].as_f64().unwrap_or(0.0),
         duration_s: p["duration"].as_f64(),
         ts_offset_s: p["tsOffset"].as_f64().unwrap_or(0.0),
+        video_only: p["videoOnly"].as_bool().unwrap_or(true),
     };
     let video = ctx.repo.video_by_id(&id).await?;
     let probe = stored_probe(&video)?;
@@ -105,7 +107,8 @@ async fn encode(
         .run_with_progress(&args, |_| {})
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
-    check_hls_output(work, ladder).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    let folders: Vec<&str> = ladder.iter().map(|r| r.name).collect();
+    check_hls_output(work, &folders).await.map_err(|e| JobError::Retry(e.to_string()))?;
     // Segments first, the playlist last: a piece counts as done once its playlists exist.
     for r in ladder {
         let dir = work.join(r.name);

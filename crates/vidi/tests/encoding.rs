@@ -251,10 +251,35 @@ async fn every_source_kind_encodes_and_plays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_and_audio_only_sources_fail_with_a_status() {
+async fn corrupt_sources_fail_with_a_status() {
     let mp4 = std::fs::read(lavfi_video(CASES[0].name, CASES[0].args)).unwrap();
     // Cut before the index (moov is at the end of a non-faststart MP4): nothing can be decoded.
     let truncated = mp4[..mp4.len() / 2].to_vec();
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let id = t.create_video("truncated").await;
+        assert_eq!(t.upload(&id, None, truncated.clone()).await.status(), 201);
+        let st = t
+            .wait_status(&id, 60, |s| {
+                s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "failed"))
+            })
+            .await;
+        assert_eq!(st["encoding"]["playable"], false, "{}", b.label);
+        assert_eq!(st["ingest"]["status"], "uploaded", "the upload itself succeeded");
+        let ws = t.server.state.repo.default_workspace().await.unwrap().unwrap();
+        let v = t.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(&id).unwrap()).await.unwrap();
+        assert!(v.encoding.error.is_some(), "the reason is kept");
+        // Other videos keep encoding.
+        let ok = t.create_video("fine").await;
+        assert_eq!(t.upload(&ok, None, common::small_video()).await.status(), 201);
+        t.wait_status(&ok, 120, |s| s["encoding"]["playable"] == true).await;
+    }
+}
+
+/// Sound with no picture is packaged as one AAC rendition (the 2023 quality enum has no name for
+/// it, so the status lists no quality), with an audio MP4 and a waveform for thumbnail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only_sources_play_as_one_audio_rendition() {
     let audio = std::fs::read(lavfi_video(
         "audio-only.m4a",
         &["-f", "lavfi", "-i", "sine", "-t", "3", "-c:a", "aac", "-f", "mp4"],
@@ -262,24 +287,35 @@ async fn corrupt_and_audio_only_sources_fail_with_a_status() {
     .unwrap();
     for b in backends() {
         let t = TestServer::start(&b).await;
-        for (name, bytes) in [("truncated", truncated.clone()), ("audio only", audio.clone())] {
-            let id = t.create_video(name).await;
-            assert_eq!(t.upload(&id, None, bytes).await.status(), 201);
-            let st = t
-                .wait_status(&id, 60, |s| {
-                    s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "failed"))
-                })
-                .await;
-            assert_eq!(st["encoding"]["playable"], false, "{} {name}", b.label);
-            assert_eq!(st["ingest"]["status"], "uploaded", "the upload itself succeeded");
-            let ws = t.server.state.repo.default_workspace().await.unwrap().unwrap();
-            let v = t.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(&id).unwrap()).await.unwrap();
-            assert!(v.encoding.error.is_some(), "the reason is kept");
+        let id = t.create_video("podcast").await;
+        assert_eq!(t.upload(&id, None, audio.clone()).await.status(), 201);
+        let st = t.wait_status(&id, 60, |s| s["encoding"]["playable"] == true).await;
+        assert_eq!(st["encoding"]["qualities"].as_array().map(Vec::len), Some(0), "{}: {st}", b.label);
+        let video: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+        let hls = video["assets"]["hls"].as_str().unwrap();
+        let master = t.http.get(hls).send().await.unwrap().text().await.unwrap();
+        assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 1, "{master}");
+        assert!(master.contains("CODECS=\"mp4a.40.2\"") && master.contains("audio/index.m3u8"), "{master}");
+        let rendition = hls.replace("manifest.m3u8", "audio/index.m3u8");
+        // The playlist ends (VOD) once the whole sound is encoded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !t.http.get(&rendition).send().await.unwrap().text().await.unwrap().contains("#EXT-X-ENDLIST") {
+            assert!(std::time::Instant::now() < deadline, "{}: the audio playlist never ended", b.label);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        // Other videos keep encoding.
-        let ok = t.create_video("fine").await;
-        assert_eq!(t.upload(&ok, None, common::small_video()).await.status(), 201);
-        t.wait_status(&ok, 120, |s| s["encoding"]["playable"] == true).await;
+        let d = ffprobe_duration(&rendition).await;
+        assert!((d - 3.0).abs() < 0.3, "{}: {d} s", b.label);
+        // The MP4 (sound only) follows the HLS.
+        let mp4 = video["assets"]["mp4"].as_str().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while t.http.get(mp4).send().await.unwrap().status() != 200 {
+            assert!(std::time::Instant::now() < deadline, "{}: no MP4", b.label);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!((ffprobe_duration(mp4).await - 3.0).abs() < 0.3);
+        let r = t.http.get(video["assets"]["thumbnail"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}: a waveform thumbnail", b.label);
+        assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8]);
     }
 }
 
@@ -518,8 +554,21 @@ async fn a_long_video_is_encoded_in_pieces_and_joined() {
                 assert_eq!(t.http.get(&u).send().await.unwrap().status(), 200, "{u}");
             }
         }
+        // The sound is one rendition of its own, encoded in one go (AAC cut at piece boundaries
+        // would overlap), which every variant names as its audio group.
+        let master = t.http.get(hls).send().await.unwrap().text().await.unwrap();
+        assert!(master.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\"") && master.contains("AUDIO=\"aac\""));
+        let sound = hls.replace("manifest.m3u8", "audio/index.m3u8");
+        let d = ffprobe_duration(&sound).await;
+        assert!((d - 13.0).abs() < 0.3, "{} audio: {d} s", b.label);
         let mp4 = video["assets"]["mp4"].as_str().unwrap();
         let d = ffprobe_duration(mp4).await;
         assert!((d - 13.0).abs() < 0.3, "{} mp4: {d} s", b.label);
+        let streams = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", mp4])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&streams.stdout).split_whitespace().collect::<Vec<_>>(), ["video", "audio"]);
     }
 }
