@@ -43,6 +43,30 @@ pub fn spawn_assembly_retry(state: AppState, ws: WorkspaceId, id: VideoId) {
     });
 }
 
+/// After the first chunk of an upload: when the bytes received so far already describe the whole
+/// video (a container whose index comes first: MP4 with `moov` ahead of the media, Matroska or
+/// WebM) and the store keeps them as one growing file, queues the encoding at once, so the video
+/// becomes playable while the rest of it is still on its way.
+pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
+    tokio::spawn(async move {
+        let Ok(Some(path)) = state.blobs.growing_input(&session).await else {
+            return;
+        };
+        let Ok(Ok(probe)) = vidi_media::probe(&state.media, &path).await else {
+            return; // e.g. an MP4 whose index is at its end: nothing to start from yet
+        };
+        let streamable = probe.format.contains("mp4") || probe.format.contains("matroska");
+        if !streamable || probe.video.is_none() || probe.duration_s.is_none() {
+            return;
+        }
+        match vidi_worker::enqueue_growing_encode(state.repo.as_ref(), id.as_str(), &path, &probe, 3).await {
+            Ok(true) => tracing::info!(video = %id, "encoding starts while the upload continues"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(video = %id, error = %e, "could not queue the early encoding"),
+        }
+    });
+}
+
 /// Probes the source in the background.
 pub fn spawn_probe(state: AppState, ws: WorkspaceId, id: VideoId) {
     tokio::spawn(async move { probe(&state, &ws, &id).await });
@@ -71,6 +95,11 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
             match &o {
                 ProbeOutcome::Probed(_) => {
                     tracing::info!(video = %id, "source probed");
+                    // An encoding that followed the upload may already have finished it all.
+                    let qs = state.repo.qualities(id).await.unwrap_or_default();
+                    if !qs.is_empty() && qs.iter().all(|q| q.status == "encoded") {
+                        return;
+                    }
                     if let Err(e) = vidi_worker::enqueue_encode(state.repo.as_ref(), id.as_str(), 3).await {
                         tracing::error!(video = %id, error = %e, "could not queue the encoding");
                     }

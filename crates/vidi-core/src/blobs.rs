@@ -62,6 +62,12 @@ pub trait Blobs: Send + Sync + 'static {
     async fn copy(&self, from: &str, to: &str) -> CoreResult<()>;
     /// Something ffmpeg/ffprobe can open: a local path, or a short-lived presigned URL.
     async fn media_input(&self, key: &str) -> CoreResult<String>;
+    /// A local file holding the bytes of chunked upload `session` received so far, in order, and
+    /// growing as more arrive (and still readable through an open handle once assembled): what
+    /// lets encoding start before the last chunk. `None` when the store keeps chunks apart (S3).
+    async fn growing_input(&self, _session: &str) -> CoreResult<Option<String>> {
+        Ok(None)
+    }
 
     // --- chunked uploads that any API node may receive -----------------------------------------
     /// Starts an assembly session for `dest`; the returned id is stored with the video.

@@ -210,6 +210,13 @@ impl Blobs for LocalBlobs {
         Ok(self.path(key)?.to_string_lossy().into_owned())
     }
 
+    async fn growing_input(&self, session: &str) -> CoreResult<Option<String>> {
+        // Chunks whose offset is known are written in place into `data` (in order, as the
+        // clients send them), and assembly renames it: the prefix received so far, growing.
+        let data = self.session_dir(session)?.join("data");
+        Ok(fs::try_exists(&data).await.unwrap_or(false).then(|| data.to_string_lossy().into_owned()))
+    }
+
     async fn begin_chunks(&self, _dest: &str, _mode: UploadMode) -> CoreResult<String> {
         let session = uuid::Uuid::new_v4().to_string();
         fs::create_dir_all(self.session_dir(&session)?).await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vidi_core::id::VideoId;
-use vidi_core::model::{Job, ProbeOutcome, Quality, Video};
+use vidi_core::model::{IngestState, Job, ProbeOutcome, Quality, Video};
 use vidi_media::Probe;
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{
@@ -52,14 +52,15 @@ pub async fn record_failure(repo: &dyn vidi_core::Repo, id: &VideoId, error: &st
     let _ = repo.set_encode_error(id, Some(error)).await;
     match repo.qualities(id).await {
         Ok(qs) if !qs.is_empty() => {
-            for q in qs.iter().filter(|q| q.status != "encoded") {
-                let _ = repo.set_quality_status(id, &q.kind, &q.quality, "failed").await;
-            }
             // A ladder cut short (the disk filled, the encoder died) may have been marked playable
             // while it grew; its playlists now stop part-way and never end, so it is not playable.
-            // (A failed MP4 after a finished ladder leaves the video playable.)
+            // (A failed MP4 after a finished ladder leaves the video playable.) Said before the
+            // qualities turn `failed`, so whoever sees them failed sees it unplayable too.
             if qs.iter().any(|q| q.kind == "hls" && q.status != "encoded") {
                 let _ = repo.set_playable(id, false).await;
+            }
+            for q in qs.iter().filter(|q| q.status != "encoded") {
+                let _ = repo.set_quality_status(id, &q.kind, &q.quality, "failed").await;
             }
         }
         _ => {
@@ -80,16 +81,34 @@ pub(crate) fn stored_probe(video: &Video) -> Result<Probe, JobError> {
     }
 }
 
+/// How long an encoder following a growing upload waits for its next bytes before it stops.
+const FOLLOW_TIMEOUT_US: &str = "60000000";
+
 pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     let id = video_id(job)?;
     let video = ctx.repo.video_by_id(&id).await?;
-    let probe = stored_probe(&video)?;
+    // Queued while the upload was still arriving: follow the bytes received so far, unless the
+    // upload has completed since (then the whole source is read like any other).
+    let uploading = video.ingest.state != IngestState::Uploaded;
+    let growing = job.payload.get("growing").and_then(|g| {
+        let probe: Probe = serde_json::from_value(g["probe"].clone()).ok()?;
+        Some((g["path"].as_str()?.to_string(), probe))
+    });
+    let (probe, follow) = match (growing, stored_probe(&video)) {
+        (Some((path, probe)), _) if uploading => (probe, Some(path)),
+        (_, Ok(p)) => (p, None),
+        (Some((_, probe)), Err(_)) if !uploading => (probe, None),
+        (_, Err(e)) => return Err(e),
+    };
     // No picture but sound (a podcast, music): one audio rendition instead of a ladder.
     let ladder = ladder::for_probe(&probe).unwrap_or_default();
     if ladder.is_empty() && probe.audio.is_none() {
         return Err(JobError::Permanent("the source has neither a video nor an audio stream".into()));
     }
-    let source = video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?;
+    let source = match &follow {
+        Some(path) => format!("file:{path}"),
+        None => video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?,
+    };
 
     let mut planned: Vec<Quality> = ladder
         .iter()
@@ -103,8 +122,11 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     ctx.repo.set_playable(&id, false).await?;
     ctx.repo.set_encode_error(&id, None).await?;
 
+    // Pieces need the whole source; a growing one is encoded in one go as it arrives.
     let pieces = match probe.duration_s {
-        Some(d) if ctx.cfg.piece_secs > 0 && !ladder.is_empty() => plan_pieces(d, ctx.cfg.piece_secs),
+        Some(d) if ctx.cfg.piece_secs > 0 && !ladder.is_empty() && follow.is_none() => {
+            plan_pieces(d, ctx.cfg.piece_secs)
+        }
         _ => vec![Piece::WHOLE],
     };
     let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
@@ -115,6 +137,7 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
         pieces: &pieces,
         demuxed_audio: probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty()),
         source: &source,
+        follow: follow.is_some(),
         work: &work,
         mp4: video.mp4_support,
     };
@@ -136,7 +159,10 @@ struct Plan<'a> {
     pieces: &'a [Piece],
     /// The sound is a rendition of its own (`audio/`): for a video in pieces, and for sound alone.
     demuxed_audio: bool,
+    /// A media store key, or (`follow`) a `file:` URL of an upload still arriving.
     source: &'a str,
+    /// The source grows while it is encoded: read it to its end, however long the upload takes.
+    follow: bool,
     /// This job's scratch folder, a subfolder per rendition.
     work: &'a Path,
     mp4: bool,
@@ -196,7 +222,7 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// joined in, and the MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
-    let input = ctx.blobs.media_input(source).await?;
+    let input = if plan.follow { source.to_string() } else { ctx.blobs.media_input(source).await? };
     let started = std::time::Instant::now();
     for r in ladder {
         ctx.repo.set_quality_status(id, "hls", r.name, "encoding").await?;
@@ -209,7 +235,8 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         let made = if ladder.is_empty() {
             waveform(&ctx.media, &input, &out).await
         } else {
-            let at = probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0);
+            // From an upload still arriving, a frame near the start: the rest may not be there yet.
+            let at = if plan.follow { 0.5 } else { probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0) };
             thumbnail(&ctx.media, &input, at, &out).await
         };
         match made {
@@ -228,11 +255,22 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     };
 
     let done = Arc::new(AtomicBool::new(false));
-    let video_args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, &pieces[0]);
+    let mut video_args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, &pieces[0]);
+    if plan.follow {
+        // ffmpeg's file protocol waits at the end of a growing file (up to the timeout) instead of
+        // taking it for the end of the source.
+        let at = video_args.iter().position(|a| a == "-i").expect("an input");
+        video_args.splice(at..at, ["-follow", "1", "-rw_timeout", FOLLOW_TIMEOUT_US].map(String::from));
+    }
+    let reached_us = std::sync::atomic::AtomicU64::new(0);
     let audio_args = vidi_media::audio::hls_args(&input, work);
     let encode = async {
         let video = async {
-            if ladder.is_empty() { Ok(()) } else { ctx.media.ffmpeg.run_with_progress(&video_args, |_| {}).await }
+            if ladder.is_empty() {
+                Ok(())
+            } else {
+                ctx.media.ffmpeg.run_with_progress(&video_args, |us| reached_us.store(us, Ordering::Relaxed)).await
+            }
         };
         let sound = async {
             if plan.demuxed_audio { ctx.media.ffmpeg.run_with_progress(&audio_args, |_| {}).await } else { Ok(()) }
@@ -244,6 +282,13 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let publish = publish_while_encoding(ctx, plan, done.clone(), started);
     let (encoded, published, thumbed) = tokio::join!(encode, publish, thumb);
     encoded.map_err(|e| JobError::Retry(e.to_string()))?;
+    if plan.follow {
+        // A stalled upload makes ffmpeg stop at the timeout, and exit 0, with a part of the video.
+        let reached = reached_us.load(Ordering::Relaxed) as f64 / 1e6;
+        if reached + 0.5 < probe.duration_s.unwrap_or(0.0) {
+            return stalled(ctx, id, reached).await;
+        }
+    }
     // ffmpeg exits 0 even when it could not write its HLS output (a full disk): check the output
     // itself before anything is called encoded. Retried like any failed encode: the disk may
     // have room again later (this job's scratch is removed before the retry).
@@ -281,6 +326,22 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             ctx.repo.set_quality_status(id, "mp4", q, "encoded").await?;
         }
     }
+    Ok(())
+}
+
+/// An encode that followed an upload got less than the whole video (the upload paused longer
+/// than the encoder waits). Completed since: encode again from the whole source. Still
+/// incomplete: withdraw what was published; the upload's completion queues the encoding anew.
+async fn stalled(ctx: &Ctx, id: &VideoId, reached: f64) -> Result<(), JobError> {
+    if ctx.repo.video_by_id(id).await?.ingest.state == IngestState::Uploaded {
+        return Err(JobError::Retry(format!(
+            "the upload paused at {reached:.1} s; encoding again from the whole source"
+        )));
+    }
+    tracing::info!(video = %id, seconds = reached, "the upload paused; encoding waits for it to complete");
+    ctx.blobs.delete(&master_key(id.as_str())).await?;
+    ctx.repo.set_playable(id, false).await?;
+    ctx.repo.plan_qualities(id, &[]).await?;
     Ok(())
 }
 

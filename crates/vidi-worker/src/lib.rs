@@ -79,6 +79,22 @@ pub async fn enqueue_encode(repo: &dyn Repo, video_id: &str, max_attempts: u32) 
     Ok(queued)
 }
 
+/// Queues the encoding of a chunked upload that is still arriving, reading the bytes received so
+/// far at `path` (see `Blobs::growing_input`) and following them as they grow; `probe` is the
+/// probe of that prefix. The upload's completion then finds this job and queues nothing more.
+pub async fn enqueue_growing_encode(
+    repo: &dyn Repo,
+    video_id: &str,
+    path: &str,
+    probe: &vidi_media::Probe,
+    max_attempts: u32,
+) -> vidi_core::CoreResult<bool> {
+    let payload = serde_json::json!({ "videoId": video_id, "growing": { "path": path, "probe": probe } });
+    let queued = repo.enqueue_job(ENCODE, &payload, &format!("encode:{video_id}"), now_ms(), max_attempts).await?;
+    wake();
+    Ok(queued)
+}
+
 /// Wakes this process's idle workers: a job was queued.
 pub(crate) fn wake() {
     WAKE.notify_waiters();

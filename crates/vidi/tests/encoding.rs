@@ -572,3 +572,71 @@ async fn a_long_video_is_encoded_in_pieces_and_joined() {
         assert_eq!(String::from_utf8_lossy(&streams.stdout).split_whitespace().collect::<Vec<_>>(), ["video", "audio"]);
     }
 }
+
+/// A chunked upload of a file whose index comes first (an MP4 with `moov` ahead) starts encoding
+/// with its first chunk: the video is playable before the last chunk is sent, and once that
+/// arrives the ladder is whole. Stores that keep chunks apart (S3 multipart) encode after the
+/// upload as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoding_starts_while_a_chunked_upload_is_still_arriving() {
+    // Lossless, so that 12 s make more than the 5 MiB of a first chunk.
+    let source = lavfi_video(
+        "faststart-12s.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            "-shortest",
+        ],
+    );
+    let bytes = std::fs::read(&source).unwrap();
+    const PART: usize = 5 * 1024 * 1024;
+    assert!(bytes.len() > PART, "the clip must need two chunks");
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let id = t.create_video("early").await;
+        let r = t.upload(&id, Some("part 1/2"), bytes[..PART].to_vec()).await;
+        assert_eq!(r.status(), 201, "{}", b.label);
+        if b.s3_url.is_none() {
+            let s = t.wait_status(&id, 60, |s| s["encoding"]["playable"] == true).await;
+            assert_eq!(s["ingest"]["status"], "uploading", "{}: playable before the last chunk: {s}", b.label);
+            let hls = format!("{}/vod/{id}/hls/240p/index.m3u8", t.url);
+            let playlist = t.http.get(&hls).send().await.unwrap().text().await.unwrap();
+            assert!(!playlist.contains("#EXT-X-ENDLIST"), "the playlist grows with the upload: {playlist}");
+        }
+        let r = t.upload(&id, Some("part 2/2"), bytes[PART..].to_vec()).await;
+        assert_eq!(r.status(), 201, "{}", b.label);
+        let s = t
+            .wait_status(&id, 120, |s| {
+                let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
+                !q.is_empty() && q.iter().all(|q| q["status"] == "encoded" || q["status"] == "failed")
+            })
+            .await;
+        let qualities = s["encoding"]["qualities"].as_array().unwrap();
+        assert!(qualities.iter().all(|q| q["status"] == "encoded"), "{}: {s}", b.label);
+        for q in ["240p", "360p"] {
+            let url = format!("{}/vod/{id}/hls/{q}/index.m3u8", t.url);
+            let d = ffprobe_duration(&url).await;
+            assert!((d - 12.0).abs() < 0.5, "{} {q}: {d} s", b.label);
+        }
+        let d = ffprobe_duration(&format!("{}/vod/{id}/mp4/source.mp4", t.url)).await;
+        assert!((d - 12.0).abs() < 0.5, "{} mp4: {d} s", b.label);
+    }
+}

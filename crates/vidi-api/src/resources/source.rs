@@ -266,10 +266,10 @@ async fn upload_chunk(
             })?;
         form.finish().await?;
         upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
-        Ok(repo.commit_chunk(id, plan.idx, size, &receipt).await?)
+        Ok((repo.commit_chunk(id, plan.idx, size, &receipt).await?, session))
     }
     .await;
-    let commit = match result {
+    let (commit, session) = match result {
         Ok(c) => c,
         Err(e) => {
             // The bytes were never acknowledged: free the part for the client's retry.
@@ -281,6 +281,10 @@ async fn upload_chunk(
     };
     match commit {
         ChunkCommit::Pending => {
+            // The start of the file is in: encoding may be able to begin before the rest.
+            if plan.offset == Some(0) {
+                ingest::spawn_early_encode(state.clone(), id.clone(), session);
+            }
             Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
         }
         ChunkCommit::Complete { chunks, size } => {
