@@ -22,9 +22,14 @@ JSON
     for _ in $(seq 1 150); do
       kill -0 "$pid" 2>/dev/null || break   # it died (a port taken?): report below
       if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
-        # The bucket is created asynchronously after start; wait for it to list.
-        if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/videos" | grep -qE '^(200|403)$'; then
-          sleep 1
+        # The bucket is created asynchronously after start, and the first writes can fail (500)
+        # while SeaweedFS grows its first volumes: ready once a signed 1 MiB PUT succeeds.
+        head -c 1048576 /dev/zero > "$dir/ready-probe"
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+              --user vidi-test-key:vidi-test-secret -T "$dir/ready-probe" \
+              "http://127.0.0.1:$port/videos/.ready-probe")" = 200 ]; then
+          curl -s -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user vidi-test-key:vidi-test-secret \
+            -X DELETE "http://127.0.0.1:$port/videos/.ready-probe" || true
           echo "AWS_ACCESS_KEY_ID=vidi-test-key"
           echo "AWS_SECRET_ACCESS_KEY=vidi-test-secret"
           echo "AWS_REGION=us-east-1"

@@ -48,7 +48,7 @@ else
 fi
 
 # --- Rust: unit tests and the integration tests on every backend pair ------------------------
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 # --- The official SDKs against a real server, on each backend pair --------------------------
 cargo build --locked -q -p vidi
