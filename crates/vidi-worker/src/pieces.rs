@@ -24,7 +24,7 @@ use crate::encode::{hls_prefix, stored_probe, video_id};
 use crate::{Ctx, JobError, PIECE};
 
 /// Niceness of the pieces after the first.
-const BACKGROUND_NICE: i32 = 10;
+pub(crate) const BACKGROUND_NICE: i32 = 10;
 
 pub fn piece_playlist_key(video: &str, rendition: &str, index: u32) -> String {
     format!("{}/{rendition}/piece_{index:03}.m3u8", hls_prefix(video))
