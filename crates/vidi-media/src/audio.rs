@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::ladder::AUDIO_KBPS;
-use crate::{Media, ToolError};
+use crate::{FFMPEG_PROGRESS, FFMPEG_QUIET, Media, ToolError};
 
 /// The rendition folder (and playlist NAME) of an audio-only video.
 pub const AUDIO_RENDITION: &str = "audio";
@@ -15,11 +15,7 @@ pub const AUDIO_RENDITION: &str = "audio";
 /// published segment by segment like the video ladder.
 pub fn hls_args(input: &str, out: &Path) -> Vec<String> {
     let dir = out.join(AUDIO_RENDITION);
-    let mut a: Vec<String> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut a: Vec<String> = FFMPEG_QUIET.iter().chain(&FFMPEG_PROGRESS).map(|s| s.to_string()).collect();
     a.extend(["-i".into(), input.into(), "-map".into(), "0:a:0".into(), "-vn".into()]);
     a.extend(["-c:a".into(), "aac".into(), "-b:a".into(), format!("{AUDIO_KBPS}k"), "-ac".into(), "2".into()]);
     a.extend(
@@ -54,28 +50,8 @@ pub fn master_playlist() -> String {
 
 /// A 1280×720 JPEG of the sound's waveform: the thumbnail of a video with no picture.
 pub async fn waveform(media: &Media, input: &str, out: &Path) -> Result<(), ToolError> {
-    let o = out.to_string_lossy();
-    let args = [
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-i",
-        input,
-        "-filter_complex",
-        "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]",
-        "-map",
-        "[w]",
-        "-frames:v",
-        "1",
-        "-q:v",
-        "3",
-        "-f",
-        "image2",
-        &o,
-    ];
-    media.ffmpeg.run(&args).await.map(|_| ())
+    let filter = "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]";
+    crate::encode::jpeg(media, &[], input, &["-filter_complex", filter, "-map", "[w]"], out).await
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::ladder::{AUDIO_KBPS, Rendition};
 use crate::probe::Probe;
-use crate::{Media, ToolError};
+use crate::{FFMPEG_PROGRESS, FFMPEG_QUIET, Media, ToolError};
 
 /// Segment length in seconds. Short segments give a fast first frame.
 pub const SEGMENT_SECONDS: u32 = 2;
@@ -76,11 +76,7 @@ pub fn hls_piece_args(
     let gop = (fps as u32 * SEGMENT_SECONDS).max(1);
     let audio = probe.audio.is_some() && !piece.video_only;
     let n = ladder.len();
-    let mut a: Vec<String> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut a: Vec<String> = FFMPEG_QUIET.iter().chain(&FFMPEG_PROGRESS).map(|s| s.to_string()).collect();
     if piece.start_s > 0.0 {
         // Input seeking decodes from the keyframe before and drops frames up to the start.
         a.extend(["-ss".into(), format!("{:.3}", piece.start_s)]);
@@ -297,8 +293,7 @@ pub fn master_playlist_demuxed(ladder: &[Rendition]) -> String {
 /// Remuxes finished HLS renditions (the top video one, and the sound when it is a rendition of
 /// its own) into a progressive MP4 (moov first, for quick starts).
 pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bool) -> Result<(), ToolError> {
-    let mut args: Vec<String> =
-        ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = FFMPEG_QUIET.iter().map(|s| s.to_string()).collect();
     for p in playlists {
         args.extend(["-i".into(), p.to_string_lossy().into_owned()]);
     }
@@ -317,28 +312,23 @@ pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bo
 
 /// One JPEG frame of `input` at `at` seconds, at most 1280 wide.
 pub async fn thumbnail(media: &Media, input: &str, at: f64, out: &Path) -> Result<(), ToolError> {
-    let at = format!("{at:.3}");
+    jpeg(media, &["-ss", &format!("{at:.3}")], input, &["-vf", "scale='min(1280,iw)':-2"], out).await
+}
+
+/// Writes one JPEG frame of what `after_input` (a filter) makes of `input`.
+pub(crate) async fn jpeg(
+    media: &Media,
+    before_input: &[&str],
+    input: &str,
+    after_input: &[&str],
+    out: &Path,
+) -> Result<(), ToolError> {
     let o = out.to_string_lossy();
-    let args = [
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-ss",
-        &at,
-        "-i",
-        input,
-        "-frames:v",
-        "1",
-        "-vf",
-        "scale='min(1280,iw)':-2",
-        "-q:v",
-        "3",
-        "-f",
-        "image2",
-        &o,
-    ];
+    let mut args: Vec<&str> = FFMPEG_QUIET.to_vec();
+    args.extend_from_slice(before_input);
+    args.extend(["-i", input]);
+    args.extend_from_slice(after_input);
+    args.extend(["-frames:v", "1", "-q:v", "3", "-f", "image2", &o]);
     media.ffmpeg.run(&args).await.map(|_| ())
 }
 

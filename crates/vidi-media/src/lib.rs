@@ -31,6 +31,11 @@ pub enum ToolError {
     Incomplete { tool: String, reason: String },
 }
 
+/// The start of every ffmpeg command: no banner, no stdin, overwrite, errors only.
+pub const FFMPEG_QUIET: [&str; 5] = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error"];
+/// What [`Tool::run_with_progress`] reads on stdout.
+pub const FFMPEG_PROGRESS: [&str; 3] = ["-progress", "pipe:1", "-nostats"];
+
 /// An external program with fixed settings.
 #[derive(Clone, Debug)]
 pub struct Tool {
