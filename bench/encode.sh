@@ -89,8 +89,16 @@ naive_rung() { # NAME W H KBPS LEVEL
   grep -q '#EXT-X-ENDLIST' "$d/index.m3u8" || die "naive $1: playlist not finished"
 }
 
+# CPU seconds (user + system) of a process's waited-for children, and its own: fields 14-17 of
+# /proc/PID/stat, in clock ticks. Both contenders' work is done in child ffmpeg processes.
+TICKS=$(getconf CLK_TCK)
+cpu_of() { # PID -> seconds
+  awk -v t="$TICKS" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13 + $14 + $15) / t }' "/proc/$1/stat"
+}
+
 wait_idle "the naive ladder"
 log "naive reference: $NRUNGS ffmpeg processes in sequence (libx264 veryfast)"
+naive_cpu0=$(cpu_of $$)
 declare -A NAIVE_RUNG_S
 t0=$(now)
 for r in "${LADDER[@]}"; do
@@ -101,7 +109,8 @@ for r in "${LADDER[@]}"; do
   log "  $name ${w}x$h ${kbps}k: ${NAIVE_RUNG_S[$name]} s"
 done
 naive_s=$(elapsed "$t0" "$(now)")
-log "  naive full ladder: $naive_s s"
+naive_cpu=$(awk -v a="$naive_cpu0" -v b="$(cpu_of $$)" 'BEGIN { printf "%.2f", b - a }')
+log "  naive full ladder: $naive_s s, $naive_cpu CPU s"
 
 # ---- 2. vidi: upload, first playable, full ladder ---------------------------------------
 wait_idle "the Vidi ladder"
@@ -110,6 +119,7 @@ vlog=$WORK/vidi/vidi.log
 id=$(create_video "bench encode")
 base=$VIDI_URL/vod/$id/hls
 log "uploading the source to video $id in one request"
+vidi_cpu0=$(cpu_of "$VIDI_PID")
 t_up=$EPOCHREALTIME
 code=$(curl -sS --max-time 600 -o "$WORK/upload.json" -w '%{http_code}' -H "$AUTH_HEADER" -H 'Expect:' \
   -F "file=@\"$src\";filename=source.mp4" "$VIDI_URL/videos/$id/source") || code=curl-error
@@ -179,6 +189,8 @@ while [ -z "$t_full" ]; do
   sleep 0.2
 done
 vidi_full_s=$(elapsed "$t_resp" "$t_full")
+vidi_cpu=$(awk -v a="$vidi_cpu0" -v b="$(cpu_of "$VIDI_PID")" 'BEGIN { printf "%.2f", b - a }')
+log "  vidi: $vidi_cpu CPU s (server and its encoders) for the upload and the ladder"
 [ "$n" = "$NRUNGS" ] || warn "status lists $n hls qualities, expected $NRUNGS: $hls"
 log "  full ladder ($n hls qualities encoded) after $vidi_full_s s"
 grep -q '"playable":true' <<<"$st" || warn "all hls qualities encoded but playable is not true: $st"
@@ -258,6 +270,11 @@ result encode_naive_s "$(printf '%.2f' "$naive_s")"
 result encode_upload_s "$(printf '%.2f' "$upload_s")"
 result encode_vidi_full_s "$(printf '%.2f' "$vidi_full_s")"
 result encode_ratio "$(ratio "$naive_s" "$vidi_full_s")"
+# The CPU each spent: their ratio is what the wall-clock ratio would be if both kept every core
+# equally busy, so it bounds what scheduling alone can win on this machine.
+result encode_naive_cpu_s "$naive_cpu"
+result encode_vidi_cpu_s "$vidi_cpu"
+result encode_cpu_ratio "$(ratio "$naive_cpu" "$vidi_cpu")"
 result encode_first_playable_s "$(printf '%.3f' "$first_playable_s")"
 result encode_first_playable_ratio "$(awk -v a="$first_playable_s" -v b="$naive_s" 'BEGIN { printf "%.4f", a / b }')"
 result encode_master_200_s "$(printf '%.3f' "$master_s")"

@@ -105,6 +105,7 @@ fi
 if [ -n "$(get encode_vidi_full_s)" ]; then
   src="$(get encode_source_seconds) s 1080p30"
   row "encode $src, full ladder ($(get encode_renditions) renditions)" "$(get encode_vidi_full_s) s" "naive $(get encode_naive_s) s" "$(get encode_ratio) (naive/vidi)" "≥ 1.5" "$(verdict "$(get encode_ratio)" ">=" 1.5)"
+  row "encode CPU time (user+sys of every process)" "$(get encode_vidi_cpu_s) s" "naive $(get encode_naive_cpu_s) s" "$(get encode_cpu_ratio) (naive/vidi)" "(info: bounds the ratio above)" ""
   v1=$(verdict "$(get encode_first_playable_ratio)" "<=" 0.03)
   v2=$(verdict "$(get encode_first_playable_s)" "<" 3)
   row "time to first playable ($src)" "$(get encode_first_playable_s) s" "naive full ladder $(get encode_naive_s) s" "$(get encode_first_playable_ratio)" "≤ 0.03 and < 3 s" "$(if [ "$v1" = PASS ] && [ "$v2" = PASS ]; then echo PASS; elif [ "$v1" = "?" ] || [ "$v2" = "?" ]; then echo "?"; else echo "MISS"; fi)"
