@@ -31,6 +31,8 @@ pub struct WorkerConfig {
     /// x264 preset of the ladder.
     pub preset: String,
     pub max_attempts: u32,
+    /// The wait before a failed job's first retry; each later one waits four times longer.
+    pub retry_base: Duration,
     /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, by
     /// several processes at once (0: never).
     pub piece_secs: u32,
@@ -46,6 +48,7 @@ impl Default for WorkerConfig {
             stale_after: Duration::from_secs(30),
             preset: "veryfast".into(),
             max_attempts: 3,
+            retry_base: Duration::from_secs(10),
             piece_secs: 30,
             parallel_pieces: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }
@@ -174,8 +177,8 @@ pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
             ctx.repo.complete_job(&job.id, worker, now).await
         }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
-            // 10 s, 40 s, 160 s …
-            let delay = 10_000i64 * 4i64.pow(job.attempts.saturating_sub(1).min(6));
+            // 10 s, 40 s, 160 s … (by default)
+            let delay = ctx.cfg.retry_base.as_millis() as i64 * 4i64.pow(job.attempts.saturating_sub(1).min(6));
             tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, "job failed; will retry");
             ctx.repo.fail_job(&job.id, worker, &e, Some(now + delay), now).await
         }

@@ -40,6 +40,8 @@ pub struct Config {
     pub workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
     pub job_stale_secs: u64,
+    /// Seconds before a failed job's first retry (each later one waits four times longer).
+    pub job_retry_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
     /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, spread
@@ -70,6 +72,7 @@ impl Default for Config {
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,
             job_stale_secs: 30,
+            job_retry_secs: 10,
             x264_preset: "veryfast".into(),
             piece_secs: 30,
             parallel_pieces: 0,

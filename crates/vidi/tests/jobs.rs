@@ -187,3 +187,67 @@ async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start() {
         assert_eq!(again.payload["videoId"], id.as_str(), "{}", b.label);
     }
 }
+
+/// An encoder that crashes: once, the job is retried and the video encodes; every time, the video
+/// fails after its bounded attempts with the crash as its reason, and other videos keep encoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_encoder_is_retried_then_fails_the_video_with_its_reason() {
+    for b in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        // ffmpeg, except that a ladder encode dies of SIGSEGV while `crash-always` exists, or
+        // once when `crash-once` does (it removes the file as it dies).
+        let script = dir.path().join("ffmpeg");
+        let marks = dir.path().display().to_string();
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *'-f hls'*)\n  [ -e {marks}/crash-always ] && kill -SEGV $$\n  \
+                 rm {marks}/crash-once 2>/dev/null && kill -SEGV $$\nesac\nexec ffmpeg \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let t = common::TestServer::start_with(&b, |c| {
+            c.ffmpeg = script.display().to_string();
+            c.job_retry_secs = 1;
+        })
+        .await;
+        let encoded = |s: &serde_json::Value| {
+            s["encoding"]["qualities"]
+                .as_array()
+                .is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded"))
+        };
+        let failed = |s: &serde_json::Value| {
+            s["encoding"]["qualities"]
+                .as_array()
+                .is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "failed"))
+        };
+
+        // Crashes once: the retry encodes it.
+        std::fs::write(dir.path().join("crash-once"), "").unwrap();
+        let once = t.create_video("crashes once").await;
+        assert_eq!(t.upload(&once, None, common::small_video()).await.status(), 201);
+        let s = t.wait_status(&once, 60, |s| encoded(s) || failed(s)).await;
+        assert!(encoded(&s) && s["encoding"]["playable"] == true, "{}: {s}", b.label);
+        assert!(!dir.path().join("crash-once").exists(), "the encoder did crash once");
+
+        // Crashes every time: failed after the bounded attempts, with the crash as the reason.
+        std::fs::write(dir.path().join("crash-always"), "").unwrap();
+        let always = t.create_video("crashes always").await;
+        assert_eq!(t.upload(&always, None, common::small_video()).await.status(), 201);
+        let s = t.wait_status(&always, 60, |s| encoded(s) || failed(s)).await;
+        assert!(failed(&s) && s["encoding"]["playable"] == false, "{}: {s}", b.label);
+        let ws = t.server.state.repo.default_workspace().await.unwrap().unwrap();
+        let v = t.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(&always).unwrap()).await.unwrap();
+        let reason = v.encoding.error.unwrap_or_default();
+        assert!(reason.contains("SIGSEGV") || reason.contains("signal"), "{}: {reason}", b.label);
+        // It stays failed (no endless retries), and the next video encodes.
+        std::fs::remove_file(dir.path().join("crash-always")).unwrap();
+        let next = t.create_video("after").await;
+        assert_eq!(t.upload(&next, None, common::small_video()).await.status(), 201);
+        let s = t.wait_status(&next, 60, |s| encoded(s) || failed(s)).await;
+        assert!(encoded(&s), "{}: {s}", b.label);
+        let s: serde_json::Value = t.get(&format!("/videos/{always}/status")).await.json().await.unwrap();
+        assert!(failed(&s), "{}: {s}", b.label);
+    }
+}
