@@ -317,7 +317,7 @@ async fn a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encodin
     capture_worker_events();
     let big = big_480p();
     let small = common::small_video();
-    // The backends run side by side: most of the time is the job's retry backoff (10 s, then 40 s).
+    // The backends run side by side: most of the time is the job's retry backoff (5 s, then 20 s).
     let runs = backends().into_iter().map(|b| full_disk_on(b, big.clone(), small.clone()));
     for line in futures::future::join_all(runs).await {
         eprintln!("full disk: {line}");
@@ -326,7 +326,9 @@ async fn a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encodin
 
 async fn full_disk_on(b: Backend, big: Vec<u8>, small: Vec<u8>) -> String {
     let label = b.label.clone();
-    let t = TestServer::start(&b).await;
+    // Retries after 5 s, then 20 s: room for another video to encode in between, and a shorter
+    // test than the default 10 s and 40 s.
+    let t = TestServer::start_with(&b, |c| c.job_retry_secs = 5).await;
     // Declared after the server: dropped (unmounted) before the server's folder is removed.
     let scratch = work_dir(t.dir.path());
     let _tmpfs = Tmpfs::mount(&scratch, SCRATCH).unwrap_or_else(|e| panic!("{label}: {e}"));
