@@ -334,3 +334,21 @@ check_wrk() {
   e=$(wrk_errors "$1")
   if [ "$e" -gt 0 ]; then warn "$1: $e non-2xx responses or socket errors (see $WORK/wrk-$1.txt)"; fi
 }
+
+# The encoding benchmarks' source: SECS seconds of a 1080p test pattern at FPS with a sine tone
+# (libx264 ultrafast crf 18, AAC 48 kHz, moov first), made once and kept in $OUT/cache. Prints
+# its path.
+bench_source() { # SECS FPS
+  local cache=$OUT/cache
+  mkdir -p "$cache"
+  local src=$cache/testsrc2-1080p30-${1}s.mp4
+  if [ ! -s "$src" ]; then
+    log "making the ${1}s 1080p30 source (libx264 ultrafast crf 18, AAC), not timed" >&2
+    ffmpeg -hide_banner -nostdin -loglevel error -y \
+      -f lavfi -i "testsrc2=size=1920x1080:rate=$2" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+      -t "$1" -map 0:v -map 1:a -c:v libx264 -preset ultrafast -crf 18 -pix_fmt yuv420p \
+      -c:a aac -b:a 192k -ac 2 -movflags +faststart "$src.part.mp4" >&2 || die "could not make the source"
+    mv "$src.part.mp4" "$src"
+  fi
+  echo "$src"
+}

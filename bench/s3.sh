@@ -148,17 +148,7 @@ PY
 signer() { S3_ENDPOINT=$S3_URL S3_REGION=$S3_REGION S3_BUCKET=$BUCKET AWS_ACCESS_KEY_ID=$S3_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET python3 "$SIGNER" "$@"; }
 
 # ---- source (not timed; shared with encode.sh's cache) -------------------------------------
-CACHE=$OUT/cache
-mkdir -p "$CACHE"
-src=$CACHE/testsrc2-1080p30-${SECS}s.mp4
-if [ ! -s "$src" ]; then
-  log "making the ${SECS}s 1080p30 source (libx264 ultrafast crf 18, AAC), not timed"
-  ffmpeg -hide_banner -nostdin -loglevel error -y \
-    -f lavfi -i "testsrc2=size=1920x1080:rate=$FPS" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
-    -t "$SECS" -map 0:v -map 1:a -c:v libx264 -preset ultrafast -crf 18 -pix_fmt yuv420p \
-    -c:a aac -b:a 192k -ac 2 -movflags +faststart "$src.part.mp4"
-  mv "$src.part.mp4" "$src"
-fi
+src=$(bench_source "$SECS" "$FPS")
 SRC_BYTES=$(stat -c %s "$src")
 
 # ---- SeaweedFS on free ports ---------------------------------------------------------------
