@@ -306,20 +306,16 @@ async fn ranged(state: &AppState, key: &str, ct: &str, cache: &str, headers: &He
 
 /// A segment, from the memory cache when it is there (segments never change once published).
 async fn segment(state: &AppState, key: &str, ct: &str, headers: &HeaderMap) -> ApiResult<Response> {
-    let bytes = match state.segments.get(key) {
-        Some(b) => b,
-        None => {
-            if !state.segments.enabled() {
-                return ranged(state, key, ct, IMMUTABLE, headers).await;
-            }
-            // Segments are small: one GET (no size query first, which on S3 is a second round
-            // trip); the cache itself refuses anything over its entry limit.
-            let body = read_small(state, key).await?.ok_or_else(|| ApiError::not_found("file"))?;
-            let b = bytes::Bytes::from(body);
-            state.segments.insert(key, b.clone());
-            b
-        }
-    };
+    if !state.segments.enabled() {
+        return ranged(state, key, ct, IMMUTABLE, headers).await;
+    }
+    // Segments are small: one GET (no size query first, which on S3 is a second round trip); the
+    // cache itself refuses anything over its entry limit.
+    let bytes = state
+        .segments
+        .get_or_load(key, || async { Ok::<_, ApiError>(read_small(state, key).await?.map(bytes::Bytes::from)) })
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
     let size = bytes.len() as u64;
     let Ok(range) = requested_range(headers, size) else {
         return Ok(unsatisfiable(size));
