@@ -81,9 +81,6 @@ pub(crate) fn stored_probe(video: &Video) -> Result<Probe, JobError> {
     }
 }
 
-/// How long an encoder following a growing upload waits for its next bytes before it stops.
-const FOLLOW_TIMEOUT_US: &str = "60000000";
-
 pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     let id = video_id(job)?;
     let video = ctx.repo.video_by_id(&id).await?;
@@ -272,7 +269,8 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         // ffmpeg's file protocol waits at the end of a growing file (up to the timeout) instead of
         // taking it for the end of the source.
         let at = video_args.iter().position(|a| a == "-i").expect("an input");
-        video_args.splice(at..at, ["-follow", "1", "-rw_timeout", FOLLOW_TIMEOUT_US].map(String::from));
+        let timeout_us = ctx.cfg.follow_timeout.as_micros().to_string();
+        video_args.splice(at..at, ["-follow".into(), "1".into(), "-rw_timeout".into(), timeout_us]);
     }
     let reached_us = std::sync::atomic::AtomicU64::new(0);
     let audio_args = vidi_media::audio::hls_args(&input, work);

@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub max_attempts: u32,
     /// The wait before a failed job's first retry; each later one waits four times longer.
     pub retry_base: Duration,
+    /// How long an encoder following an upload still arriving waits for its next bytes.
+    pub follow_timeout: Duration,
     /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, by
     /// several processes at once (0: never).
     pub piece_secs: u32,
@@ -49,6 +51,7 @@ impl Default for WorkerConfig {
             preset: "veryfast".into(),
             max_attempts: 3,
             retry_base: Duration::from_secs(10),
+            follow_timeout: Duration::from_secs(60),
             piece_secs: 30,
             parallel_pieces: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         }

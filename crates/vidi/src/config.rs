@@ -42,6 +42,9 @@ pub struct Config {
     pub job_stale_secs: u64,
     /// Seconds before a failed job's first retry (each later one waits four times longer).
     pub job_retry_secs: u64,
+    /// Seconds an encoder that started on an upload still arriving waits for more bytes; past
+    /// that, the encoding waits for the upload to complete.
+    pub follow_timeout_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
     /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, spread
@@ -73,6 +76,7 @@ impl Default for Config {
             workers: 1,
             job_stale_secs: 30,
             job_retry_secs: 10,
+            follow_timeout_secs: 60,
             x264_preset: "veryfast".into(),
             piece_secs: 30,
             parallel_pieces: 0,

@@ -63,6 +63,7 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
         heartbeat: Duration::from_millis((cfg.job_stale_secs.max(1) * 1000 / 6).max(200)),
         piece_secs: cfg.piece_secs,
         retry_base: Duration::from_secs(cfg.job_retry_secs.max(1)),
+        follow_timeout: Duration::from_secs(cfg.follow_timeout_secs.max(1)),
         ..vidi_worker::WorkerConfig::default()
     };
     let wc = vidi_worker::WorkerConfig {

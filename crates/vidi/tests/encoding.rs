@@ -573,39 +573,38 @@ async fn a_long_video_is_encoded_in_pieces_and_joined() {
     }
 }
 
+/// A 12 s MP4 with its index first (faststart), lossless so that it needs two 5 MiB-chunks.
+const FASTSTART_12S: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine",
+    "-t",
+    "12",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-qp",
+    "0",
+    "-c:a",
+    "aac",
+    "-movflags",
+    "+faststart",
+    "-shortest",
+];
+
 /// A chunked upload of a file whose index comes first (an MP4 with `moov` ahead) starts encoding
 /// with its first chunk: the video is playable before the last chunk is sent, and once that
 /// arrives the ladder is whole. Stores that keep chunks apart (S3 multipart) encode after the
 /// upload as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoding_starts_while_a_chunked_upload_is_still_arriving() {
-    // Lossless, so that 12 s make more than the 5 MiB of a first chunk.
-    let source = lavfi_video(
-        "faststart-12s.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "12",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-qp",
-            "0",
-            "-c:a",
-            "aac",
-            "-movflags",
-            "+faststart",
-            "-shortest",
-        ],
-    );
+    let source = lavfi_video("faststart-12s.mp4", FASTSTART_12S);
     let bytes = std::fs::read(&source).unwrap();
     const PART: usize = 5 * 1024 * 1024;
     assert!(bytes.len() > PART, "the clip must need two chunks");
@@ -638,5 +637,38 @@ async fn encoding_starts_while_a_chunked_upload_is_still_arriving() {
         }
         let d = ffprobe_duration(&format!("{}/vod/{id}/mp4/source.mp4", t.url)).await;
         assert!((d - 12.0).abs() < 0.5, "{} mp4: {d} s", b.label);
+    }
+}
+
+/// An upload that pauses longer than the encoder following it waits: what was published from the
+/// first chunk is withdrawn (not playable, the manifest waits again), and once the upload completes
+/// the video is encoded whole. Local store only: on S3 encoding never starts before completion
+/// (see the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_upload_withdraws_its_early_encoding_until_it_completes() {
+    let bytes = std::fs::read(lavfi_video("faststart-12s.mp4", FASTSTART_12S)).unwrap();
+    const PART: usize = 5 * 1024 * 1024;
+    for b in backends().into_iter().filter(|b| b.s3_url.is_none()) {
+        let t = TestServer::start_with(&b, |c| c.follow_timeout_secs = 1).await;
+        let id = t.create_video("paused").await;
+        assert_eq!(t.upload(&id, Some("part 1/2"), bytes[..PART].to_vec()).await.status(), 201);
+        t.wait_status(&id, 60, |s| s["encoding"]["playable"] == true).await;
+        // The client goes quiet: a second later the encoder stops short, and that is withdrawn.
+        let s = t.wait_status(&id, 60, |s| s["encoding"]["playable"] == false).await;
+        assert_eq!(s["ingest"]["status"], "uploading", "{}: {s}", b.label);
+        assert_eq!(s["encoding"]["qualities"].as_array().map(Vec::len), Some(0), "{}: {s}", b.label);
+        let r = t.http.get(format!("{}/vod/{id}/hls/manifest.m3u8", t.url)).send().await.unwrap();
+        assert_eq!(r.status(), 202, "{}: the manifest waits for the video again", b.label);
+        // The rest arrives: encoded whole, from the complete source.
+        assert_eq!(t.upload(&id, Some("part 2/2"), bytes[PART..].to_vec()).await.status(), 201);
+        let s = t
+            .wait_status(&id, 120, |s| {
+                let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
+                !q.is_empty() && q.iter().all(|q| q["status"] == "encoded" || q["status"] == "failed")
+            })
+            .await;
+        assert!(s["encoding"]["qualities"].as_array().unwrap().iter().all(|q| q["status"] == "encoded"), "{s}");
+        let d = ffprobe_duration(&format!("{}/vod/{id}/hls/360p/index.m3u8", t.url)).await;
+        assert!((d - 12.0).abs() < 0.5, "{}: {d} s", b.label);
     }
 }
