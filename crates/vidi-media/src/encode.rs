@@ -58,12 +58,8 @@ pub fn plan_pieces(duration_s: f64, piece_s: u32) -> Vec<Piece> {
         .collect()
 }
 
-/// The ffmpeg arguments for the whole ladder into `out/<name>/index.m3u8`.
-pub fn hls_args(input: &str, probe: &Probe, ladder: &[Rendition], out: &Path, preset: &str) -> Vec<String> {
-    hls_piece_args(input, probe, ladder, out, preset, &Piece::WHOLE)
-}
-
-/// The ffmpeg arguments for one piece of the ladder into `out/<name>/index.m3u8`.
+/// The ffmpeg arguments for one piece of the ladder (`Piece::WHOLE`: all of it) into
+/// `out/<name>/index.m3u8`.
 pub fn hls_piece_args(
     input: &str,
     probe: &Probe,

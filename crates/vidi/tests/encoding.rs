@@ -6,7 +6,7 @@ mod common;
 
 use tokio::process::Command;
 
-use common::{TestServer, backends, lavfi_video};
+use common::{TestServer, av_clip, backends, lavfi_video};
 use serde_json::Value;
 
 /// ffprobe reads from the server under test, which runs on this runtime: never block it.
@@ -491,30 +491,7 @@ async fn private_videos_need_their_token() {
 /// source, without gaps, and the MP4 is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_video_is_encoded_in_pieces_and_joined() {
-    let source = lavfi_video(
-        "long-13s.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "13",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-    );
+    let source = av_clip("long-13s.mp4", "size=640x360:rate=25", "frequency=440:sample_rate=48000", 13, &[]);
     let bytes = std::fs::read(&source).unwrap();
     for b in backends() {
         // Two workers, as if two machines shared the database and the store.
@@ -573,30 +550,17 @@ async fn a_long_video_is_encoded_in_pieces_and_joined() {
     }
 }
 
-/// A 12 s MP4 with its index first (faststart), lossless so that it needs two 5 MiB-chunks.
-const FASTSTART_12S: &[&str] = &[
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=640x360:rate=25",
-    "-f",
-    "lavfi",
-    "-i",
-    "sine",
-    "-t",
-    "12",
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-qp",
-    "0",
-    "-c:a",
-    "aac",
-    "-movflags",
-    "+faststart",
-    "-shortest",
-];
+/// A 12 s MP4 with its index first (faststart), lossless so that it needs two 5 MiB chunks.
+fn faststart_12s() -> Vec<u8> {
+    let clip = av_clip(
+        "faststart-12s.mp4",
+        "size=640x360:rate=25",
+        "frequency=440",
+        12,
+        &["-qp", "0", "-movflags", "+faststart"],
+    );
+    std::fs::read(clip).unwrap()
+}
 
 /// A chunked upload of a file whose index comes first (an MP4 with `moov` ahead) starts encoding
 /// with its first chunk: the video is playable before the last chunk is sent, and once that
@@ -604,8 +568,7 @@ const FASTSTART_12S: &[&str] = &[
 /// upload as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoding_starts_while_a_chunked_upload_is_still_arriving() {
-    let source = lavfi_video("faststart-12s.mp4", FASTSTART_12S);
-    let bytes = std::fs::read(&source).unwrap();
+    let bytes = faststart_12s();
     const PART: usize = 5 * 1024 * 1024;
     assert!(bytes.len() > PART, "the clip must need two chunks");
     for b in backends() {
@@ -646,7 +609,7 @@ async fn encoding_starts_while_a_chunked_upload_is_still_arriving() {
 /// (see the test above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_upload_withdraws_its_early_encoding_until_it_completes() {
-    let bytes = std::fs::read(lavfi_video("faststart-12s.mp4", FASTSTART_12S)).unwrap();
+    let bytes = faststart_12s();
     const PART: usize = 5 * 1024 * 1024;
     for b in backends().into_iter().filter(|b| b.s3_url.is_none()) {
         let t = TestServer::start_with(&b, |c| c.follow_timeout_secs = 1).await;

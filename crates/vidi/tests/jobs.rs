@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::process::Install;
-use common::{backends, config_for, lavfi_video};
+use common::{av_clip, backends, config_for};
 use serde_json::json;
 use vidi_core::Repo;
 use vidi_core::time::now_ms;
@@ -98,30 +98,7 @@ async fn a_keyed_claim_takes_only_jobs_under_its_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
     vidi::install_crypto();
-    let source = lavfi_video(
-        "long-720p.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "20",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-    );
+    let source = av_clip("long-720p.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
     for b in backends() {
         let dir = tempfile::tempdir().unwrap();
         let vidi = Install::new(&b, dir.path(), &[("VIDI_JOB_STALE_SECS", "3")]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer, backends, lavfi_video};
+use common::{Backend, TestServer, av_clip, backends};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -63,30 +63,7 @@ const LADDER: [(&str, &str); 6] = [
 async fn a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p() {
     // 3840x2160 for 10 s with a sine track. 5 frames per second keeps it cheap for CI: the cost is
     // x264 on six renditions, and every rung is still exercised (keyframes, segments, levels).
-    let source = lavfi_video(
-        "4k-10s.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=3840x2160:rate=5",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "10",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-    );
+    let source = av_clip("4k-10s.mp4", "size=3840x2160:rate=5", "frequency=440", 10, &[]);
     let (w, h, source_s) = ffprobe(source.to_str().unwrap()).await;
     assert_eq!((w, h), (3840, 2160));
     assert!((source_s - 10.0).abs() < 0.5, "the source lasts {source_s} s");
@@ -272,33 +249,12 @@ const SCRATCH: &str = "1m";
 
 /// 854x480 for 8 s with noise, so x264 spends the bitrate the ladder asks for (~3 MB of output).
 fn big_480p() -> Vec<u8> {
-    std::fs::read(lavfi_video(
+    std::fs::read(av_clip(
         "noisy-480p-8s.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=854x480:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine",
-            "-t",
-            "8",
-            "-vf",
-            "noise=alls=40:allf=t",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-b:v",
-            "4M",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
+        "size=854x480:rate=25",
+        "frequency=440",
+        8,
+        &["-vf", "noise=alls=40:allf=t", "-b:v", "4M"],
     ))
     .unwrap()
 }

@@ -191,6 +191,16 @@ pub fn lavfi_video(name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// The usual test clip: `secs` seconds of lavfi `testsrc2=<video>` with a `sine=<audio>` tone, as
+/// H.264 (ultrafast, yuv420p) and AAC, plus `extra` output options; cached under `name`.
+pub fn av_clip(name: &str, video: &str, audio: &str, secs: u32, extra: &[&str]) -> PathBuf {
+    let (video, audio, secs) = (format!("testsrc2={video}"), format!("sine={audio}"), secs.to_string());
+    let mut args = vec!["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio, "-t", &secs];
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]);
+    args.extend_from_slice(extra);
+    lavfi_video(name, &args)
+}
+
 /// ~12 MiB of real H.264/AAC (noise keeps the bitrate up), enough for three 5 MiB parts.
 pub fn big_video() -> Vec<u8> {
     let p = lavfi_video(
