@@ -173,6 +173,8 @@ async fn master(State(state): State<AppState>, Path(p): Params, q: QueryMap, h: 
         Some(body) => {
             respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, with_session(body, &a.avh()).into())
         }
+        // A source that failed will never play: 404, so uploaders polling for 202 stop.
+        None if a.video.failed() => return Err(ApiError::not_found("videoId")),
         None => respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty()),
     };
     Ok(a.finish(r))
@@ -192,7 +194,12 @@ async fn hls_file(State(state): State<AppState>, Path(p): Params, q: QueryMap, h
     let v = &a.video;
     let (quality, file) = (p.get("quality").cloned().unwrap_or_default(), p.get("file").cloned().unwrap_or_default());
     let safe = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') && !s.starts_with('.')
+        // Short, plain names only: anything else names no file Vidi writes (and a segment over
+        // 255 bytes would otherwise reach the file system as an error).
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            && !s.starts_with('.')
     };
     if !safe(&quality) || !safe(&file) {
         return Err(ApiError::not_found("file"));

@@ -128,6 +128,7 @@ impl ApiError {
         match e {
             CoreError::NotFound => Self::not_found(not_found_name),
             CoreError::Upload(r) => Self::upload(r),
+            CoreError::Refused(reason) => Self::invalid_payload(reason),
             CoreError::Body(reason) => Self::invalid_payload(format!("The request body could not be read: {reason}")),
             e @ (CoreError::Database(_) | CoreError::Storage(_)) => {
                 tracing::error!(error = %e, "request failed");

@@ -1,6 +1,8 @@
 //! What happens to a source once its bytes are in: assembly of chunked uploads, fetching `source`
 //! URLs and copying clones, probing with ffprobe, and resuming all of these after a restart.
 
+use std::path::{Path, PathBuf};
+
 use vidi_core::CoreError;
 use vidi_core::blobs::{ChunkRef, source_key};
 use vidi_core::id::{VideoId, WorkspaceId};
@@ -8,6 +10,28 @@ use vidi_core::model::{Chunk, IngestState, ProbeOutcome, SourceKind};
 use vidi_core::time::now_ms;
 
 use crate::{ApiResult, AppState};
+
+/// A scratch folder of one API-side media task (a probe, a thumbnail), removed when dropped. The
+/// media tools may write only there (see `vidi_media::sandbox`).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(state: &AppState) -> Result<Scratch, CoreError> {
+        let dir = state.cfg.work_dir.join(format!("api-{}", vidi_core::id::random_body()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// Joins a complete set of chunks into the source and marks it uploaded.
 pub async fn assemble(state: &AppState, ws: &WorkspaceId, id: &VideoId, chunks: &[Chunk], size: u64) -> ApiResult<()> {
@@ -76,8 +100,9 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
     let outcome = async {
         let video = state.repo.get_video(ws, id).await?;
         let key = video.ingest.source_key.ok_or_else(|| CoreError::Storage("no source".into()))?;
-        let input = state.blobs.media_input(&key).await?;
-        match vidi_media::probe(&state.media, &input).await {
+        let scratch = Scratch::new(state)?;
+        let input = state.blobs.local_input(&key, scratch.path()).await?;
+        match vidi_media::probe(&state.media, input.as_str()).await {
             Ok(Ok(p)) => Ok(ProbeOutcome::Probed(serde_json::to_value(p).expect("plain data"))),
             Ok(Err(reason)) => Ok(ProbeOutcome::Failed(reason)),
             Err(e) => Err(CoreError::Storage(format!("ffprobe did not run: {e}"))),
@@ -129,19 +154,7 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
                 state.blobs.copy(&from, &dest).await?;
                 state.blobs.size(&dest).await?.unwrap_or(0)
             }
-            SourceKind::Download => {
-                let res = state
-                    .http
-                    .get(&reference)
-                    .send()
-                    .await
-                    .map_err(|e| CoreError::Storage(format!("download: {e}")))?;
-                if !res.status().is_success() {
-                    return Err(CoreError::Storage(format!("download: {} answered {}", reference, res.status())));
-                }
-                let body = futures::TryStreamExt::map_err(res.bytes_stream(), std::io::Error::other);
-                state.blobs.put_stream(&dest, Box::pin(body)).await?
-            }
+            SourceKind::Download => download(&state, &reference, &dest).await?,
             SourceKind::Upload => return Ok(()),
         };
         state.repo.source_ready(&id, &dest, size, now_ms()).await?;
@@ -150,10 +163,47 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
     .await;
     match result {
         Ok(()) => probe(&state, &ws, &id).await,
+        Err(CoreError::NotFound) => {} // deleted meanwhile
         Err(e) => {
             tracing::warn!(video = %id, error = %e, "could not get the source");
-            let _ = state.repo.set_probe(&id, &ProbeOutcome::Failed(e.to_string())).await;
+            let reason = match e {
+                CoreError::Refused(why) => why,
+                e => e.to_string(),
+            };
+            let _ = state.repo.set_probe(&id, &ProbeOutcome::Failed(reason.clone())).await;
+            vidi_worker::encode::record_failure(state.repo.as_ref(), &id, &reason).await;
         }
+    }
+}
+
+/// Downloads a user's `source` URL into `dest` through the outbound guard, within the upload size
+/// limit, a total time and a minimum rate. A refusal is `CoreError::Refused` with the reason the
+/// user may read (it never says what answered at a refused address).
+async fn download(state: &AppState, url: &str, dest: &str) -> Result<u64, CoreError> {
+    let refused = |e: vidi_outbound::OutboundError| CoreError::Refused(format!("source URL: {e}"));
+    let url = state.outbound.check(url).map_err(refused)?;
+    let limits = vidi_outbound::Limits {
+        max_bytes: state.cfg.max_request_bytes,
+        total: state.cfg.import_timeout,
+        min_rate: state.cfg.import_min_rate,
+        window: state.cfg.import_rate_window,
+    };
+    let body = state.outbound.download(&url, limits).await.map_err(refused)?;
+    // The guard's error travels through the store as an io::Error and is read back here.
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = failure.clone();
+    let body = futures::StreamExt::map(body, move |r| {
+        r.map_err(|e| {
+            *seen.lock().expect("not poisoned") = Some(e.clone());
+            std::io::Error::other(e)
+        })
+    });
+    match state.blobs.put_stream(dest, Box::pin(body)).await {
+        Ok(n) => Ok(n),
+        Err(e) => match failure.lock().expect("not poisoned").take() {
+            Some(why) => Err(refused(why)),
+            None => Err(e),
+        },
     }
 }
 

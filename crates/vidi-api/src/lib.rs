@@ -42,6 +42,18 @@ pub struct ApiConfig {
     pub claim_stale_after: Duration,
     /// Memory for hot HLS segments, in bytes (0: none).
     pub segment_cache_bytes: u64,
+    /// Scratch space of API-side media work (probing, thumbnails).
+    pub work_dir: std::path::PathBuf,
+    /// The largest source a chunked upload may announce (`Content-Range` total), in bytes; at
+    /// most the contract's 50 GB.
+    pub max_source_bytes: u64,
+    /// `source` URL imports: how long one may take, and the rate it must keep up (bytes per
+    /// second over each window). Their size is bounded by `max_request_bytes`.
+    pub import_timeout: Duration,
+    pub import_min_rate: u64,
+    pub import_rate_window: Duration,
+    /// `VIDI_OUTBOUND_ALLOW_PRIVATE`: let user-given URLs reach private and loopback addresses.
+    pub outbound_allow_private: bool,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +67,12 @@ impl Default for ApiConfig {
             quota_bytes: 1 << 40,
             claim_stale_after: Duration::from_secs(15),
             segment_cache_bytes: 128 << 20,
+            work_dir: std::path::PathBuf::from("./vidi-data/.work"),
+            max_source_bytes: vidi_core::upload::MAX_TOTAL_BYTES,
+            import_timeout: Duration::from_secs(3600),
+            import_min_rate: 16 * 1024,
+            import_rate_window: Duration::from_secs(30),
+            outbound_allow_private: false,
         }
     }
 }
@@ -71,7 +89,8 @@ pub struct Inner {
     pub auth: auth::Authenticator,
     /// This process's id in the `instances` table.
     pub instance: String,
-    pub http: reqwest::Client,
+    /// Every request made on a user's behalf (URL imports) goes through this guard.
+    pub outbound: vidi_outbound::Guard,
     pub segments: cache::SegmentCache,
 }
 
@@ -86,13 +105,10 @@ impl AppState {
     /// Builds the state; reads (or creates) the shared token-signing secret from the database.
     pub async fn new(repo: Arc<dyn Repo>, blobs: Arc<dyn Blobs>, media: Media, cfg: ApiConfig) -> anyhow::Result<Self> {
         let auth = auth::Authenticator::load(repo.as_ref(), &cfg).await?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
         let instance = format!("in{}", vidi_core::id::random_body());
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
-        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, http, segments })))
+        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments })))
     }
 }
 

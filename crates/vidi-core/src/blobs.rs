@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::error::CoreResult;
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, CoreResult};
 use crate::model::UploadMode;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -60,8 +62,25 @@ pub trait Blobs: Send + Sync + 'static {
     /// Removes every object under `prefix` (a folder-like prefix ending in `/`).
     async fn delete_prefix(&self, prefix: &str) -> CoreResult<()>;
     async fn copy(&self, from: &str, to: &str) -> CoreResult<()>;
-    /// Something ffmpeg/ffprobe can open: a local path, or a short-lived presigned URL.
-    async fn media_input(&self, key: &str) -> CoreResult<String>;
+    /// A local file holding `key`, for ffmpeg/ffprobe, which are only ever given local files
+    /// (`file` is the one protocol they may use; see `vidi_media::input`). The local store
+    /// hands out the object's own file; the default copies the object into `scratch` (a folder
+    /// of the caller's, which it removes), and the copy goes when the [`LocalInput`] is dropped.
+    async fn local_input(&self, key: &str, scratch: &Path) -> CoreResult<LocalInput> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        tokio::fs::create_dir_all(scratch).await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
+        let path = scratch.join(format!("input-{}", uuid_like()));
+        let copy = LocalInput { path: path.clone(), owned: true };
+        let mut file = tokio::fs::File::create(&path).await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
+        let mut body = self.get(key, None).await?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| CoreError::Storage(format!("read {key}: {e}")))?;
+            file.write_all(&chunk).await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
+        }
+        file.flush().await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
+        Ok(copy)
+    }
     /// A local file holding the bytes of chunked upload `session` received so far, in order, and
     /// growing as more arrive (and still readable through an open handle once assembled): what
     /// lets encoding start before the last chunk. `None` when the store keeps chunks apart (S3).
@@ -81,6 +100,37 @@ pub trait Blobs: Send + Sync + 'static {
     async fn abort_chunks(&self, dest: &str, session: &str) -> CoreResult<()>;
 }
 
+/// A local file for the media tools (see [`Blobs::local_input`]).
+#[derive(Debug)]
+pub struct LocalInput {
+    pub path: PathBuf,
+    /// A copy made for this use, removed on drop (the local store's own files are not).
+    pub owned: bool,
+}
+
+impl LocalInput {
+    /// The store's own file, not to be removed.
+    pub fn borrowed(path: PathBuf) -> Self {
+        LocalInput { path, owned: false }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.path.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for LocalInput {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    crate::id::random_body()
+}
+
 /// The key of a video's complete source.
 pub fn source_key(video_id: &str) -> String {
     format!("videos/{video_id}/source")
@@ -91,6 +141,10 @@ pub fn video_prefix(video_id: &str) -> String {
     format!("videos/{video_id}/")
 }
 
+/// A key every store can hold: relative, no empty, `.` or `..` segment, and no segment longer
+/// than a file name may be (255 bytes).
 pub fn is_safe_key(key: &str) -> bool {
-    !key.is_empty() && !key.starts_with('/') && key.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
+    !key.is_empty()
+        && !key.starts_with('/')
+        && key.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && s.len() <= 255)
 }

@@ -18,6 +18,10 @@ pub enum CoreError {
     /// The media store failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// What a user asked for was refused (a `source` URL the outbound guard would not fetch),
+    /// with a reason fit for that user.
+    #[error("{0}")]
+    Refused(String),
     /// Reading the request body failed (client went away, bad multipart framing).
     #[error("request body: {0}")]
     Body(String),

@@ -124,6 +124,15 @@ pub struct Video {
     pub encoding: EncodingState,
 }
 
+impl Video {
+    /// Its source will never play: not accepted media, not fetched, or encoding gave up. Its
+    /// assets then answer 404 rather than "not yet" (202), so pollers stop.
+    pub fn failed(&self) -> bool {
+        matches!(self.ingest.probe, Some(ProbeOutcome::Failed(_)))
+            || (self.encoding.error.is_some() && !self.encoding.playable)
+    }
+}
+
 /// What encoding has produced so far (the per-quality states live beside it, see [`Quality`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EncodingState {

@@ -16,7 +16,8 @@ pub const AUDIO_RENDITION: &str = "audio";
 pub fn hls_args(input: &str, out: &Path) -> Vec<String> {
     let dir = out.join(AUDIO_RENDITION);
     let mut a: Vec<String> = FFMPEG_QUIET.iter().chain(&FFMPEG_PROGRESS).map(|s| s.to_string()).collect();
-    a.extend(["-i".into(), input.into(), "-map".into(), "0:a:0".into(), "-vn".into()]);
+    a.extend(crate::input::source(input));
+    a.extend(["-map".into(), "0:a:0".into(), "-vn".into()]);
     a.extend(["-c:a".into(), "aac".into(), "-b:a".into(), format!("{AUDIO_KBPS}k"), "-ac".into(), "2".into()]);
     a.extend(
         [
@@ -51,7 +52,8 @@ pub fn master_playlist() -> String {
 /// A 1280×720 JPEG of the sound's waveform: the thumbnail of a video with no picture.
 pub async fn waveform(media: &Media, input: &str, out: &Path) -> Result<(), ToolError> {
     let filter = "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]";
-    crate::encode::jpeg(media, &[], input, &["-filter_complex", filter, "-map", "[w]"], out).await
+    let args = crate::input::source(input);
+    crate::encode::jpeg(media, &[], args, input, &["-filter_complex", filter, "-map", "[w]"], out).await
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::ladder::{AUDIO_KBPS, Rendition};
 use crate::probe::Probe;
-use crate::{FFMPEG_PROGRESS, FFMPEG_QUIET, Media, ToolError};
+use crate::{FFMPEG_PROGRESS, FFMPEG_QUIET, Jail, Media, ToolError};
 
 /// Segment length in seconds. Short segments give a fast first frame.
 pub const SEGMENT_SECONDS: u32 = 2;
@@ -80,7 +80,7 @@ pub fn hls_piece_args(
     if let Some(d) = piece.duration_s {
         a.extend(["-t".into(), format!("{d:.3}")]);
     }
-    a.extend(["-i".into(), input.into()]);
+    a.extend(crate::input::source(input));
     // Decode once, convert once, then scale down in a cascade (1080p from the source, 720p from
     // 1080p, …): each scaler reads the smallest picture that still has enough detail. Constant
     // frame rate so VFR sources segment evenly.
@@ -291,7 +291,7 @@ pub fn master_playlist_demuxed(ladder: &[Rendition]) -> String {
 pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bool) -> Result<(), ToolError> {
     let mut args: Vec<String> = FFMPEG_QUIET.iter().map(|s| s.to_string()).collect();
     for p in playlists {
-        args.extend(["-i".into(), p.to_string_lossy().into_owned()]);
+        args.extend(crate::input::own(&p.to_string_lossy()));
     }
     for i in 0..playlists.len() {
         args.extend(["-map".into(), format!("{i}:v?"), "-map".into(), format!("{i}:a?")]);
@@ -303,18 +303,37 @@ pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bo
     args.extend(["-movflags", "+faststart", "-f", "mp4"].iter().map(|s| s.to_string()));
     args.push(out.to_string_lossy().into_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    media.ffmpeg.run(&args).await.map(|_| ())
+    let mut jail = Jail::new();
+    for p in playlists {
+        jail = jail.write(p.parent().unwrap_or(p));
+    }
+    jail = jail.write(out.parent().unwrap_or(out));
+    media.ffmpeg.jailed(jail).run(&args).await.map(|_| ())
 }
 
-/// One JPEG frame of `input` at `at` seconds, at most 1280 wide.
+/// One JPEG frame of the source `input` at `at` seconds, at most 1280 wide.
 pub async fn thumbnail(media: &Media, input: &str, at: f64, out: &Path) -> Result<(), ToolError> {
-    jpeg(media, &["-ss", &format!("{at:.3}")], input, &["-vf", "scale='min(1280,iw)':-2"], out).await
+    let at = format!("{at:.3}");
+    jpeg(media, &["-ss", &at], crate::input::source(input), input, &["-vf", SCALE], out).await
 }
 
-/// Writes one JPEG frame of what `after_input` (a filter) makes of `input`.
+/// A JPEG of an uploaded image (`kind`: `jpg`, `png` or `webp`, from its first bytes), at most
+/// 1280 wide.
+pub async fn thumbnail_from_image(media: &Media, image: &Path, kind: &str, out: &Path) -> Result<(), ToolError> {
+    let path = image.to_string_lossy();
+    let args = crate::input::image(&path, kind)
+        .ok_or_else(|| ToolError::Output { tool: "ffmpeg".into(), reason: format!("not an image kind: {kind}") })?;
+    jpeg(media, &[], args, &path, &["-vf", SCALE], out).await
+}
+
+const SCALE: &str = "scale='min(1280,iw)':-2";
+
+/// Writes one JPEG frame of what `after_input` (a filter) makes of the input opened by
+/// `input_args` (see [`crate::input`]), the file `input`.
 pub(crate) async fn jpeg(
     media: &Media,
     before_input: &[&str],
+    input_args: Vec<String>,
     input: &str,
     after_input: &[&str],
     out: &Path,
@@ -322,10 +341,12 @@ pub(crate) async fn jpeg(
     let o = out.to_string_lossy();
     let mut args: Vec<&str> = FFMPEG_QUIET.to_vec();
     args.extend_from_slice(before_input);
-    args.extend(["-i", input]);
+    args.extend(input_args.iter().map(String::as_str));
     args.extend_from_slice(after_input);
-    args.extend(["-frames:v", "1", "-q:v", "3", "-f", "image2", &o]);
-    media.ffmpeg.run(&args).await.map(|_| ())
+    // `-update 1`: one picture at exactly this path, never a numbered sequence.
+    args.extend(["-frames:v", "1", "-q:v", "3", "-f", "image2", "-update", "1", &o]);
+    let jail = Jail::new().read(crate::input::path_of(input)).write(out.parent().unwrap_or(out));
+    media.ffmpeg.jailed(jail).run(&args).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 
 pub mod audio;
 pub mod encode;
+pub mod input;
 pub mod ladder;
 pub mod probe;
+pub mod sandbox;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 pub use probe::{Probe, probe};
+pub use sandbox::Jail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -44,6 +47,13 @@ pub struct Tool {
     /// Scheduling niceness of the child (0: as Vidi). Background pieces of a long video run
     /// nicer than the piece a viewer may be waiting for.
     pub nice: i32,
+    /// What the next runs may touch on disk (see [`sandbox`]); `None`: not confined.
+    pub jail: Option<Jail>,
+    /// Confine jailed runs with Landlock when the kernel has it (`VIDI_MEDIA_SANDBOX`).
+    pub sandbox: bool,
+    /// An address-space limit for the child, bytes (a hostile file must not take the node's
+    /// memory; ffprobe only).
+    pub max_memory: Option<u64>,
 }
 
 /// Stderr is capped: a runaway decoder can print megabytes of warnings.
@@ -51,7 +61,12 @@ const STDERR_CAP: usize = 16 * 1024;
 
 impl Tool {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Tool { program: program.into(), timeout, nice: 0 }
+        Tool { program: program.into(), timeout, nice: 0, jail: None, sandbox: true, max_memory: None }
+    }
+
+    /// The same program, confined to `jail` (see [`sandbox`]).
+    pub fn jailed(&self, jail: Jail) -> Self {
+        Tool { jail: Some(jail), ..self.clone() }
     }
 
     /// The same program, run at `nice` niceness.
@@ -61,28 +76,56 @@ impl Tool {
 
     /// Starts the program with piped output; the child dies with its handle.
     fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<tokio::process::Child, ToolError> {
+        let spawn_err = |source| ToolError::Spawn { tool: self.program.clone(), source };
         let mut cmd = Command::new(&self.program);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        // kill_on_drop covers a cancelled job, not a killed Vidi: ask the kernel to kill the child
-        // when its parent dies, or an encoder would run on as an orphan (ffmpeg ignores SIGPIPE).
-        #[cfg(target_os = "linux")]
-        let nice = self.nice;
-        #[cfg(target_os = "linux")]
-        // SAFETY: prctl and setpriority are async-signal-safe and touch only the child's own
-        // attributes.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Best effort: a failure to lower priority must not stop the encode.
-                if nice != 0 {
-                    libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-                }
-                Ok(())
+        // Built here, before the fork: the child may only make system calls.
+        let ruleset = match (&self.jail, self.sandbox) {
+            (Some(jail), true) => sandbox::build(jail, std::path::Path::new(&self.program)).map_err(spawn_err)?,
+            _ => None,
+        };
+        if self.jail.is_some() && self.sandbox && ruleset.is_none() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!("this kernel has no Landlock: media tools run unconfined (input allow-lists only)")
             });
         }
-        cmd.spawn().map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })
+        #[cfg(target_os = "linux")]
+        {
+            let nice = self.nice;
+            let ruleset_fd = ruleset.as_ref().map(|r| r.raw_fd());
+            let max_memory = self.max_memory;
+            // SAFETY: prctl, setpriority, setrlimit and the Landlock calls are async-signal-safe
+            // and touch only the child's own attributes.
+            unsafe {
+                cmd.pre_exec(move || {
+                    // kill_on_drop covers a cancelled job, not a killed Vidi: ask the kernel to kill
+                    // the child when its parent dies, or an encoder would run on as an orphan
+                    // (ffmpeg ignores SIGPIPE).
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Best effort: a failure to lower priority must not stop the encode.
+                    if nice != 0 {
+                        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    }
+                    if let Some(bytes) = max_memory {
+                        let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                        if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    if let Some(fd) = ruleset_fd {
+                        sandbox::restrict_self(fd)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        // The parent's copy of the ruleset closes here; the child entered its domain before exec.
+        let child = cmd.spawn().map_err(spawn_err);
+        drop(ruleset);
+        child
     }
 
     /// Runs the program to completion and returns its stdout.
@@ -160,7 +203,7 @@ pub struct Media {
 impl Default for Media {
     fn default() -> Self {
         Media {
-            ffprobe: Tool::new("ffprobe", Duration::from_secs(120)),
+            ffprobe: Tool { max_memory: Some(probe::MAX_MEMORY), ..Tool::new("ffprobe", Duration::from_secs(120)) },
             ffmpeg: Tool::new("ffmpeg", Duration::from_secs(6 * 3600)),
         }
     }

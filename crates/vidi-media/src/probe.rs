@@ -3,7 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Media, ToolError};
+use crate::{Jail, Media, ToolError, input};
+
+/// The largest picture Vidi encodes, on either side (8K is 7680×4320). A file may claim any size;
+/// decoding 100 000×100 000 would take tens of gigabytes per frame.
+pub const MAX_SIDE: u32 = 8192;
+/// ffprobe's address-space limit: enough for 8K sources, bounded against hostile ones.
+pub const MAX_MEMORY: u64 = 4 << 30;
 
 /// The subset of `ffprobe -show_format -show_streams -of json` we read.
 #[derive(Debug, Deserialize)]
@@ -119,6 +125,14 @@ pub fn parse(json: &[u8]) -> Result<Probe, String> {
     if video.is_none() && audio.is_none() {
         return Err("no audio or video stream found".into());
     }
+    if let Some(v) = &video
+        && (v.width > MAX_SIDE || v.height > MAX_SIDE)
+    {
+        return Err(format!(
+            "the picture is {}×{}; Vidi encodes sources up to {MAX_SIDE}×{MAX_SIDE}",
+            v.width, v.height
+        ));
+    }
     Ok(Probe {
         format: format.format_name.unwrap_or_default(),
         duration_s: format.duration.as_deref().and_then(|d| d.parse().ok()),
@@ -128,13 +142,18 @@ pub fn parse(json: &[u8]) -> Result<Probe, String> {
     })
 }
 
-/// Probes `input` (a path or URL). `Ok(Err(reason))` means the tool ran and the file is not
+/// Probes `input`, a local source file, confined to reading it (see [`crate::input`] and
+/// [`crate::sandbox`]). `Ok(Err(reason))` means the tool ran and the file is not accepted
 /// media; `Err` means the tool itself could not run.
-pub async fn probe(media: &Media, input: &str) -> Result<Result<Probe, String>, ToolError> {
-    let args = ["-v", "error", "-of", "json", "-show_format", "-show_streams", input];
-    match media.ffprobe.run(&args).await {
+pub async fn probe(media: &Media, source: &str) -> Result<Result<Probe, String>, ToolError> {
+    let mut args: Vec<String> =
+        ["-v", "error", "-of", "json", "-show_format", "-show_streams"].map(String::from).into();
+    args.extend(input::source(source));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tool = media.ffprobe.jailed(Jail::new().read(input::path_of(source)));
+    match tool.run(&args).await {
         Ok(out) => Ok(parse(&out)),
-        Err(ToolError::Failed { stderr, .. }) => Ok(Err(stderr)),
+        Err(ToolError::Failed { stderr, .. }) => Ok(Err(input::explain(&stderr).unwrap_or(stderr))),
         Err(e) => Err(e),
     }
 }
@@ -174,6 +193,37 @@ mod tests {
         let v = parse(json).unwrap().video.unwrap();
         assert_eq!((v.rotation, v.display_size()), (-90, (1080, 1920)));
         assert_eq!(v.aspect_ratio.as_deref(), Some("9:16"));
+    }
+
+    /// The real ffprobe, confined: it reads an MP4, and refuses an HLS playlist that points at it
+    /// (the shape of the cross-tenant manifest attack) without opening what it names.
+    #[tokio::test]
+    async fn probes_sources_in_the_jail_and_refuses_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.mp4");
+        let made = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10"])
+            .args(["-t", "1", "-pix_fmt", "yuv420p"])
+            .arg(&clip)
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: no ffmpeg");
+            return;
+        }
+        let media = Media::default();
+        let p = probe(&media, clip.to_str().unwrap()).await.unwrap().unwrap();
+        assert_eq!(p.video.unwrap().width, 160);
+        let list = dir.path().join("list.m3u8");
+        std::fs::write(&list, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nclip.mp4\n#EXT-X-ENDLIST\n").unwrap();
+        let reason = probe(&media, list.to_str().unwrap()).await.unwrap().unwrap_err();
+        assert!(reason.contains("(hls) is not accepted"), "{reason}");
+    }
+
+    #[test]
+    fn giant_pictures_are_refused() {
+        let json = br#"{"streams":[{"codec_type":"video","codec_name":"rawvideo","width":100000,"height":100000}],
+            "format":{"format_name":"avi"}}"#;
+        assert!(parse(json).unwrap_err().contains("100000×100000"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
-use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
+use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, LocalInput, is_safe_key};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreError, CoreResult};
 
@@ -163,6 +163,10 @@ impl Blobs for LocalBlobs {
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
+        // A key no store could hold names nothing: not found, not a storage failure.
+        if !is_safe_key(key) {
+            return Err(CoreError::NotFound);
+        }
         let mut f = match File::open(self.path(key)?).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CoreError::NotFound),
@@ -178,6 +182,9 @@ impl Blobs for LocalBlobs {
     }
 
     async fn size(&self, key: &str) -> CoreResult<Option<u64>> {
+        if !is_safe_key(key) {
+            return Ok(None);
+        }
         match fs::metadata(self.path(key)?).await {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -206,8 +213,8 @@ impl Blobs for LocalBlobs {
         self.publish(&tmp, to).await
     }
 
-    async fn media_input(&self, key: &str) -> CoreResult<String> {
-        Ok(self.path(key)?.to_string_lossy().into_owned())
+    async fn local_input(&self, key: &str, _scratch: &std::path::Path) -> CoreResult<LocalInput> {
+        Ok(LocalInput::borrowed(self.path(key)?))
     }
 
     async fn growing_input(&self, session: &str) -> CoreResult<Option<String>> {
@@ -226,7 +233,11 @@ impl Blobs for LocalBlobs {
     async fn write_chunk(&self, at: &ChunkTarget<'_>, body: ByteStream) -> CoreResult<(u64, String)> {
         let dir = self.session_dir(at.session)?;
         fs::create_dir_all(&dir).await?;
-        let (f, receipt) = match at.offset {
+        // A chunk lands in place only where it continues (or rewrites) what is there: one far past
+        // the end would make a sparse file as large as the offset claims (`bytes 52428799900-…`
+        // on an empty upload), so it is spooled until assembly fills the gap before it.
+        let data_len = fs::metadata(dir.join("data")).await.map(|m| m.len()).unwrap_or(0);
+        let (f, receipt) = match at.offset.filter(|&o| o <= data_len) {
             Some(at) => {
                 let mut f = OpenOptions::new().create(true).write(true).truncate(false).open(dir.join("data")).await?;
                 f.seek(SeekFrom::Start(at)).await?;

@@ -5,14 +5,12 @@
 //! into place at the end.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::signer::Signer;
 
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart};
 use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
@@ -129,12 +127,19 @@ impl Blobs for S3Blobs {
     }
 
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream> {
+        // A key no store could hold names nothing: not found, not a storage failure.
+        if !is_safe_key(key) {
+            return Err(CoreError::NotFound);
+        }
         let opts = GetOptions { range: range.map(|(f, t)| GetRange::Bounded(f..t + 1)), ..Default::default() };
         let r = self.store.get_opts(&self.path(key)?, opts).await.map_err(err)?;
         Ok(Box::pin(r.into_stream().map_err(std::io::Error::other)))
     }
 
     async fn size(&self, key: &str) -> CoreResult<Option<u64>> {
+        if !is_safe_key(key) {
+            return Ok(None);
+        }
         match self.store.head(&self.path(key)?).await {
             Ok(m) => Ok(Some(m.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -164,12 +169,6 @@ impl Blobs for S3Blobs {
 
     async fn copy(&self, from: &str, to: &str) -> CoreResult<()> {
         self.store.copy(&self.path(from)?, &self.path(to)?).await.map_err(err)
-    }
-
-    async fn media_input(&self, key: &str) -> CoreResult<String> {
-        let url =
-            self.store.signed_url(http_get(), &self.path(key)?, Duration::from_secs(6 * 3600)).await.map_err(err)?;
-        Ok(url.to_string())
     }
 
     async fn begin_chunks(&self, dest: &str, mode: UploadMode) -> CoreResult<String> {
@@ -243,8 +242,4 @@ impl Blobs for S3Blobs {
             Err(e) => Err(err(e)),
         }
     }
-}
-
-fn http_get() -> http::Method {
-    http::Method::GET
 }

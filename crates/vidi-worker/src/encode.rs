@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use vidi_core::id::VideoId;
 use vidi_core::model::{IngestState, Job, ProbeOutcome, Quality, Video};
-use vidi_media::Probe;
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{
     Piece, check_hls_output, hls_piece_args, master_playlist, master_playlist_demuxed, plan_pieces, remux_mp4,
     thumbnail,
 };
 use vidi_media::ladder::{self, Rendition};
+use vidi_media::{Jail, Probe};
 
 use crate::{Ctx, JobError};
 
@@ -231,7 +231,11 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// joined in, and the MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
-    let input = if plan.follow { source.to_string() } else { ctx.blobs.media_input(source).await? };
+    // Media tools read local files only: a source on S3 is copied into this job's scratch first.
+    let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &work.join("in")).await?) };
+    let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
+    // What the encoders may touch: their input and this job's scratch (see vidi_media::sandbox).
+    let jail = Jail::new().read(vidi_media::input::path_of(&input)).write(work);
     let started = std::time::Instant::now();
     for r in ladder {
         ctx.repo.set_quality_status(id, "hls", r.name, "encoding").await?;
@@ -279,14 +283,23 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             if ladder.is_empty() {
                 Ok(())
             } else {
-                ctx.media.ffmpeg.run_with_progress(&video_args, |us| reached_us.store(us, Ordering::Relaxed)).await
+                ctx.media
+                    .ffmpeg
+                    .jailed(jail.clone())
+                    .run_with_progress(&video_args, |us| reached_us.store(us, Ordering::Relaxed))
+                    .await
             }
         };
         let sound = async {
             // The whole sound takes ~1 % of the picture's CPU time, but all of it at once would
             // compete with the first video segments; at a lower priority it fills idle time.
             if plan.demuxed_audio {
-                ctx.media.ffmpeg.niced(crate::pieces::BACKGROUND_NICE).run_with_progress(&audio_args, |_| {}).await
+                ctx.media
+                    .ffmpeg
+                    .niced(crate::pieces::BACKGROUND_NICE)
+                    .jailed(jail.clone())
+                    .run_with_progress(&audio_args, |_| {})
+                    .await
             } else {
                 Ok(())
             }

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use vidi_core::id::VideoId;
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
-use vidi_media::Probe;
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args};
 use vidi_media::ladder::{self, Rendition};
+use vidi_media::{Jail, Probe};
 
 use crate::encode::{hls_prefix, stored_probe, video_id};
 use crate::{Ctx, JobError, PIECE};
@@ -99,11 +99,12 @@ async fn encode(
     for r in ladder {
         tokio::fs::create_dir_all(work.join(r.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
-    let input = ctx.blobs.media_input(source).await?;
-    let args = hls_piece_args(&input, probe, ladder, work, &ctx.cfg.preset, piece);
+    let input = ctx.blobs.local_input(source, &work.join("in")).await?;
+    let args = hls_piece_args(input.as_str(), probe, ladder, work, &ctx.cfg.preset, piece);
     ctx.media
         .ffmpeg
         .niced(BACKGROUND_NICE)
+        .jailed(Jail::new().read(&input.path).write(work))
         .run_with_progress(&args, |_| {})
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;

@@ -54,6 +54,18 @@ pub struct Config {
     pub parallel_pieces: usize,
     pub ffmpeg: String,
     pub ffprobe: String,
+    /// Confine every ffmpeg/ffprobe with Landlock where the kernel has it (see docs/security.md).
+    pub media_sandbox: bool,
+    /// Let URLs given by users (`source` imports) reach loopback, private, link-local and
+    /// multicast addresses. Off: only public addresses are fetched.
+    pub outbound_allow_private: bool,
+    /// The largest total a chunked upload may announce, bytes.
+    pub max_source_bytes: u64,
+    /// A `source` URL import must finish within this many seconds...
+    pub import_timeout_secs: u64,
+    /// ...and average at least this many bytes per second over every `import_rate_window_secs`.
+    pub import_min_rate: u64,
+    pub import_rate_window_secs: u64,
 }
 
 impl Default for Config {
@@ -82,6 +94,12 @@ impl Default for Config {
             parallel_pieces: 0,
             ffmpeg: "ffmpeg".into(),
             ffprobe: "ffprobe".into(),
+            media_sandbox: true,
+            outbound_allow_private: api.outbound_allow_private,
+            max_source_bytes: api.max_source_bytes,
+            import_timeout_secs: api.import_timeout.as_secs(),
+            import_min_rate: api.import_min_rate,
+            import_rate_window_secs: api.import_rate_window.as_secs(),
         }
     }
 }

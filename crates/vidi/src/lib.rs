@@ -38,9 +38,10 @@ pub async fn create_key(repo: &dyn Repo, name: &str) -> anyhow::Result<String> {
 }
 
 fn media_for(cfg: &Config) -> Media {
+    let defaults = Media::default();
     Media {
-        ffprobe: Tool::new(cfg.ffprobe.clone(), Duration::from_secs(120)),
-        ffmpeg: Tool::new(cfg.ffmpeg.clone(), Duration::from_secs(6 * 3600)),
+        ffprobe: Tool { program: cfg.ffprobe.clone(), sandbox: cfg.media_sandbox, ..defaults.ffprobe },
+        ffmpeg: Tool { program: cfg.ffmpeg.clone(), sandbox: cfg.media_sandbox, ..defaults.ffmpeg },
     }
 }
 
@@ -123,6 +124,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         access_ttl_s: cfg.access_token_ttl,
         claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
         segment_cache_bytes: cfg.segment_cache_bytes,
+        work_dir: cfg.data_dir.join(".work"),
+        max_source_bytes: cfg.max_source_bytes,
+        import_timeout: Duration::from_secs(cfg.import_timeout_secs.max(1)),
+        import_min_rate: cfg.import_min_rate,
+        import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
+        outbound_allow_private: cfg.outbound_allow_private,
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);

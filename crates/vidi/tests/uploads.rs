@@ -298,7 +298,8 @@ async fn source_from_a_url_and_from_a_clone() {
     let origin = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     for b in backends() {
-        let t = TestServer::start(&b).await;
+        // The origin is on loopback, which the outbound guard refuses unless told otherwise.
+        let t = TestServer::start_with(&b, |c| c.outbound_allow_private = true).await;
         let r =
             t.post_json("/videos", json!({"title": "fetched", "source": format!("http://{origin}/clip.mp4")})).await;
         assert_eq!(r.status(), 202);

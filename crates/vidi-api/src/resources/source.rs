@@ -222,6 +222,13 @@ async fn upload_chunk(
     {
         return Err(ApiError::upload(RangeError::RangeTooLarge));
     }
+    // The operator's cap on a source (`VIDI_MAX_SOURCE_BYTES`), before anything is claimed or
+    // written: the contract's own limit (50 GB) is checked with the other range rules.
+    if let ContentRange::Bytes { total, .. } = range
+        && total > state.cfg.max_source_bytes
+    {
+        return Err(ApiError::upload(RangeError::TotalBytesTooHigh));
+    }
     let repo: &dyn Repo = state.repo.as_ref();
     let now = now_ms();
     let live_after = now - state.cfg.claim_stale_after.as_millis() as i64;

@@ -18,6 +18,7 @@ use super::videos::{VideoOut, valid_timecode, video_id};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject};
+use crate::ingest::Scratch;
 use crate::{ApiError, ApiResult, AppState};
 
 const MAX_IMAGE: usize = 8 * 1024 * 1024;
@@ -38,18 +39,18 @@ fn seconds(tc: &str, fps: f64) -> f64 {
     }
 }
 
-fn temp_path(ext: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("vidi-thumb-{}.{ext}", uuid::Uuid::new_v4().simple()))
-}
-
-/// Makes the stored JPEG from `input` at `at` seconds and records it.
-async fn store(state: &AppState, v: &Video, input: &str, at: f64) -> Result<(), vidi_media::ToolError> {
-    let out = temp_path("jpg");
-    let r = vidi_media::encode::thumbnail(&state.media, input, at, &out).await;
+/// Stores the JPEG `made` wrote at `out` and records it.
+async fn store(
+    state: &AppState,
+    v: &Video,
+    out: &std::path::Path,
+    made: Result<(), vidi_media::ToolError>,
+) -> Result<(), vidi_media::ToolError> {
+    let r = made;
     if r.is_ok() {
         let key = thumbnail_key(v.id.as_str());
         let stored = async {
-            state.blobs.put_file(&key, &out).await?;
+            state.blobs.put_file(&key, out).await?;
             state.repo.set_thumbnail(&v.id, &key).await
         }
         .await;
@@ -57,7 +58,6 @@ async fn store(state: &AppState, v: &Video, input: &str, at: f64) -> Result<(), 
             tracing::error!(video = %v.id, error = %e, "could not store a thumbnail");
         }
     }
-    let _ = tokio::fs::remove_file(&out).await;
     r
 }
 
@@ -95,8 +95,12 @@ pub async fn pick(
     if at >= duration {
         at = 0.0;
     }
-    let input = state.blobs.media_input(&key).await?;
-    store(&state, &v, &input, at).await.map_err(|e| {
+    // Media tools read local files only, in a scratch folder of this request's (see ingest::Scratch).
+    let scratch = Scratch::new(&state)?;
+    let input = state.blobs.local_input(&key, scratch.path()).await?;
+    let out = scratch.path().join("thumbnail.jpg");
+    let made = vidi_media::encode::thumbnail(&state.media, input.as_str(), at, &out).await;
+    store(&state, &v, &out, made).await.map_err(|e| {
         ApiError::invalid_attribute("timecode", format!("No frame could be taken from the source: {e}"))
     })?;
     let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
@@ -154,11 +158,14 @@ pub async fn upload(
                 "file",
             )
         })?;
-        let src = temp_path(kind);
+        let scratch = Scratch::new(&state)?;
+        let src = scratch.path().join(format!("upload.{kind}"));
         tokio::fs::write(&src, &bytes).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
-        let made = store(&state, &v, &src.to_string_lossy(), 0.0).await;
-        let _ = tokio::fs::remove_file(&src).await;
-        made.map_err(|_| ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file"))?;
+        let out = scratch.path().join("thumbnail.jpg");
+        let made = vidi_media::encode::thumbnail_from_image(&state.media, &src, kind, &out).await;
+        store(&state, &v, &out, made).await.map_err(|_| {
+            ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file")
+        })?;
         let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
         Ok(Json(VideoOut::build(&state, &v).await?))
     }

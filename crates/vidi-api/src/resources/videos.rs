@@ -9,7 +9,8 @@ use serde::Serialize;
 use vidi_core::blobs::video_prefix;
 use vidi_core::id::VideoId;
 use vidi_core::model::{
-    EncodingState, Ingest, IngestState, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter, VideoSort,
+    EncodingState, Ingest, IngestState, MetadataPair, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
+    VideoSort,
 };
 use vidi_core::time::{now_ms, to_rfc3339};
 use vidi_media::Probe;
@@ -214,12 +215,57 @@ pub(crate) fn video_id(raw: &str) -> ApiResult<VideoId> {
     VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))
 }
 
+/// Limits of the free-form fields (api.video states none; these keep one video's JSON, and so a
+/// list page of 100, bounded). Counted in characters, as a user counts them.
+pub const MAX_DESCRIPTION_CHARS: usize = 5_000;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_CHARS: usize = 255;
+pub const MAX_METADATA_PAIRS: usize = 50;
+pub const MAX_METADATA_KEY_CHARS: usize = 255;
+pub const MAX_METADATA_VALUE_CHARS: usize = 1_000;
+
+fn check_description(d: Option<String>) -> ApiResult<Option<String>> {
+    if d.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(ApiError::invalid_attribute(
+            "description",
+            format!("The \"description\" attribute must hold at most {MAX_DESCRIPTION_CHARS} characters."),
+        ));
+    }
+    Ok(d)
+}
+
+fn check_metadata(m: Vec<MetadataPair>) -> ApiResult<Vec<MetadataPair>> {
+    if m.len() > MAX_METADATA_PAIRS {
+        return Err(ApiError::invalid_attribute(
+            "metadata",
+            format!("A video holds at most {MAX_METADATA_PAIRS} metadata pairs."),
+        ));
+    }
+    if m.iter()
+        .any(|p| p.key.chars().count() > MAX_METADATA_KEY_CHARS || p.value.chars().count() > MAX_METADATA_VALUE_CHARS)
+    {
+        return Err(ApiError::invalid_attribute(
+            "metadata",
+            format!(
+                "Metadata keys hold at most {MAX_METADATA_KEY_CHARS} characters and values at most {MAX_METADATA_VALUE_CHARS}."
+            ),
+        ));
+    }
+    Ok(m)
+}
+
 fn clean_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::invalid_attribute("tags", format!("A video holds at most {MAX_TAGS} tags.")));
+    }
     let mut out: Vec<String> = Vec::new();
     for t in tags {
         let t = t.trim().to_string();
-        if t.is_empty() || t.len() > 255 {
-            return Err(ApiError::invalid_attribute("tags", "Each tag must hold 1 to 255 characters."));
+        if t.is_empty() || t.chars().count() > MAX_TAG_CHARS {
+            return Err(ApiError::invalid_attribute(
+                "tags",
+                format!("Each tag must hold 1 to {MAX_TAG_CHARS} characters."),
+            ));
         }
         if !out.contains(&t) {
             out.push(t);
@@ -290,13 +336,13 @@ pub async fn create(
         id: VideoId::generate(),
         workspace_id: auth.ws().clone(),
         title,
-        description: body.string("description")?,
+        description: check_description(body.string("description")?)?,
         public: body.boolean("public")?.unwrap_or(true),
         panoramic: body.boolean("panoramic")?.unwrap_or(false),
         mp4_support: body.boolean("mp4Support")?.unwrap_or(true),
         player_id: body.string("playerId")?.filter(|p| !p.is_empty()),
         tags: clean_tags(body.strings("tags")?.unwrap_or_default())?,
-        metadata: body.metadata("metadata")?.unwrap_or_default(),
+        metadata: check_metadata(body.metadata("metadata")?.unwrap_or_default())?,
         source_kind: SourceKind::Upload,
         source_ref: None,
         created_at: now,
@@ -321,12 +367,14 @@ pub async fn create(
             }
             video.source_kind = SourceKind::Clone;
         } else {
-            let url = url::Url::parse(src)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| {
+            // The outbound guard checks what it can before any connection (scheme, a literal
+            // address); names are checked on every connection the import makes.
+            let url = state.outbound.check(src).map_err(|e| match e {
+                vidi_outbound::OutboundError::BadUrl => {
                     ApiError::invalid_attribute("source", "The source must be an http(s) URL or a video id.")
-                })?;
+                }
+                e => ApiError::invalid_attribute("source", format!("The source URL is refused: {e}.")),
+            })?;
             video.source_kind = SourceKind::Download;
             video.source_ref = Some(url.to_string());
         }
@@ -424,7 +472,7 @@ pub async fn update(
         v.title = t;
     }
     if body.contains_key("description") {
-        v.description = body.string("description")?;
+        v.description = check_description(body.string("description")?)?;
     }
     if let Some(b) = body.boolean("public")? {
         v.public = b;
@@ -444,7 +492,7 @@ pub async fn update(
         v.tags = clean_tags(tags)?;
     }
     if let Some(m) = body.metadata("metadata")? {
-        v.metadata = m;
+        v.metadata = check_metadata(m)?;
     }
     v.updated_at = now_ms();
     state.repo.update_video(&v).await.or_404("videoId")?;

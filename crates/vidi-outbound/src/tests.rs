@@ -1,0 +1,102 @@
+use super::*;
+
+#[test]
+fn forbidden_addresses_in_every_spelling() {
+    let no = [
+        "127.0.0.1",
+        "127.1.2.3",
+        "0.0.0.0",
+        "0.1.2.3",
+        "10.0.0.1",
+        "172.16.5.4",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "224.0.0.1",
+        "255.255.255.255",
+        "240.0.0.1",
+        "198.18.0.1",
+        "192.0.0.8",
+        "::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "fc00::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "ff02::1",
+        "::127.0.0.1",
+    ];
+    for a in no {
+        assert!(is_forbidden(a.parse().unwrap()), "{a} should be refused");
+    }
+    let yes = ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "64:ff9b::808:808"];
+    for a in yes {
+        assert!(!is_forbidden(a.parse().unwrap()), "{a} should be allowed");
+    }
+}
+
+#[test]
+fn literal_hosts_are_refused_before_any_connection() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let g = Guard::new(false, Duration::from_secs(1)).unwrap();
+    for u in [
+        "http://127.0.0.1:9/x",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://[::ffff:7f00:1]/",
+        "https://169.254.169.254/latest/meta-data/",
+    ] {
+        assert_eq!(g.check(u).unwrap_err(), OutboundError::Forbidden, "{u}");
+    }
+    assert_eq!(g.check("ftp://example.com/").unwrap_err(), OutboundError::BadUrl);
+    assert_eq!(g.check("file:///etc/passwd").unwrap_err(), OutboundError::BadUrl);
+    assert!(g.check("https://example.com/v.mp4").is_ok());
+    let open = Guard::new(true, Duration::from_secs(1)).unwrap();
+    assert!(open.check("http://127.0.0.1:9/x").is_ok());
+}
+
+fn drip(pieces: Vec<(u64, usize)>) -> impl Stream<Item = Result<Bytes, OutboundError>> + Send + 'static {
+    futures::stream::iter(pieces).then(|(wait_ms, n)| async move {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        Ok(Bytes::from(vec![0u8; n]))
+    })
+}
+
+async fn drain(s: impl Stream<Item = Result<Bytes, OutboundError>>) -> Result<u64, OutboundError> {
+    futures::pin_mut!(s);
+    let mut n = 0;
+    while let Some(c) = s.next().await {
+        n += c?.len() as u64;
+    }
+    Ok(n)
+}
+
+const LIMITS: Limits =
+    Limits { max_bytes: 1000, total: Duration::from_secs(60), min_rate: 100, window: Duration::from_secs(1) };
+
+#[tokio::test(start_paused = true)]
+async fn bounded_downloads() {
+    let now = tokio::time::Instant::now;
+    // Within every bound.
+    assert_eq!(drain(bounded(drip(vec![(10, 300), (10, 300)]), LIMITS, now())).await, Ok(600));
+    // Too large, even when no length was announced.
+    let big = drain(bounded(drip(vec![(0, 600), (0, 600)]), LIMITS, now())).await;
+    assert_eq!(big, Err(OutboundError::TooLarge(1000)));
+    // A drip: 10 bytes every 500 ms is under 100 B/s.
+    let slow = drain(bounded(drip((0..100).map(|_| (500, 10)).collect()), LIMITS, now())).await;
+    assert_eq!(slow, Err(OutboundError::Stalled { min: 100, window: 1 }));
+    // Silence counts too.
+    let silent = drain(bounded(drip(vec![(5_000, 10)]), LIMITS, now())).await;
+    assert_eq!(silent, Err(OutboundError::Stalled { min: 100, window: 1 }));
+    // Fast enough, but past the total time.
+    let total = Limits { total: Duration::from_secs(3), max_bytes: 1 << 30, ..LIMITS };
+    let long = drain(bounded(drip((0..100).map(|_| (100, 100)).collect()), total, now())).await;
+    assert_eq!(long, Err(OutboundError::TooSlow(3)));
+}
