@@ -44,6 +44,22 @@ type QueryMap = Query<HashMap<String, String>>;
 /// How long a playback session opened with a private token lasts (contract §6).
 const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
 /// The cookie that carries a browser's playback session between requests.
+///
+/// Only the same-origin player page (`/embed/vod/…`, whose hls.js loads `/vod/…` from the same
+/// host) needs it, to be let in again on a reload of the same private link. A player on another
+/// origin never gets it, by design: CORS here is `*` without credentials, so browsers send no
+/// cookies cross-origin, and every URI our private playlists and player page hand out carries the
+/// session as `?avh=` instead (`with_session`, `Access::avh`), which is how such players stay in
+/// session. Its attributes:
+/// - `HttpOnly`: the page's script never reads it (the session is already in the URLs it uses),
+///   so no script injected anywhere on the origin may either;
+/// - `SameSite=Lax`, not `Strict`: a visitor following a link to the player page from another
+///   site must present it, or their reload of an already-used private link is refused; every
+///   delivery route is a read (GET), so the cross-site navigations Lax allows change nothing;
+/// - `Path=/`: the player page and the media live under two different prefixes (`/embed/vod`,
+///   `/vod`), and a cookie names one path;
+/// - `Secure` when the public URL is https, so the session (a bearer credential for 24 h) is
+///   never sent over plain http.
 const SESSION_COOKIE: &str = "vidi_playback";
 
 /// A video the caller may see, with the playback session it was admitted under (private only).
@@ -56,6 +72,8 @@ struct Session {
     id: String,
     /// The browser did not present it as a cookie yet: the response sets one.
     set_cookie: bool,
+    /// The public URL is https: the cookie is `Secure`.
+    secure: bool,
 }
 
 impl Access {
@@ -67,7 +85,8 @@ impl Access {
 
     fn finish(&self, mut r: Response) -> Response {
         if let Some(s) = self.session.as_ref().filter(|s| s.set_cookie) {
-            let cookie = format!("{SESSION_COOKIE}={}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax", s.id);
+            let secure = if s.secure { "; Secure" } else { "" };
+            let cookie = format!("{SESSION_COOKIE}={}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax{secure}", s.id);
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }
@@ -115,7 +134,8 @@ async fn video(
             None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
         if state.repo.admit_private(&v.id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS).await? {
-            return Ok(Access { video: v, session: Some(Session { id: session, set_cookie: !had_cookie }) });
+            let secure = state.cfg.public_url.starts_with("https://");
+            return Ok(Access { video: v, session: Some(Session { id: session, set_cookie: !had_cookie, secure }) });
         }
     }
     Err(ApiError::new(

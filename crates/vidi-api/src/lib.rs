@@ -133,10 +133,51 @@ pub fn router(state: AppState) -> Router {
                 "",
             )
         })
-        // Browser uploaders post from other origins with Content-Range and AV-Origin-* headers.
-        .layer(CorsLayer::very_permissive())
+        .layer(cors())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Cross-origin access for browsers: any origin may call the API and read the media, but never
+/// with credentials. API calls authenticate with the `Authorization` header, which a page sets
+/// itself, so nothing needs the browser to attach cookies or cached HTTP credentials; reflecting
+/// the origin together with `Allow-Credentials: true` (what `very_permissive` did) let any site
+/// make a visitor's browser call Vidi with whatever credentials it held and read the answers.
+/// With `*` the browser refuses to send credentials cross-origin at all. Delivery gets the same
+/// policy: see `delivery::SESSION_COOKIE` for why cross-origin players need no cookie.
+fn cors() -> CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    // `*` lets modern browsers send any header (uploaders add their own, like AV-Origin-*), but
+    // by the Fetch standard it never covers `Authorization`, which must be named; the names
+    // listed beside it are for browsers that predate the wildcard.
+    let allow_headers = [
+        HeaderName::from_static("*"),
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::CONTENT_RANGE,
+        header::RANGE,
+        HeaderName::from_static("av-origin-client"),
+        HeaderName::from_static("av-origin-app"),
+        HeaderName::from_static("x-requested-with"),
+    ];
+    CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        // Every method a route answers, named rather than `*` for browsers that predate it.
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(allow_headers)
+        // What a cross-origin page may read: where a created resource is, and the byte ranges
+        // of media (players reading the MP4 by ranges need all three).
+        .expose_headers([header::LOCATION, header::CONTENT_RANGE, header::ACCEPT_RANGES, header::CONTENT_LENGTH])
+        // Chromium caps this at 2 h; an hour spares uploaders a preflight per chunk.
+        .max_age(Duration::from_secs(3600))
 }
 
 /// Background duties of an API node: heartbeats (so its upload claims count as live) and, once at

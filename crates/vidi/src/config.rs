@@ -26,6 +26,13 @@ pub struct Config {
     pub s3_region: String,
     /// The base of asset URLs; defaults to `http://<http_addr>`.
     pub public_url: String,
+    /// Seconds a connection may take to send complete request headers, also between requests
+    /// on a kept-alive connection; past it, the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte; past it, the request fails.
+    pub body_idle_secs: u64,
+    /// Open connections at most; past it, new connections get a 503 and are closed.
+    pub max_connections: usize,
     /// Largest upload request (whole file or chunk), bytes.
     pub max_request_bytes: u64,
     /// Storage quota reported by `/account`, bytes.
@@ -80,6 +87,9 @@ impl Default for Config {
             s3_endpoint: String::new(),
             s3_region: String::new(),
             public_url: String::new(),
+            header_timeout_secs: 10,
+            body_idle_secs: 30,
+            max_connections: 4096,
             max_request_bytes: api.max_request_bytes,
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,

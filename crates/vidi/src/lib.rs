@@ -2,12 +2,12 @@
 //! integration tests (which boot the real server on 127.0.0.1:0).
 
 pub mod config;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use vidi_api::{ApiConfig, AppState};
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
@@ -114,7 +114,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default").await?) } else { None };
     let blobs = open_blobs(&cfg).await?;
-    let listener = TcpListener::bind(cfg.http_addr).await?;
+    let listener = http::bind(cfg.http_addr)?;
     let addr = listener.local_addr()?;
     let url = cfg.public_url_for(addr);
     let api = ApiConfig {
@@ -137,7 +137,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     vidi_api::spawn_background(state.clone());
     vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers);
     let app = vidi_api::router(state.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = http::Limits {
+        header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
+        body_idle: Duration::from_secs(cfg.body_idle_secs.max(1)),
+        max_connections: cfg.max_connections.max(1),
+    };
+    let task = tokio::spawn(http::serve(listener, app, limits));
     tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
     Ok(Server { addr, url, first_key, state, task })
 }

@@ -319,7 +319,9 @@ async fn cors_preflight_for_browser_uploaders() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    // Any origin, never with credentials (tests/edges.rs checks the rest of the policy).
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers().get("access-control-allow-credentials").is_none());
 }
 
 #[tokio::test]
