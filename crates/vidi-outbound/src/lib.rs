@@ -94,14 +94,29 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfec0 // fec0::/10, site-local (deprecated)
 }
 
+/// What a guard lets through: public addresses, plus `exempt` ones (or everything, when private
+/// addresses are allowed).
+#[derive(Clone, Debug)]
+struct Policy {
+    allow_private: bool,
+    exempt: Arc<[IpAddr]>,
+}
+
+impl Policy {
+    fn refuses(&self, ip: IpAddr) -> bool {
+        !self.allow_private && is_forbidden(ip) && !self.exempt.contains(&ip)
+    }
+}
+
 /// Resolves names like the system does, then keeps only the addresses a user may reach.
-struct GuardedResolver;
+struct GuardedResolver(Policy);
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found.iter().copied().filter(|a| !is_forbidden(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = found.iter().copied().filter(|a| !policy.refuses(a.ip())).collect();
             if allowed.is_empty() {
                 let e: Box<dyn std::error::Error + Send + Sync> =
                     if found.is_empty() { "no address".into() } else { Box::new(Refused) };
@@ -125,7 +140,7 @@ impl std::fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// Checks what can be checked on a URL before any connection: scheme, and a literal address.
-fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
+fn check_url(url: &Url, policy: &Policy) -> Result<(), OutboundError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(OutboundError::BadUrl);
     }
@@ -135,7 +150,7 @@ fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
         Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         Some(Host::Domain(_)) => None,
     };
-    if !allow_private && literal.is_some_and(is_forbidden) {
+    if literal.is_some_and(|ip| policy.refuses(ip)) {
         return Err(OutboundError::Forbidden);
     }
     Ok(())
@@ -145,18 +160,26 @@ fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
 #[derive(Clone)]
 pub struct Guard {
     client: reqwest::Client,
-    allow_private: bool,
+    policy: Policy,
 }
 
 impl Guard {
     /// `allow_private`: `VIDI_OUTBOUND_ALLOW_PRIVATE`. `timeout`: per request, headers included
     /// (downloads bound their bodies with [`Limits`] instead, so use a generous one for them).
     pub fn new(allow_private: bool, connect_timeout: Duration) -> reqwest::Result<Guard> {
+        Guard::with_exempt(allow_private, Vec::new(), connect_timeout)
+    }
+
+    /// A guard that also lets through the `exempt` addresses (one internal host an installation
+    /// trusts; the tests' loopback origin).
+    pub fn with_exempt(allow_private: bool, exempt: Vec<IpAddr>, connect_timeout: Duration) -> reqwest::Result<Guard> {
+        let policy = Policy { allow_private, exempt: exempt.into() };
+        let checks = policy.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error(OutboundError::TooManyRedirects)
             } else {
-                match check_url(attempt.url(), allow_private) {
+                match check_url(attempt.url(), &checks) {
                     Ok(()) => attempt.follow(),
                     Err(e) => attempt.error(e),
                 }
@@ -168,19 +191,15 @@ impl Guard {
             .redirect(redirects)
             .no_proxy();
         if !allow_private {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+            builder = builder.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
         }
-        Ok(Guard { client: builder.build()?, allow_private })
-    }
-
-    pub fn allows_private(&self) -> bool {
-        self.allow_private
+        Ok(Guard { client: builder.build()?, policy })
     }
 
     /// Parses and checks a URL a user gave (scheme, literal address).
     pub fn check(&self, raw: &str) -> Result<Url, OutboundError> {
         let url = Url::parse(raw).map_err(|_| OutboundError::BadUrl)?;
-        check_url(&url, self.allow_private)?;
+        check_url(&url, &self.policy)?;
         Ok(url)
     }
 
@@ -201,7 +220,7 @@ impl Guard {
         url: &Url,
         limits: Limits,
     ) -> Result<impl Stream<Item = Result<Bytes, OutboundError>> + Send + 'static, OutboundError> {
-        check_url(url, self.allow_private)?;
+        check_url(url, &self.policy)?;
         let started = tokio::time::Instant::now();
         let res = tokio::time::timeout(limits.total, self.send(self.client.get(url.clone())))
             .await

@@ -100,3 +100,58 @@ async fn bounded_downloads() {
     let long = drain(bounded(drip((0..100).map(|_| (100, 100)).collect()), total, now())).await;
     assert_eq!(long, Err(OutboundError::TooSlow(3)));
 }
+
+/// A loopback origin the guard trusts redirects to another loopback address it does not: the
+/// redirect is refused and the target never sees a connection, whether named by address or by
+/// a name that resolves to it.
+#[tokio::test]
+async fn redirects_are_checked_at_every_hop() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The target: 127.0.0.2 (loopback, forbidden), counting connections.
+    let target = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = target.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    // The origin: 127.0.0.1 (exempt), answering every request with a redirect to the target, or
+    // to itself (a loop).
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_port = origin.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = origin.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let to = if req.starts_with("GET /addr") {
+                    format!("http://127.0.0.2:{target_port}/x")
+                } else if req.starts_with("GET /v6") {
+                    format!("http://[::ffff:127.0.0.2]:{target_port}/x")
+                } else {
+                    format!("http://127.0.0.1:{origin_port}/loop")
+                };
+                let answer =
+                    format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let g = Guard::with_exempt(false, vec!["127.0.0.1".parse().unwrap()], Duration::from_secs(2)).unwrap();
+    let limits =
+        Limits { max_bytes: 1 << 20, total: Duration::from_secs(10), min_rate: 1, window: Duration::from_secs(5) };
+    for path in ["addr", "v6"] {
+        let url = g.check(&format!("http://127.0.0.1:{origin_port}/{path}")).unwrap();
+        let e = g.download(&url, limits).await.err().unwrap();
+        assert_eq!(e, OutboundError::Forbidden, "{path}");
+    }
+    let url = g.check(&format!("http://127.0.0.1:{origin_port}/loop")).unwrap();
+    assert_eq!(g.download(&url, limits).await.err().unwrap(), OutboundError::TooManyRedirects);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the forbidden target was connected to");
+}
