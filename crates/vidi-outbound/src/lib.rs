@@ -280,6 +280,18 @@ where
         window_bytes: u64,
         done: bool,
     }
+    impl<S> State<S> {
+        /// Ends a rate window: an error if too few bytes came in it, else a new window from `now`.
+        fn close_window(&mut self, now: tokio::time::Instant, need: u64, limits: &Limits) -> Result<(), OutboundError> {
+            if self.window_bytes < need {
+                self.done = true;
+                return Err(OutboundError::Stalled { min: limits.min_rate, window: limits.window.as_secs() });
+            }
+            self.window_start = now;
+            self.window_bytes = 0;
+            Ok(())
+        }
+    }
     let state = State { body: Box::pin(body), seen: 0, window_start: started, window_bytes: 0, done: false };
     let deadline = started + limits.total;
     let window_need = limits.min_rate.saturating_mul(limits.window.as_secs().max(1));
@@ -299,14 +311,10 @@ where
                         return Some((Err(OutboundError::TooLarge(limits.max_bytes)), st));
                     }
                     let now = tokio::time::Instant::now();
-                    if now >= window_end {
-                        if st.window_bytes < window_need {
-                            st.done = true;
-                            let e = OutboundError::Stalled { min: limits.min_rate, window: limits.window.as_secs() };
-                            return Some((Err(e), st));
-                        }
-                        st.window_start = now;
-                        st.window_bytes = 0;
+                    if now >= window_end
+                        && let Err(e) = st.close_window(now, window_need, &limits)
+                    {
+                        return Some((Err(e), st));
                     }
                     return Some((Ok(chunk), st));
                 }
@@ -321,13 +329,9 @@ where
                         st.done = true;
                         return Some((Err(OutboundError::TooSlow(limits.total.as_secs())), st));
                     }
-                    if st.window_bytes < window_need {
-                        st.done = true;
-                        let e = OutboundError::Stalled { min: limits.min_rate, window: limits.window.as_secs() };
+                    if let Err(e) = st.close_window(now, window_need, &limits) {
                         return Some((Err(e), st));
                     }
-                    st.window_start = now;
-                    st.window_bytes = 0;
                 }
             }
         }
