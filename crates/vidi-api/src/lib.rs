@@ -42,6 +42,10 @@ pub struct ApiConfig {
     pub claim_stale_after: Duration,
     /// Memory for hot HLS segments, in bytes (0: none).
     pub segment_cache_bytes: u64,
+    /// How long a node acts on what it read about an API key (found, revoked) before asking the
+    /// database again; a revocation reaches every node within it. Capped at
+    /// [`auth::MAX_KEY_CACHE_TTL`] (30 s); zero asks on every request.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +59,7 @@ impl Default for ApiConfig {
             quota_bytes: 1 << 40,
             claim_stale_after: Duration::from_secs(15),
             segment_cache_bytes: 128 << 20,
+            key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
         }
     }
 }

@@ -123,6 +123,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         access_ttl_s: cfg.access_token_ttl,
         claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
         segment_cache_bytes: cfg.segment_cache_bytes,
+        key_cache_ttl: Duration::from_secs(cfg.key_cache_secs),
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);
