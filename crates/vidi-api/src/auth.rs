@@ -1,7 +1,9 @@
 //! Credentials: API keys (HTTP Basic, the key as user name), access tokens (JWT, HS256) and
 //! refresh tokens (opaque, stored hashed, rotated on use). Keys are high-entropy secrets, so a
 //! SHA-256 lookup is as safe as a slow KDF and fast enough for every request; recent lookups are
-//! cached for a short while because every API call authenticates.
+//! cached for a short while because every API call authenticates. An access token names its key,
+//! and the key may be revoked before the token expires, so each use also checks the key, through
+//! the same kind of cache: a revocation takes effect on every node within the cache's lifetime.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -21,13 +23,57 @@ use vidi_core::{CoreResult, Repo};
 
 use crate::{ApiConfig, ApiError, AppState};
 
-const CACHE_TTL: Duration = Duration::from_secs(30);
+/// The longest a node may act on what it read about a key: a revoked key (and every access token
+/// issued for it) stops working everywhere within this. `ApiConfig::key_cache_ttl` can only
+/// shorten it.
+pub const MAX_KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Entries per cache. Basic credentials come from the network, so the caches must not grow with
+/// whatever callers send.
+const KEY_CACHE_CAP: usize = 10_000;
+
+/// A map whose entries expire: what this node remembers of the database's answers about keys.
+struct TtlCache<V> {
+    ttl: Duration,
+    cap: usize,
+    map: RwLock<HashMap<String, (V, Instant)>>,
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn new(ttl: Duration, cap: usize) -> Self {
+        TtlCache { ttl, cap, map: RwLock::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let map = self.map.read().expect("cache lock");
+        map.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone())
+    }
+
+    /// `read_at` is when the database was asked, not when it answered, so an entry never outlives
+    /// the fact it records by more than the TTL.
+    fn insert(&self, key: String, value: V, read_at: Instant) {
+        let mut map = self.map.write().expect("cache lock");
+        if map.len() >= self.cap && !map.contains_key(&key) {
+            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            // Every entry still fresh: start over rather than track use order. A miss costs one
+            // indexed lookup, and a full cache of live keys is not what this is sized for.
+            if map.len() >= self.cap {
+                map.clear();
+            }
+        }
+        map.insert(key, (value, read_at));
+    }
+}
 
 pub struct Authenticator {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    cache: RwLock<HashMap<String, (KeyOwner, Instant)>>,
+    /// Key hash → owner (Basic auth and `POST /auth/api-key`). Only found keys are kept.
+    owners: TtlCache<KeyOwner>,
+    /// Key id → not revoked (access tokens). Revocation is final, so `false` is kept too: a client
+    /// still sending a revoked key's token costs no lookup per request.
+    active: TtlCache<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,36 +106,44 @@ pub async fn create_api_key(repo: &dyn Repo, ws: &WorkspaceId, name: &str) -> Co
 }
 
 impl Authenticator {
-    pub async fn load(repo: &dyn Repo, _cfg: &ApiConfig) -> CoreResult<Self> {
+    pub async fn load(repo: &dyn Repo, cfg: &ApiConfig) -> CoreResult<Self> {
         // Shared by every node through the database, so any node verifies any node's tokens.
         let secret = repo.setting_or_init("jwt_secret", &random_secret()).await?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let ttl = cfg.key_cache_ttl.min(MAX_KEY_CACHE_TTL);
         Ok(Authenticator {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
-            cache: RwLock::new(HashMap::new()),
+            owners: TtlCache::new(ttl, KEY_CACHE_CAP),
+            active: TtlCache::new(ttl, KEY_CACHE_CAP),
         })
     }
 
+    /// The owner of an API key, unless the key is unknown or revoked.
     pub async fn owner_of_key(&self, repo: &dyn Repo, key: &str) -> CoreResult<Option<KeyOwner>> {
         let hash = sha256_hex(key);
-        if let Some((owner, at)) = self.cache.read().expect("cache lock").get(&hash)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(Some(owner.clone()));
+        if let Some(owner) = self.owners.get(&hash) {
+            return Ok(Some(owner));
         }
+        let read_at = Instant::now();
         let owner = repo.find_api_key(&hash).await?;
         if let Some(o) = &owner {
-            let mut cache = self.cache.write().expect("cache lock");
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(hash, (o.clone(), Instant::now()));
+            self.owners.insert(hash, o.clone(), read_at);
         }
         Ok(owner)
+    }
+
+    async fn key_active(&self, repo: &dyn Repo, key_id: &ApiKeyId) -> CoreResult<bool> {
+        if let Some(active) = self.active.get(key_id.as_str()) {
+            return Ok(active);
+        }
+        let read_at = Instant::now();
+        let active = repo.api_key_active(key_id).await?;
+        self.active.insert(key_id.as_str().to_string(), active, read_at);
+        Ok(active)
     }
 
     pub fn issue_access(&self, owner: &KeyOwner, now_s: i64, ttl_s: i64) -> String {
@@ -104,12 +158,16 @@ impl Authenticator {
             .expect("HS256 signing cannot fail")
     }
 
-    pub fn verify_access(&self, token: &str) -> Option<KeyOwner> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        Some(KeyOwner {
+    /// The owner named by a valid, unexpired access token whose key is not revoked.
+    pub async fn verify_access(&self, repo: &dyn Repo, token: &str) -> CoreResult<Option<KeyOwner>> {
+        let Ok(data) = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) else {
+            return Ok(None);
+        };
+        let owner = KeyOwner {
             key_id: ApiKeyId::from_trusted(data.claims.sub),
             workspace_id: WorkspaceId::from_trusted(data.claims.ws),
-        })
+        };
+        Ok(self.key_active(repo, &owner.key_id).await?.then_some(owner))
     }
 }
 
@@ -157,12 +215,53 @@ impl FromRequestParts<AppState> for Auth {
             let owner = state.auth.owner_of_key(state.repo.as_ref(), key).await?.ok_or_else(invalid)?;
             Ok(Auth(owner))
         } else if scheme.eq_ignore_ascii_case("bearer") {
-            let owner = state.auth.verify_access(cred).ok_or_else(|| {
+            // A revoked key's token is refused like an expired one: the client's remedy is the same.
+            let owner = state.auth.verify_access(state.repo.as_ref(), cred).await?.ok_or_else(|| {
                 ApiError::unauthorized("authentication-invalid-access-token", "The access token is invalid or expired.")
             })?;
             Ok(Auth(owner))
         } else {
             Err(bad_header())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_answers_only_while_fresh() {
+        let c = TtlCache::new(Duration::from_secs(30), 10);
+        c.insert("a".into(), 1, Instant::now());
+        assert_eq!(c.get("a"), Some(1));
+        assert_eq!(c.get("b"), None);
+        // Read from the database 31 s ago: too old to act on, however recently it was stored.
+        c.insert("old".into(), 2, Instant::now() - Duration::from_secs(31));
+        assert_eq!(c.get("old"), None);
+    }
+
+    #[test]
+    fn cache_stays_bounded() {
+        let c = TtlCache::new(Duration::from_secs(30), 3);
+        let stale = Instant::now() - Duration::from_secs(31);
+        c.insert("s1".into(), 0, stale);
+        c.insert("s2".into(), 0, stale);
+        c.insert("f1".into(), 1, Instant::now());
+        // Full: the expired entries make room, the fresh one stays.
+        c.insert("f2".into(), 2, Instant::now());
+        assert_eq!(c.map.read().unwrap().len(), 2);
+        assert_eq!((c.get("f1"), c.get("f2")), (Some(1), Some(2)));
+        c.insert("f3".into(), 3, Instant::now());
+        // Full of fresh entries: it starts over rather than grow.
+        c.insert("f4".into(), 4, Instant::now());
+        assert!(c.map.read().unwrap().len() <= 3);
+        assert_eq!(c.get("f4"), Some(4));
+    }
+
+    #[test]
+    fn key_cache_lifetime_is_at_most_30_s() {
+        assert!(ApiConfig::default().key_cache_ttl <= MAX_KEY_CACHE_TTL);
+        assert_eq!(MAX_KEY_CACHE_TTL, Duration::from_secs(30));
     }
 }

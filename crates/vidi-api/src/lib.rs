@@ -54,6 +54,10 @@ pub struct ApiConfig {
     pub import_rate_window: Duration,
     /// `VIDI_OUTBOUND_ALLOW_PRIVATE`: let user-given URLs reach private and loopback addresses.
     pub outbound_allow_private: bool,
+    /// How long a node acts on what it read about an API key (found, revoked) before asking the
+    /// database again; a revocation reaches every node within it. Capped at
+    /// [`auth::MAX_KEY_CACHE_TTL`] (30 s); zero asks on every request.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +77,7 @@ impl Default for ApiConfig {
             import_min_rate: 16 * 1024,
             import_rate_window: Duration::from_secs(30),
             outbound_allow_private: false,
+            key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
         }
     }
 }

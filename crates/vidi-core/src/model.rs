@@ -258,3 +258,16 @@ pub struct KeyOwner {
     pub key_id: ApiKeyId,
     pub workspace_id: WorkspaceId,
 }
+
+/// An API key as the operator sees it (`vidi api-key list`). The secret is not here: only its
+/// hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms; `None` while the key is in use.
+    pub revoked_at: Option<i64>,
+}

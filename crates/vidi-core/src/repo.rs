@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::CoreResult;
 use crate::id::{ApiKeyId, VideoId, WorkspaceId};
-use crate::model::{Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
+use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
 
 /// The result of accepting a chunk's bytes.
@@ -35,12 +35,25 @@ pub trait Repo: Send + Sync + 'static {
     async fn create_workspace(&self, name: &str) -> CoreResult<WorkspaceId>;
     /// The oldest workspace, if any (the CLI adds keys to it).
     async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>>;
+    async fn workspace_exists(&self, ws: &WorkspaceId) -> CoreResult<bool>;
+    /// Every key, revoked ones included (counted too: an installation whose keys were all revoked
+    /// is not a fresh one).
     async fn count_api_keys(&self) -> CoreResult<u64>;
     async fn create_api_key(&self, ws: &WorkspaceId, name: &str, key_hash: &str) -> CoreResult<ApiKeyId>;
+    /// The owner of the key whose secret hashes to `key_hash`, unless it is revoked.
     async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>>;
+    /// Every key of every workspace, revoked ones included, oldest first (for the operator).
+    async fn list_api_keys(&self) -> CoreResult<Vec<ApiKeyInfo>>;
+    /// Revokes the key whose id is `id_or_hash`, or whose secret hashes to it (an id starts with
+    /// `ak`, a hash is hex, so at most one key matches), and deletes its refresh tokens. Returns
+    /// the key's id, or `None` when no key matches. Revoking a revoked key keeps its first time.
+    async fn revoke_api_key(&self, id_or_hash: &str, now: i64) -> CoreResult<Option<ApiKeyId>>;
+    /// Whether the key exists and is not revoked (access tokens name their key; each use checks it).
+    async fn api_key_active(&self, key_id: &ApiKeyId) -> CoreResult<bool>;
     async fn insert_refresh_token(&self, owner: &KeyOwner, token_hash: &str, expires_at: i64) -> CoreResult<()>;
     /// Atomically retires `old_hash` and stores `new_hash`. A token retired less than `grace_ms`
     /// ago is still accepted once more (clients that retry a refresh must not be locked out).
+    /// A token whose key is revoked is refused.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,

@@ -2,7 +2,7 @@
 
 use vidi_core::CoreResult;
 use vidi_core::id::{ApiKeyId, WorkspaceId};
-use vidi_core::model::KeyOwner;
+use vidi_core::model::{ApiKeyInfo, KeyOwner};
 use vidi_core::time::now_ms;
 
 use crate::{Db, db_err, with_pool};
@@ -22,6 +22,12 @@ impl Db {
         Ok(row.map(|(id,)| WorkspaceId::from_trusted(id)))
     }
 
+    pub(crate) async fn workspace_exists_impl(&self, ws: &WorkspaceId) -> CoreResult<bool> {
+        let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT id FROM workspaces WHERE id = $1")
+            .bind(ws.as_str()).fetch_optional(p).await.map_err(db_err))?;
+        Ok(row.is_some())
+    }
+
     pub(crate) async fn count_api_keys_impl(&self) -> CoreResult<u64> {
         let (n,): (i64,) =
             with_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM api_keys").fetch_one(p).await.map_err(db_err))?;
@@ -37,9 +43,49 @@ impl Db {
     }
 
     pub(crate) async fn find_api_key_impl(&self, hash: &str) -> CoreResult<Option<KeyOwner>> {
-        let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as("SELECT id, workspace_id FROM api_keys WHERE key_hash = $1")
+        let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
             .bind(hash).fetch_optional(p).await.map_err(db_err))?;
         Ok(row.map(|(k, w)| KeyOwner { key_id: ApiKeyId::from_trusted(k), workspace_id: WorkspaceId::from_trusted(w) }))
+    }
+
+    pub(crate) async fn list_api_keys_impl(&self) -> CoreResult<Vec<ApiKeyInfo>> {
+        let rows: Vec<(String, String, String, i64, Option<i64>)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT id, workspace_id, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .fetch_all(p).await.map_err(db_err))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, ws, name, created_at, revoked_at)| ApiKeyInfo {
+                id: ApiKeyId::from_trusted(id),
+                workspace_id: WorkspaceId::from_trusted(ws),
+                name,
+                created_at,
+                revoked_at,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn revoke_api_key_impl(&self, id_or_hash: &str, now: i64) -> CoreResult<Option<ApiKeyId>> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            let row: Option<(String,)> = sqlx::query_as(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 OR key_hash = $1 RETURNING id")
+                .bind(id_or_hash).bind(now).fetch_optional(&mut *tx).await.map_err(db_err)?;
+            let Some((id,)) = row else { return Ok(None) };
+            // Refresh tokens are of no use once their key is revoked (rotation checks the key
+            // anyway, which also covers one a refresh racing this transaction stores).
+            sqlx::query("DELETE FROM refresh_tokens WHERE key_id = $1")
+                .bind(&id).execute(&mut *tx).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(Some(ApiKeyId::from_trusted(id)))
+        })
+    }
+
+    pub(crate) async fn api_key_active_impl(&self, key_id: &ApiKeyId) -> CoreResult<bool> {
+        let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+            .bind(key_id.as_str()).fetch_optional(p).await.map_err(db_err))?;
+        Ok(row.is_some())
     }
 
     pub(crate) async fn insert_refresh_token_impl(
@@ -65,9 +111,10 @@ impl Db {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             // Retire first: the UPDATE takes the row lock, so two concurrent refreshes of the same
-            // token serialise here.
+            // token serialise here. A revoked key's tokens match nothing, so they are refused.
             let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
                 "UPDATE refresh_tokens SET retired_at = COALESCE(retired_at, $2) WHERE token_hash = $1 \
+                 AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = refresh_tokens.key_id AND k.revoked_at IS NULL) \
                  RETURNING key_id, workspace_id, expires_at, retired_at")
                 .bind(old).bind(now).fetch_optional(&mut *tx).await.map_err(db_err)?;
             let Some((key_id, ws, exp, retired)) = row else { return Ok(None) };

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use vidi_core::id::{ApiKeyId, VideoId, WorkspaceId};
-use vidi_core::model::{Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
+use vidi_core::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use vidi_core::repo::{ChunkClaim, ChunkCommit};
 use vidi_core::upload::ContentRange;
 use vidi_core::{CoreResult, Repo};
@@ -23,6 +23,9 @@ impl Repo for Db {
     async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>> {
         self.default_workspace_impl().await
     }
+    async fn workspace_exists(&self, ws: &WorkspaceId) -> CoreResult<bool> {
+        self.workspace_exists_impl(ws).await
+    }
     async fn count_api_keys(&self) -> CoreResult<u64> {
         self.count_api_keys_impl().await
     }
@@ -31,6 +34,15 @@ impl Repo for Db {
     }
     async fn find_api_key(&self, key_hash: &str) -> CoreResult<Option<KeyOwner>> {
         self.find_api_key_impl(key_hash).await
+    }
+    async fn list_api_keys(&self) -> CoreResult<Vec<ApiKeyInfo>> {
+        self.list_api_keys_impl().await
+    }
+    async fn revoke_api_key(&self, id_or_hash: &str, now: i64) -> CoreResult<Option<ApiKeyId>> {
+        self.revoke_api_key_impl(id_or_hash, now).await
+    }
+    async fn api_key_active(&self, key_id: &ApiKeyId) -> CoreResult<bool> {
+        self.api_key_active_impl(key_id).await
     }
     async fn insert_refresh_token(&self, owner: &KeyOwner, token_hash: &str, expires_at: i64) -> CoreResult<()> {
         self.insert_refresh_token_impl(owner, token_hash, expires_at).await

@@ -43,6 +43,9 @@ pub struct Config {
     pub segment_cache_bytes: u64,
     /// Lifetime of access tokens, seconds (api.video: 3600).
     pub access_token_ttl: i64,
+    /// Seconds a node trusts what it read about an API key; a revoked key stops working on every
+    /// node within this (at most 30, the default; 0 checks the database on every request).
+    pub key_cache_secs: u64,
     /// Encoding workers in this process (`serve` and `worker`); 0 for an API-only node.
     pub workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
@@ -93,6 +96,7 @@ impl Default for Config {
             max_request_bytes: api.max_request_bytes,
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,
+            key_cache_secs: api.key_cache_ttl.as_secs(),
             claim_stale_secs: api.claim_stale_after.as_secs(),
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,

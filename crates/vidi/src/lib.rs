@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vidi_api::{ApiConfig, AppState};
+use vidi_core::id::{ApiKeyId, WorkspaceId};
+use vidi_core::model::ApiKeyInfo;
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
 use vidi_media::{Media, Tool};
@@ -28,13 +30,54 @@ pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<Db>> {
     Ok(Arc::new(db))
 }
 
-/// Creates an API key; on an empty database also the default workspace.
-pub async fn create_key(repo: &dyn Repo, name: &str) -> anyhow::Result<String> {
-    let ws = match repo.default_workspace().await? {
-        Some(ws) => ws,
-        None => repo.create_workspace("default").await?,
+/// Creates an API key in workspace `ws`, or in the default (oldest) workspace, which an empty
+/// database gets first. An unknown `ws` is checked for first, so the operator reads which
+/// workspace is missing rather than the database's foreign-key error.
+pub async fn create_key(repo: &dyn Repo, name: &str, ws: Option<&str>) -> anyhow::Result<String> {
+    let ws = match ws {
+        Some(s) => match WorkspaceId::parse(s) {
+            Some(id) if repo.workspace_exists(&id).await? => id,
+            _ => anyhow::bail!("no workspace {s:?} (see `vidi workspace create`)"),
+        },
+        None => match repo.default_workspace().await? {
+            Some(ws) => ws,
+            None => repo.create_workspace("default").await?,
+        },
     };
     Ok(vidi_api::auth::create_api_key(repo, &ws, name).await?)
+}
+
+/// Revokes a key given by its id (`ak…`) or by the secret itself; returns its id. Its Basic auth,
+/// access tokens and refresh tokens stop working on every node within the key cache's lifetime.
+pub async fn revoke_key(repo: &dyn Repo, key_or_id: &str) -> anyhow::Result<ApiKeyId> {
+    let key_or_id = key_or_id.trim();
+    // Secrets are hex, so they never parse as an id. A secret is only ever looked up by its hash,
+    // and never echoed back in the error.
+    let (id_or_hash, shown) = match ApiKeyId::parse(key_or_id) {
+        Some(_) => (key_or_id.to_string(), key_or_id),
+        None => (vidi_api::auth::sha256_hex(key_or_id), "the key given"),
+    };
+    match repo.revoke_api_key(&id_or_hash, vidi_core::time::now_ms()).await? {
+        Some(id) => Ok(id),
+        None => anyhow::bail!("no API key matches {shown}"),
+    }
+}
+
+/// `vidi api-key list`: one line per key, tab-separated: id, workspace, name, created, and
+/// `active` or `revoked <time>`. The secret is never stored, so it cannot be listed.
+pub fn key_lines(keys: &[ApiKeyInfo]) -> Vec<String> {
+    use vidi_core::time::to_rfc3339;
+    keys.iter()
+        .map(|k| {
+            // Names come from the operator; control characters would break "one line per key".
+            let name: String = k.name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let state = match k.revoked_at {
+                Some(at) => format!("revoked {}", to_rfc3339(at)),
+                None => "active".to_string(),
+            };
+            format!("{}\t{}\t{}\t{}\t{}", k.id, k.workspace_id, name, to_rfc3339(k.created_at), state)
+        })
+        .collect()
 }
 
 fn media_for(cfg: &Config) -> Media {
@@ -112,7 +155,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let first_key =
-        if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default").await?) } else { None };
+        if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default", None).await?) } else { None };
     let blobs = open_blobs(&cfg).await?;
     let listener = http::bind(cfg.http_addr)?;
     let addr = listener.local_addr()?;
@@ -130,6 +173,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         import_min_rate: cfg.import_min_rate,
         import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
         outbound_allow_private: cfg.outbound_allow_private,
+        key_cache_ttl: Duration::from_secs(cfg.key_cache_secs),
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);

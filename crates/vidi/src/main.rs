@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use vidi::Config;
+use vidi_core::Repo;
 
 #[derive(Parser)]
 #[command(name = "vidi", version, about = "A self-hosted video platform, wire-compatible with api.video")]
@@ -23,6 +24,11 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage workspaces (tenants: every key and every video belongs to one).
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
     /// Manage API keys.
     ApiKey {
         #[command(subcommand)]
@@ -33,11 +39,31 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace and print its id alone on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
-    /// Create a key and print it alone on stdout.
+    /// Create a key and print it alone on stdout (it is stored hashed: this is the only time it is shown).
     Create {
         #[arg(long, default_value = "cli")]
         name: String,
+        /// The workspace (`ws…`) the key opens; default: the oldest, created if there is none.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// List every key, one a line: id, workspace, name, created, active or revoked (never the secret).
+    List,
+    /// Revoke a key, given by its id (`ak…`) or the key itself, and print its id. Its Basic auth,
+    /// access tokens and refresh tokens stop working on every node within 30 s.
+    Revoke {
+        #[arg(value_name = "KEY_OR_ID")]
+        key_or_id: String,
     },
 }
 
@@ -70,9 +96,28 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::ApiKey { command: KeyCommand::Create { name } } => {
+        Command::Workspace { command: WorkspaceCommand::Create { name } } => {
             let repo = vidi::open_repo(&cfg).await?;
-            println!("{}", vidi::create_key(repo.as_ref(), &name).await?);
+            println!("{}", repo.create_workspace(&name).await?);
+            Ok(())
+        }
+        Command::ApiKey { command } => {
+            let repo = vidi::open_repo(&cfg).await?;
+            match command {
+                KeyCommand::Create { name, workspace } => {
+                    println!("{}", vidi::create_key(repo.as_ref(), &name, workspace.as_deref()).await?);
+                }
+                KeyCommand::List => {
+                    for line in vidi::key_lines(&repo.list_api_keys().await?) {
+                        println!("{line}");
+                    }
+                }
+                KeyCommand::Revoke { key_or_id } => {
+                    let id = vidi::revoke_key(repo.as_ref(), &key_or_id).await?;
+                    println!("{id}");
+                    eprintln!("revoked {id}: it stops working on every node within 30 s");
+                }
+            }
             Ok(())
         }
         Command::Openapi => {
