@@ -71,7 +71,7 @@ impl Default for ApiConfig {
             quota_bytes: 1 << 40,
             claim_stale_after: Duration::from_secs(15),
             segment_cache_bytes: 128 << 20,
-            work_dir: std::path::PathBuf::from("./vidi-data/.work"),
+            work_dir: std::path::PathBuf::from("./vidi-data/.scratch"),
             max_source_bytes: vidi_core::upload::MAX_TOTAL_BYTES,
             import_timeout: Duration::from_secs(3600),
             import_min_rate: 16 * 1024,

@@ -232,7 +232,7 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
     // Media tools read local files only: a source on S3 is copied into this job's scratch first.
-    let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &work.join("in")).await?) };
+    let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?) };
     let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
     // What the encoders may touch: their input and this job's scratch (see vidi_media::sandbox).
     let jail = Jail::new().read(vidi_media::input::path_of(&input)).write(work);

@@ -220,3 +220,9 @@ impl From<vidi_core::CoreError> for JobError {
         }
     }
 }
+
+/// Where copies of sources kept elsewhere (S3) are made for the media tools: beside the jobs'
+/// scratch, not in it, so a full scratch fails the encode (with its reason) and not the copy.
+pub(crate) fn inputs_dir(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.cfg.work_dir.with_file_name(".inputs")
+}

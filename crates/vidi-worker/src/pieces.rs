@@ -99,7 +99,7 @@ async fn encode(
     for r in ladder {
         tokio::fs::create_dir_all(work.join(r.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
-    let input = ctx.blobs.local_input(source, &work.join("in")).await?;
+    let input = ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?;
     let args = hls_piece_args(input.as_str(), probe, ladder, work, &ctx.cfg.preset, piece);
     ctx.media
         .ffmpeg

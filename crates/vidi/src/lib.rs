@@ -167,7 +167,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         access_ttl_s: cfg.access_token_ttl,
         claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
         segment_cache_bytes: cfg.segment_cache_bytes,
-        work_dir: cfg.data_dir.join(".work"),
+        // Apart from the workers' `.work`: an API node's probes and thumbnails must not compete
+        // with encodes for that space (nor fail with it when a ladder fills it).
+        work_dir: cfg.data_dir.join(".scratch"),
         max_source_bytes: cfg.max_source_bytes,
         import_timeout: Duration::from_secs(cfg.import_timeout_secs.max(1)),
         import_min_rate: cfg.import_min_rate,
