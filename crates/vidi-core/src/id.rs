@@ -78,6 +78,11 @@ prefixed_id!(
     /// An API key's public id (`ak…`); the key itself is stored only as a hash.
     ApiKeyId, "ak"
 );
+prefixed_id!(
+    /// One recorded event of the outbox (`ev…`): time-ordered, so reading in id order is reading
+    /// in the order the changes committed (near enough; see `event`).
+    EventId, "ev"
+);
 
 #[cfg(test)]
 mod tests {

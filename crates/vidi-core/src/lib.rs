@@ -4,6 +4,7 @@
 
 pub mod blobs;
 pub mod error;
+pub mod event;
 pub mod id;
 pub mod model;
 pub mod repo;

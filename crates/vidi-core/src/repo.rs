@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use crate::error::CoreResult;
-use crate::id::{ApiKeyId, VideoId, WorkspaceId};
+use crate::event::{Encoding, Event};
+use crate::id::{ApiKeyId, EventId, VideoId, WorkspaceId};
 use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
 
@@ -121,6 +122,20 @@ pub trait Repo: Send + Sync + 'static {
     /// Replaces the list of expected outputs (all `waiting`).
     async fn plan_qualities(&self, id: &VideoId, qualities: &[Quality]) -> CoreResult<()>;
     async fn set_quality_status(&self, id: &VideoId, kind: &str, quality: &str, status: &str) -> CoreResult<()>;
+    /// Marks one planned output encoded and, in the same transaction, records its
+    /// `video.encoding.quality.completed` event (once per output, however often it is encoded
+    /// again). Returns whether the event is new. `NotFound` when the output is not planned: then
+    /// neither is written.
+    async fn complete_quality(&self, id: &VideoId, encoding: Encoding, quality: &str, now_ns: i64) -> CoreResult<bool>;
+
+    // --- events -------------------------------------------------------------------------------
+    /// Recorded events after `after` (all when `None`), in id order, of one workspace or of all.
+    async fn events_after(
+        &self,
+        ws: Option<&WorkspaceId>,
+        after: Option<&EventId>,
+        limit: u32,
+    ) -> CoreResult<Vec<Event>>;
     async fn qualities(&self, id: &VideoId) -> CoreResult<Vec<Quality>>;
     async fn set_playable(&self, id: &VideoId, playable: bool) -> CoreResult<()>;
     async fn set_thumbnail(&self, id: &VideoId, key: &str) -> CoreResult<()>;

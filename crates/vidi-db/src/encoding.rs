@@ -154,7 +154,7 @@ impl Db {
                 id,
                 kind,
                 payload: serde_json::from_str(&payload)
-                    .map_err(|e| CoreError::Database(format!("job payload: {e}")))?,
+                    .map_err(|e| CoreError::Database(format!("job payload: {e}").into()))?,
                 attempts: attempts as u32,
                 max_attempts: max as u32,
             })

@@ -5,6 +5,7 @@
 
 mod auth;
 mod encoding;
+mod events;
 mod repo;
 mod uploads;
 mod videos;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use vidi_core::error::{DbError, DbErrorKind};
 use vidi_core::{CoreError, CoreResult};
 
 pub enum Pool {
@@ -42,7 +44,19 @@ pub(crate) use with_pool;
 pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
     match e {
         sqlx::Error::RowNotFound => CoreError::NotFound,
-        e => CoreError::Database(e.to_string()),
+        e => {
+            let kind = match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => DbErrorKind::UniqueViolation,
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbErrorKind::ForeignKeyViolation,
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => DbErrorKind::Unavailable,
+                _ => DbErrorKind::Other,
+            };
+            CoreError::Database(DbError { kind, message: e.to_string() })
+        }
     }
 }
 
@@ -76,7 +90,7 @@ impl Db {
                 let mut opts = PgConnectOptions::from_str(u).map_err(db_err)?;
                 if let Some(s) = schema {
                     if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                        return Err(CoreError::Database(format!("bad schema name {s:?}")));
+                        return Err(CoreError::Database(format!("bad schema name {s:?}").into()));
                     }
                     let boot = PgPool::connect_with(opts.clone()).await.map_err(db_err)?;
                     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {s}")))
@@ -97,7 +111,7 @@ impl Db {
             Some(u) if u.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
             }
-            Some(u) => Err(CoreError::Database(format!("unsupported database URL {u:?}"))),
+            Some(u) => Err(CoreError::Database(format!("unsupported database URL {u:?}").into())),
             None => {
                 std::fs::create_dir_all(data_dir)?;
                 Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("vidi.db"))).await
@@ -125,7 +139,7 @@ impl Db {
             Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
             Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
         };
-        r.map_err(|e| CoreError::Database(format!("migration failed: {e}")))
+        r.map_err(|e| CoreError::Database(format!("migration failed: {e}").into()))
     }
 
     pub async fn close(&self) {

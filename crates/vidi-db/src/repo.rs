@@ -1,7 +1,8 @@
 //! [`Repo`] for [`Db`]: the trait surface, each method delegating to the module that owns it.
 
 use async_trait::async_trait;
-use vidi_core::id::{ApiKeyId, VideoId, WorkspaceId};
+use vidi_core::event::{Encoding, Event};
+use vidi_core::id::{ApiKeyId, EventId, VideoId, WorkspaceId};
 use vidi_core::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use vidi_core::repo::{ChunkClaim, ChunkCommit};
 use vidi_core::upload::ContentRange;
@@ -132,6 +133,17 @@ impl Repo for Db {
     }
     async fn set_quality_status(&self, id: &VideoId, kind: &str, quality: &str, status: &str) -> CoreResult<()> {
         self.set_quality_status_impl(id, kind, quality, status).await
+    }
+    async fn complete_quality(&self, id: &VideoId, encoding: Encoding, quality: &str, now_ns: i64) -> CoreResult<bool> {
+        self.complete_quality_impl(id, encoding, quality, now_ns).await
+    }
+    async fn events_after(
+        &self,
+        ws: Option<&WorkspaceId>,
+        after: Option<&EventId>,
+        limit: u32,
+    ) -> CoreResult<Vec<Event>> {
+        self.events_after_impl(ws, after, limit).await
     }
     async fn qualities(&self, id: &VideoId) -> CoreResult<Vec<Quality>> {
         self.qualities_impl(id).await

@@ -155,7 +155,7 @@ impl Db {
                 .bind(id.as_str()).bind(idx as i64).bind(size as i64).bind(receipt)
                 .execute(&mut *tx).await.map_err(db_err)?;
             if r.rows_affected() == 0 {
-                return Err(CoreError::Database(format!("the claim on chunk {idx} was lost")));
+                return Err(CoreError::Database(format!("the claim on chunk {idx} was lost").into()));
             }
             let (video, chunks): (Video, Vec<Chunk>) = lock_and_load!(tx, id, None::<&WorkspaceId>);
             let outcome = match upload::completed_size(&video.ingest, &chunks) {

@@ -102,7 +102,7 @@ macro_rules! write_filters {
 }
 
 fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
-    serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}")))
+    serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}").into()))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {

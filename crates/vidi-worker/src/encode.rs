@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use vidi_core::event::Encoding;
 use vidi_core::id::VideoId;
 use vidi_core::model::{IngestState, Job, ProbeOutcome, Quality, Video};
+use vidi_core::time::now_ns;
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{
     Piece, check_hls_output, hls_piece_args, master_playlist, master_playlist_demuxed, plan_pieces, remux_mp4,
@@ -333,7 +335,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         ladder.last().map(|t| work.join(t.name).join("index.m3u8"))
     };
     for r in ladder {
-        ctx.repo.set_quality_status(id, "hls", r.name, "encoded").await?;
+        ctx.repo.complete_quality(id, Encoding::Hls, r.name, now_ns()).await?;
     }
     ctx.repo.set_playable(id, true).await?;
     tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "ladder encoded");
@@ -352,7 +354,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             .map_err(|e| JobError::Retry(e.to_string()))?;
         ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
         if let Some(q) = quality {
-            ctx.repo.set_quality_status(id, "mp4", q, "encoded").await?;
+            ctx.repo.complete_quality(id, Encoding::Mp4, q, now_ns()).await?;
         }
     }
     Ok(())
