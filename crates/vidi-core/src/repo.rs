@@ -142,8 +142,9 @@ pub trait Repo: Send + Sync + 'static {
     async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()>;
 
     // --- private videos -----------------------------------------------------------------------
-    /// Stores a new private token for a video (and sweeps expired ones).
-    async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()>;
+    /// Stores new private tokens, `(video, token)` pairs, in one statement (a page of private
+    /// videos mints one per video). Expired tokens are swept now and then.
+    async fn mint_private_tokens(&self, tokens: &[(&VideoId, &str)], now: i64, expires_at: i64) -> CoreResult<()>;
     /// Admits a request under a private token (contract §6): a token not used yet is bound to
     /// `session` (the playback session of the first browser that opens it) for `session_ttl` ms;
     /// a used one admits only the session it is bound to. Returns whether the request is admitted.

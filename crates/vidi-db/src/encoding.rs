@@ -6,7 +6,7 @@ use vidi_core::id::VideoId;
 use vidi_core::model::{Job, Quality};
 use vidi_core::{CoreError, CoreResult};
 
-use crate::{Db, Pool, db_err, with_pool};
+use crate::{Arg, Db, Pool, bind_args, db_err, with_pool};
 
 impl Db {
     pub(crate) async fn plan_qualities_impl(&self, id: &VideoId, qualities: &[Quality]) -> CoreResult<()> {
@@ -56,18 +56,41 @@ impl Db {
             .bind(id.as_str()).bind(playable).execute(p).await.map(|_| ()).map_err(db_err))
     }
 
-    pub(crate) async fn mint_private_token_impl(
+    pub(crate) async fn mint_private_tokens_impl(
         &self,
-        id: &VideoId,
-        token: &str,
+        tokens: &[(&VideoId, &str)],
         now: i64,
         expires_at: i64,
     ) -> CoreResult<()> {
-        with_pool!(self, p => {
-            sqlx::query("DELETE FROM private_tokens WHERE expires_at < $1").bind(now).execute(p).await.map_err(db_err)?;
-            sqlx::query("INSERT INTO private_tokens (token, video_id, expires_at) VALUES ($1, $2, $3)")
-                .bind(token).bind(id.as_str()).bind(expires_at).execute(p).await.map(|_| ()).map_err(db_err)
-        })
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        // Sweeping expired tokens on every read doubled the statements of a private video's
+        // GET; once a minute per process keeps the table as small.
+        let last = self.token_sweep_at.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last > 60_000
+            && self
+                .token_sweep_at
+                .compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed)
+                .is_ok()
+        {
+            with_pool!(self, p => sqlx::query("DELETE FROM private_tokens WHERE expires_at < $1")
+                .bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;
+        }
+        let mut sql = String::from("INSERT INTO private_tokens (token, video_id, expires_at) VALUES ");
+        let mut args = Vec::with_capacity(tokens.len() * 2 + 1);
+        args.push(Arg::Int(expires_at));
+        for (i, (video, token)) in tokens.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, $1)", args.len() + 1, args.len() + 2));
+            args.push(Arg::Text(token.to_string()));
+            args.push(Arg::Text(video.as_str().to_string()));
+        }
+        // Only placeholders are built into the text; every value is bound.
+        with_pool!(self, p => bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
+            .execute(p).await.map(|_| ()).map_err(db_err))
     }
 
     pub(crate) async fn admit_private_impl(

@@ -27,6 +27,8 @@ pub enum Pool {
 /// The repository. Cheap to share behind an `Arc`.
 pub struct Db {
     pool: Pool,
+    /// When this process last swept expired private tokens (unix ms).
+    token_sweep_at: std::sync::atomic::AtomicI64,
 }
 
 /// Runs the same body against whichever pool is configured. The body is compiled once per
@@ -106,7 +108,7 @@ impl Db {
                     .connect_with(opts)
                     .await
                     .map_err(db_err)?;
-                Ok(Db { pool: Pool::Postgres(pool) })
+                Ok(Db { pool: Pool::Postgres(pool), token_sweep_at: Default::default() })
             }
             Some(u) if u.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
@@ -130,7 +132,7 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
-        Ok(Db { pool: Pool::Sqlite(pool) })
+        Ok(Db { pool: Pool::Sqlite(pool), token_sweep_at: Default::default() })
     }
 
     /// Applies pending migrations (idempotent; every start does it).

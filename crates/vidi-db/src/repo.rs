@@ -157,8 +157,8 @@ impl Repo for Db {
     async fn set_encode_error(&self, id: &VideoId, error: Option<&str>) -> CoreResult<()> {
         self.set_video_field_impl(id, "UPDATE videos SET encode_error = $2 WHERE id = $1", error).await
     }
-    async fn mint_private_token(&self, id: &VideoId, token: &str, now: i64, expires_at: i64) -> CoreResult<()> {
-        self.mint_private_token_impl(id, token, now, expires_at).await
+    async fn mint_private_tokens(&self, tokens: &[(&VideoId, &str)], now: i64, expires_at: i64) -> CoreResult<()> {
+        self.mint_private_tokens_impl(tokens, now, expires_at).await
     }
     async fn admit_private(
         &self,

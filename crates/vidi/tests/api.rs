@@ -347,3 +347,36 @@ async fn openapi_document_is_served_and_committed() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the document");
     }
 }
+
+/// A page of private videos mints one token per video (in one statement): each URL carries its
+/// own token, and each token opens its own video and no other.
+#[tokio::test]
+async fn a_page_of_private_videos_carries_a_working_token_each() {
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let r = t.post_json("/videos", json!({"title": format!("private {i}"), "public": false})).await;
+            ids.push(r.json::<Value>().await.unwrap()["videoId"].as_str().unwrap().to_string());
+        }
+        t.post_json("/videos", json!({"title": "public"})).await;
+        let page: Value = t.get("/videos?pageSize=10").await.json().await.unwrap();
+        let mut tokens = Vec::new();
+        for v in page["data"].as_array().unwrap() {
+            let hls = v["assets"]["hls"].as_str().unwrap();
+            if v["public"] == false {
+                let token = hls.split("/token/").nth(1).unwrap().split('/').next().unwrap().to_string();
+                assert!(!tokens.contains(&token), "{}: a token was shared", b.label);
+                // Admitted (202: not encoded yet), not refused (403).
+                assert_eq!(t.http.get(hls).send().await.unwrap().status(), 202, "{}: {hls}", b.label);
+                let other = ids.iter().find(|id| *id != v["videoId"].as_str().unwrap()).unwrap();
+                let wrong = format!("{}/vod/{other}/token/{token}/hls/manifest.m3u8", t.url);
+                assert_eq!(t.http.get(&wrong).send().await.unwrap().status(), 403, "{}", b.label);
+                tokens.push(token);
+            } else {
+                assert!(!hls.contains("/token/"));
+            }
+        }
+        assert_eq!(tokens.len(), 3);
+    }
+}
