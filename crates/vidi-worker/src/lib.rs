@@ -77,7 +77,7 @@ pub struct Ctx {
     pub blobs: Arc<dyn Blobs>,
     pub media: Media,
     pub cfg: WorkerConfig,
-    /// The jobs this process's workers hold, to hand back when they stop.
+    /// The jobs this process's workers hold, and the token that stops them (set by [`spawn`]).
     pub held: HeldJobs,
 }
 
@@ -107,22 +107,28 @@ pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
 }
 
 /// Running jobs by id, with the worker name that holds each, shared by the workers of one
-/// process. A job leaves it when its outcome is recorded; when the workers stop, the jobs still
-/// in it are those they dropped, and they are released. (Tracked here rather than by each worker
-/// loop because a lead encode runs the pieces it helps with as jobs of their own, nested in its
-/// own future: dropping the lead drops them too.)
+/// process, and the token that stops them. A job leaves the set when its outcome is recorded;
+/// when the workers stop, the jobs still in it are those they dropped, and they are released.
+/// (Tracked here rather than by each worker loop because a lead encode runs the pieces it helps
+/// with as jobs of their own, nested in its own future: stopping the lead drops them too.)
 #[derive(Clone, Default)]
-pub struct HeldJobs(Arc<Mutex<HashMap<String, String>>>);
+pub struct HeldJobs {
+    jobs: Arc<Mutex<HashMap<String, String>>>,
+    shutdown: CancellationToken,
+}
 
 impl HeldJobs {
     fn hold(&self, job: &str, worker: &str) {
-        self.0.lock().expect("not poisoned").insert(job.to_string(), worker.to_string());
+        self.jobs.lock().expect("not poisoned").insert(job.to_string(), worker.to_string());
     }
     fn drop_job(&self, job: &str) {
-        self.0.lock().expect("not poisoned").remove(job);
+        self.jobs.lock().expect("not poisoned").remove(job);
+    }
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
     }
     fn take_all(&self) -> Vec<(String, String)> {
-        self.0.lock().expect("not poisoned").drain().collect()
+        self.jobs.lock().expect("not poisoned").drain().collect()
     }
 }
 
@@ -166,20 +172,13 @@ pub(crate) fn wake() {
 }
 
 /// Starts `n` worker loops; they run until `shutdown` is cancelled (then see [`Workers::stopped`]).
-pub fn spawn(ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
+pub fn spawn(mut ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
+    ctx.held = HeldJobs { jobs: Arc::default(), shutdown: shutdown.clone() };
     let tasks = (0..n)
         .map(|i| {
             let ctx = ctx.clone();
             let name = format!("wk{}-{i}", vidi_core::id::random_body());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                // Dropping the loop drops the job it runs, and with it the job's ffmpeg children
-                // (`Tool` kills them on drop).
-                tokio::select! {
-                    () = run(ctx, name) => {}
-                    () = shutdown.cancelled() => {}
-                }
-            })
+            tokio::spawn(async move { run(ctx, name).await })
         })
         .collect();
     Workers { tasks, ctx, shutdown }
@@ -193,7 +192,7 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Waits for the shutdown token, then for every loop to have dropped its job, and hands those
+    /// Waits for the shutdown token, then for every loop to have stopped its job, and hands those
     /// jobs back to the queue, due now and without counting the attempt.
     pub async fn stopped(self) {
         self.shutdown.cancelled().await;
@@ -211,10 +210,13 @@ impl Workers {
     }
 }
 
+/// One worker loop, until the shutdown token is cancelled. It stops only between database calls:
+/// a claim cut off after its commit would leave a job running with nobody to hand it back.
 async fn run(ctx: Ctx, name: String) {
     tracing::info!(worker = %name, "worker started");
+    let shutdown = ctx.held.shutdown.clone();
     let mut last_reap = 0i64;
-    loop {
+    while !shutdown.is_cancelled() {
         let now = now_ms();
         if now - last_reap > ctx.cfg.heartbeat.as_millis() as i64 {
             last_reap = now;
@@ -230,11 +232,15 @@ async fn run(ctx: Ctx, name: String) {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     () = WAKE.notified() => {}
+                    () = shutdown.cancelled() => {}
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a job");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => {}
+                }
             }
         }
     }
@@ -245,11 +251,22 @@ async fn run(ctx: Ctx, name: String) {
 pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
     let id = job.id.clone();
     ctx.held.hold(&id, worker);
-    execute_held(ctx, worker, job).await;
+    if execute_held(ctx, worker, job).await == Ended::Stopped {
+        // Still held: `Workers::stopped` hands it back.
+        return;
+    }
     ctx.held.drop_job(&id);
 }
 
-async fn execute_held(ctx: &Ctx, worker: &str, job: Job) {
+#[derive(PartialEq)]
+enum Ended {
+    /// The outcome is recorded, or the job is no longer this worker's.
+    Done,
+    /// The process is stopping: the work was dropped (its ffmpeg killed), nothing recorded.
+    Stopped,
+}
+
+async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
     let beat = async {
         loop {
             tokio::time::sleep(ctx.cfg.heartbeat).await;
@@ -271,7 +288,11 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) {
         r = work => r,
         () = beat => {
             tracing::warn!(job = %job.id, "job taken back by the reaper; abandoning it");
-            return;
+            return Ended::Done;
+        }
+        () = ctx.held.shutdown.cancelled() => {
+            tracing::info!(job = %job.id, "stopping: job interrupted");
+            return Ended::Stopped;
         }
     };
     let now = now_ms();
@@ -300,6 +321,7 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) {
     if let Err(e) = r {
         tracing::error!(job = %job.id, error = %e, "could not record the job's outcome");
     }
+    Ended::Done
 }
 
 #[cfg(test)]
