@@ -178,6 +178,10 @@ pub trait Repo: Send + Sync + 'static {
     async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;
     /// Records a failure; `retry_at` re-queues it, `None` fails it for good.
     async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> CoreResult<()>;
+    /// Hands a running job back to the queue, due at `now`, without counting its attempt: its
+    /// worker is stopping (SIGTERM), not failing, so another takes it at once rather than after
+    /// the reaper's staleness window. A no-op when the job is no longer this worker's.
+    async fn release_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;
     /// Re-queues running jobs whose worker stopped heartbeating before `stale_before`.
     async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64>;
     /// A job's status and error, by unique key of its last run (for tests and the operator).

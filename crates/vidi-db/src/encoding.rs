@@ -215,6 +215,16 @@ impl Db {
         }.map(|_| ()).map_err(db_err))
     }
 
+    pub(crate) async fn release_job_impl(&self, id: &str, worker: &str, now: i64) -> CoreResult<()> {
+        // The claim counted an attempt; a job stopped by a shutdown did not fail, so it is taken
+        // back, and a job released by every deploy never runs out of attempts.
+        with_pool!(self, p => sqlx::query(
+            "UPDATE jobs SET status = 'queued', locked_by = NULL, run_at = $3, updated_at = $3, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+             WHERE id = $1 AND locked_by = $2 AND status = 'running'")
+            .bind(id).bind(worker).bind(now).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
     pub(crate) async fn reap_jobs_impl(&self, stale_before: i64, now: i64) -> CoreResult<u64> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;

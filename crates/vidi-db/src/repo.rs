@@ -195,6 +195,9 @@ impl Repo for Db {
     async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> CoreResult<()> {
         self.fail_job_impl(id, worker, error, retry_at, now).await
     }
+    async fn release_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()> {
+        self.release_job_impl(id, worker, now).await
+    }
     async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64> {
         self.reap_jobs_impl(stale_before, now).await
     }

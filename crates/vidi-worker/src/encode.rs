@@ -99,6 +99,11 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
         (Some((_, probe)), Err(_)) if !uploading => (probe, None),
         (_, Err(e)) => return Err(e),
     };
+    // This job's bound on its ffmpeg runs: the whole video's, since the lead may encode all of it.
+    // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
+    let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
+    let bounded = ctx.with_ffmpeg_timeout(bound);
+    let ctx = &bounded;
     // No picture but sound (a podcast, music): one audio rendition instead of a ladder.
     let ladder = ladder::for_probe(&probe).unwrap_or_default();
     if ladder.is_empty() && probe.audio.is_none() {
@@ -129,6 +134,7 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
         _ => vec![Piece::WHOLE],
     };
     let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
+    let scratch = crate::Scratch::new(work.clone());
     let published = AtomicBool::new(false);
     let plan = Plan {
         id: &id,
@@ -146,7 +152,7 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
         tokio::fs::create_dir_all(work.join(f)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
     let result = encode_in(ctx, plan).await;
-    let _ = tokio::fs::remove_dir_all(&work).await;
+    scratch.remove().await;
     result
 }
 

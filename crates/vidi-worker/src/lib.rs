@@ -2,13 +2,21 @@
 //! processes sharing the database and the media store split them: `vidi serve` runs workers in
 //! process, `vidi worker` runs only workers. A running job heartbeats; a reaper re-queues the jobs
 //! of workers that stopped (crashed, killed, partitioned), with bounded attempts and backoff.
+//!
+//! A worker that is asked to stop (the process got SIGTERM) does not leave its jobs to the
+//! reaper: it drops them at once (which kills their ffmpeg) and hands each back to the queue
+//! (`Repo::release_job`), so another worker resumes them within moments, not after the
+//! staleness window.
 
 pub mod encode;
 pub mod pieces;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
@@ -40,6 +48,9 @@ pub struct WorkerConfig {
     pub piece_secs: u32,
     /// How many pieces one encode job runs at once (the first and its helpers).
     pub parallel_pieces: usize,
+    /// The longest any job's ffmpeg may run; each job bounds its own runs by what it encodes
+    /// (see [`time_bound`]), within this.
+    pub job_timeout: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -54,6 +65,7 @@ impl Default for WorkerConfig {
             follow_timeout: Duration::from_secs(60),
             piece_secs: 30,
             parallel_pieces: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            job_timeout: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -65,6 +77,59 @@ pub struct Ctx {
     pub blobs: Arc<dyn Blobs>,
     pub media: Media,
     pub cfg: WorkerConfig,
+    /// The jobs this process's workers hold, and the token that stops them (set by [`spawn`]).
+    pub held: HeldJobs,
+}
+
+impl Ctx {
+    /// The same context with every ffmpeg run bounded by `timeout` (one job's bound).
+    pub(crate) fn with_ffmpeg_timeout(&self, timeout: Duration) -> Ctx {
+        let mut ctx = self.clone();
+        ctx.media.ffmpeg.timeout = timeout;
+        ctx
+    }
+}
+
+/// The time one job's ffmpeg runs may take: twenty times the duration of what it encodes (x264
+/// at the slowest presets on a busy machine stays well within), ten minutes at least (start-up,
+/// copies, a short clip on a loaded node), and never more than `cap`. Without a known duration
+/// (a source probed without one, an upload still arriving, whose pace nobody knows): `cap`.
+/// A fixed bound for every job would either cut long films short or let a stuck encoder of a
+/// short clip hold a worker for hours; live encodes, which run for days, will set their own.
+pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
+    const FLOOR: Duration = Duration::from_secs(600);
+    match duration_s {
+        Some(d) if d.is_finite() && d > 0.0 => {
+            Duration::from_secs_f64((d * 20.0).min(cap.as_secs_f64())).max(FLOOR).min(cap)
+        }
+        _ => cap,
+    }
+}
+
+/// Running jobs by id, with the worker name that holds each, shared by the workers of one
+/// process, and the token that stops them. A job leaves the set when its outcome is recorded;
+/// when the workers stop, the jobs still in it are those they dropped, and they are released.
+/// (Tracked here rather than by each worker loop because a lead encode runs the pieces it helps
+/// with as jobs of their own, nested in its own future: stopping the lead drops them too.)
+#[derive(Clone, Default)]
+pub struct HeldJobs {
+    jobs: Arc<Mutex<HashMap<String, String>>>,
+    shutdown: CancellationToken,
+}
+
+impl HeldJobs {
+    fn hold(&self, job: &str, worker: &str) {
+        self.jobs.lock().expect("not poisoned").insert(job.to_string(), worker.to_string());
+    }
+    fn drop_job(&self, job: &str) {
+        self.jobs.lock().expect("not poisoned").remove(job);
+    }
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+    fn take_all(&self) -> Vec<(String, String)> {
+        self.jobs.lock().expect("not poisoned").drain().collect()
+    }
 }
 
 /// Wakes this process's idle workers when it queues a job (workers elsewhere find it by polling).
@@ -106,19 +171,52 @@ pub(crate) fn wake() {
     WAKE.notify_waiters();
 }
 
-/// Starts `n` worker loops; they run until the process ends.
-pub fn spawn(ctx: Ctx, n: usize) {
-    for i in 0..n {
-        let ctx = ctx.clone();
-        let name = format!("wk{}-{i}", vidi_core::id::random_body());
-        tokio::spawn(async move { run(ctx, name).await });
+/// Starts `n` worker loops; they run until `shutdown` is cancelled (then see [`Workers::stopped`]).
+pub fn spawn(mut ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
+    ctx.held = HeldJobs { jobs: Arc::default(), shutdown: shutdown.clone() };
+    let tasks = (0..n)
+        .map(|i| {
+            let ctx = ctx.clone();
+            let name = format!("wk{}-{i}", vidi_core::id::random_body());
+            tokio::spawn(async move { run(ctx, name).await })
+        })
+        .collect();
+    Workers { tasks, ctx, shutdown }
+}
+
+/// The worker loops of one process.
+pub struct Workers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ctx: Ctx,
+    shutdown: CancellationToken,
+}
+
+impl Workers {
+    /// Waits for the shutdown token, then for every loop to have stopped its job, and hands those
+    /// jobs back to the queue, due now and without counting the attempt.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let now = now_ms();
+        for (job, worker) in self.ctx.held.take_all() {
+            match self.ctx.repo.release_job(&job, &worker, now).await {
+                Ok(()) => tracing::info!(%job, "stopping: job handed back to the queue"),
+                // The reaper takes it back after the staleness window instead.
+                Err(e) => tracing::warn!(%job, error = %e, "stopping: could not hand the job back"),
+            }
+        }
     }
 }
 
+/// One worker loop, until the shutdown token is cancelled. It stops only between database calls:
+/// a claim cut off after its commit would leave a job running with nobody to hand it back.
 async fn run(ctx: Ctx, name: String) {
     tracing::info!(worker = %name, "worker started");
+    let shutdown = ctx.held.shutdown.clone();
     let mut last_reap = 0i64;
-    loop {
+    while !shutdown.is_cancelled() {
         let now = now_ms();
         if now - last_reap > ctx.cfg.heartbeat.as_millis() as i64 {
             last_reap = now;
@@ -134,11 +232,15 @@ async fn run(ctx: Ctx, name: String) {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     () = WAKE.notified() => {}
+                    () = shutdown.cancelled() => {}
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim a job");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => {}
+                }
             }
         }
     }
@@ -147,6 +249,24 @@ async fn run(ctx: Ctx, name: String) {
 /// Runs one job beside its heartbeat. Losing the job (the reaper gave it to another worker)
 /// cancels the work, which kills its ffmpeg.
 pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
+    let id = job.id.clone();
+    ctx.held.hold(&id, worker);
+    if execute_held(ctx, worker, job).await == Ended::Stopped {
+        // Still held: `Workers::stopped` hands it back.
+        return;
+    }
+    ctx.held.drop_job(&id);
+}
+
+#[derive(PartialEq)]
+enum Ended {
+    /// The outcome is recorded, or the job is no longer this worker's.
+    Done,
+    /// The process is stopping: the work was dropped (its ffmpeg killed), nothing recorded.
+    Stopped,
+}
+
+async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
     let beat = async {
         loop {
             tokio::time::sleep(ctx.cfg.heartbeat).await;
@@ -168,7 +288,11 @@ pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
         r = work => r,
         () = beat => {
             tracing::warn!(job = %job.id, "job taken back by the reaper; abandoning it");
-            return;
+            return Ended::Done;
+        }
+        () = ctx.held.shutdown.cancelled() => {
+            tracing::info!(job = %job.id, "stopping: job interrupted");
+            return Ended::Stopped;
         }
     };
     let now = now_ms();
@@ -197,6 +321,24 @@ pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
     if let Err(e) = r {
         tracing::error!(job = %job.id, error = %e, "could not record the job's outcome");
     }
+    Ended::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_bounded_by_what_it_encodes_within_the_cap() {
+        let cap = Duration::from_secs(6 * 3600);
+        assert_eq!(time_bound(Some(5.0), cap), Duration::from_secs(600), "ten minutes at least");
+        assert_eq!(time_bound(Some(3600.0), cap), Duration::from_secs(20 * 3600).min(cap));
+        assert_eq!(time_bound(Some(60.0), cap), Duration::from_secs(1200));
+        assert_eq!(time_bound(None, cap), cap, "unknown duration: the cap");
+        assert_eq!(time_bound(Some(f64::NAN), cap), cap);
+        let small = Duration::from_secs(120);
+        assert_eq!(time_bound(Some(5.0), small), small, "the cap wins over the floor");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +359,32 @@ impl From<vidi_core::CoreError> for JobError {
         match e {
             vidi_core::CoreError::NotFound => JobError::Gone,
             e => JobError::Retry(e.to_string()),
+        }
+    }
+}
+
+/// A job's scratch folder, removed when the job ends, however it ends: asynchronously when the
+/// job returns, and on drop when the job is dropped instead (its worker stopping, its lead
+/// failing), since the process may be about to exit and nothing would ever remove it.
+pub(crate) struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    pub(crate) fn new(path: PathBuf) -> Scratch {
+        Scratch(Some(path))
+    }
+
+    pub(crate) async fn remove(mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = tokio::fs::remove_dir_all(&p).await;
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Only a dropped job gets here: its partial output, on local disk, quick to block on.
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(&p);
         }
     }
 }

@@ -55,7 +55,10 @@ pub(crate) async fn enqueue(ctx: &Ctx, id: &VideoId, pieces: &[Piece]) -> Result
 /// Runs pieces of video `id` that nobody has claimed yet, one after the other, until none is left.
 pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
     let me = format!("wk{}-helper", vidi_core::id::random_body());
-    while let Some(job) = ctx.repo.claim_job_keyed(&me, &key_prefix(id), now_ms()).await? {
+    // A stopping worker takes on nothing more (the piece it was running is handed back).
+    while !ctx.held.is_stopping()
+        && let Some(job) = ctx.repo.claim_job_keyed(&me, &key_prefix(id), now_ms()).await?
+    {
         // Boxed: a piece job never leads, but the compiler cannot see that the recursion ends.
         Box::pin(crate::execute(ctx, &me, job)).await;
     }
@@ -82,8 +85,11 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     }
     let source = video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?;
     let work = ctx.cfg.work_dir.join(format!("{id}-p{}-{}", piece.index, uuid::Uuid::new_v4().simple()));
+    let scratch = crate::Scratch::new(work.clone());
+    // A piece is bounded by its own length, not the video's.
+    let ctx = &ctx.with_ffmpeg_timeout(crate::time_bound(piece.duration_s, ctx.cfg.job_timeout));
     let r = encode(ctx, &id, &probe, &ladder, &source, &piece, &work).await;
-    let _ = tokio::fs::remove_dir_all(&work).await;
+    scratch.remove().await;
     r
 }
 

@@ -52,6 +52,12 @@ pub struct Config {
     pub job_stale_secs: u64,
     /// Seconds before a failed job's first retry (each later one waits four times longer).
     pub job_retry_secs: u64,
+    /// The longest any job's ffmpeg may run, seconds; each job bounds its runs by the length of
+    /// what it encodes (20 ×, at least 10 minutes) within this.
+    pub job_timeout_secs: u64,
+    /// Seconds requests in flight have to finish after SIGTERM/SIGINT before their connections
+    /// are dropped.
+    pub shutdown_grace_secs: u64,
     /// Seconds an encoder that started on an upload still arriving waits for more bytes; past
     /// that, the encoding waits for the upload to complete.
     pub follow_timeout_secs: u64,
@@ -103,6 +109,8 @@ impl Default for Config {
             job_stale_secs: 30,
             job_retry_secs: 10,
             follow_timeout_secs: 60,
+            job_timeout_secs: 6 * 3600,
+            shutdown_grace_secs: 10,
             x264_preset: "veryfast".into(),
             piece_secs: 30,
             parallel_pieces: 0,

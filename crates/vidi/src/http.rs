@@ -8,7 +8,10 @@
 //! - a request-body idle timeout: a body that delivers no bytes for that long fails, so the
 //!   handler answers (or the connection ends) instead of waiting on it;
 //! - a cap on open connections: past it, new ones are answered 503 and closed at once;
-//! - once a burst of connections has ended, the memory it used is handed back to the OS.
+//! - once a burst of connections has ended, the memory it used is handed back to the OS;
+//! - a graceful stop: when the shutdown token is cancelled the listener closes (new connections
+//!   are refused by the kernel), every open connection finishes the request it is serving and
+//!   closes, and whatever is still open after the grace period is dropped.
 //!
 //! Only HTTP/1.1: no browser speaks cleartext HTTP/2 (h2c), every api.video client uses
 //! HTTP/1.1, and hyper-util's protocol sniffing (`conn::auto`) waits for the first 24 bytes with
@@ -27,6 +30,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeout;
 
 /// The edges of the HTTP server (see the module comment).
@@ -35,6 +39,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub body_idle: Duration,
     pub max_connections: usize,
+    /// After a shutdown, how long requests in flight have to finish before their connections
+    /// are dropped.
+    pub shutdown_grace: Duration,
 }
 
 /// Connections the kernel completes before we accept them. `TcpListener::bind` uses 128, which a
@@ -87,7 +94,8 @@ const WARN_EVERY: Duration = Duration::from_secs(1);
 const BUSY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
 
-/// Accepts connections on `listener` and serves `app` on each, until the task is dropped.
+/// Accepts connections on `listener` and serves `app` on each, until `shutdown` is cancelled;
+/// then lets the requests in flight finish (within `limits.shutdown_grace`) and returns.
 ///
 /// Past `max_connections`, a new connection is accepted and closed at once rather than left
 /// waiting for a slot (a semaphore in front of `accept`): connections nobody accepts pile up in
@@ -95,7 +103,7 @@ const BUSY: &[u8] =
 /// ones behind the attacker's; and when the backlog is full the kernel drops new handshakes
 /// silently. An immediate 503 tells a client (or a load balancer) to retry, possibly elsewhere,
 /// and costs us one accept.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> io::Result<()> {
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: CancellationToken) -> io::Result<()> {
     // The body timeout wraps the router, outside every route: whatever a handler does with its
     // body (stream it to storage, parse a form, drain it after a refusal) stops on a stall.
     let service = RequestBodyTimeout::new(app, limits.body_idle);
@@ -107,11 +115,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> io::Re
     let mut last_warn: Option<Instant> = None;
     // Most connections open at once since memory was last handed back (see `trim`).
     let mut peak = 0;
+    // Cancelled when the grace period after a shutdown is over: connections still open close.
+    let expired = CancellationToken::new();
     let mut check = tokio::time::interval(TRIM_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next_warn = last_warn.map_or_else(Instant::now, |t| t + WARN_EVERY);
         let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
             r = listener.accept() => r,
             _ = check.tick() => {
                 let open = max - slots.available_permits();
@@ -149,14 +160,51 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> io::Re
         // Small responses (playlists, JSON) must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+        let (shutdown, expired) = (shutdown.clone(), expired.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = shutdown.cancelled() => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None => {
+                    // Finish the request being served (an idle connection closes at once), then
+                    // close instead of keeping the connection alive.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        () = expired.cancelled() => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 // Timeouts and resets are the normal end of a misbehaving or vanished client.
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
         });
     }
+    // No new connections from here: the kernel refuses them once the listener is closed.
+    drop(listener);
+    let open = max - slots.available_permits();
+    if open > 0 {
+        tracing::info!(connections = open, grace = ?limits.shutdown_grace, "stopping: letting requests in flight finish");
+    }
+    // Every connection task holds a slot until it ends: all slots free means all have ended.
+    let every_slot = u32::try_from(max).unwrap_or(u32::MAX);
+    let all_closed = slots.acquire_many(every_slot);
+    if tokio::time::timeout(limits.shutdown_grace, all_closed).await.is_err() {
+        tracing::warn!(
+            connections = max - slots.available_permits(),
+            "stopping: grace period over; dropping connections"
+        );
+        expired.cancel();
+        // Dropping a connection is immediate; this only waits for the tasks to notice.
+        let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(every_slot)).await;
+    }
+    Ok(())
 }
 
 fn refuse(stream: TcpStream) {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use vidi_api::{ApiConfig, AppState};
 use vidi_core::id::{ApiKeyId, WorkspaceId};
 use vidi_core::model::ApiKeyInfo;
@@ -84,8 +85,18 @@ fn media_for(cfg: &Config) -> Media {
     let defaults = Media::default();
     Media {
         ffprobe: Tool { program: cfg.ffprobe.clone(), sandbox: cfg.media_sandbox, ..defaults.ffprobe },
-        ffmpeg: Tool { program: cfg.ffmpeg.clone(), sandbox: cfg.media_sandbox, ..defaults.ffmpeg },
+        // The cap of every run; each job narrows it to its own bound (`vidi_worker::time_bound`).
+        ffmpeg: Tool {
+            program: cfg.ffmpeg.clone(),
+            sandbox: cfg.media_sandbox,
+            timeout: job_timeout(cfg),
+            ..defaults.ffmpeg
+        },
     }
+}
+
+fn job_timeout(cfg: &Config) -> Duration {
+    Duration::from_secs(cfg.job_timeout_secs.max(1))
 }
 
 async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
@@ -108,23 +119,50 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
         piece_secs: cfg.piece_secs,
         retry_base: Duration::from_secs(cfg.job_retry_secs.max(1)),
         follow_timeout: Duration::from_secs(cfg.follow_timeout_secs.max(1)),
+        job_timeout: job_timeout(cfg),
         ..vidi_worker::WorkerConfig::default()
     };
     let wc = vidi_worker::WorkerConfig {
         parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
         ..wc
     };
-    vidi_worker::Ctx { repo, blobs, media, cfg: wc }
+    vidi_worker::Ctx { repo, blobs, media, cfg: wc, held: Default::default() }
 }
 
-/// Runs encoding workers only (no API) until the process ends: `vidi worker`.
-pub async fn run_workers(cfg: Config) -> anyhow::Result<()> {
+/// Runs encoding workers only (no API): `vidi worker`. Returns once `shutdown` is cancelled and
+/// the jobs they were running are back in the queue.
+pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg)), cfg.workers.max(1));
-    std::future::pending::<()>().await;
+    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg)), cfg.workers.max(1), shutdown);
+    workers.stopped().await;
     Ok(())
+}
+
+/// A token cancelled on the first SIGTERM or SIGINT: the process's one shutdown signal. A second
+/// signal exits at once (an operator who presses Ctrl-C twice does not want to wait the grace).
+pub fn shutdown_on_signals() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = first, "stopping");
+        cancel.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    Ok(token)
 }
 
 /// A running server.
@@ -135,23 +173,50 @@ pub struct Server {
     pub first_key: Option<String>,
     pub state: AppState,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: vidi_worker::Workers,
+    shutdown: CancellationToken,
 }
 
 impl Server {
-    /// Serves until the process ends.
+    /// Serves until shut down (see [`Server::shutdown`]), then returns once requests in flight
+    /// have finished (or the grace period is over) and running jobs are back in the queue.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+        let shutdown = self.shutdown.clone();
+        let http = async {
+            let r = self.task.await;
+            // The listener failed: the workers stop too, and the process ends with the error.
+            if !matches!(r, Ok(Ok(()))) {
+                shutdown.cancel();
+            }
+            r
+        };
+        // At once, not after the grace period: the workers hand their jobs back while the last
+        // requests finish.
+        let (http, ()) = tokio::join!(http, self.workers.stopped());
+        http??;
         Ok(())
     }
 
+    /// Starts a graceful stop: no new connections, requests in flight finish, workers hand their
+    /// jobs back. [`Server::wait`] says when it is over.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Stops serving HTTP at once (tests standing in for a crash); the workers carry on.
     pub fn abort(&self) {
         self.task.abort();
     }
 }
 
 /// Opens everything and starts serving on `cfg.http_addr` (port 0 picks a free one), with
-/// `cfg.workers` encoding workers in the same process.
+/// `cfg.workers` encoding workers in the same process, until [`Server::shutdown`].
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+    start_with_shutdown(cfg, CancellationToken::new()).await
+}
+
+/// [`start`], stopping gracefully when `shutdown` is cancelled (by `main`, on SIGTERM or SIGINT).
+pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Server> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let first_key =
@@ -181,14 +246,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let media = media_for(&cfg);
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api).await?;
     vidi_api::spawn_background(state.clone());
-    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers);
+    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers, shutdown.clone());
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
         body_idle: Duration::from_secs(cfg.body_idle_secs.max(1)),
         max_connections: cfg.max_connections.max(1),
+        shutdown_grace: Duration::from_secs(cfg.shutdown_grace_secs),
     };
-    let task = tokio::spawn(http::serve(listener, app, limits));
+    let task = tokio::spawn(http::serve(listener, app, limits, shutdown.clone()));
     tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
-    Ok(Server { addr, url, first_key, state, task })
+    Ok(Server { addr, url, first_key, state, task, workers, shutdown })
 }

@@ -18,9 +18,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API (and, as they land, every other role) in this process.
+    /// Run the API and `VIDI_WORKERS` encoding workers (0: the API alone) in this process.
+    /// SIGTERM or SIGINT stops it gracefully.
     Serve,
     /// Run encoding workers only, sharing the database and the media store with API nodes.
+    /// SIGTERM or SIGINT stops it, handing running jobs back to the queue.
     Worker,
     /// Apply database migrations and exit.
     Migrate,
@@ -80,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(cli.config)?;
     match cli.command {
         Command::Serve => {
-            let server = vidi::start(cfg).await?;
+            let server = vidi::start_with_shutdown(cfg, vidi::shutdown_on_signals()?).await?;
             if let Some(key) = &server.first_key {
                 println!("Vidi is running at {}", server.url);
                 println!("API key (shown once): {key}");
@@ -88,9 +90,15 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("Vidi is running at {}", server.url);
             }
-            server.wait().await
+            server.wait().await?;
+            tracing::info!("stopped");
+            Ok(())
         }
-        Command::Worker => vidi::run_workers(cfg).await,
+        Command::Worker => {
+            vidi::run_workers(cfg, vidi::shutdown_on_signals()?).await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
         Command::Migrate => {
             vidi::open_repo(&cfg).await?;
             eprintln!("migrations applied");
