@@ -234,7 +234,8 @@ async fn connections_past_the_cap_are_refused_until_some_go() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Generous: on a loaded 2-core machine the server notices the closes a little later.
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match list_videos(&fresh_client(), &t).await {
             Ok(r) if r.status() == 200 => break,
@@ -242,16 +243,23 @@ async fn connections_past_the_cap_are_refused_until_some_go() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // All of them came back, not just one.
-    let answers = futures::future::join_all((0..MAX).map(|_| async {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(req.as_bytes()).await.unwrap();
-        let (head, _) = read_response(&mut s).await;
-        (head, s)
-    }))
-    .await;
-    for (head, _) in &answers {
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // All of them come back, not just one (each closed connection frees its slot once the server
+    // has seen it go, which may take a moment after the first).
+    loop {
+        let answers = futures::future::join_all((0..MAX).map(|_| async {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(req.as_bytes()).await.unwrap();
+            let (head, _) = read_response(&mut s).await;
+            (head, s)
+        }))
+        .await;
+        let refused: Vec<&String> = answers.iter().map(|(h, _)| h).filter(|h| !h.starts_with("HTTP/1.1 200")).collect();
+        if refused.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every slot came back: {refused:?}");
+        drop(answers);
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
