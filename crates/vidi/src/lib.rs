@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use vidi_api::{ApiConfig, AppState};
 use vidi_core::id::{ApiKeyId, WorkspaceId};
+use vidi_core::jobs::Waker;
 use vidi_core::model::ApiKeyInfo;
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
@@ -98,7 +99,7 @@ async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
 }
 
-fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) -> vidi_worker::Ctx {
+fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media, waker: Waker) -> vidi_worker::Ctx {
     let wc = vidi_worker::WorkerConfig {
         work_dir: cfg.data_dir.join(".work"),
         preset: cfg.x264_preset.clone(),
@@ -114,7 +115,7 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
         parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
         ..wc
     };
-    vidi_worker::Ctx { repo, blobs, media, cfg: wc }
+    vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker }
 }
 
 /// Runs encoding workers only (no API) until the process ends: `vidi worker`.
@@ -122,7 +123,7 @@ pub async fn run_workers(cfg: Config) -> anyhow::Result<()> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg)), cfg.workers.max(1));
+    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg), Waker::new()), cfg.workers.max(1));
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -179,9 +180,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);
-    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api).await?;
+    // One waker for the process: jobs the API queues wake the workers beside it.
+    let waker = Waker::new();
+    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
     vidi_api::spawn_background(state.clone());
-    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers);
+    vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media, waker), cfg.workers);
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
