@@ -12,8 +12,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use vidi_core::id::VideoId;
+use vidi_core::keys::{master_key, mp4_key, rendition_key};
 use vidi_core::model::Video;
-use vidi_worker::encode::{hls_prefix, master_key, mp4_key};
 
 use crate::{ApiError, ApiResult, AppState};
 
@@ -224,7 +224,7 @@ async fn hls_file(State(state): State<AppState>, Path(p): Params, q: QueryMap, h
     if !safe(&quality) || !safe(&file) {
         return Err(ApiError::not_found("file"));
     }
-    let key = format!("{}/{quality}/{file}", hls_prefix(v.id.as_str()));
+    let key = rendition_key(v.id.as_str(), &quality, &file);
     if file.ends_with(".m3u8") {
         let body = read_small(&state, &key).await?.ok_or_else(|| ApiError::not_found("file"))?;
         // A playlist still growing must not be cached; a finished one may be.

@@ -4,8 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use vidi_core::CoreError;
-use vidi_core::blobs::{ChunkRef, source_key};
+use vidi_core::blobs::ChunkRef;
+use vidi_core::encoding::record_failure;
 use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::jobs::{self, Growing, JobKind};
+use vidi_core::keys::source_key;
 use vidi_core::model::{Chunk, IngestState, ProbeOutcome, SourceKind};
 use vidi_core::time::now_ms;
 
@@ -83,12 +86,20 @@ pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
         if !streamable || probe.video.is_none() || probe.duration_s.is_none() {
             return;
         }
-        match vidi_worker::enqueue_growing_encode(state.repo.as_ref(), id.as_str(), &path, &probe, 3).await {
+        // The upload's completion then finds this job and queues nothing more.
+        let job = JobKind::Encode { video_id: id.clone(), growing: Some(Growing { path, probe }) };
+        match jobs::enqueue(state.repo.as_ref(), &state.waker, &job, now_ms(), 3).await {
             Ok(true) => tracing::info!(video = %id, "encoding starts while the upload continues"),
             Ok(false) => {}
             Err(e) => tracing::warn!(video = %id, error = %e, "could not queue the early encoding"),
         }
     });
+}
+
+/// Queues the encoding of a video's whole source (a no-op when one is already queued or running).
+async fn enqueue_encode(state: &AppState, id: &VideoId) -> Result<bool, CoreError> {
+    let job = JobKind::Encode { video_id: id.clone(), growing: None };
+    jobs::enqueue(state.repo.as_ref(), &state.waker, &job, now_ms(), 3).await
 }
 
 /// Probes the source in the background.
@@ -103,7 +114,7 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
         let scratch = Scratch::new(state)?;
         let input = state.blobs.local_input(&key, scratch.path()).await?;
         match vidi_media::probe(&state.media, input.as_str()).await {
-            Ok(Ok(p)) => Ok(ProbeOutcome::Probed(serde_json::to_value(p).expect("plain data"))),
+            Ok(Ok(p)) => Ok(ProbeOutcome::Probed(p)),
             Ok(Err(reason)) => Ok(ProbeOutcome::Failed(reason)),
             Err(e) => Err(CoreError::Storage(format!("ffprobe did not run: {e}"))),
         }
@@ -125,13 +136,13 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
                     if !qs.is_empty() && qs.iter().all(|q| q.status == "encoded") {
                         return;
                     }
-                    if let Err(e) = vidi_worker::enqueue_encode(state.repo.as_ref(), id.as_str(), 3).await {
+                    if let Err(e) = enqueue_encode(state, id).await {
                         tracing::error!(video = %id, error = %e, "could not queue the encoding");
                     }
                 }
                 ProbeOutcome::Failed(r) => {
                     tracing::warn!(video = %id, reason = %r, "source is not playable media");
-                    vidi_worker::encode::record_failure(state.repo.as_ref(), id, &format!("not a video: {r}")).await;
+                    record_failure(state.repo.as_ref(), id, &format!("not a video: {r}")).await;
                 }
             }
         }
@@ -171,7 +182,7 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
                 e => e.to_string(),
             };
             let _ = state.repo.set_probe(&id, &ProbeOutcome::Failed(reason.clone())).await;
-            vidi_worker::encode::record_failure(state.repo.as_ref(), &id, &reason).await;
+            record_failure(state.repo.as_ref(), &id, &reason).await;
         }
     }
 }
@@ -234,7 +245,7 @@ pub async fn recover(state: AppState) {
             // Probed, but the process died before the encoding was queued (a queued or running
             // job makes this a no-op).
             (IngestState::Uploaded, _) => {
-                if let Err(e) = vidi_worker::enqueue_encode(state.repo.as_ref(), id.as_str(), 3).await {
+                if let Err(e) = enqueue_encode(&state, &id).await {
                     tracing::error!(video = %id, error = %e, "could not queue the encoding");
                 }
             }

@@ -97,6 +97,8 @@ pub struct Inner {
     /// Every request made on a user's behalf (URL imports) goes through this guard.
     pub outbound: vidi_outbound::Guard,
     pub segments: cache::SegmentCache,
+    /// Wakes this process's workers when a request queues a job.
+    pub waker: vidi_core::jobs::Waker,
 }
 
 impl std::ops::Deref for AppState {
@@ -108,12 +110,19 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the state; reads (or creates) the shared token-signing secret from the database.
-    pub async fn new(repo: Arc<dyn Repo>, blobs: Arc<dyn Blobs>, media: Media, cfg: ApiConfig) -> anyhow::Result<Self> {
+    /// `waker` is the one this process's workers wait on.
+    pub async fn new(
+        repo: Arc<dyn Repo>,
+        blobs: Arc<dyn Blobs>,
+        media: Media,
+        cfg: ApiConfig,
+        waker: vidi_core::jobs::Waker,
+    ) -> anyhow::Result<Self> {
         let auth = auth::Authenticator::load(repo.as_ref(), &cfg).await?;
         let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
         let instance = format!("in{}", vidi_core::id::random_body());
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
-        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments })))
+        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, waker })))
     }
 }
 

@@ -131,16 +131,6 @@ fn uuid_like() -> String {
     crate::id::random_body()
 }
 
-/// The key of a video's complete source.
-pub fn source_key(video_id: &str) -> String {
-    format!("videos/{video_id}/source")
-}
-
-/// The prefix holding everything of a video.
-pub fn video_prefix(video_id: &str) -> String {
-    format!("videos/{video_id}/")
-}
-
 /// A key every store can hold: relative, no empty, `.` or `..` segment, and no segment longer
 /// than a file name may be (255 bytes).
 pub fn is_safe_key(key: &str) -> bool {

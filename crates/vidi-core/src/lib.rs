@@ -3,10 +3,14 @@
 //! Nothing here knows about HTTP, SQL or S3.
 
 pub mod blobs;
+pub mod encoding;
 pub mod error;
 pub mod event;
 pub mod id;
+pub mod jobs;
+pub mod keys;
 pub mod model;
+pub mod probe;
 pub mod repo;
 pub mod time;
 pub mod upload;

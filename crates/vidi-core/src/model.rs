@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::{ApiKeyId, VideoId, WorkspaceId};
+use crate::probe::Probe;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataPair {
@@ -96,8 +97,8 @@ impl UploadMode {
 /// The outcome of probing a complete source with ffprobe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ProbeOutcome {
-    /// ffprobe's findings, as the media crate's typed summary serialised to JSON.
-    Probed(serde_json::Value),
+    /// ffprobe's findings (parsed by the media crate).
+    Probed(Probe),
     /// The source is not a playable video; the reason is kept for the operator.
     Failed(String),
 }
@@ -164,6 +165,8 @@ pub struct Job {
     /// Including the current one.
     pub attempts: u32,
     pub max_attempts: u32,
+    /// When this attempt was claimed (unix ms); against when it was due, the time it queued.
+    pub started_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -163,16 +163,16 @@ impl Db {
             }
         };
         let sql = format!(
-            "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
-             WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts"
+            "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, started_at = $2, \
+             updated_at = $2 WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts, started_at"
         );
         let like = key_prefix.map(|k| format!("{k}%"));
-        let row: Option<(String, String, String, i64, i64)> = with_pool!(self, p => {
+        let row: Option<(String, String, String, i64, i64, i64)> = with_pool!(self, p => {
             let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(worker).bind(now);
             let q = match &like { Some(l) => q.bind(l.clone()), None => q };
             q.fetch_optional(p).await.map_err(db_err)
         })?;
-        row.map(|(id, kind, payload, attempts, max)| {
+        row.map(|(id, kind, payload, attempts, max, started_at)| {
             Ok(Job {
                 id,
                 kind,
@@ -180,6 +180,7 @@ impl Db {
                     .map_err(|e| CoreError::Database(format!("job payload: {e}").into()))?,
                 attempts: attempts as u32,
                 max_attempts: max as u32,
+                started_at,
             })
         })
         .transpose()

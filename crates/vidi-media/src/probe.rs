@@ -1,7 +1,8 @@
 //! ffprobe's JSON, parsed into the facts Vidi needs: the encoding metadata api.video reports in
 //! `/videos/{id}/status` and what the encoder must know about the source.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+pub use vidi_core::probe::{AudioStream, Probe, VideoStream};
 
 use crate::{Jail, Media, ToolError, input};
 
@@ -40,42 +41,6 @@ struct RawFormat {
     duration: Option<String>,
     bit_rate: Option<String>,
     format_name: Option<String>,
-}
-
-/// What a source is, as far as Vidi cares.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    pub format: String,
-    pub duration_s: Option<f64>,
-    /// Total bitrate in kbit/s.
-    pub bitrate_kbps: Option<f64>,
-    pub video: Option<VideoStream>,
-    pub audio: Option<AudioStream>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VideoStream {
-    pub codec: String,
-    /// As stored; see `rotation` for how it is displayed.
-    pub width: u32,
-    pub height: u32,
-    pub framerate: Option<f64>,
-    /// Degrees, from the display matrix or the legacy `rotate` tag.
-    pub rotation: i32,
-    pub aspect_ratio: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AudioStream {
-    pub codec: String,
-    pub sample_rate: Option<u32>,
-}
-
-impl VideoStream {
-    /// Width and height as a viewer sees them (rotation by ±90° swaps them).
-    pub fn display_size(&self) -> (u32, u32) {
-        if self.rotation.rem_euclid(180) == 90 { (self.height, self.width) } else { (self.width, self.height) }
-    }
 }
 
 fn rate(s: &Option<String>) -> Option<f64> {

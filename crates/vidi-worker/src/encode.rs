@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use vidi_core::event::Encoding;
 use vidi_core::id::VideoId;
-use vidi_core::model::{IngestState, Job, ProbeOutcome, Quality, Video};
+use vidi_core::jobs::Growing;
+use vidi_core::keys::{master_key, mp4_key, rendition_key, rendition_playlist_key, thumbnail_key};
+use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
 use vidi_core::time::now_ns;
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{
@@ -20,79 +22,23 @@ use vidi_media::{Jail, Probe};
 
 use crate::{Ctx, JobError};
 
-/// Where a video's delivery files live in the media store.
-pub fn hls_prefix(video: &str) -> String {
-    format!("videos/{video}/hls")
-}
-pub fn master_key(video: &str) -> String {
-    format!("videos/{video}/hls/manifest.m3u8")
-}
-pub fn mp4_key(video: &str) -> String {
-    format!("videos/{video}/mp4/source.mp4")
-}
-pub fn thumbnail_key(video: &str) -> String {
-    format!("videos/{video}/thumbnail.jpg")
-}
-
-pub(crate) fn video_id(job: &Job) -> Result<VideoId, JobError> {
-    job.payload["videoId"]
-        .as_str()
-        .and_then(VideoId::parse)
-        .ok_or_else(|| JobError::Permanent(format!("bad payload {}", job.payload)))
-}
-
-pub(crate) async fn mark_failed(ctx: &Ctx, job: &Job, error: &str) {
-    if let Ok(id) = video_id(job) {
-        record_failure(ctx.repo.as_ref(), &id, error).await;
-    }
-}
-
-/// Says in the status that encoding failed: every output not encoded becomes `failed`, and a
-/// video that never got a ladder (not a video, no picture) shows its lowest quality as failed,
-/// since the 2023 status has no other place for it. The reason is kept for the operator.
-pub async fn record_failure(repo: &dyn vidi_core::Repo, id: &VideoId, error: &str) {
-    let _ = repo.set_encode_error(id, Some(error)).await;
-    match repo.qualities(id).await {
-        Ok(qs) if !qs.is_empty() => {
-            // A ladder cut short (the disk filled, the encoder died) may have been marked playable
-            // while it grew; its playlists now stop part-way and never end, so it is not playable.
-            // (A failed MP4 after a finished ladder leaves the video playable.) Said before the
-            // qualities turn `failed`, so whoever sees them failed sees it unplayable too.
-            if qs.iter().any(|q| q.kind == "hls" && q.status != "encoded") {
-                let _ = repo.set_playable(id, false).await;
-            }
-            for q in qs.iter().filter(|q| q.status != "encoded") {
-                let _ = repo.set_quality_status(id, &q.kind, &q.quality, "failed").await;
-            }
-        }
-        _ => {
-            let failed = Quality { kind: "hls".into(), quality: "240p".into(), status: "failed".into() };
-            let _ = repo.plan_qualities(id, &[failed]).await;
-        }
-    }
-}
-
 /// The source's probe, as stored when the upload completed.
 pub(crate) fn stored_probe(video: &Video) -> Result<Probe, JobError> {
     match &video.ingest.probe {
-        Some(ProbeOutcome::Probed(p)) => {
-            serde_json::from_value(p.clone()).map_err(|e| JobError::Permanent(format!("stored probe unreadable: {e}")))
-        }
+        Some(ProbeOutcome::Probed(p)) => Ok(p.clone()),
         Some(ProbeOutcome::Failed(r)) => Err(JobError::Permanent(format!("the source is not a video: {r}"))),
         None => Err(JobError::Retry("the source is not probed yet".into())),
     }
 }
 
-pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
-    let id = video_id(job)?;
+/// The `encode` job of video `id`; `growing` when it was queued while the upload was arriving.
+pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> Result<(), JobError> {
+    let id = id.clone();
     let video = ctx.repo.video_by_id(&id).await?;
     // Queued while the upload was still arriving: follow the bytes received so far, unless the
     // upload has completed since (then the whole source is read like any other).
     let uploading = video.ingest.state != IngestState::Uploaded;
-    let growing = job.payload.get("growing").and_then(|g| {
-        let probe: Probe = serde_json::from_value(g["probe"].clone()).ok()?;
-        Some((g["path"].as_str()?.to_string(), probe))
-    });
+    let growing = growing.map(|g| (g.path.clone(), g.probe.clone()));
     let (probe, follow) = match (growing, stored_probe(&video)) {
         (Some((path, probe)), _) if uploading => (probe, Some(path)),
         (_, Ok(p)) => (p, None),
@@ -432,12 +378,12 @@ async fn sync(ctx: &Ctx, plan: Plan<'_>, seen: &mut HashSet<PathBuf>) -> Result<
         for seg in &segments {
             let path = dir.join(seg);
             if seen.insert(path.clone()) {
-                ctx.blobs.put_file(&format!("{}/{name}/{seg}", hls_prefix(id.as_str())), &path).await?;
+                ctx.blobs.put_file(&rendition_key(id.as_str(), name, seg), &path).await?;
             }
         }
         // The first of several pieces ends where the next begins, not where the video does.
         let text = if plan.split() && name != AUDIO_RENDITION { text.replace("#EXT-X-ENDLIST\n", "") } else { text };
-        ctx.blobs.put_bytes(&format!("{}/{name}/index.m3u8", hls_prefix(id.as_str())), text.into_bytes()).await?;
+        ctx.blobs.put_bytes(&rendition_playlist_key(id.as_str(), name), text.into_bytes()).await?;
     }
     Ok(all_started)
 }

@@ -17,16 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use vidi_core::jobs::{JobKind, Waker};
 
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
 use vidi_core::{Blobs, Repo};
 use vidi_media::Media;
-
-/// Job kinds.
-pub const ENCODE: &str = "encode";
-/// One time range of a long video's ladder (see `pieces`).
-pub const PIECE: &str = "piece";
+use vidi_media::encode::Piece;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -77,6 +74,9 @@ pub struct Ctx {
     pub blobs: Arc<dyn Blobs>,
     pub media: Media,
     pub cfg: WorkerConfig,
+    /// Woken when this process queues a job (the API shares it through its state); workers
+    /// elsewhere find the job by polling.
+    pub waker: Waker,
     /// The jobs this process's workers hold, and the token that stops them (set by [`spawn`]).
     pub held: HeldJobs,
 }
@@ -130,45 +130,6 @@ impl HeldJobs {
     fn take_all(&self) -> Vec<(String, String)> {
         self.jobs.lock().expect("not poisoned").drain().collect()
     }
-}
-
-/// Wakes this process's idle workers when it queues a job (workers elsewhere find it by polling).
-static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// Queues the encoding of a video (a no-op when one is already queued or running).
-pub async fn enqueue_encode(repo: &dyn Repo, video_id: &str, max_attempts: u32) -> vidi_core::CoreResult<bool> {
-    let queued = repo
-        .enqueue_job(
-            ENCODE,
-            &serde_json::json!({ "videoId": video_id }),
-            &format!("encode:{video_id}"),
-            now_ms(),
-            max_attempts,
-        )
-        .await?;
-    wake();
-    Ok(queued)
-}
-
-/// Queues the encoding of a chunked upload that is still arriving, reading the bytes received so
-/// far at `path` (see `Blobs::growing_input`) and following them as they grow; `probe` is the
-/// probe of that prefix. The upload's completion then finds this job and queues nothing more.
-pub async fn enqueue_growing_encode(
-    repo: &dyn Repo,
-    video_id: &str,
-    path: &str,
-    probe: &vidi_media::Probe,
-    max_attempts: u32,
-) -> vidi_core::CoreResult<bool> {
-    let payload = serde_json::json!({ "videoId": video_id, "growing": { "path": path, "probe": probe } });
-    let queued = repo.enqueue_job(ENCODE, &payload, &format!("encode:{video_id}"), now_ms(), max_attempts).await?;
-    wake();
-    Ok(queued)
-}
-
-/// Wakes this process's idle workers: a job was queued.
-pub(crate) fn wake() {
-    WAKE.notify_waiters();
 }
 
 /// Starts `n` worker loops; they run until `shutdown` is cancelled (then see [`Workers::stopped`]).
@@ -231,7 +192,7 @@ async fn run(ctx: Ctx, name: String) {
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    () = WAKE.notified() => {}
+                    () = ctx.waker.woken() => {}
                     () = shutdown.cancelled() => {}
                 }
             }
@@ -277,11 +238,15 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
             }
         }
     };
+    let kind = JobKind::of(&job);
     let work = async {
-        match job.kind.as_str() {
-            ENCODE => encode::run(ctx, &job).await,
-            PIECE => pieces::run(ctx, &job).await,
-            other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
+        match &kind {
+            Ok(JobKind::Encode { video_id, growing }) => encode::run(ctx, video_id, growing.as_ref()).await,
+            &Ok(JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only }) => {
+                let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
+                pieces::run(ctx, video_id, &piece).await
+            }
+            Err(why) => Err(JobError::Permanent(why.clone())),
         }
     };
     let outcome = tokio::select! {
@@ -312,8 +277,8 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
         Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
             let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
-            if job.kind == ENCODE || job.kind == PIECE {
-                encode::mark_failed(ctx, &job, &e).await;
+            if let Ok(kind) = &kind {
+                vidi_core::encoding::record_failure(ctx.repo.as_ref(), kind.video_id(), &e).await;
             }
             ctx.repo.fail_job(&job.id, worker, &e, None, now).await
         }

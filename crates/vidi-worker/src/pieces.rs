@@ -14,41 +14,33 @@
 use std::path::{Path, PathBuf};
 
 use vidi_core::id::VideoId;
-use vidi_core::model::Job;
+use vidi_core::jobs::{self, JobKind, pieces_key_prefix};
 use vidi_core::time::now_ms;
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args};
 use vidi_media::ladder::{self, Rendition};
 use vidi_media::{Jail, Probe};
 
-use crate::encode::{hls_prefix, stored_probe, video_id};
-use crate::{Ctx, JobError, PIECE};
+use vidi_core::keys::{piece_playlist_key, rendition_key, rendition_playlist_key};
+
+use crate::encode::stored_probe;
+use crate::{Ctx, JobError};
 
 /// Niceness of the pieces after the first.
 pub(crate) const BACKGROUND_NICE: i32 = 10;
 
-pub fn piece_playlist_key(video: &str, rendition: &str, index: u32) -> String {
-    format!("{}/{rendition}/piece_{index:03}.m3u8", hls_prefix(video))
-}
-
-fn key_prefix(id: &VideoId) -> String {
-    format!("piece:{id}:")
-}
-
 /// Queues the pieces after the first (no-op for those already queued or running).
 pub(crate) async fn enqueue(ctx: &Ctx, id: &VideoId, pieces: &[Piece]) -> Result<(), JobError> {
     for p in pieces.iter().filter(|p| p.index > 0) {
-        let payload = serde_json::json!({
-            "videoId": id.as_str(),
-            "index": p.index,
-            "start": p.start_s,
-            "duration": p.duration_s,
-            "tsOffset": p.ts_offset_s,
-            "videoOnly": p.video_only,
-        });
-        let key = format!("{}{}", key_prefix(id), p.index);
-        ctx.repo.enqueue_job(PIECE, &payload, &key, now_ms(), ctx.cfg.max_attempts).await?;
+        let job = JobKind::Piece {
+            video_id: id.clone(),
+            index: p.index,
+            start: p.start_s,
+            duration: p.duration_s,
+            ts_offset: p.ts_offset_s,
+            video_only: p.video_only,
+        };
+        jobs::enqueue(ctx.repo.as_ref(), &ctx.waker, &job, now_ms(), ctx.cfg.max_attempts).await?;
     }
-    crate::wake();
     Ok(())
 }
 
@@ -57,7 +49,7 @@ pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
     let me = format!("wk{}-helper", vidi_core::id::random_body());
     // A stopping worker takes on nothing more (the piece it was running is handed back).
     while !ctx.held.is_stopping()
-        && let Some(job) = ctx.repo.claim_job_keyed(&me, &key_prefix(id), now_ms()).await?
+        && let Some(job) = ctx.repo.claim_job_keyed(&me, &pieces_key_prefix(id), now_ms()).await?
     {
         // Boxed: a piece job never leads, but the compiler cannot see that the recursion ends.
         Box::pin(crate::execute(ctx, &me, job)).await;
@@ -66,16 +58,8 @@ pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
 }
 
 /// The `piece` job: one time range of the ladder into the media store.
-pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
-    let id = video_id(job)?;
-    let p = &job.payload;
-    let piece = Piece {
-        index: p["index"].as_u64().ok_or_else(|| JobError::Permanent(format!("bad payload {p}")))? as u32,
-        start_s: p["start"].as_f64().unwrap_or(0.0),
-        duration_s: p["duration"].as_f64(),
-        ts_offset_s: p["tsOffset"].as_f64().unwrap_or(0.0),
-        video_only: p["videoOnly"].as_bool().unwrap_or(true),
-    };
+pub(crate) async fn run(ctx: &Ctx, id: &VideoId, piece: &Piece) -> Result<(), JobError> {
+    let id = id.clone();
     let video = ctx.repo.video_by_id(&id).await?;
     let probe = stored_probe(&video)?;
     let ladder =
@@ -88,7 +72,7 @@ pub(crate) async fn run(ctx: &Ctx, job: &Job) -> Result<(), JobError> {
     let scratch = crate::Scratch::new(work.clone());
     // A piece is bounded by its own length, not the video's.
     let ctx = &ctx.with_ffmpeg_timeout(crate::time_bound(piece.duration_s, ctx.cfg.job_timeout));
-    let r = encode(ctx, &id, &probe, &ladder, &source, &piece, &work).await;
+    let r = encode(ctx, &id, &probe, &ladder, &source, piece, &work).await;
     scratch.remove().await;
     r
 }
@@ -122,7 +106,7 @@ async fn encode(
         let text =
             tokio::fs::read_to_string(dir.join("index.m3u8")).await.map_err(|e| JobError::Retry(e.to_string()))?;
         for (_, seg) in entries(&text) {
-            ctx.blobs.put_file(&format!("{}/{}/{seg}", hls_prefix(id.as_str()), r.name), &dir.join(&seg)).await?;
+            ctx.blobs.put_file(&rendition_key(id.as_str(), r.name, &seg), &dir.join(&seg)).await?;
         }
         ctx.blobs.put_bytes(&piece_playlist_key(id.as_str(), r.name, piece.index), text.into_bytes()).await?;
     }
@@ -203,7 +187,7 @@ pub(crate) async fn finish(
         let complete = next == pieces.len();
         if next > published || complete {
             for (i, r) in ladder.iter().enumerate() {
-                let key = format!("{}/{}/index.m3u8", hls_prefix(id.as_str()), r.name);
+                let key = rendition_playlist_key(id.as_str(), r.name);
                 ctx.blobs.put_bytes(&key, playlist(&joined[i], complete).into_bytes()).await?;
             }
             published = next;
@@ -227,7 +211,7 @@ pub(crate) async fn finish(
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             continue;
         }
-        let bytes = read(ctx, &format!("{}/{}/{seg}", hls_prefix(id.as_str()), top.name)).await?;
+        let bytes = read(ctx, &rendition_key(id.as_str(), top.name, seg)).await?;
         tokio::fs::write(&path, bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
     let path = dir.join("all.m3u8");

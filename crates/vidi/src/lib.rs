@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vidi_api::{ApiConfig, AppState};
 use vidi_core::id::{ApiKeyId, WorkspaceId};
+use vidi_core::jobs::Waker;
 use vidi_core::model::ApiKeyInfo;
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
@@ -109,7 +110,7 @@ async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
 }
 
-fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) -> vidi_worker::Ctx {
+fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media, waker: Waker) -> vidi_worker::Ctx {
     let wc = vidi_worker::WorkerConfig {
         work_dir: cfg.data_dir.join(".work"),
         preset: cfg.x264_preset.clone(),
@@ -126,7 +127,7 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media) 
         parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
         ..wc
     };
-    vidi_worker::Ctx { repo, blobs, media, cfg: wc, held: Default::default() }
+    vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held: Default::default() }
 }
 
 /// Runs encoding workers only (no API): `vidi worker`. Returns once `shutdown` is cancelled and
@@ -135,7 +136,8 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg)), cfg.workers.max(1), shutdown);
+    let workers =
+        vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg), Waker::new()), cfg.workers.max(1), shutdown);
     workers.stopped().await;
     Ok(())
 }
@@ -244,9 +246,11 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);
-    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api).await?;
+    // One waker for the process: jobs the API queues wake the workers beside it.
+    let waker = Waker::new();
+    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
     vidi_api::spawn_background(state.clone());
-    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media), cfg.workers, shutdown.clone());
+    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media, waker), cfg.workers, shutdown.clone());
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),

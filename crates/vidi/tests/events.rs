@@ -63,7 +63,9 @@ async fn one_event_per_rendition_and_for_the_mp4_even_when_encoded_again() {
         }
 
         // Encoded again (as a retried encode would): the renditions complete again, no new event.
-        assert!(vidi_worker::enqueue_encode(repo.as_ref(), &id, 3).await.unwrap());
+        let job = vidi_core::jobs::JobKind::Encode { video_id: VideoId::parse(&id).unwrap(), growing: None };
+        let waker = &t.server.state.waker;
+        assert!(vidi_core::jobs::enqueue(repo.as_ref(), waker, &job, vidi_core::time::now_ms(), 3).await.unwrap());
         let deadline = Instant::now() + Duration::from_secs(120);
         while repo.job_state(&format!("encode:{id}")).await.unwrap().is_some() {
             assert!(Instant::now() < deadline, "{}: the second encode never ended", b.label);

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::{StreamExt, TryStreamExt};
-use vidi_core::blobs::{ByteStream, ChunkTarget, source_key};
+use vidi_core::blobs::{ByteStream, ChunkTarget};
 use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::keys::{source_key, upload_key};
 use vidi_core::model::UploadMode;
 use vidi_core::repo::ChunkCommit;
 use vidi_core::time::now_ms;
@@ -176,7 +177,7 @@ async fn upload_whole(state: &AppState, ws: &WorkspaceId, id: &VideoId, form: &m
         return Err(ApiError::no_file());
     };
     // A key of its own: two racing whole uploads never write the same object; the loser's is dropped.
-    let key = format!("videos/{id}/source-{}", uuid::Uuid::new_v4().simple());
+    let key = upload_key(id.as_str(), &uuid::Uuid::new_v4().simple().to_string());
     let over = Arc::new(AtomicBool::new(false));
     let stored = state.blobs.put_stream(&key, limited(file, state.cfg.max_request_bytes, over.clone())).await;
     let size = match stored {

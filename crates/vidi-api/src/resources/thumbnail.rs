@@ -8,10 +8,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::StreamExt;
+use vidi_core::keys::thumbnail_key;
 use vidi_core::model::{IngestState, ProbeOutcome, Video};
-
-use vidi_media::Probe;
-use vidi_worker::encode::thumbnail_key;
 
 use super::source::Form;
 use super::videos::{VideoOut, valid_timecode, video_id};
@@ -84,8 +82,8 @@ pub async fn pick(
     let (Some(key), IngestState::Uploaded) = (v.ingest.source_key.clone(), v.ingest.state) else {
         return Err(ApiError::invalid_attribute("timecode", "The video has no source to take a frame from yet."));
     };
-    let probe: Option<Probe> = match &v.ingest.probe {
-        Some(ProbeOutcome::Probed(p)) => serde_json::from_value(p.clone()).ok(),
+    let probe = match &v.ingest.probe {
+        Some(ProbeOutcome::Probed(p)) => Some(p),
         _ => None,
     };
     let fps = probe.as_ref().and_then(|p| p.video.as_ref()).and_then(|v| v.framerate).unwrap_or(25.0);

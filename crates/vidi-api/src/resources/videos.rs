@@ -6,14 +6,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use vidi_core::blobs::video_prefix;
 use vidi_core::id::VideoId;
+use vidi_core::keys::{source_key, video_prefix};
 use vidi_core::model::{
     EncodingState, Ingest, IngestState, MetadataPair, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
     VideoSort,
 };
+use vidi_core::probe::Probe;
 use vidi_core::time::{now_ms, to_rfc3339};
-use vidi_media::Probe;
 
 use crate::auth::Auth;
 use crate::error::OrNotFound;
@@ -513,7 +513,7 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     // The row is gone, so nothing refers to the media any more; a failure here leaves garbage,
     // never a broken video.
     if let Some(session) = &v.ingest.session
-        && let Err(e) = state.blobs.abort_chunks(&vidi_core::blobs::source_key(id.as_str()), session).await
+        && let Err(e) = state.blobs.abort_chunks(&source_key(id.as_str()), session).await
     {
         tracing::warn!(video = %id, error = %e, "could not drop the upload session");
     }
@@ -560,9 +560,7 @@ pub async fn status(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         IngestState::Uploaded => "uploaded",
     };
     let metadata = match &v.ingest.probe {
-        Some(ProbeOutcome::Probed(p)) => {
-            serde_json::from_value::<Probe>(p.clone()).map(|p| EncodingMetadata::from_probe(&p)).unwrap_or_default()
-        }
+        Some(ProbeOutcome::Probed(p)) => EncodingMetadata::from_probe(p),
         _ => EncodingMetadata::default(),
     };
     Ok(Json(VideoStatus {

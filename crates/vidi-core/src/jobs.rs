@@ -1,0 +1,222 @@
+//! Background work, typed. A job is stored as a `kind` and a JSON `payload` (see
+//! [`Repo::enqueue_job`]); [`JobKind`] is what those two columns mean, so the crate that queues a
+//! job and the crate that runs it agree on one definition. Whoever queues goes through
+//! [`enqueue`], which derives the job's unique key and wakes this process's workers.
+//!
+//! A new kind is a variant here (with its payload and unique key); its handler goes in the crate
+//! that runs it (`vidi-worker` for media work).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::Repo;
+use crate::error::CoreResult;
+use crate::id::VideoId;
+use crate::model::Job;
+use crate::probe::Probe;
+
+/// One kind of job and its payload. Serialised as `{"kind": …, "payload": …}`, the two columns;
+/// the payload's JSON shape is what existing databases hold: field names may not change, and new
+/// fields need a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "lowercase")]
+pub enum JobKind {
+    /// A video's ladder, its MP4 and its thumbnail; for a long video, the lead of its pieces.
+    #[serde(rename_all = "camelCase")]
+    Encode {
+        video_id: VideoId,
+        /// Queued while a chunked upload was still arriving (see [`Growing`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        growing: Option<Growing>,
+    },
+    /// One time range of a long video's ladder, after the first (which the encode job runs).
+    #[serde(rename_all = "camelCase")]
+    Piece {
+        video_id: VideoId,
+        index: u32,
+        /// Seconds into the source.
+        #[serde(default)]
+        start: f64,
+        /// `None`: to the end of the source.
+        duration: Option<f64>,
+        /// Seconds added to the piece's timestamps, so it continues the piece before.
+        #[serde(default)]
+        ts_offset: f64,
+        /// Without sound (a video in pieces has its sound encoded once, beside the first).
+        #[serde(default = "yes")]
+        video_only: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An encoding that follows an upload still arriving: the bytes received so far are at `path`
+/// (see `Blobs::growing_input`), and `probe` is the probe of that prefix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Growing {
+    pub path: String,
+    pub probe: Probe,
+}
+
+/// The `kind` column of each variant.
+pub const ENCODE: &str = "encode";
+pub const PIECE: &str = "piece";
+
+impl JobKind {
+    /// The `kind` column.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::Encode { .. } => ENCODE,
+            JobKind::Piece { .. } => PIECE,
+        }
+    }
+
+    /// The `payload` column.
+    pub fn payload(&self) -> serde_json::Value {
+        let mut row = serde_json::to_value(self).expect("plain data");
+        row["payload"].take()
+    }
+
+    /// While a job with this key is queued or running, queueing the same work again is a no-op.
+    pub fn unique_key(&self) -> String {
+        match self {
+            JobKind::Encode { video_id, .. } => format!("encode:{video_id}"),
+            JobKind::Piece { video_id, index, .. } => format!("{}{index}", pieces_key_prefix(video_id)),
+        }
+    }
+
+    /// The video every kind so far works on (a job that gives up fails it).
+    pub fn video_id(&self) -> &VideoId {
+        match self {
+            JobKind::Encode { video_id, .. } | JobKind::Piece { video_id, .. } => video_id,
+        }
+    }
+
+    /// What a claimed job is. An error says why it can never run (unknown kind, bad payload).
+    pub fn of(job: &Job) -> Result<JobKind, String> {
+        let bad = |e: &dyn std::fmt::Display| format!("bad payload {}: {e}", job.payload);
+        if ![ENCODE, PIECE].contains(&job.kind.as_str()) {
+            return Err(format!("unknown job kind {}", job.kind));
+        }
+        let row = serde_json::json!({ "kind": job.kind, "payload": job.payload });
+        let kind: JobKind = serde_json::from_value(row).map_err(|e| bad(&e))?;
+        // Ids come from our own queue, but a malformed one would name a store key nobody expects.
+        if VideoId::parse(kind.video_id().as_str()).is_none() {
+            return Err(bad(&"not a video id"));
+        }
+        Ok(kind)
+    }
+}
+
+/// The unique keys of a video's piece jobs start with this (a lead claims its own pieces by it).
+pub fn pieces_key_prefix(video_id: &VideoId) -> String {
+    format!("piece:{video_id}:")
+}
+
+/// Wakes this process's idle workers when a job is queued here (workers elsewhere find it by
+/// polling). One is made at start-up and shared by the API and the workers of the process.
+#[derive(Clone, Debug, Default)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    pub fn new() -> Self {
+        Waker::default()
+    }
+
+    /// Wakes every worker waiting in [`Waker::woken`] now.
+    pub fn wake(&self) {
+        self.0.notify_waiters();
+    }
+
+    /// Resolves at the next [`Waker::wake`].
+    pub async fn woken(&self) {
+        self.0.notified().await
+    }
+}
+
+/// Queues `job` (a no-op when the same work is already queued or running) and wakes this
+/// process's workers. Returns whether it was queued.
+pub async fn enqueue(
+    repo: &dyn Repo,
+    waker: &Waker,
+    job: &JobKind,
+    run_at: i64,
+    max_attempts: u32,
+) -> CoreResult<bool> {
+    let queued = repo.enqueue_job(job.name(), &job.payload(), &job.unique_key(), run_at, max_attempts).await?;
+    waker.wake();
+    Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn row(kind: &str, payload: serde_json::Value) -> Job {
+        Job { id: "jb1".into(), kind: kind.into(), payload, attempts: 1, max_attempts: 3, started_at: 0 }
+    }
+
+    /// Payloads as databases written before jobs were typed hold them.
+    #[test]
+    fn stored_payloads_still_read() {
+        let id = VideoId::from_trusted("vi4k0jvEUuaTdRAEjQ4Jfrgz".into());
+        let encode = JobKind::of(&row("encode", json!({ "videoId": id.as_str() }))).unwrap();
+        assert_eq!(encode, JobKind::Encode { video_id: id.clone(), growing: None });
+        assert_eq!(encode.unique_key(), format!("encode:{id}"));
+        assert_eq!(encode.payload(), json!({ "videoId": id.as_str() }));
+
+        let piece = json!({ "videoId": id.as_str(), "index": 2, "start": 30.0, "duration": null,
+            "tsOffset": 30.0, "videoOnly": true });
+        let kind = JobKind::of(&row("piece", piece.clone())).unwrap();
+        assert_eq!(
+            kind,
+            JobKind::Piece {
+                video_id: id.clone(),
+                index: 2,
+                start: 30.0,
+                duration: None,
+                ts_offset: 30.0,
+                video_only: true
+            }
+        );
+        assert_eq!((kind.name(), kind.payload()), ("piece", piece));
+        assert_eq!(kind.unique_key(), format!("{}2", pieces_key_prefix(&id)));
+        assert!(kind.unique_key().starts_with(&pieces_key_prefix(&id)));
+
+        let probe = json!({ "format": "mov,mp4", "duration_s": 4.0, "bitrate_kbps": null, "video": null,
+            "audio": { "codec": "aac", "sample_rate": 44100 } });
+        let growing = json!({ "videoId": id.as_str(), "growing": { "path": "/up/x", "probe": probe } });
+        let JobKind::Encode { growing: Some(g), .. } = JobKind::of(&row("encode", growing.clone())).unwrap() else {
+            panic!("growing encode")
+        };
+        assert_eq!((g.path.as_str(), g.probe.duration_s), ("/up/x", Some(4.0)));
+        assert_eq!(JobKind::Encode { video_id: id, growing: Some(g) }.payload(), growing);
+    }
+
+    #[test]
+    fn jobs_that_can_never_run_say_why() {
+        assert_eq!(JobKind::of(&row("test", json!({}))).unwrap_err(), "unknown job kind test");
+        assert!(JobKind::of(&row("encode", json!({}))).unwrap_err().starts_with("bad payload"));
+        assert!(JobKind::of(&row("encode", json!({ "videoId": "../x" }))).unwrap_err().starts_with("bad payload"));
+        assert!(JobKind::of(&row("piece", json!({ "videoId": "vi1" }))).unwrap_err().starts_with("bad payload"));
+    }
+
+    #[tokio::test]
+    async fn a_wake_reaches_a_waiting_worker() {
+        let waker = Waker::new();
+        let w = waker.clone();
+        let waiting = tokio::spawn(async move { w.woken().await });
+        // Let the task start waiting: a wake reaches only workers already waiting.
+        while !waiting.is_finished() {
+            tokio::task::yield_now().await;
+            waker.wake();
+        }
+        waiting.await.unwrap();
+    }
+}
