@@ -63,14 +63,25 @@ async fn one_event_per_rendition_and_for_the_mp4_even_when_encoded_again() {
         }
 
         // Encoded again (as a retried encode would): the renditions complete again, no new event.
+        // The first encode's job records its end just after the last output: wait for that, or
+        // the second would be a no-op against the job still running.
+        let ended = |what: &'static str| {
+            let repo = repo.clone();
+            let key = format!("encode:{id}");
+            let label = b.label.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while repo.job_state(&key).await.unwrap().is_some() {
+                    assert!(Instant::now() < deadline, "{label}: the {what} encode never ended");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        ended("first").await;
         let job = vidi_core::jobs::JobKind::Encode { video_id: VideoId::parse(&id).unwrap(), growing: None };
         let waker = &t.server.state.waker;
         assert!(vidi_core::jobs::enqueue(repo.as_ref(), waker, &job, vidi_core::time::now_ms(), 3).await.unwrap());
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while repo.job_state(&format!("encode:{id}")).await.unwrap().is_some() {
-            assert!(Instant::now() < deadline, "{}: the second encode never ended", b.label);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        ended("second").await;
         t.wait_status(&id, 60, encoded).await;
         let again = mine(repo.events_after(Some(&ws), None, 1000).await.unwrap());
         assert_eq!(again.len(), first.len(), "{}: encoding again added events", b.label);
