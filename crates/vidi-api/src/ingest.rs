@@ -1,8 +1,6 @@
 //! What happens to a source once its bytes are in: assembly of chunked uploads, fetching `source`
 //! URLs and copying clones, probing with ffprobe, and resuming all of these after a restart.
 
-use std::path::{Path, PathBuf};
-
 use vidi_core::CoreError;
 use vidi_core::blobs::ChunkRef;
 use vidi_core::encoding::record_failure;
@@ -10,31 +8,10 @@ use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::{self, Growing, JobKind};
 use vidi_core::keys::source_key;
 use vidi_core::model::{Chunk, IngestState, ProbeOutcome, SourceKind};
+use vidi_core::scratch::Scratch;
 use vidi_core::time::now_ms;
 
 use crate::{ApiResult, AppState};
-
-/// A scratch folder of one API-side media task (a probe, a thumbnail), removed when dropped. The
-/// media tools may write only there (see `vidi_media::sandbox`).
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    pub fn new(state: &AppState) -> Result<Scratch, CoreError> {
-        let dir = state.cfg.work_dir.join(format!("api-{}", vidi_core::id::random_body()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Joins a complete set of chunks into the source and marks it uploaded.
 pub async fn assemble(state: &AppState, ws: &WorkspaceId, id: &VideoId, chunks: &[Chunk], size: u64) -> ApiResult<()> {
@@ -111,7 +88,7 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
     let outcome = async {
         let video = state.repo.get_video(ws, id).await?;
         let key = video.ingest.source_key.ok_or_else(|| CoreError::Storage("no source".into()))?;
-        let scratch = Scratch::new(state)?;
+        let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
         let input = state.blobs.local_input(&key, scratch.path()).await?;
         match vidi_media::probe(&state.media, input.as_str()).await {
             Ok(Ok(p)) => Ok(ProbeOutcome::Probed(p)),

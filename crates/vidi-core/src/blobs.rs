@@ -70,7 +70,7 @@ pub trait Blobs: Send + Sync + 'static {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
         tokio::fs::create_dir_all(scratch).await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
-        let path = scratch.join(format!("input-{}", uuid_like()));
+        let path = scratch.join(format!("input-{}", crate::id::random_body()));
         let copy = LocalInput { path: path.clone(), owned: true };
         let mut file = tokio::fs::File::create(&path).await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
         let mut body = self.get(key, None).await?;
@@ -125,10 +125,6 @@ impl Drop for LocalInput {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-fn uuid_like() -> String {
-    crate::id::random_body()
 }
 
 /// A key every store can hold: relative, no empty, `.` or `..` segment, and no segment longer

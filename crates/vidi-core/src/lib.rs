@@ -12,6 +12,7 @@ pub mod keys;
 pub mod model;
 pub mod probe;
 pub mod repo;
+pub mod scratch;
 pub mod time;
 pub mod upload;
 

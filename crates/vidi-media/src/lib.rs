@@ -224,4 +224,12 @@ mod tests {
         let missing = Tool::new("/nonexistent/tool", Duration::from_secs(1));
         assert!(matches!(missing.run(&[]).await, Err(ToolError::Spawn { .. })));
     }
+
+    /// ffprobe's address-space limit reaches the child (`ulimit -v` reports KiB).
+    #[tokio::test]
+    async fn a_memory_limit_applies_to_the_child() {
+        let sh = Tool { max_memory: Some(512 << 20), ..Tool::new("sh", Duration::from_secs(5)) };
+        assert_eq!(sh.run(&["-c", "ulimit -v"]).await.unwrap(), b"524288\n");
+        assert_eq!(Media::default().ffprobe.max_memory, Some(probe::MAX_MEMORY));
+    }
 }

@@ -203,15 +203,10 @@ impl Guard {
         Ok(url)
     }
 
-    /// Sends a request built on the guarded client (see [`Guard::client`]), mapping failures to
-    /// what the user may be told.
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, OutboundError> {
+    /// Sends a request built on the guarded client, mapping failures to what the user may be
+    /// told. (Webhook deliveries will add their POST beside `download`.)
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, OutboundError> {
         req.send().await.map_err(classify)
-    }
-
-    /// The guarded client, for building requests (the URL must have passed [`Guard::check`]).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
     }
 
     /// GETs `url` and streams its body within `limits`. A non-2xx answer is an error.

@@ -80,7 +80,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> R
         _ => vec![Piece::WHOLE],
     };
     let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
-    let scratch = crate::Scratch::new(work.clone());
+    let scratch = vidi_core::scratch::Scratch::new(work.clone());
     let published = AtomicBool::new(false);
     let plan = Plan {
         id: &id,
@@ -185,7 +185,7 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// joined in, and the MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
-    // Media tools read local files only: a source on S3 is copied into this job's scratch first.
+    // Media tools read local files only: a source on S3 is copied beside the scratch first.
     let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?) };
     let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
     // What the encoders may touch: their input and this job's scratch (see vidi_media::sandbox).

@@ -135,6 +135,19 @@ impl HeldJobs {
 /// Starts `n` worker loops; they run until `shutdown` is cancelled (then see [`Workers::stopped`]).
 pub fn spawn(mut ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
     ctx.held = HeldJobs { jobs: Arc::default(), shutdown: shutdown.clone() };
+    if n > 0 {
+        // A killed process (SIGKILL, power loss) leaves its jobs' scratch folders and source
+        // copies behind. Nothing older than twice the longest an ffmpeg run may take (a folder's
+        // time is its creation's, and a job does more than one run) can still be in use by any
+        // process sharing this data folder, so those go.
+        let dirs = [ctx.cfg.work_dir.clone(), inputs_dir(&ctx)];
+        let older_than = ctx.cfg.job_timeout * 2;
+        tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                sweep_stale(&d, older_than);
+            }
+        });
+    }
     let tasks = (0..n)
         .map(|i| {
             let ctx = ctx.clone();
@@ -294,6 +307,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stale_scratch_is_swept_and_fresh_kept() {
+        let d = std::env::temp_dir().join(format!("vidi-sweep-{}", vidi_core::id::random_body()));
+        std::fs::create_dir_all(d.join("job-dir")).unwrap();
+        std::fs::write(d.join("job-dir/seg.ts"), b"x").unwrap();
+        std::fs::write(d.join("input-copy"), b"x").unwrap();
+        sweep_stale(&d, Duration::from_secs(3600));
+        assert!(d.join("job-dir/seg.ts").exists() && d.join("input-copy").exists(), "fresh entries kept");
+        std::thread::sleep(Duration::from_millis(20));
+        sweep_stale(&d, Duration::from_millis(10));
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "stale entries removed");
+        std::fs::remove_dir_all(&d).unwrap();
+        sweep_stale(&d, Duration::ZERO); // a missing folder is nothing to do
+    }
+
+    #[test]
     fn a_job_is_bounded_by_what_it_encodes_within_the_cap() {
         let cap = Duration::from_secs(6 * 3600);
         assert_eq!(time_bound(Some(5.0), cap), Duration::from_secs(600), "ten minutes at least");
@@ -328,28 +356,18 @@ impl From<vidi_core::CoreError> for JobError {
     }
 }
 
-/// A job's scratch folder, removed when the job ends, however it ends: asynchronously when the
-/// job returns, and on drop when the job is dropped instead (its worker stopping, its lead
-/// failing), since the process may be about to exit and nothing would ever remove it.
-pub(crate) struct Scratch(Option<PathBuf>);
-
-impl Scratch {
-    pub(crate) fn new(path: PathBuf) -> Scratch {
-        Scratch(Some(path))
-    }
-
-    pub(crate) async fn remove(mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = tokio::fs::remove_dir_all(&p).await;
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Only a dropped job gets here: its partial output, on local disk, quick to block on.
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(&p);
+/// Removes the entries of `dir` last modified more than `older_than` ago.
+fn sweep_stale(dir: &std::path::Path, older_than: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > older_than));
+        if stale {
+            let p = e.path();
+            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            match r {
+                Ok(()) => tracing::info!(path = %p.display(), "removed what a stopped process left"),
+                Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not remove a stale scratch entry"),
+            }
         }
     }
 }

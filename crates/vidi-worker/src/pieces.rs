@@ -69,7 +69,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, piece: &Piece) -> Result<(), Jo
     }
     let source = video.ingest.source_key.clone().ok_or_else(|| JobError::Permanent("no source".into()))?;
     let work = ctx.cfg.work_dir.join(format!("{id}-p{}-{}", piece.index, uuid::Uuid::new_v4().simple()));
-    let scratch = crate::Scratch::new(work.clone());
+    let scratch = vidi_core::scratch::Scratch::new(work.clone());
     // A piece is bounded by its own length, not the video's.
     let ctx = &ctx.with_ffmpeg_timeout(crate::time_bound(piece.duration_s, ctx.cfg.job_timeout));
     let r = encode(ctx, &id, &probe, &ladder, &source, piece, &work).await;

@@ -10,13 +10,13 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use vidi_core::keys::thumbnail_key;
 use vidi_core::model::{IngestState, ProbeOutcome, Video};
+use vidi_core::scratch::Scratch;
 
 use super::source::Form;
 use super::videos::{VideoOut, valid_timecode, video_id};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject};
-use crate::ingest::Scratch;
 use crate::{ApiError, ApiResult, AppState};
 
 const MAX_IMAGE: usize = 8 * 1024 * 1024;
@@ -37,26 +37,18 @@ fn seconds(tc: &str, fps: f64) -> f64 {
     }
 }
 
-/// Stores the JPEG `made` wrote at `out` and records it.
-async fn store(
-    state: &AppState,
-    v: &Video,
-    out: &std::path::Path,
-    made: Result<(), vidi_media::ToolError>,
-) -> Result<(), vidi_media::ToolError> {
-    let r = made;
-    if r.is_ok() {
-        let key = thumbnail_key(v.id.as_str());
-        let stored = async {
-            state.blobs.put_file(&key, out).await?;
-            state.repo.set_thumbnail(&v.id, &key).await
-        }
-        .await;
-        if let Err(e) = stored {
-            tracing::error!(video = %v.id, error = %e, "could not store a thumbnail");
-        }
+/// Stores the JPEG at `out` as the video's thumbnail and records it. A failure here is logged,
+/// not returned: the frame was taken, and the previous thumbnail stays in place.
+async fn store(state: &AppState, v: &Video, out: &std::path::Path) {
+    let key = thumbnail_key(v.id.as_str());
+    let stored = async {
+        state.blobs.put_file(&key, out).await?;
+        state.repo.set_thumbnail(&v.id, &key).await
     }
-    r
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(video = %v.id, error = %e, "could not store a thumbnail");
+    }
 }
 
 /// Pick the thumbnail from a frame of the video.
@@ -93,14 +85,14 @@ pub async fn pick(
     if at >= duration {
         at = 0.0;
     }
-    // Media tools read local files only, in a scratch folder of this request's (see ingest::Scratch).
-    let scratch = Scratch::new(&state)?;
+    // Media tools read local files only, and write only in a scratch folder of this request's.
+    let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
     let input = state.blobs.local_input(&key, scratch.path()).await?;
     let out = scratch.path().join("thumbnail.jpg");
-    let made = vidi_media::encode::thumbnail(&state.media, input.as_str(), at, &out).await;
-    store(&state, &v, &out, made).await.map_err(|e| {
+    vidi_media::encode::thumbnail(&state.media, input.as_str(), at, &out).await.map_err(|e| {
         ApiError::invalid_attribute("timecode", format!("No frame could be taken from the source: {e}"))
     })?;
+    store(&state, &v, &out).await;
     let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
     Ok(Json(VideoOut::build(&state, &v).await?))
 }
@@ -156,14 +148,14 @@ pub async fn upload(
                 "file",
             )
         })?;
-        let scratch = Scratch::new(&state)?;
+        let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
         let src = scratch.path().join(format!("upload.{kind}"));
         tokio::fs::write(&src, &bytes).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
         let out = scratch.path().join("thumbnail.jpg");
-        let made = vidi_media::encode::thumbnail_from_image(&state.media, &src, kind, &out).await;
-        store(&state, &v, &out, made).await.map_err(|_| {
+        vidi_media::encode::thumbnail_from_image(&state.media, &src, kind, &out).await.map_err(|_| {
             ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file")
         })?;
+        store(&state, &v, &out).await;
         let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
         Ok(Json(VideoOut::build(&state, &v).await?))
     }
