@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::videos::routes())
         .merge(resources::source::routes())
         .merge(resources::thumbnail::routes())
+        .merge(resources::players::routes())
         .merge(openapi::routes())
         .merge(delivery::routes())
         .fallback(|| async {

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{account, auth, source, thumbnail, videos};
+use crate::resources::{account, auth, players, source, thumbnail, videos};
 
 struct Security;
 
@@ -30,6 +30,8 @@ impl Modify for Security {
         auth::authenticate, auth::refresh, account::account,
         videos::create, videos::list, videos::show, videos::update, videos::delete, videos::status,
         source::upload_source, thumbnail::pick, thumbnail::upload,
+        players::create, players::list, players::show, players::update, players::delete,
+        players::upload_logo, players::delete_logo,
     ),
     components(schemas(videos::VideoIdOnly)),
     modifiers(&Security)

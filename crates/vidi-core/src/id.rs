@@ -84,6 +84,11 @@ prefixed_id!(
     EventId, "ev"
 );
 
+prefixed_id!(
+    /// A player theme (`pt…`, as real api.video responses have it; the spec's examples say `pl…`).
+    PlayerId, "pt"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

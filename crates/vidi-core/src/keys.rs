@@ -76,3 +76,9 @@ mod tests {
         }
     }
 }
+
+/// A player theme's logo. `unique` changes with every upload, so a logo URL can be cached for
+/// ever and a new logo is a new URL.
+pub fn logo_key(player_id: &str, unique: &str, ext: &str) -> String {
+    format!("players/{player_id}/logo-{unique}.{ext}")
+}

@@ -10,6 +10,7 @@ pub mod id;
 pub mod jobs;
 pub mod keys;
 pub mod model;
+pub mod player;
 pub mod probe;
 pub mod repo;
 pub mod scratch;

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod players;
 pub mod source;
 pub mod thumbnail;
 pub mod videos;

@@ -15,6 +15,7 @@ use vidi_core::model::{
 use vidi_core::probe::Probe;
 use vidi_core::time::{now_ms, to_rfc3339};
 
+use super::players::check_player_of;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
@@ -336,6 +337,10 @@ pub async fn create(
             }
         }
     }
+    let player_id = body.string("playerId")?.filter(|p| !p.is_empty());
+    if let Some(p) = &player_id {
+        check_player_of(&state, auth.ws(), p).await?;
+    }
     let now = now_ms();
     let mut video = Video {
         id: VideoId::generate(),
@@ -345,7 +350,7 @@ pub async fn create(
         public: body.boolean("public")?.unwrap_or(true),
         panoramic: body.boolean("panoramic")?.unwrap_or(false),
         mp4_support: body.boolean("mp4Support")?.unwrap_or(true),
-        player_id: body.string("playerId")?.filter(|p| !p.is_empty()),
+        player_id,
         tags: clean_tags(body.strings("tags")?.unwrap_or_default())?,
         metadata: check_metadata(body.metadata("metadata")?.unwrap_or_default())?,
         source_kind: SourceKind::Upload,
@@ -488,6 +493,10 @@ pub async fn update(
     if body.is_null("playerId") {
         v.player_id = None;
     } else if let Some(p) = body.string("playerId")? {
+        // A player of another workspace is one that does not exist (contract §8).
+        if !p.is_empty() && v.player_id.as_deref() != Some(p.as_str()) {
+            check_player_of(&state, auth.ws(), &p).await?;
+        }
         v.player_id = Some(p).filter(|p| !p.is_empty());
     }
     if let Some(tags) = body.strings("tags")? {
