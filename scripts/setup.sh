@@ -19,6 +19,8 @@ if $with_tests; then
   command -v node >/dev/null 2>&1 || need+=(nodejs npm)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # Self-signed certificates for the TLS tests.
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -24,8 +24,12 @@ pub struct Config {
     /// S3 endpoint for non-AWS servers (also read from `AWS_ENDPOINT_URL`).
     pub s3_endpoint: String,
     pub s3_region: String,
-    /// The base of asset URLs; defaults to `http://<http_addr>`.
+    /// The base of asset URLs; defaults to `http://<http_addr>` (`https://` with TLS).
     pub public_url: String,
+    /// PEM certificate chain and private key: when both are set, Vidi serves HTTPS itself on
+    /// `http_addr` (empty: plain HTTP).
+    pub tls_cert: String,
+    pub tls_key: String,
     /// Seconds a connection may take to send complete request headers, also between requests
     /// on a kept-alive connection; past it, the connection is closed.
     pub header_timeout_secs: u64,
@@ -96,6 +100,8 @@ impl Default for Config {
             s3_endpoint: String::new(),
             s3_region: String::new(),
             public_url: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             header_timeout_secs: 10,
             body_idle_secs: 30,
             max_connections: 4096,
@@ -145,7 +151,8 @@ impl Config {
 
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
         if self.public_url.is_empty() {
-            format!("http://{bound}")
+            let scheme = if self.tls_cert.is_empty() { "http" } else { "https" };
+            format!("{scheme}://{bound}")
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }
@@ -165,5 +172,14 @@ impl Config {
     }
     pub fn storage_url(&self) -> Option<&str> {
         nonempty(&self.storage_url)
+    }
+    /// The TLS certificate and key files, when TLS is configured; a half-configured pair is an
+    /// error rather than a silent fall back to plain HTTP.
+    pub fn tls_files(&self) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+        match (nonempty(&self.tls_cert), nonempty(&self.tls_key)) {
+            (None, None) => Ok(None),
+            (Some(c), Some(k)) => Ok(Some((PathBuf::from(c), PathBuf::from(k)))),
+            _ => anyhow::bail!("VIDI_TLS_CERT and VIDI_TLS_KEY must be set together"),
+        }
     }
 }

@@ -16,7 +16,10 @@
 //! Only HTTP/1.1: no browser speaks cleartext HTTP/2 (h2c), every api.video client uses
 //! HTTP/1.1, and hyper-util's protocol sniffing (`conn::auto`) waits for the first 24 bytes with
 //! no timeout at all, while hyper's HTTP/2 server has no header timeout either; offering h2c would
-//! reopen exactly the hole this module closes. TLS (and HTTP/2) belong to the proxy in front.
+//! reopen exactly the hole this module closes. HTTP/2 belongs to a proxy in front; TLS may be
+//! terminated here (`tls.rs`), and its handshake is bounded by the header timeout, so a client
+//! that opens a connection and never finishes its handshake is closed like one that never sends
+//! its headers.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,9 +30,11 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeout;
 
@@ -103,7 +108,16 @@ const BUSY: &[u8] =
 /// ones behind the attacker's; and when the backlog is full the kernel drops new handshakes
 /// silently. An immediate 503 tells a client (or a load balancer) to retry, possibly elsewhere,
 /// and costs us one accept.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: CancellationToken) -> io::Result<()> {
+///
+/// With `tls`, each connection's handshake runs in its own task (never in the accept loop) within
+/// `limits.header_timeout`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     // The body timeout wraps the router, outside every route: whatever a handler does with its
     // body (stream it to storage, parse a form, drain it after a refusal) stops on a stall.
     let service = RequestBodyTimeout::new(app, limits.body_idle);
@@ -159,29 +173,18 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         peak = peak.max(max - slots.available_permits());
         // Small responses (playlists, JSON) must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+        let (http, service, tls) = (http.clone(), service.clone(), tls.clone());
         let (shutdown, expired) = (shutdown.clone(), expired.clone());
+        let handshake_limit = limits.header_timeout;
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                () = shutdown.cancelled() => None,
-            };
-            let ended = match ended {
-                Some(r) => r,
-                None => {
-                    // Finish the request being served (an idle connection closes at once), then
-                    // close instead of keeping the connection alive.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        r = conn.as_mut() => r,
-                        () = expired.cancelled() => Ok(()),
-                    }
-                }
-            };
-            if let Err(e) = ended {
-                // Timeouts and resets are the normal end of a misbehaving or vanished client.
-                tracing::debug!(error = %e, "connection ended with an error");
+            match tls {
+                None => connection(stream, http, service, shutdown, expired).await,
+                Some(tls) => match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => connection(stream, http, service, shutdown, expired).await,
+                    // A failed or stalled handshake is a client's problem, not the server's.
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
             }
             drop(slot);
         });
@@ -205,6 +208,41 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(every_slot)).await;
     }
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends, or, after a shutdown, until the request it
+/// is serving is answered or the grace period expires.
+async fn connection<I>(
+    io: I,
+    http: http1::Builder,
+    service: RequestBodyTimeout<Router>,
+    shutdown: CancellationToken,
+    expired: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        () = shutdown.cancelled() => None,
+    };
+    let ended = match ended {
+        Some(r) => r,
+        None => {
+            // Finish the request being served (an idle connection closes at once), then close
+            // instead of keeping the connection alive.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => r,
+                () = expired.cancelled() => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = ended {
+        // Timeouts and resets are the normal end of a misbehaving or vanished client.
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 fn refuse(stream: TcpStream) {

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,6 +221,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
 /// [`start`], stopping gracefully when `shutdown` is cancelled (by `main`, on SIGTERM or SIGINT).
 pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Server> {
     install_crypto();
+    // Before anything is opened: a bad certificate stops the node at once.
+    let tls = match cfg.tls_files()? {
+        Some((cert, key)) => Some(tls::acceptor(&cert, &key)?),
+        None => None,
+    };
     let repo = open_repo(&cfg).await?;
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default", None).await?) } else { None };
@@ -258,7 +264,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         max_connections: cfg.max_connections.max(1),
         shutdown_grace: Duration::from_secs(cfg.shutdown_grace_secs),
     };
-    let task = tokio::spawn(http::serve(listener, app, limits, shutdown.clone()));
-    tracing::info!(%addr, db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
+    let task = tokio::spawn(http::serve(listener, app, limits, tls.clone(), shutdown.clone()));
+    tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
     Ok(Server { addr, url, first_key, state, task, workers, shutdown })
 }

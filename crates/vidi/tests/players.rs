@@ -147,7 +147,7 @@ async fn logos_are_checked_kept_and_served() {
     let gif = image("logo.gif", "50x50", &[]);
     // A PNG over 100 KiB within the pixel limits: random noise does not compress.
     let mut heavy = png.clone();
-    heavy.extend(std::iter::repeat_with(|| rand_byte()).take(101 * 1024));
+    heavy.extend(std::iter::repeat_with(rand_byte).take(101 * 1024));
     for b in backends() {
         let t = TestServer::start(&b).await;
         let p: Value = t.post_json("/players", json!({ "name": "logo" })).await.json().await.unwrap();

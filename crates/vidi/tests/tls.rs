@@ -1,0 +1,130 @@
+//! Vidi terminating TLS itself (`VIDI_TLS_CERT`, `VIDI_TLS_KEY`): the API and the assets over
+//! https with a self-signed certificate, an upload that becomes playable, handshakes bounded in
+//! time, and configurations that cannot work refused at start.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{backends, config_for, small_video};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+/// A self-signed certificate for 127.0.0.1 and localhost, made with the openssl CLI.
+fn self_signed(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A leaf, not a CA: webpki refuses a CA certificate presented as the server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(st.success(), "openssl made no certificate");
+    (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned())
+}
+
+#[tokio::test]
+async fn https_end_to_end_with_a_self_signed_certificate() {
+    let b = &backends()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let mut cfg = config_for(b, dir.path());
+    cfg.tls_cert = cert.clone();
+    cfg.tls_key = key;
+    cfg.header_timeout_secs = 1;
+    let server = vidi::start(cfg).await.expect("server starts with TLS");
+    let api_key = server.first_key.clone().unwrap();
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let r = http
+        .post(format!("{}/videos", server.url))
+        .basic_auth(&api_key, Some(""))
+        .json(&serde_json::json!({"title": "tls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.version(), reqwest::Version::HTTP_11, "only http/1.1 is offered over ALPN");
+    let v: Value = r.json().await.unwrap();
+    let id = v["videoId"].as_str().unwrap().to_string();
+    assert!(v["assets"]["hls"].as_str().unwrap().starts_with("https://"), "{v}");
+
+    // An upload over TLS, then its playlist over TLS, as a browser uploader and player would.
+    let part = reqwest::multipart::Part::bytes(small_video()).file_name("clip.mp4");
+    let r = http
+        .post(format!("{}/videos/{id}/source", server.url))
+        .basic_auth(&api_key, Some(""))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s: Value = http
+            .get(format!("{}/videos/{id}/status", server.url))
+            .basic_auth(&api_key, Some(""))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["encoding"]["playable"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never playable: {s}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let m = http.get(format!("{}/vod/{id}/hls/manifest.m3u8", server.url)).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    assert!(m.text().await.unwrap().starts_with("#EXTM3U"));
+
+    // A client that does not trust the certificate is refused by its own TLS stack.
+    assert!(reqwest::get(format!("{}/videos", server.url)).await.is_err());
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = server.url.replace("https://", "http://");
+    assert!(reqwest::get(format!("{plain}/videos")).await.is_err());
+    // A connection that never starts its handshake is closed after the header timeout.
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "closed without an answer");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn tls_configurations_that_cannot_work_stop_the_node() {
+    let b = &backends()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let start = |cert: &str, key: &str| {
+        let mut cfg = config_for(b, dir.path());
+        cfg.tls_cert = cert.to_string();
+        cfg.tls_key = key.to_string();
+        vidi::start(cfg)
+    };
+    let err = |r: anyhow::Result<vidi::Server>| format!("{:#}", r.err().expect("refused"));
+    assert!(err(start(&cert, "").await).contains("must be set together"));
+    assert!(err(start("", &key).await).contains("must be set together"));
+    assert!(err(start("/nonexistent/cert.pem", &key).await).contains("VIDI_TLS_CERT"));
+    // The key as the certificate, and the certificate as the key.
+    assert!(err(start(&key, &key).await).contains("VIDI_TLS_CERT"));
+    assert!(err(start(&cert, &cert).await).contains("VIDI_TLS_KEY"));
+    // A key that does not match the certificate.
+    let other = tempfile::tempdir().unwrap();
+    let (_, other_key) = self_signed(other.path());
+    assert!(err(start(&cert, &other_key).await).contains("do not make a usable pair"));
+}
