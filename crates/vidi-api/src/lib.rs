@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::source::routes())
         .merge(resources::thumbnail::routes())
         .merge(resources::players::routes())
+        .merge(resources::upload_tokens::routes())
         .merge(openapi::routes())
         .merge(delivery::routes())
         .fallback(|| async {

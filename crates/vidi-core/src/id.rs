@@ -89,6 +89,19 @@ prefixed_id!(
     PlayerId, "pt"
 );
 
+prefixed_id!(
+    /// A delegated upload token (`to…`): a bearer secret in a query string, so its body is random,
+    /// never time-ordered (see [`UploadTokenId::generate_secret`]).
+    UploadTokenId, "to"
+);
+
+impl UploadTokenId {
+    /// A fresh token: 128 random bits, which is what guessing one would have to beat.
+    pub fn generate_secret() -> Self {
+        Self(format!("{}{}", Self::PREFIX, random_body()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod repo;
 pub mod scratch;
 pub mod time;
 pub mod upload;
+pub mod upload_token;
 
 pub use blobs::Blobs;
 pub use error::{CoreError, CoreResult};

@@ -11,7 +11,9 @@ use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, 
 use crate::upload::{ChunkPlan, ContentRange};
 
 mod players;
+mod upload_tokens;
 pub use players::{PlayerRepo, PlayerSort};
+pub use upload_tokens::{UploadTokenRepo, UploadTokenSort};
 
 /// The result of accepting a chunk's bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,7 +33,7 @@ pub struct ChunkClaim {
 }
 
 #[async_trait]
-pub trait Repo: PlayerRepo + Send + Sync + 'static {
+pub trait Repo: PlayerRepo + UploadTokenRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and test names.
     fn backend(&self) -> &'static str;
 

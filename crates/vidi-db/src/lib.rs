@@ -8,6 +8,7 @@ mod encoding;
 mod events;
 mod players;
 mod repo;
+mod upload_tokens;
 mod uploads;
 mod videos;
 

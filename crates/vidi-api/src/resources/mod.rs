@@ -5,4 +5,5 @@ pub mod auth;
 pub mod players;
 pub mod source;
 pub mod thumbnail;
+pub mod upload_tokens;
 pub mod videos;
