@@ -54,6 +54,12 @@ pub fn piece_playlist_key(video_id: &str, rendition: &str, index: u32) -> String
     rendition_key(video_id, rendition, &format!("piece_{index:03}.m3u8"))
 }
 
+/// A player theme's logo. `unique` changes with every upload, so a logo URL can be cached for
+/// ever and a new logo is a new URL.
+pub fn logo_key(player_id: &str, unique: &str, ext: &str) -> String {
+    format!("players/{player_id}/logo-{unique}.{ext}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,10 +81,4 @@ mod tests {
             assert!(k.starts_with(&video_prefix(v)) && crate::blobs::is_safe_key(&k), "{k}");
         }
     }
-}
-
-/// A player theme's logo. `unique` changes with every upload, so a logo URL can be cached for
-/// ever and a new logo is a new URL.
-pub fn logo_key(player_id: &str, unique: &str, ext: &str) -> String {
-    format!("players/{player_id}/logo-{unique}.{ext}")
 }
