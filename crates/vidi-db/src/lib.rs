@@ -6,6 +6,7 @@
 mod auth;
 mod encoding;
 mod events;
+mod lanes;
 mod repo;
 mod uploads;
 mod videos;
