@@ -171,6 +171,31 @@ async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start() {
     }
 }
 
+/// An upload whose assembly job was lost (a node older than these jobs, or one that could not
+/// queue it) is queued again at start, as an assembly; queueing it twice is one job.
+#[tokio::test]
+async fn a_complete_upload_whose_assembly_was_lost_is_queued_at_start() {
+    let bytes = common::big_video();
+    let parts: Vec<Vec<u8>> = bytes.chunks(5 * 1024 * 1024).map(<[u8]>::to_vec).collect();
+    let n = parts.len();
+    for b in backends() {
+        let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+        let id = t.create_video("lost assembly").await;
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(t.upload(&id, Some(&format!("part {}/{n}", i + 1)), p.clone()).await.status(), 201);
+        }
+        let repo = t.server.state.repo.clone();
+        let job = repo.claim_job("gone", now_ms()).await.unwrap().expect("the last part queued the assembly");
+        assert_eq!((job.kind.as_str(), &job.payload["videoId"]), ("assemble", &json!(id)), "{}", b.label);
+        repo.fail_job(&job.id, "gone", "lost", None, now_ms()).await.unwrap();
+        vidi_api::ingest::recover(t.server.state.clone()).await;
+        vidi_api::ingest::recover(t.server.state.clone()).await;
+        let again = repo.claim_job("w", now_ms()).await.unwrap().expect("recovery queued it again");
+        assert_eq!((again.kind.as_str(), &again.payload["videoId"]), ("assemble", &json!(id)), "{}", b.label);
+        assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none(), "{}: queued once", b.label);
+    }
+}
+
 async fn running(repo: &dyn Repo, key: &str) -> bool {
     repo.job_state(key).await.unwrap().is_some_and(|(s, _, _)| s == "running")
 }
