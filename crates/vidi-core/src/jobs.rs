@@ -3,8 +3,13 @@
 //! job and the crate that runs it agree on one definition. Whoever queues goes through
 //! [`enqueue`], which derives the job's unique key and wakes this process's workers.
 //!
-//! A new kind is a variant here (with its payload and unique key); its handler goes in the crate
-//! that runs it (`vidi-worker` for media work).
+//! A new kind is a variant here (with its payload, unique key and [`Lane`]); its [`JobHandler`]
+//! goes in the crate that runs it (`vidi-worker` for media work), which adds it to the
+//! [`Registry`] the binary fills at start-up.
+
+mod handler;
+
+pub use handler::{JobError, JobHandler, Lane, Registry};
 
 use std::sync::Arc;
 
@@ -13,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::Repo;
 use crate::error::CoreResult;
-use crate::id::VideoId;
+use crate::id::{VideoId, WorkspaceId};
 use crate::model::Job;
 use crate::probe::Probe;
 
@@ -48,6 +53,15 @@ pub enum JobKind {
         #[serde(default = "yes")]
         video_only: bool,
     },
+    /// Reads a complete source with ffprobe, stores what it found, then queues its encoding.
+    #[serde(rename_all = "camelCase")]
+    Probe { video_id: VideoId, workspace_id: WorkspaceId },
+    /// Joins the chunks of a complete chunked upload into the source, then queues its probe.
+    #[serde(rename_all = "camelCase")]
+    Assemble { video_id: VideoId, workspace_id: WorkspaceId },
+    /// Fetches a `source` URL, or copies the source of the video cloned, then queues its probe.
+    #[serde(rename_all = "camelCase")]
+    Import { video_id: VideoId, workspace_id: WorkspaceId },
 }
 
 fn yes() -> bool {
@@ -65,6 +79,10 @@ pub struct Growing {
 /// The `kind` column of each variant.
 pub const ENCODE: &str = "encode";
 pub const PIECE: &str = "piece";
+pub const PROBE: &str = "probe";
+pub const ASSEMBLE: &str = "assemble";
+pub const IMPORT: &str = "import";
+const KINDS: [&str; 5] = [ENCODE, PIECE, PROBE, ASSEMBLE, IMPORT];
 
 impl JobKind {
     /// The `kind` column.
@@ -72,6 +90,21 @@ impl JobKind {
         match self {
             JobKind::Encode { .. } => ENCODE,
             JobKind::Piece { .. } => PIECE,
+            JobKind::Probe { .. } => PROBE,
+            JobKind::Assemble { .. } => ASSEMBLE,
+            JobKind::Import { .. } => IMPORT,
+        }
+    }
+
+    /// The lane whose workers run this kind. Decided here, with the kind, rather than by its
+    /// handler: the lane is written with the row when the job is queued, often by an API node
+    /// that runs no handler at all.
+    pub fn lane(&self) -> Lane {
+        match self {
+            JobKind::Encode { .. } | JobKind::Piece { .. } => Lane::Encode,
+            // Seconds of work (or a download, which waits on the network, not the CPU): none of
+            // it may queue behind a ladder.
+            JobKind::Probe { .. } | JobKind::Assemble { .. } | JobKind::Import { .. } => Lane::Short,
         }
     }
 
@@ -86,20 +119,27 @@ impl JobKind {
         match self {
             JobKind::Encode { video_id, .. } => format!("encode:{video_id}"),
             JobKind::Piece { video_id, index, .. } => format!("{}{index}", pieces_key_prefix(video_id)),
+            JobKind::Probe { video_id, .. } => format!("probe:{video_id}"),
+            JobKind::Assemble { video_id, .. } => format!("assemble:{video_id}"),
+            JobKind::Import { video_id, .. } => format!("import:{video_id}"),
         }
     }
 
     /// The video every kind so far works on (a job that gives up fails it).
     pub fn video_id(&self) -> &VideoId {
         match self {
-            JobKind::Encode { video_id, .. } | JobKind::Piece { video_id, .. } => video_id,
+            JobKind::Encode { video_id, .. }
+            | JobKind::Piece { video_id, .. }
+            | JobKind::Probe { video_id, .. }
+            | JobKind::Assemble { video_id, .. }
+            | JobKind::Import { video_id, .. } => video_id,
         }
     }
 
     /// What a claimed job is. An error says why it can never run (unknown kind, bad payload).
     pub fn of(job: &Job) -> Result<JobKind, String> {
         let bad = |e: &dyn std::fmt::Display| format!("bad payload {}: {e}", job.payload);
-        if ![ENCODE, PIECE].contains(&job.kind.as_str()) {
+        if !KINDS.contains(&job.kind.as_str()) {
             return Err(format!("unknown job kind {}", job.kind));
         }
         let row = serde_json::json!({ "kind": job.kind, "payload": job.payload });
@@ -147,7 +187,8 @@ pub async fn enqueue(
     run_at: i64,
     max_attempts: u32,
 ) -> CoreResult<bool> {
-    let queued = repo.enqueue_job(job.name(), &job.payload(), &job.unique_key(), run_at, max_attempts).await?;
+    let (kind, payload, key, lane) = (job.name(), job.payload(), job.unique_key(), job.lane());
+    let queued = repo.enqueue_job_in(lane.as_str(), kind, &payload, &key, run_at, max_attempts).await?;
     waker.wake();
     Ok(queued)
 }
@@ -197,6 +238,23 @@ mod tests {
         };
         assert_eq!((g.path.as_str(), g.probe.duration_s), ("/up/x", Some(4.0)));
         assert_eq!(JobKind::Encode { video_id: id, growing: Some(g) }.payload(), growing);
+    }
+
+    #[test]
+    fn ingest_kinds_run_in_the_short_lane_and_media_in_the_encode_lane() {
+        let (video_id, workspace_id) =
+            (VideoId::from_trusted("vi4k0jvEUuaTdRAEjQ4Jfrgz".into()), WorkspaceId::from_trusted("ws1".into()));
+        for (kind, name) in [
+            (JobKind::Probe { video_id: video_id.clone(), workspace_id: workspace_id.clone() }, PROBE),
+            (JobKind::Assemble { video_id: video_id.clone(), workspace_id: workspace_id.clone() }, ASSEMBLE),
+            (JobKind::Import { video_id: video_id.clone(), workspace_id: workspace_id.clone() }, IMPORT),
+        ] {
+            assert_eq!((kind.name(), kind.lane()), (name, Lane::Short));
+            assert_eq!(kind.unique_key(), format!("{name}:{video_id}"));
+            assert_eq!(kind.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1" }));
+            assert_eq!(JobKind::of(&row(name, kind.payload())).unwrap(), kind);
+        }
+        assert_eq!(JobKind::Encode { video_id, growing: None }.lane(), Lane::Encode);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::id::{ApiKeyId, EventId, VideoId, WorkspaceId};
 use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
 
+mod lanes;
+pub use lanes::{JobTiming, LaneRepo};
 mod players;
 mod upload_tokens;
 pub use players::{PlayerRepo, PlayerSort};
@@ -33,7 +35,7 @@ pub struct ChunkClaim {
 }
 
 #[async_trait]
-pub trait Repo: PlayerRepo + UploadTokenRepo + Send + Sync + 'static {
+pub trait Repo: PlayerRepo + UploadTokenRepo + LaneRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and test names.
     fn backend(&self) -> &'static str;
 

@@ -6,6 +6,7 @@
 mod auth;
 mod encoding;
 mod events;
+mod lanes;
 mod players;
 mod repo;
 mod upload_tokens;

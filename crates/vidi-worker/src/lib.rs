@@ -3,12 +3,19 @@
 //! process, `vidi worker` runs only workers. A running job heartbeats; a reaper re-queues the jobs
 //! of workers that stopped (crashed, killed, partitioned), with bounded attempts and backoff.
 //!
+//! Workers run in lanes (`vidi_core::jobs::Lane`), each with its own count, and claim only their
+//! lane's jobs, so a probe never waits behind a ladder. What a job does is its kind's
+//! `JobHandler`, found in the `Registry` the binary filled ([`register`] adds this crate's:
+//! encodes and pieces, probes, assemblies, imports); the loop here knows no kind by name.
+//!
 //! A worker that is asked to stop (the process got SIGTERM) does not leave its jobs to the
 //! reaper: it drops them at once (which kills their ffmpeg) and hands each back to the queue
 //! (`Repo::release_job`), so another worker resumes them within moments, not after the
 //! staleness window.
 
 pub mod encode;
+mod handlers;
+pub mod ingest;
 pub mod pieces;
 
 use std::collections::HashMap;
@@ -17,13 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vidi_core::jobs::{JobKind, Waker};
+use vidi_core::jobs::{JobHandler, JobKind, Lane, Registry, Waker};
 
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
 use vidi_core::{Blobs, Repo};
 use vidi_media::Media;
-use vidi_media::encode::Piece;
+
+pub use handlers::register;
+pub use vidi_core::jobs::JobError;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -48,6 +57,12 @@ pub struct WorkerConfig {
     /// The longest any job's ffmpeg may run; each job bounds its own runs by what it encodes
     /// (see [`time_bound`]), within this.
     pub job_timeout: Duration,
+    /// `source` URL imports: their size, how long one may take, and the rate it must keep up
+    /// (bytes per second over each window).
+    pub import_max_bytes: u64,
+    pub import_timeout: Duration,
+    pub import_min_rate: u64,
+    pub import_rate_window: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -63,6 +78,10 @@ impl Default for WorkerConfig {
             piece_secs: 30,
             parallel_pieces: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             job_timeout: Duration::from_secs(6 * 3600),
+            import_max_bytes: 200 * 1024 * 1024,
+            import_timeout: Duration::from_secs(3600),
+            import_min_rate: 16 * 1024,
+            import_rate_window: Duration::from_secs(30),
         }
     }
 }
@@ -77,8 +96,10 @@ pub struct Ctx {
     /// Woken when this process queues a job (the API shares it through its state); workers
     /// elsewhere find the job by polling.
     pub waker: Waker,
-    /// The jobs this process's workers hold, and the token that stops them (set by [`spawn`]).
+    /// The jobs this process's workers hold, and the token that stops them.
     pub held: HeldJobs,
+    /// Every request made on a user's behalf (URL imports) goes through this guard.
+    pub outbound: vidi_outbound::Guard,
 }
 
 impl Ctx {
@@ -118,6 +139,11 @@ pub struct HeldJobs {
 }
 
 impl HeldJobs {
+    /// An empty set whose workers stop when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        HeldJobs { jobs: Arc::default(), shutdown }
+    }
+
     fn hold(&self, job: &str, worker: &str) {
         self.jobs.lock().expect("not poisoned").insert(job.to_string(), worker.to_string());
     }
@@ -132,10 +158,11 @@ impl HeldJobs {
     }
 }
 
-/// Starts `n` worker loops; they run until `shutdown` is cancelled (then see [`Workers::stopped`]).
-pub fn spawn(mut ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
-    ctx.held = HeldJobs { jobs: Arc::default(), shutdown: shutdown.clone() };
-    if n > 0 {
+/// Starts the worker loops of each lane, `(lane, count)`, running the kinds of `registry`; they
+/// run until the token of `ctx.held` is cancelled (then see [`Workers::stopped`]).
+pub fn spawn(ctx: Ctx, registry: Arc<Registry>, lanes: &[(Lane, usize)]) -> Workers {
+    let shutdown = ctx.held.shutdown.clone();
+    if lanes.iter().any(|(_, n)| *n > 0) {
         // A killed process (SIGKILL, power loss) leaves its jobs' scratch folders and source
         // copies behind. Nothing older than twice the longest an ffmpeg run may take (a folder's
         // time is its creation's, and a job does more than one run) can still be in use by any
@@ -148,11 +175,13 @@ pub fn spawn(mut ctx: Ctx, n: usize, shutdown: CancellationToken) -> Workers {
             }
         });
     }
-    let tasks = (0..n)
-        .map(|i| {
-            let ctx = ctx.clone();
-            let name = format!("wk{}-{i}", vidi_core::id::random_body());
-            tokio::spawn(async move { run(ctx, name).await })
+    let tasks = lanes
+        .iter()
+        .flat_map(|&(lane, n)| (0..n).map(move |i| (lane, i)))
+        .map(|(lane, i)| {
+            let (ctx, registry) = (ctx.clone(), registry.clone());
+            let name = format!("wk{}-{lane}-{i}", vidi_core::id::random_body());
+            tokio::spawn(async move { run(ctx, registry, lane, name).await })
         })
         .collect();
     Workers { tasks, ctx, shutdown }
@@ -186,8 +215,8 @@ impl Workers {
 
 /// One worker loop, until the shutdown token is cancelled. It stops only between database calls:
 /// a claim cut off after its commit would leave a job running with nobody to hand it back.
-async fn run(ctx: Ctx, name: String) {
-    tracing::info!(worker = %name, "worker started");
+async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
+    tracing::info!(worker = %name, %lane, "worker started");
     let shutdown = ctx.held.shutdown.clone();
     let mut last_reap = 0i64;
     while !shutdown.is_cancelled() {
@@ -200,8 +229,11 @@ async fn run(ctx: Ctx, name: String) {
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),
             }
         }
-        match ctx.repo.claim_job(&name, now).await {
-            Ok(Some(job)) => execute(&ctx, &name, job).await,
+        match ctx.repo.claim_job_in(&name, lane.as_str(), now).await {
+            Ok(Some(job)) => {
+                let handler = registry.handler(&job.kind).cloned();
+                execute(&ctx, handler.as_deref(), &name, job).await
+            }
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -220,12 +252,13 @@ async fn run(ctx: Ctx, name: String) {
     }
 }
 
-/// Runs one job beside its heartbeat. Losing the job (the reaper gave it to another worker)
-/// cancels the work, which kills its ffmpeg.
-pub(crate) async fn execute(ctx: &Ctx, worker: &str, job: Job) {
+/// Runs one job with `handler` (`None`: no handler for its kind in this process) beside its
+/// heartbeat. Losing the job (the reaper gave it to another worker) cancels the work, which kills
+/// its ffmpeg.
+pub(crate) async fn execute(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str, job: Job) {
     let id = job.id.clone();
     ctx.held.hold(&id, worker);
-    if execute_held(ctx, worker, job).await == Ended::Stopped {
+    if execute_held(ctx, handler, worker, job).await == Ended::Stopped {
         // Still held: `Workers::stopped` hands it back.
         return;
     }
@@ -240,7 +273,7 @@ enum Ended {
     Stopped,
 }
 
-async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
+async fn execute_held(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str, job: Job) -> Ended {
     let beat = async {
         loop {
             tokio::time::sleep(ctx.cfg.heartbeat).await;
@@ -253,13 +286,10 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
     };
     let kind = JobKind::of(&job);
     let work = async {
-        match &kind {
-            Ok(JobKind::Encode { video_id, growing }) => encode::run(ctx, video_id, growing.as_ref()).await,
-            &Ok(JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only }) => {
-                let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
-                pieces::run(ctx, video_id, &piece).await
-            }
-            Err(why) => Err(JobError::Permanent(why.clone())),
+        match (&kind, handler) {
+            (Ok(kind), Some(h)) => h.run(kind).await,
+            (Ok(_), None) => Err(JobError::Permanent(format!("no handler for job kind {} here", job.kind))),
+            (Err(why), _) => Err(JobError::Permanent(why.clone())),
         }
     };
     let outcome = tokio::select! {
@@ -282,16 +312,15 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
             ctx.repo.complete_job(&job.id, worker, now).await
         }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
-            // 10 s, 40 s, 160 s … (by default)
-            let delay = ctx.cfg.retry_base.as_millis() as i64 * 4i64.pow(job.attempts.saturating_sub(1).min(6));
+            let delay = handler.map_or(ctx.cfg.retry_base, |h| h.retry_after(job.attempts)).as_millis() as i64;
             tracing::warn!(job = %job.id, attempt = job.attempts, error = %e, "job failed; will retry");
             ctx.repo.fail_job(&job.id, worker, &e, Some(now + delay), now).await
         }
         Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
             let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
-            if let Ok(kind) = &kind {
-                vidi_core::encoding::record_failure(ctx.repo.as_ref(), kind.video_id(), &e).await;
+            if let (Ok(kind), Some(h)) = (&kind, handler) {
+                h.give_up(kind, &e).await;
             }
             ctx.repo.fail_job(&job.id, worker, &e, None, now).await
         }
@@ -300,6 +329,28 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
         tracing::error!(job = %job.id, error = %e, "could not record the job's outcome");
     }
     Ended::Done
+}
+
+/// Removes the entries of `dir` last modified more than `older_than` ago.
+fn sweep_stale(dir: &std::path::Path, older_than: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > older_than));
+        if stale {
+            let p = e.path();
+            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            match r {
+                Ok(()) => tracing::info!(path = %p.display(), "removed what a stopped process left"),
+                Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not remove a stale scratch entry"),
+            }
+        }
+    }
+}
+
+/// Where copies of sources kept elsewhere (S3) are made for the media tools: beside the jobs'
+/// scratch, not in it, so a full scratch fails the encode (with its reason) and not the copy.
+pub(crate) fn inputs_dir(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.cfg.work_dir.with_file_name(".inputs")
 }
 
 #[cfg(test)]
@@ -332,48 +383,4 @@ mod tests {
         let small = Duration::from_secs(120);
         assert_eq!(time_bound(Some(5.0), small), small, "the cap wins over the floor");
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Might work next time (storage hiccup, a killed encoder).
-    #[error("{0}")]
-    Retry(String),
-    /// Will never work (the source is not a video).
-    #[error("{0}")]
-    Permanent(String),
-    /// The video was deleted meanwhile.
-    #[error("the video no longer exists")]
-    Gone,
-}
-
-impl From<vidi_core::CoreError> for JobError {
-    fn from(e: vidi_core::CoreError) -> Self {
-        match e {
-            vidi_core::CoreError::NotFound => JobError::Gone,
-            e => JobError::Retry(e.to_string()),
-        }
-    }
-}
-
-/// Removes the entries of `dir` last modified more than `older_than` ago.
-fn sweep_stale(dir: &std::path::Path, older_than: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > older_than));
-        if stale {
-            let p = e.path();
-            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-            match r {
-                Ok(()) => tracing::info!(path = %p.display(), "removed what a stopped process left"),
-                Err(e) => tracing::warn!(path = %p.display(), error = %e, "could not remove a stale scratch entry"),
-            }
-        }
-    }
-}
-
-/// Where copies of sources kept elsewhere (S3) are made for the media tools: beside the jobs'
-/// scratch, not in it, so a full scratch fails the encode (with its reason) and not the copy.
-pub(crate) fn inputs_dir(ctx: &Ctx) -> std::path::PathBuf {
-    ctx.cfg.work_dir.with_file_name(".inputs")
 }

@@ -50,8 +50,12 @@ pub struct Config {
     /// Seconds a node trusts what it read about an API key; a revoked key stops working on every
     /// node within this (at most 30, the default; 0 checks the database on every request).
     pub key_cache_secs: u64,
-    /// Encoding workers in this process (`serve` and `worker`); 0 for an API-only node.
+    /// Encoding workers in this process (`serve` and `worker`): the encode lane's count (ladders
+    /// and pieces). 0 makes `serve` an API-only node, which runs no lane at all.
     pub workers: usize,
+    /// Workers of the short lane (probes, chunk assemblies, `source` URL imports), beside the
+    /// encode lane's, so none of that waits behind a ladder (`VIDI_SHORT_WORKERS`).
+    pub short_workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
     pub job_stale_secs: u64,
     /// Seconds before a failed job's first retry (each later one waits four times longer).
@@ -112,6 +116,7 @@ impl Default for Config {
             claim_stale_secs: api.claim_stale_after.as_secs(),
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,
+            short_workers: 2,
             job_stale_secs: 30,
             job_retry_secs: 10,
             follow_timeout_secs: 60,

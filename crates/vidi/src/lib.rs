@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vidi_api::{ApiConfig, AppState};
 use vidi_core::id::{ApiKeyId, WorkspaceId};
-use vidi_core::jobs::Waker;
+use vidi_core::jobs::{Lane, Registry, Waker};
 use vidi_core::model::ApiKeyInfo;
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
@@ -111,7 +111,14 @@ async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
 }
 
-fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media, waker: Waker) -> vidi_worker::Ctx {
+fn worker_ctx(
+    cfg: &Config,
+    stores: (Arc<Db>, Arc<dyn Blobs>),
+    media: Media,
+    waker: Waker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<vidi_worker::Ctx> {
+    let (repo, blobs) = stores;
     let wc = vidi_worker::WorkerConfig {
         work_dir: cfg.data_dir.join(".work"),
         preset: cfg.x264_preset.clone(),
@@ -122,24 +129,61 @@ fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media, 
         retry_base: Duration::from_secs(cfg.job_retry_secs.max(1)),
         follow_timeout: Duration::from_secs(cfg.follow_timeout_secs.max(1)),
         job_timeout: job_timeout(cfg),
+        import_max_bytes: cfg.max_request_bytes,
+        import_timeout: Duration::from_secs(cfg.import_timeout_secs.max(1)),
+        import_min_rate: cfg.import_min_rate,
+        import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
         ..vidi_worker::WorkerConfig::default()
     };
     let wc = vidi_worker::WorkerConfig {
         parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
         ..wc
     };
-    vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held: Default::default() }
+    // Imports run in the workers now: the same guard settings as the API's checks of the URL.
+    let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
+    let held = vidi_worker::HeldJobs::new(shutdown.clone());
+    Ok(vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held, outbound })
 }
 
-/// Runs encoding workers only (no API): `vidi worker`. Returns once `shutdown` is cancelled and
-/// the jobs they were running are back in the queue.
+/// Starts the worker lanes of this process: `lanes` gives each lane's count. The registry holds
+/// the handler of every job kind, from each crate that owns kinds. On PostgreSQL the workers are
+/// also woken by jobs queued on other nodes (LISTEN/NOTIFY); the listener stops with them.
+fn spawn_workers(db: &Db, ctx: vidi_worker::Ctx, lanes: &[(Lane, usize)]) -> Workers {
+    let listener = if lanes.iter().any(|(_, n)| *n > 0) {
+        let waker = ctx.waker.clone();
+        db.spawn_job_listener(move || waker.wake())
+    } else {
+        None
+    };
+    let mut registry = Registry::new();
+    vidi_worker::register(&mut registry, &ctx);
+    Workers { lanes: vidi_worker::spawn(ctx, Arc::new(registry), lanes), listener }
+}
+
+/// The workers of this process and what wakes them.
+struct Workers {
+    lanes: vidi_worker::Workers,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    async fn stopped(self) {
+        self.lanes.stopped().await;
+        if let Some(l) = self.listener {
+            l.abort();
+        }
+    }
+}
+
+/// Runs workers only (no API): `vidi worker`. Returns once `shutdown` is cancelled and the jobs
+/// they were running are back in the queue.
 pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    let workers =
-        vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media_for(&cfg), Waker::new()), cfg.workers.max(1), shutdown);
-    workers.stopped().await;
+    let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new(), &shutdown)?;
+    let lanes = [(Lane::Encode, cfg.workers.max(1)), (Lane::Short, cfg.short_workers)];
+    spawn_workers(&repo, ctx, &lanes).stopped().await;
     Ok(())
 }
 
@@ -176,7 +220,7 @@ pub struct Server {
     pub first_key: Option<String>,
     pub state: AppState,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    workers: vidi_worker::Workers,
+    workers: Workers,
     shutdown: CancellationToken,
 }
 
@@ -256,7 +300,10 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let waker = Waker::new();
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
     vidi_api::spawn_background(state.clone());
-    let workers = vidi_worker::spawn(worker_ctx(&cfg, repo, blobs, media, waker), cfg.workers, shutdown.clone());
+    // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
+    let lanes =
+        if cfg.workers == 0 { vec![] } else { vec![(Lane::Encode, cfg.workers), (Lane::Short, cfg.short_workers)] };
+    let workers = spawn_workers(&repo, worker_ctx(&cfg, (repo.clone(), blobs), media, waker, &shutdown)?, &lanes);
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),

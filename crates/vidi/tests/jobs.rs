@@ -148,20 +148,93 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another() {
 
 #[tokio::test]
 async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start() {
+    let bytes = common::small_video();
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media/small.mp4");
     for b in backends() {
-        // No worker in this process: the job stays where the test can see it.
+        // No worker in this process: the jobs stay where the test can see them.
         let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
         let id = t.create_video("lost job").await;
-        assert_eq!(t.upload(&id, None, common::small_video()).await.status(), 201);
-        t.wait_status(&id, 30, |s| s["encoding"]["metadata"]["width"] == 320).await;
+        assert_eq!(t.upload(&id, None, bytes.clone()).await.status(), 201);
         let repo = t.server.state.repo.clone();
-        // Lose the job as a crash between probing and queueing would.
-        let job = repo.claim_job("gone", now_ms()).await.unwrap().expect("the probe queued an encode");
+        // Do what the probe job does, and lose the job as a crash before it queued the encoding
+        // would.
+        let job = repo.claim_job("gone", now_ms()).await.unwrap().expect("the upload queued a probe");
+        assert_eq!((job.kind.as_str(), &job.payload["videoId"]), ("probe", &json!(id)), "{}", b.label);
+        let probe = vidi_media::probe(&vidi_media::Media::default(), path.to_str().unwrap()).await.unwrap().unwrap();
+        let vid = vidi_core::id::VideoId::parse(&id).unwrap();
+        repo.set_probe(&vid, &vidi_core::model::ProbeOutcome::Probed(probe)).await.unwrap();
         repo.fail_job(&job.id, "gone", "lost", None, now_ms()).await.unwrap();
         assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none());
         vidi_api::ingest::recover(t.server.state.clone()).await;
         let again = repo.claim_job("w", now_ms()).await.unwrap().expect("recovery queued it again");
-        assert_eq!(again.payload["videoId"], id.as_str(), "{}", b.label);
+        assert_eq!((again.kind.as_str(), &again.payload["videoId"]), ("encode", &json!(id)), "{}", b.label);
+    }
+}
+
+/// An upload whose assembly job was lost (a node older than these jobs, or one that could not
+/// queue it) is queued again at start, as an assembly; queueing it twice is one job.
+#[tokio::test]
+async fn a_complete_upload_whose_assembly_was_lost_is_queued_at_start() {
+    let bytes = common::big_video();
+    let parts: Vec<Vec<u8>> = bytes.chunks(5 * 1024 * 1024).map(<[u8]>::to_vec).collect();
+    let n = parts.len();
+    for b in backends() {
+        let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+        let id = t.create_video("lost assembly").await;
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(t.upload(&id, Some(&format!("part {}/{n}", i + 1)), p.clone()).await.status(), 201);
+        }
+        let repo = t.server.state.repo.clone();
+        let job = repo.claim_job("gone", now_ms()).await.unwrap().expect("the last part queued the assembly");
+        assert_eq!((job.kind.as_str(), &job.payload["videoId"]), ("assemble", &json!(id)), "{}", b.label);
+        repo.fail_job(&job.id, "gone", "lost", None, now_ms()).await.unwrap();
+        vidi_api::ingest::recover(t.server.state.clone()).await;
+        vidi_api::ingest::recover(t.server.state.clone()).await;
+        let again = repo.claim_job("w", now_ms()).await.unwrap().expect("recovery queued it again");
+        assert_eq!((again.kind.as_str(), &again.payload["videoId"]), ("assemble", &json!(id)), "{}", b.label);
+        assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none(), "{}: queued once", b.label);
+    }
+}
+
+async fn running(repo: &dyn Repo, key: &str) -> bool {
+    repo.job_state(key).await.unwrap().is_some_and(|(s, _, _)| s == "running")
+}
+
+/// Lanes: with the default configuration (one encode worker), a probe queued while the encode
+/// lane is busy with a ladder starts within a second and finishes while the ladder still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_job_runs_while_an_encode_holds_the_encode_lane() {
+    let clip = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
+    let long = std::fs::read(clip).unwrap();
+    for b in backends() {
+        let t = common::TestServer::start_with(&b, |c| {
+            // One job for the whole video at a slow preset: the encode lane stays busy.
+            c.x264_preset = "medium".into();
+            c.piece_secs = 0;
+        })
+        .await;
+        assert_eq!(t.cfg.workers, 1, "the default: one encode worker");
+        let repo = t.server.state.repo.clone();
+        let busy = t.create_video("ladder").await;
+        assert_eq!(t.upload(&busy, None, long.clone()).await.status(), 201);
+        let encode_key = format!("encode:{busy}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !running(repo.as_ref(), &encode_key).await {
+            assert!(Instant::now() < deadline, "{}: the encode never started", b.label);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let since = now_ms();
+        let small = t.create_video("probed meanwhile").await;
+        assert_eq!(t.upload(&small, None, common::small_video()).await.status(), 201);
+        t.wait_status(&small, 30, |s| s["encoding"]["metadata"]["width"] == 320).await;
+        assert!(running(repo.as_ref(), &encode_key).await, "{}: the probe waited for the ladder", b.label);
+        let probes: Vec<_> =
+            repo.job_timings("short", since).await.unwrap().into_iter().filter(|j| j.kind == "probe").collect();
+        assert_eq!(probes.len(), 1, "{}: {probes:?}", b.label);
+        let waited = probes[0].started_at.expect("started") - probes[0].run_at;
+        eprintln!("{}: the probe started {waited} ms after it was due", b.label);
+        assert!(waited < 1000, "{}: the probe queued {waited} ms", b.label);
     }
 }
 
@@ -229,5 +302,55 @@ async fn a_crashing_encoder_is_retried_then_fails_the_video_with_its_reason() {
         assert!(encoded(&s), "{}: {s}", b.label);
         let s: serde_json::Value = t.get(&format!("/videos/{always}/status")).await.json().await.unwrap();
         assert!(failed(&s), "{}: {s}", b.label);
+    }
+}
+
+/// Queues a probe of a video that does not exist (the worker claims it and drops it at once);
+/// returns how long after being queued it started.
+async fn queue_elsewhere(repo: &dyn Repo) -> i64 {
+    use vidi_core::id::{VideoId, WorkspaceId, random_body};
+    use vidi_core::jobs::{JobKind, Waker, enqueue};
+    let job = JobKind::Probe {
+        video_id: VideoId::generate(),
+        workspace_id: WorkspaceId::from_trusted(format!("ws{}", random_body())),
+    };
+    let since = now_ms();
+    // A waker of its own: only the notification reaches the worker process.
+    enqueue(repo, &Waker::new(), &job, since, 1).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = repo.job_timings("short", since).await.unwrap().into_iter().find_map(|j| j.started_at);
+        if let Some(at) = started {
+            return at - since;
+        }
+        assert!(Instant::now() < deadline, "the worker never took the job");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// PostgreSQL: a job queued by one process wakes an idle worker of another at once (LISTEN/NOTIFY)
+/// rather than at its next poll (every 500 ms). Eight jobs each starting within 150 ms of being
+/// queued would happen by polling alone about once in 1,500 runs.
+#[tokio::test]
+async fn a_job_queued_on_one_node_wakes_a_worker_on_another_at_once() {
+    vidi::install_crypto();
+    for b in backends().into_iter().filter(|b| b.pg_url.is_some()) {
+        let dir = tempfile::tempdir().unwrap();
+        let vidi = Install::new(&b, dir.path(), &[]);
+        let mut cfg = config_for(&b, dir.path());
+        cfg.database_schema = vidi.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").unwrap().1.clone();
+        let repo = vidi::open_repo(&cfg).await.unwrap();
+        let mut worker = vidi.command(&["worker"]);
+        worker.stdout(std::process::Stdio::null());
+        let _worker = common::process::Proc { child: worker.spawn().unwrap() };
+        queue_elsewhere(repo.as_ref()).await; // the worker is up and listening
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            // Idle long enough to be waiting, at a different point of its poll each time.
+            tokio::time::sleep(Duration::from_millis(730)).await;
+            waits.push(queue_elsewhere(repo.as_ref()).await);
+        }
+        eprintln!("{}: jobs started {waits:?} ms after being queued on another node", b.label);
+        assert!(waits.iter().all(|w| *w < 150), "{}: {waits:?}", b.label);
     }
 }

@@ -199,7 +199,7 @@ async fn upload_whole(state: &AppState, ws: &WorkspaceId, id: &VideoId, form: &m
         drop_object(state, &key).await;
         return Err(e);
     }
-    ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
+    ingest::queue_probe(state, ws, id).await;
     full_video(state, ws, id).await
 }
 
@@ -295,14 +295,10 @@ async fn upload_chunk(
             }
             Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
         }
-        ChunkCommit::Complete { chunks, size } => {
-            if let Err(e) = ingest::assemble(state, ws, id, &chunks, size).await {
-                // Every byte is durable; only the join failed. Keep trying in the background
-                // rather than leave the video waiting for the next restart.
-                ingest::spawn_assembly_retry(state.clone(), ws.clone(), id.clone());
-                return Err(e);
-            }
-            ingest::spawn_probe(state.clone(), ws.clone(), id.clone());
+        // Every byte is durable: the join is a job any worker takes (the status says
+        // `uploading` until it is done), so this node may die as soon as it has answered.
+        ChunkCommit::Complete { .. } => {
+            ingest::queue_assembly(state, ws, id).await;
             full_video(state, ws, id).await
         }
     }

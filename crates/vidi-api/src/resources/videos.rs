@@ -398,7 +398,7 @@ pub async fn create(
         return Ok((StatusCode::CREATED, Json(out)));
     }
     // The source is fetched or copied in the background; 202 says so.
-    tokio::spawn(ingest::fetch_source(state.clone(), video.workspace_id.clone(), video.id.clone()));
+    ingest::queue_import(&state, &video.workspace_id, &video.id).await;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 

@@ -128,12 +128,21 @@ impl TestServer {
         }
     }
 
-    /// SHA-256 of the stored source, read back through the media store.
+    /// SHA-256 of the stored source, read back through the media store. The answer to the last
+    /// chunk comes before its assembly (a job), so this waits for the source first.
     pub async fn stored_source_sha(&self, video: &str) -> String {
         use futures::StreamExt;
         let ws = self.server.state.repo.default_workspace().await.unwrap().unwrap();
-        let v = self.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(video).unwrap()).await.unwrap();
-        let key = v.ingest.source_key.expect("source stored");
+        let id = vidi_core::id::VideoId::parse(video).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let key = loop {
+            let v = self.server.state.repo.get_video(&ws, &id).await.unwrap();
+            match v.ingest.source_key {
+                Some(k) if v.ingest.state == vidi_core::model::IngestState::Uploaded => break k,
+                _ => assert!(std::time::Instant::now() < deadline, "the source was never assembled"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         let mut s = self.server.state.blobs.get(&key, None).await.unwrap();
         let mut h = Sha256::new();
         while let Some(piece) = s.next().await {

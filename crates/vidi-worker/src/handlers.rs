@@ -1,0 +1,125 @@
+//! This crate's job kinds and their handlers, registered by [`register`]. Each handler holds the
+//! worker context; what a kind does lives in its module (`encode`, `pieces`, `ingest`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use vidi_core::encoding::record_failure;
+use vidi_core::jobs::{self, JobError, JobHandler, JobKind, Registry};
+use vidi_core::model::ProbeOutcome;
+use vidi_media::encode::Piece;
+
+use crate::{Ctx, encode, ingest, pieces};
+
+/// Adds the handlers of every kind this crate owns: `encode` and `piece` (encode lane), `probe`,
+/// `assemble` and `import` (short lane).
+pub fn register(registry: &mut Registry, ctx: &Ctx) {
+    registry.register(jobs::ENCODE, Arc::new(Encode(ctx.clone())));
+    registry.register(jobs::PIECE, Arc::new(PieceJob(ctx.clone())));
+    registry.register(jobs::PROBE, Arc::new(ProbeJob(ctx.clone())));
+    registry.register(jobs::ASSEMBLE, Arc::new(Assemble(ctx.clone())));
+    registry.register(jobs::IMPORT, Arc::new(Import(ctx.clone())));
+}
+
+/// `retry_base`, then four times longer each time: 10 s, 40 s, 160 s … by default.
+fn backoff(ctx: &Ctx, attempt: u32) -> Duration {
+    ctx.cfg.retry_base * 4u32.pow(attempt.saturating_sub(1).min(6))
+}
+
+fn wrong_kind(job: &JobKind) -> JobError {
+    JobError::Permanent(format!("a {} job given to another kind's handler", job.name()))
+}
+
+/// Every kind here works on one video: giving up fails its encoding, with the reason.
+async fn fail_video(ctx: &Ctx, job: &JobKind, error: &str) {
+    record_failure(ctx.repo.as_ref(), job.video_id(), error).await;
+}
+
+struct Encode(Ctx);
+
+#[async_trait]
+impl JobHandler for Encode {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Encode { video_id, growing } = job else { return Err(wrong_kind(job)) };
+        encode::run(&self.0, video_id, growing.as_ref()).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        fail_video(&self.0, job, error).await
+    }
+}
+
+/// Also run by an encode job itself, for the pieces of its own video (see `pieces::help`).
+pub(crate) struct PieceJob(pub(crate) Ctx);
+
+#[async_trait]
+impl JobHandler for PieceJob {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let &JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only } = job else {
+            return Err(wrong_kind(job));
+        };
+        let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
+        pieces::run(&self.0, video_id, &piece).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        fail_video(&self.0, job, error).await
+    }
+}
+
+struct ProbeJob(Ctx);
+
+#[async_trait]
+impl JobHandler for ProbeJob {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Probe { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
+        ingest::probe(&self.0, workspace_id, video_id).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        fail_video(&self.0, job, &format!("could not probe the source: {error}")).await
+    }
+}
+
+struct Assemble(Ctx);
+
+#[async_trait]
+impl JobHandler for Assemble {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Assemble { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
+        ingest::assemble(&self.0, workspace_id, video_id).await
+    }
+    /// Every byte is durable; only the join failed (the store was unreachable): try again soon,
+    /// a user is waiting. 2 s, 4 s, 8 s … (the API queues it with six attempts).
+    fn retry_after(&self, attempt: u32) -> Duration {
+        Duration::from_secs(1 << attempt.clamp(1, 6))
+    }
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        fail_video(&self.0, job, &format!("could not assemble the upload: {error}")).await
+    }
+}
+
+struct Import(Ctx);
+
+#[async_trait]
+impl JobHandler for Import {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Import { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
+        ingest::import(&self.0, workspace_id, video_id).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    /// The source will never come: the status says why (the URL was refused, its server failed).
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        let _ = self.0.repo.set_probe(job.video_id(), &ProbeOutcome::Failed(error.to_string())).await;
+        fail_video(&self.0, job, error).await
+    }
+}
