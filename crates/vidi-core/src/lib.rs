@@ -15,7 +15,8 @@ pub mod repo;
 pub mod scratch;
 pub mod time;
 pub mod upload;
+pub mod webhook;
 
 pub use blobs::Blobs;
 pub use error::{CoreError, CoreResult};
-pub use repo::Repo;
+pub use repo::{Repo, WebhookRepo};

@@ -10,6 +10,9 @@ use crate::id::{ApiKeyId, EventId, VideoId, WorkspaceId};
 use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
 
+mod webhooks;
+pub use webhooks::{Dispatched, WebhookRepo};
+
 /// The result of accepting a chunk's bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChunkCommit {
@@ -28,7 +31,7 @@ pub struct ChunkClaim {
 }
 
 #[async_trait]
-pub trait Repo: Send + Sync + 'static {
+pub trait Repo: WebhookRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and test names.
     fn backend(&self) -> &'static str;
 

@@ -9,6 +9,7 @@ mod events;
 mod repo;
 mod uploads;
 mod videos;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
