@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{account, auth, source, thumbnail, videos};
+use crate::resources::{account, auth, source, thumbnail, videos, webhooks};
 
 struct Security;
 
@@ -30,6 +30,8 @@ impl Modify for Security {
         auth::authenticate, auth::refresh, account::account,
         videos::create, videos::list, videos::show, videos::update, videos::delete, videos::status,
         source::upload_source, thumbnail::pick, thumbnail::upload,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::delete,
+        webhooks::secret, webhooks::deliveries, webhooks::delivery, webhooks::replay,
     ),
     components(schemas(videos::VideoIdOnly)),
     modifiers(&Security)

@@ -5,3 +5,4 @@ pub mod auth;
 pub mod source;
 pub mod thumbnail;
 pub mod videos;
+pub mod webhooks;
