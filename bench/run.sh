@@ -5,7 +5,7 @@
 # presigned URL for the S3 proxy).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, s3)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, s3, hooks)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -27,11 +27,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | s3) benches+=("$arg") ;;
+    ingest | api | encode | s3 | hooks) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode s3)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode s3 hooks)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -51,7 +51,7 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
-  [s3]=${BENCH_S3_LIMIT:-900})
+  [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -124,6 +124,10 @@ if [ -n "$(get s3_proxy_rps)" ]; then
   row "S3 segment, server CPU per segment (vidi + weed)" "proxy$on $(get s3_cpu_ms_proxy) ms$(nc s3_cpu_ms_nocache ms)" "presigned $(get s3_cpu_ms_presigned) ms, + 302 stand-in $(get s3_cpu_ms_master) ms" "$(get s3_cpu_ratio)$(nc s3_cpu_ratio_nocache) (proxy/redirect)" "(info)" ""
   row "S3 segment, one request (median of $(get s3_samples))" "proxy$on $(get s3_latency_proxy_ms) ms$(nc s3_latency_nocache_ms ms)" "302 stand-in + presigned GET $(get s3_latency_redirect_ms) ms" "$(get s3_latency_ratio)$(nc s3_latency_ratio_nocache) (redirect/proxy)" "(info)" ""
   row "S3 segment, cold first byte (median of $(get s3_cold_samples))" "proxy$on $(get s3_cold_ttfb_proxy_ms) ms$(nc s3_cold_ttfb_nocache_ms ms)" "302 stand-in + presigned $(get s3_cold_ttfb_redirect_ms) ms" "$(get s3_cold_ttfb_ratio)$(nc s3_cold_ttfb_ratio_nocache) (redirect/proxy)" "(info)" ""
+fi
+if [ -n "$(get hooks_latency_p99_ms)" ]; then
+  row "webhooks: rendition recorded → receiver holds it, $(get hooks_latency_events) events 20 ms apart" "p50 $(get hooks_latency_p50_ms) ms, p99 $(get hooks_latency_p99_ms) ms, max $(get hooks_latency_max_ms) ms" "–" "–" "p99 < 1000 ms" "$(verdict "$(get hooks_latency_p99_ms)" "<" 1000)"
+  row "webhooks: burst of $(get hooks_burst_events) events to one receiver" "$(get hooks_deliveries_per_s) deliveries/s" "–" "–" "(info)" ""
 fi
 
 summary=$OUT/summary-$stamp.md

@@ -58,6 +58,9 @@ pub struct ApiConfig {
     /// database again; a revocation reaches every node within it. Capped at
     /// [`auth::MAX_KEY_CACHE_TTL`] (30 s); zero asks on every request.
     pub key_cache_ttl: Duration,
+    /// `VIDI_WEBHOOK_LIMIT`: webhooks one workspace may hold (contract §9: a limit exists,
+    /// its number is not stated).
+    pub webhook_limit: u32,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +81,7 @@ impl Default for ApiConfig {
             import_rate_window: Duration::from_secs(30),
             outbound_allow_private: false,
             key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
+            webhook_limit: 20,
         }
     }
 }
@@ -136,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::thumbnail::routes())
         .merge(resources::players::routes())
         .merge(resources::upload_tokens::routes())
+        .merge(resources::webhooks::routes())
         .merge(openapi::routes())
         .merge(delivery::routes())
         .fallback(|| async {

@@ -83,6 +83,14 @@ prefixed_id!(
     /// in the order the changes committed (near enough; see `event`).
     EventId, "ev"
 );
+prefixed_id!(
+    /// A webhook (`webhook_…`): contract §1.7 keeps api.video's own prefix for these.
+    WebhookId, "webhook_"
+);
+prefixed_id!(
+    /// One delivery of one event to one webhook (`wd…`), a Vidi extension.
+    DeliveryId, "wd"
+);
 
 prefixed_id!(
     /// A player theme (`pt…`, as real api.video responses have it; the spec's examples say `pl…`).

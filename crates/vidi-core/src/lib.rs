@@ -17,7 +17,8 @@ pub mod scratch;
 pub mod time;
 pub mod upload;
 pub mod upload_token;
+pub mod webhook;
 
 pub use blobs::Blobs;
 pub use error::{CoreError, CoreResult};
-pub use repo::Repo;
+pub use repo::{Repo, WebhookRepo};

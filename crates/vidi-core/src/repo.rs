@@ -16,6 +16,8 @@ mod players;
 mod upload_tokens;
 pub use players::{PlayerRepo, PlayerSort};
 pub use upload_tokens::{UploadTokenRepo, UploadTokenSort};
+mod webhooks;
+pub use webhooks::{Dispatched, WebhookRepo};
 
 /// The result of accepting a chunk's bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,7 +37,7 @@ pub struct ChunkClaim {
 }
 
 #[async_trait]
-pub trait Repo: PlayerRepo + UploadTokenRepo + LaneRepo + Send + Sync + 'static {
+pub trait Repo: PlayerRepo + UploadTokenRepo + LaneRepo + WebhookRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and test names.
     fn backend(&self) -> &'static str;
 

@@ -12,6 +12,7 @@ mod repo;
 mod upload_tokens;
 mod uploads;
 mod videos;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -160,6 +160,9 @@ fn check_url(url: &Url, policy: &Policy) -> Result<(), OutboundError> {
 #[derive(Clone)]
 pub struct Guard {
     client: reqwest::Client,
+    /// The same guard, following no redirect at all (webhook deliveries: a receiver is one URL,
+    /// and a redirect is an answer like any other non-2xx).
+    no_redirect: reqwest::Client,
     policy: Policy,
 }
 
@@ -185,15 +188,20 @@ impl Guard {
                 }
             }
         });
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirects)
-            .no_proxy();
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
-        }
-        Ok(Guard { client: builder.build()?, policy })
+        let builder = |redirects: reqwest::redirect::Policy| {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .user_agent(concat!("vidi/", env!("CARGO_PKG_VERSION")))
+                .redirect(redirects)
+                .no_proxy();
+            if !allow_private {
+                b = b.dns_resolver(Arc::new(GuardedResolver(policy.clone())));
+            }
+            b.build()
+        };
+        let client = builder(redirects)?;
+        let no_redirect = builder(reqwest::redirect::Policy::none())?;
+        Ok(Guard { client, no_redirect, policy })
     }
 
     /// Parses and checks a URL a user gave (scheme, literal address).
@@ -204,7 +212,7 @@ impl Guard {
     }
 
     /// Sends a request built on the guarded client, mapping failures to what the user may be
-    /// told. (Webhook deliveries will add their POST beside `download`.)
+    /// told.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, OutboundError> {
         req.send().await.map_err(classify)
     }
@@ -228,6 +236,54 @@ impl Guard {
         }
         let body = res.bytes_stream().map(|r| r.map_err(classify));
         Ok(bounded(body, limits, started))
+    }
+}
+
+/// What a receiver answered to a [`Guard::post`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The `Retry-After` header, as sent.
+    pub retry_after: Option<String>,
+    /// The start of the body: at most the `keep` bytes asked for.
+    pub excerpt: Bytes,
+}
+
+impl Guard {
+    /// POSTs `body` to `url` with `headers`, following no redirect, and reads at most `keep`
+    /// bytes of the answer (the rest is never read: the connection is dropped). Everything, from
+    /// connecting to the last byte kept, must fit in `timeout`: a receiver that drips its answer
+    /// or never ends it costs at most that.
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Bytes,
+        timeout: Duration,
+        keep: usize,
+    ) -> Result<Answer, OutboundError> {
+        check_url(url, &self.policy)?;
+        let mut req = self.no_redirect.post(url.clone()).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let exchange = async {
+            let mut res = self.send(req).await?;
+            let status = res.status().as_u16();
+            let retry_after =
+                res.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let mut excerpt = Vec::new();
+            while excerpt.len() < keep {
+                match res.chunk().await {
+                    Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk[..chunk.len().min(keep - excerpt.len())]),
+                    Ok(None) => break,
+                    // The status is what counts; a body cut short leaves what came.
+                    Err(_) => break,
+                }
+            }
+            Ok(Answer { status, retry_after, excerpt: Bytes::from(excerpt) })
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| OutboundError::TooSlow(timeout.as_secs()))?
     }
 }
 

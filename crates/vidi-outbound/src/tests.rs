@@ -155,3 +155,63 @@ async fn redirects_are_checked_at_every_hop() {
     assert_eq!(g.download(&url, limits).await.err().unwrap(), OutboundError::TooManyRedirects);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the forbidden target was connected to");
 }
+
+/// A hostile webhook receiver costs one bounded attempt: a redirect is an answer (never
+/// followed), an endless answer is read for `keep` bytes only, and a drip ends at the timeout.
+#[tokio::test]
+async fn posts_follow_no_redirect_and_are_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                if req.starts_with("POST /redirect") {
+                    let to = format!("http://127.0.0.1:{port}/redirect");
+                    let a = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+                    let _ = s.write_all(a.as_bytes()).await;
+                } else if req.starts_with("POST /huge") {
+                    // Announces a gigabyte and sends until the reader goes away.
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n").await;
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while s.write_all(&chunk).await.is_ok() {}
+                } else {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n").await;
+                    for _ in 0..1000 {
+                        if s.write_all(b"x").await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            });
+        }
+    });
+    let g = Guard::new(true, Duration::from_secs(2)).unwrap();
+    let url = |p: &str| g.check(&format!("http://127.0.0.1:{port}/{p}")).unwrap();
+    let timeout = Duration::from_secs(2);
+    let a = g.post(&url("redirect"), &[], Bytes::from_static(b"{}"), timeout, 1024).await.unwrap();
+    assert_eq!(a.status, 307);
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "the redirect was followed");
+    let started = std::time::Instant::now();
+    let a = g.post(&url("huge"), &[], Bytes::from_static(b"{}"), timeout, 1024).await.unwrap();
+    assert_eq!((a.status, a.excerpt.len()), (200, 1024));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let e = g.post(&url("drip"), &[], Bytes::from_static(b"{}"), timeout, 1024).await.unwrap_err();
+    assert_eq!(e, OutboundError::TooSlow(2));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Private addresses stay refused unless allowed.
+    let closed = Guard::new(false, Duration::from_secs(2)).unwrap();
+    let e = closed.post(&url("redirect"), &[], Bytes::new(), timeout, 1024).await.unwrap_err();
+    assert_eq!(e, OutboundError::Forbidden);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}

@@ -90,11 +90,27 @@ pub struct Config {
     /// ...and average at least this many bytes per second over every `import_rate_window_secs`.
     pub import_min_rate: u64,
     pub import_rate_window_secs: u64,
+    /// Webhooks one workspace may hold (`webhook-limit-reached` past it).
+    pub webhook_limit: u32,
+    /// Webhook requests in flight at most, all webhooks together...
+    pub webhook_concurrency: usize,
+    /// ...and to one webhook (a slow receiver holds at most these).
+    pub webhook_per_endpoint: usize,
+    /// One delivery attempt, from connecting to the end of the answer, seconds.
+    pub webhook_timeout_secs: u64,
+    /// The wait before a failed delivery's first retry, ms; each later one doubles (with
+    /// jitter), up to an hour.
+    pub webhook_retry_base_ms: u64,
+    /// Failed deliveries are retried for this many hours before they are given up.
+    pub webhook_retry_hours: u64,
+    /// How often the events outbox and due deliveries are read when nothing wakes the loops, ms.
+    pub webhook_poll_ms: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let api = vidi_api::ApiConfig::default();
+        let hooks = vidi_hooks::HooksConfig::default();
         Config {
             http_addr: "127.0.0.1:8080".parse().expect("literal"),
             data_dir: PathBuf::from("./vidi-data"),
@@ -133,6 +149,13 @@ impl Default for Config {
             import_timeout_secs: api.import_timeout.as_secs(),
             import_min_rate: api.import_min_rate,
             import_rate_window_secs: api.import_rate_window.as_secs(),
+            webhook_limit: api.webhook_limit,
+            webhook_concurrency: hooks.concurrency,
+            webhook_per_endpoint: hooks.per_endpoint,
+            webhook_timeout_secs: hooks.timeout.as_secs(),
+            webhook_retry_base_ms: hooks.schedule.base.as_millis() as u64,
+            webhook_retry_hours: hooks.schedule.window.as_secs() / 3600,
+            webhook_poll_ms: hooks.poll.as_millis() as u64,
         }
     }
 }
@@ -169,6 +192,23 @@ fn nonempty(s: &str) -> Option<&str> {
 }
 
 impl Config {
+    /// The webhook delivery settings.
+    pub fn hooks(&self) -> vidi_hooks::HooksConfig {
+        let d = vidi_hooks::HooksConfig::default();
+        vidi_hooks::HooksConfig {
+            concurrency: self.webhook_concurrency.max(1),
+            per_endpoint: self.webhook_per_endpoint.max(1),
+            timeout: std::time::Duration::from_secs(self.webhook_timeout_secs.max(1)),
+            schedule: vidi_hooks::retry::Schedule {
+                base: std::time::Duration::from_millis(self.webhook_retry_base_ms.max(1)),
+                window: std::time::Duration::from_secs(self.webhook_retry_hours.max(1) * 3600),
+                ..d.schedule
+            },
+            poll: std::time::Duration::from_millis(self.webhook_poll_ms.max(10)),
+            allow_private: self.outbound_allow_private,
+        }
+    }
+
     pub fn database_url(&self) -> Option<&str> {
         nonempty(&self.database_url)
     }

@@ -181,9 +181,10 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     install_crypto();
     let repo = open_repo(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
+    let hooks = vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?;
     let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new(), &shutdown)?;
     let lanes = [(Lane::Encode, cfg.workers.max(1)), (Lane::Short, cfg.short_workers)];
-    spawn_workers(&repo, ctx, &lanes).stopped().await;
+    tokio::join!(spawn_workers(&repo, ctx, &lanes).stopped(), hooks.stopped());
     Ok(())
 }
 
@@ -221,6 +222,8 @@ pub struct Server {
     pub state: AppState,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     workers: Workers,
+    /// Webhook delivery, in the processes that run workers.
+    hooks: Option<vidi_hooks::Hooks>,
     shutdown: CancellationToken,
 }
 
@@ -239,7 +242,12 @@ impl Server {
         };
         // At once, not after the grace period: the workers hand their jobs back while the last
         // requests finish.
-        let (http, ()) = tokio::join!(http, self.workers.stopped());
+        let hooks = async {
+            if let Some(h) = self.hooks {
+                h.stopped().await;
+            }
+        };
+        let (http, (), ()) = tokio::join!(http, self.workers.stopped(), hooks);
         http??;
         Ok(())
     }
@@ -293,6 +301,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
         outbound_allow_private: cfg.outbound_allow_private,
         key_cache_ttl: Duration::from_secs(cfg.key_cache_secs),
+        webhook_limit: cfg.webhook_limit,
         ..ApiConfig::default()
     };
     let media = media_for(&cfg);
@@ -300,6 +309,10 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let waker = Waker::new();
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
     vidi_api::spawn_background(state.clone());
+    // Deliveries run where workers run (an API-only node queues, it does not send), each on its
+    // own tasks: a delivery never waits behind an encode.
+    let hooks =
+        if cfg.workers > 0 { Some(vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?) } else { None };
     // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
     let lanes =
         if cfg.workers == 0 { vec![] } else { vec![(Lane::Encode, cfg.workers), (Lane::Short, cfg.short_workers)] };
@@ -313,5 +326,5 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     };
     let task = tokio::spawn(http::serve(listener, app, limits, tls.clone(), shutdown.clone()));
     tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
-    Ok(Server { addr, url, first_key, state, task, workers, shutdown })
+    Ok(Server { addr, url, first_key, state, task, workers, hooks, shutdown })
 }

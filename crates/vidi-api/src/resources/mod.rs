@@ -7,3 +7,4 @@ pub mod source;
 pub mod thumbnail;
 pub mod upload_tokens;
 pub mod videos;
+pub mod webhooks;

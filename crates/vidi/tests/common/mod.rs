@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
