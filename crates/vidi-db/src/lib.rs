@@ -1,12 +1,14 @@
-//! Vidi's metadata store: one [`vidi_core::Repo`] implementation that runs the same portable SQL on
-//! SQLite (the embedded default) or PostgreSQL (for many nodes). Each dialect has its own
-//! migrations folder with identical version numbers. The few places where the dialects differ are
-//! marked where they occur.
+//! Vidi's metadata store: each capability trait of [`vidi_core::Repo`] implemented once for [`Db`],
+//! in a module of its own (`auth`, `videos`, `uploads`, `encoding`, `events`, `private`, `jobs`),
+//! with the same portable SQL on SQLite (the embedded default) or PostgreSQL (for many nodes).
+//! Each dialect has its own migrations folder with identical version numbers. The few places where
+//! the dialects differ are marked where they occur.
 
 mod auth;
 mod encoding;
 mod events;
-mod repo;
+mod jobs;
+mod private;
 mod uploads;
 mod videos;
 

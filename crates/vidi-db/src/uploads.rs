@@ -4,13 +4,14 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use vidi_core::id::{VideoId, WorkspaceId};
-use vidi_core::model::{Chunk, IngestState, UploadMode, Video};
-use vidi_core::repo::{ChunkClaim, ChunkCommit};
+use vidi_core::model::{Chunk, IngestState, ProbeOutcome, UploadMode, Video};
+use vidi_core::repo::{ChunkClaim, ChunkCommit, UploadRepo, VideoRepo};
 use vidi_core::upload::{self, ContentRange, RangeError};
 use vidi_core::{CoreError, CoreResult};
 
-use crate::videos::{VIDEO_COLUMNS, VideoRow};
+use crate::videos::{VIDEO_COLUMNS, VideoRow, to_json};
 use crate::{Db, db_err, with_pool};
 
 #[derive(sqlx::FromRow)]
@@ -78,9 +79,9 @@ macro_rules! lock_and_load {
     }};
 }
 
-impl Db {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn claim_chunk_impl(
+#[async_trait]
+impl UploadRepo for Db {
+    async fn claim_chunk(
         &self,
         ws: &WorkspaceId,
         id: &VideoId,
@@ -117,7 +118,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn set_upload_session_impl(&self, id: &VideoId, session: &str) -> CoreResult<String> {
+    async fn set_upload_session(&self, id: &VideoId, session: &str) -> CoreResult<String> {
         with_pool!(self, p => {
             sqlx::query("UPDATE videos SET upload_session = $2 WHERE id = $1 AND upload_session IS NULL")
                 .bind(id.as_str()).bind(session).execute(p).await.map_err(db_err)?;
@@ -127,7 +128,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn release_chunk_impl(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
+    async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let (_, _) = lock_and_load!(tx, id, None::<&WorkspaceId>);
@@ -141,13 +142,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn commit_chunk_impl(
-        &self,
-        id: &VideoId,
-        idx: u32,
-        size: u64,
-        receipt: &str,
-    ) -> CoreResult<ChunkCommit> {
+    async fn commit_chunk(&self, id: &VideoId, idx: u32, size: u64, receipt: &str) -> CoreResult<ChunkCommit> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let (_, _) = lock_and_load!(tx, id, None::<&WorkspaceId>);
@@ -171,8 +166,8 @@ impl Db {
         })
     }
 
-    pub(crate) async fn check_whole_impl(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
-        let v = self.get_video_impl(ws, id).await?;
+    async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
+        let v = self.get_video(ws, id).await?;
         upload::check_source_open(v.source_kind, &v.ingest)?;
         if v.ingest.mode != UploadMode::None {
             return Err(RangeError::AlreadyInitiated.into());
@@ -180,7 +175,7 @@ impl Db {
         Ok(v)
     }
 
-    pub(crate) async fn finish_whole_impl(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
+    async fn finish_whole(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let (video, _): (Video, Vec<Chunk>) = lock_and_load!(tx, id, None::<&WorkspaceId>);
@@ -196,17 +191,32 @@ impl Db {
         })
     }
 
-    pub(crate) async fn chunks_impl(&self, id: &VideoId) -> CoreResult<Vec<Chunk>> {
+    async fn chunks(&self, id: &VideoId) -> CoreResult<Vec<Chunk>> {
         let sql = format!("SELECT {CHUNK_COLUMNS} FROM upload_chunks WHERE video_id = $1 ORDER BY idx");
         let rows: Vec<ChunkRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).fetch_all(p).await.map_err(db_err))?;
         Ok(rows.into_iter().map(Chunk::from).collect())
     }
 
-    pub(crate) async fn source_ready_impl(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
+    async fn source_ready(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query("UPDATE videos SET ingest_state = 'uploaded', source_key = $2, filesize = $3, \
                                            upload_session = NULL, updated_at = $4 WHERE id = $1")
             .bind(id.as_str()).bind(key).bind(size as i64).bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;
         Ok(())
+    }
+
+    async fn set_probe(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query("UPDATE videos SET probe = $2 WHERE id = $1")
+            .bind(id.as_str()).bind(to_json(probe)).execute(p).await.map(|_| ()).map_err(db_err))?;
+        Ok(())
+    }
+
+    async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>> {
+        let rows: Vec<(String, String)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT workspace_id, id FROM videos WHERE ingest_state = 'assembling' \
+             OR (ingest_state = 'uploaded' AND probe IS NULL) \
+             OR (ingest_state = 'uploaded' AND NOT EXISTS (SELECT 1 FROM video_qualities q WHERE q.video_id = videos.id)) OR (source_kind <> 'upload' AND ingest_state = 'missing' AND probe IS NULL)")
+            .fetch_all(p).await.map_err(db_err))?;
+        Ok(rows.into_iter().map(|(w, v)| (WorkspaceId::from_trusted(w), VideoId::from_trusted(v))).collect())
     }
 }

@@ -25,8 +25,9 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Opens the metadata store and brings its schema up to date.
-pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<Db>> {
+/// Opens the metadata store and brings its schema up to date. Returned as the sum of its
+/// capabilities, so callers need no import per capability trait.
+pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<dyn Repo>> {
     let db = Db::open(cfg.database_url(), &cfg.data_dir, cfg.database_schema()).await?;
     db.migrate().await?;
     Ok(Arc::new(db))
@@ -110,7 +111,13 @@ async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
 }
 
-fn worker_ctx(cfg: &Config, repo: Arc<Db>, blobs: Arc<dyn Blobs>, media: Media, waker: Waker) -> vidi_worker::Ctx {
+fn worker_ctx(
+    cfg: &Config,
+    repo: Arc<dyn Repo>,
+    blobs: Arc<dyn Blobs>,
+    media: Media,
+    waker: Waker,
+) -> vidi_worker::Ctx {
     let wc = vidi_worker::WorkerConfig {
         work_dir: cfg.data_dir.join(".work"),
         preset: cfg.x264_preset.clone(),

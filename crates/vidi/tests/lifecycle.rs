@@ -17,7 +17,7 @@ use vidi_core::id::VideoId;
 use vidi_core::time::now_ms;
 
 /// A repo on the database of `install` (same schema), as an operator's second process sees it.
-async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<vidi_db::Db> {
+async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<dyn Repo> {
     let mut cfg = config_for(b, dir);
     for (k, v) in &install.env {
         if k == "VIDI_DATABASE_SCHEMA" {
