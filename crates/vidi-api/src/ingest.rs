@@ -24,7 +24,7 @@ pub async fn assemble(state: &AppState, ws: &WorkspaceId, id: &VideoId, chunks: 
         .collect();
     let dest = source_key(id.as_str());
     state.blobs.assemble(&dest, &session, video.ingest.mode, &refs).await?;
-    state.repo.source_ready(id, &dest, size, now_ms()).await?;
+    state.repo.source_ready(ws, id, &dest, size, now_ms()).await?;
     tracing::info!(video = %id, bytes = size, parts = refs.len(), "source assembled");
     Ok(())
 }
@@ -38,7 +38,7 @@ pub fn spawn_assembly_retry(state: AppState, ws: WorkspaceId, id: VideoId) {
             if video.ingest.state != IngestState::Assembling {
                 return;
             }
-            let Ok(chunks) = state.repo.chunks(&id).await else { continue };
+            let Ok(chunks) = state.repo.chunks(&ws, &id).await else { continue };
             match assemble(&state, &ws, &id, &chunks, video.ingest.filesize.unwrap_or(0)).await {
                 Ok(()) => return probe(&state, &ws, &id).await,
                 Err(e) => tracing::warn!(video = %id, attempt, error = ?e, "assembly failed again"),
@@ -51,7 +51,7 @@ pub fn spawn_assembly_retry(state: AppState, ws: WorkspaceId, id: VideoId) {
 /// video (a container whose index comes first: MP4 with `moov` ahead of the media, Matroska or
 /// WebM) and the store keeps them as one growing file, queues the encoding at once, so the video
 /// becomes playable while the rest of it is still on its way.
-pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
+pub fn spawn_early_encode(state: AppState, ws: WorkspaceId, id: VideoId, session: String) {
     tokio::spawn(async move {
         let Ok(Some(path)) = state.blobs.growing_input(&session).await else {
             return;
@@ -64,7 +64,8 @@ pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
             return;
         }
         // The upload's completion then finds this job and queues nothing more.
-        let job = JobKind::Encode { video_id: id.clone(), growing: Some(Growing { path, probe }) };
+        let job =
+            JobKind::Encode { video_id: id.clone(), workspace_id: Some(ws), growing: Some(Growing { path, probe }) };
         match jobs::enqueue(state.repo.as_ref(), &state.waker, &job, now_ms(), 3).await {
             Ok(true) => tracing::info!(video = %id, "encoding starts while the upload continues"),
             Ok(false) => {}
@@ -74,8 +75,8 @@ pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
 }
 
 /// Queues the encoding of a video's whole source (a no-op when one is already queued or running).
-async fn enqueue_encode(state: &AppState, id: &VideoId) -> Result<bool, CoreError> {
-    let job = JobKind::Encode { video_id: id.clone(), growing: None };
+async fn enqueue_encode(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> Result<bool, CoreError> {
+    let job = JobKind::Encode { video_id: id.clone(), workspace_id: Some(ws.clone()), growing: None };
     jobs::enqueue(state.repo.as_ref(), &state.waker, &job, now_ms(), 3).await
 }
 
@@ -102,24 +103,24 @@ async fn probe(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
         Err(CoreError::NotFound) => {}
         Ok(_) if state.repo.get_video(ws, id).await.is_err() => {}
         Ok(o) => {
-            if let Err(e) = state.repo.set_probe(id, &o).await {
+            if let Err(e) = state.repo.set_probe(ws, id, &o).await {
                 return tracing::error!(video = %id, error = %e, "could not store the probe");
             }
             match &o {
                 ProbeOutcome::Probed(_) => {
                     tracing::info!(video = %id, "source probed");
                     // An encoding that followed the upload may already have finished it all.
-                    let qs = state.repo.qualities(id).await.unwrap_or_default();
+                    let qs = state.repo.qualities(ws, id).await.unwrap_or_default();
                     if !qs.is_empty() && qs.iter().all(|q| q.status == "encoded") {
                         return;
                     }
-                    if let Err(e) = enqueue_encode(state, id).await {
+                    if let Err(e) = enqueue_encode(state, ws, id).await {
                         tracing::error!(video = %id, error = %e, "could not queue the encoding");
                     }
                 }
                 ProbeOutcome::Failed(r) => {
                     tracing::warn!(video = %id, reason = %r, "source is not playable media");
-                    record_failure(state.repo.as_ref(), id, &format!("not a video: {r}")).await;
+                    record_failure(state.repo.as_ref(), ws, id, &format!("not a video: {r}")).await;
                 }
             }
         }
@@ -145,7 +146,7 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
             SourceKind::Download => download(&state, &reference, &dest).await?,
             SourceKind::Upload => return Ok(()),
         };
-        state.repo.source_ready(&id, &dest, size, now_ms()).await?;
+        state.repo.source_ready(&ws, &id, &dest, size, now_ms()).await?;
         Ok::<_, CoreError>(())
     }
     .await;
@@ -158,8 +159,8 @@ pub async fn fetch_source(state: AppState, ws: WorkspaceId, id: VideoId) {
                 CoreError::Refused(why) => why,
                 e => e.to_string(),
             };
-            let _ = state.repo.set_probe(&id, &ProbeOutcome::Failed(reason.clone())).await;
-            record_failure(state.repo.as_ref(), &id, &reason).await;
+            let _ = state.repo.set_probe(&ws, &id, &ProbeOutcome::Failed(reason.clone())).await;
+            record_failure(state.repo.as_ref(), &ws, &id, &reason).await;
         }
     }
 }
@@ -208,7 +209,7 @@ pub async fn recover(state: AppState) {
         match (video.ingest.state, video.source_kind) {
             (IngestState::Assembling, _) => {
                 let done = async {
-                    let chunks = state.repo.chunks(&id).await?;
+                    let chunks = state.repo.chunks(&ws, &id).await?;
                     let size = video.ingest.filesize.unwrap_or(0);
                     assemble(&state, &ws, &id, &chunks, size).await.map_err(|e| CoreError::Storage(format!("{e:?}")))
                 }
@@ -222,7 +223,7 @@ pub async fn recover(state: AppState) {
             // Probed, but the process died before the encoding was queued (a queued or running
             // job makes this a no-op).
             (IngestState::Uploaded, _) => {
-                if let Err(e) = enqueue_encode(&state, &id).await {
+                if let Err(e) = enqueue_encode(&state, &ws, &id).await {
                     tracing::error!(video = %id, error = %e, "could not queue the encoding");
                 }
             }

@@ -3,6 +3,7 @@
 //! writer at a time.
 
 use async_trait::async_trait;
+use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::Job;
 use vidi_core::repo::JobRepo;
 use vidi_core::{CoreError, CoreResult};
@@ -90,6 +91,12 @@ impl JobRepo for Db {
             "SELECT status, attempts, last_error FROM jobs WHERE id = $1 OR unique_key = $1 ORDER BY created_at DESC LIMIT 1")
             .bind(id).fetch_optional(p).await.map_err(db_err))?;
         Ok(row.map(|(s, a, e)| (s, a as u32, e)))
+    }
+
+    async fn workspace_of_video(&self, id: &VideoId) -> CoreResult<WorkspaceId> {
+        let (ws,): (String,) = with_pool!(self, p => sqlx::query_as("SELECT workspace_id FROM videos WHERE id = $1")
+            .bind(id.as_str()).fetch_one(p).await.map_err(db_err))?;
+        Ok(WorkspaceId::from_trusted(ws))
     }
 }
 

@@ -64,6 +64,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
     }
 }
 
+/// `NotFound` when a statement scoped to a workspace changed no row: the row is another
+/// workspace's, or gone.
+pub(crate) fn found(rows_affected: u64) -> CoreResult<()> {
+    if rows_affected == 0 { Err(CoreError::NotFound) } else { Ok(()) }
+}
+
 /// A value bound into a dynamically built query.
 pub(crate) enum Arg {
     Text(String),

@@ -215,7 +215,7 @@ impl VideoRepo for Db {
         Ok((videos, total as u64))
     }
 
-    async fn video_by_id(&self, id: &VideoId) -> CoreResult<Video> {
+    async fn video_for_delivery(&self, id: &VideoId) -> CoreResult<Video> {
         let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1");
         let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).fetch_one(p).await.map_err(db_err))?;

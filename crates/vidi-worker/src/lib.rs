@@ -253,13 +253,15 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
     };
     let kind = JobKind::of(&job);
     let work = async {
-        match &kind {
-            Ok(JobKind::Encode { video_id, growing }) => encode::run(ctx, video_id, growing.as_ref()).await,
-            &Ok(JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only }) => {
+        let kind = kind.as_ref().map_err(|why| JobError::Permanent(why.clone()))?;
+        // Every repository call of the job is scoped to the video's workspace.
+        let ws = vidi_core::jobs::workspace_of(ctx.repo.as_ref(), kind).await?;
+        match kind {
+            JobKind::Encode { video_id, growing, .. } => encode::run(ctx, &ws, video_id, growing.as_ref()).await,
+            &JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only, .. } => {
                 let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
-                pieces::run(ctx, video_id, &piece).await
+                pieces::run(ctx, &ws, video_id, &piece).await
             }
-            Err(why) => Err(JobError::Permanent(why.clone())),
         }
     };
     let outcome = tokio::select! {
@@ -290,8 +292,10 @@ async fn execute_held(ctx: &Ctx, worker: &str, job: Job) -> Ended {
         Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
             let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
-            if let Ok(kind) = &kind {
-                vidi_core::encoding::record_failure(ctx.repo.as_ref(), kind.video_id(), &e).await;
+            if let Ok(kind) = &kind
+                && let Ok(ws) = vidi_core::jobs::workspace_of(ctx.repo.as_ref(), kind).await
+            {
+                vidi_core::encoding::record_failure(ctx.repo.as_ref(), &ws, kind.video_id(), &e).await;
             }
             ctx.repo.fail_job(&job.id, worker, &e, None, now).await
         }

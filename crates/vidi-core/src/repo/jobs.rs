@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::CoreResult;
+use crate::id::{VideoId, WorkspaceId};
 use crate::model::Job;
 
 #[async_trait]
@@ -35,4 +36,8 @@ pub trait JobRepo: Send + Sync + 'static {
     async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64>;
     /// A job's status and error, by unique key of its last run (for tests and the operator).
     async fn job_state(&self, id: &str) -> CoreResult<Option<(String, u32, Option<String>)>>;
+    /// The workspace of a video, whatever it is: the one read across tenants, for a job whose
+    /// payload was queued before payloads carried the workspace (see
+    /// `crate::jobs::workspace_of`, its only caller). `NotFound` when the video is gone.
+    async fn workspace_of_video(&self, id: &VideoId) -> CoreResult<WorkspaceId>;
 }

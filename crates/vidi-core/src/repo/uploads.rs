@@ -1,5 +1,6 @@
 //! Uploads: chunk claims and commits under the upload rules (`crate::upload`), whole-file
-//! uploads, and the source's arrival (stored, probed).
+//! uploads, and the source's arrival (stored, probed). A video of another workspace than the
+//! one given is `NotFound`.
 
 use async_trait::async_trait;
 
@@ -41,20 +42,28 @@ pub trait UploadRepo: Send + Sync + 'static {
     ) -> CoreResult<ChunkClaim>;
     /// Stores the storage session of a ranged upload unless one is already stored; returns the
     /// one in force (the caller drops its own if it lost the race).
-    async fn set_upload_session(&self, id: &VideoId, session: &str) -> CoreResult<String>;
+    async fn set_upload_session(&self, ws: &WorkspaceId, id: &VideoId, session: &str) -> CoreResult<String>;
     /// Forgets a claim whose bytes never made it (the request failed).
-    async fn release_chunk(&self, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()>;
+    async fn release_chunk(&self, ws: &WorkspaceId, id: &VideoId, idx: u32, instance: &str) -> CoreResult<()>;
     /// Records a durable chunk; tells whether the source is now complete.
-    async fn commit_chunk(&self, id: &VideoId, idx: u32, size: u64, receipt: &str) -> CoreResult<ChunkCommit>;
+    async fn commit_chunk(
+        &self,
+        ws: &WorkspaceId,
+        id: &VideoId,
+        idx: u32,
+        size: u64,
+        receipt: &str,
+    ) -> CoreResult<ChunkCommit>;
     /// Checks that a whole-file upload (no Content-Range) may start; returns the video.
     async fn check_whole(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video>;
     /// Records a whole-file upload stored at `key`, if no other upload completed or started a
     /// ranged upload meanwhile (then it fails with the rule broken, and the caller drops `key`).
-    async fn finish_whole(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
-    async fn chunks(&self, id: &VideoId) -> CoreResult<Vec<Chunk>>;
+    async fn finish_whole(&self, ws: &WorkspaceId, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
+    async fn chunks(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Vec<Chunk>>;
     /// The source is complete and stored at `key`.
-    async fn source_ready(&self, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
-    async fn set_probe(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()>;
-    /// Videos whose ingest must be resumed after a restart: assembling, or complete but not probed.
+    async fn source_ready(&self, ws: &WorkspaceId, id: &VideoId, key: &str, size: u64, now: i64) -> CoreResult<()>;
+    async fn set_probe(&self, ws: &WorkspaceId, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()>;
+    /// Videos whose ingest must be resumed after a restart, of every workspace (each with its
+    /// workspace): assembling, or complete but not probed.
     async fn videos_to_recover(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>>;
 }

@@ -1,4 +1,5 @@
-//! Videos: the rows the API creates, reads, lists, edits and deletes.
+//! Videos: the rows the API creates, reads, lists, edits and deletes. Every method that takes a
+//! workspace answers `NotFound` for a video of another one.
 
 use async_trait::async_trait;
 
@@ -21,6 +22,8 @@ pub trait VideoRepo: Send + Sync + 'static {
     async fn delete_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<()>;
     /// Total bytes of complete sources in a workspace (the account's quota use).
     async fn stored_bytes(&self, ws: &WorkspaceId) -> CoreResult<u64>;
-    /// Reads a video without its workspace (workers act on behalf of every workspace).
-    async fn video_by_id(&self, id: &VideoId) -> CoreResult<Video>;
+    /// Reads a video by its id alone, whatever its workspace: for media delivery only, whose URLs
+    /// (`/vod/{id}/…`) name no workspace and whose access is decided by the video itself (public,
+    /// or private with a token). Everything else reads through [`VideoRepo::get_video`].
+    async fn video_for_delivery(&self, id: &VideoId) -> CoreResult<Video>;
 }

@@ -128,11 +128,21 @@ impl TestServer {
         }
     }
 
+    /// The workspace of the test's API key (the installation's first, default one).
+    pub async fn ws(&self) -> vidi_core::id::WorkspaceId {
+        self.server.state.repo.default_workspace().await.unwrap().unwrap()
+    }
+
     /// SHA-256 of the stored source, read back through the media store.
     pub async fn stored_source_sha(&self, video: &str) -> String {
         use futures::StreamExt;
-        let ws = self.server.state.repo.default_workspace().await.unwrap().unwrap();
-        let v = self.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(video).unwrap()).await.unwrap();
+        let v = self
+            .server
+            .state
+            .repo
+            .get_video(&self.ws().await, &vidi_core::id::VideoId::parse(video).unwrap())
+            .await
+            .unwrap();
         let key = v.ingest.source_key.expect("source stored");
         let mut s = self.server.state.blobs.get(&key, None).await.unwrap();
         let mut h = Sha256::new();
