@@ -24,11 +24,13 @@ impl EncodingRepo for Db {
     async fn plan_qualities(&self, ws: &WorkspaceId, id: &VideoId, qualities: &[Quality]) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
-            let video: Option<(String,)> = sqlx::query_as("SELECT id FROM videos WHERE id = $1 AND workspace_id = $2")
-                .bind(id.as_str()).bind(ws.as_str()).fetch_optional(&mut *tx).await.map_err(db_err)?;
-            if video.is_none() {
-                return Err(CoreError::NotFound);
-            }
+            // A write first, not a read: on SQLite a transaction that reads and then writes fails
+            // at once (SQLITE_BUSY_SNAPSHOT) when another write committed in between, where one
+            // that starts by writing waits for the lock. Bumping `lock_seq` is that write (as in
+            // `uploads`), and checks the workspace.
+            let locked = sqlx::query("UPDATE videos SET lock_seq = lock_seq + 1 WHERE id = $1 AND workspace_id = $2")
+                .bind(id.as_str()).bind(ws.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            found(locked.rows_affected())?;
             sqlx::query("DELETE FROM video_qualities WHERE video_id = $1").bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             for q in qualities {
                 sqlx::query("INSERT INTO video_qualities (video_id, kind, quality, status) VALUES ($1, $2, $3, $4)")
