@@ -124,7 +124,7 @@ async fn video(
 ) -> ApiResult<Access> {
     let raw = params.get("videoId").map(String::as_str).unwrap_or("");
     let id = VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))?;
-    let v = state.repo.video_by_id(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
+    let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
     if v.public {
         return Ok(Access { video: v, session: None });
     }
@@ -133,7 +133,11 @@ async fn video(
             Some((s, cookie)) => (s, cookie),
             None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
-        if state.repo.admit_private(&v.id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS).await? {
+        if state
+            .repo
+            .admit_private(&v.workspace_id, &v.id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS)
+            .await?
+        {
             let secure = state.cfg.public_url.starts_with("https://");
             return Ok(Access { video: v, session: Some(Session { id: session, set_cookie: !had_cookie, secure }) });
         }

@@ -43,7 +43,7 @@ pub async fn queue_import(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
 /// video (a container whose index comes first: MP4 with `moov` ahead of the media, Matroska or
 /// WebM) and the store keeps them as one growing file, queues the encoding at once, so the video
 /// becomes playable while the rest of it is still on its way.
-pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
+pub fn spawn_early_encode(state: AppState, ws: WorkspaceId, id: VideoId, session: String) {
     tokio::spawn(async move {
         let Ok(Some(path)) = state.blobs.growing_input(&session).await else {
             return;
@@ -56,7 +56,8 @@ pub fn spawn_early_encode(state: AppState, id: VideoId, session: String) {
             return;
         }
         // The upload's completion then finds this job and queues nothing more.
-        let job = JobKind::Encode { video_id: id.clone(), growing: Some(Growing { path, probe }) };
+        let job =
+            JobKind::Encode { video_id: id.clone(), workspace_id: Some(ws), growing: Some(Growing { path, probe }) };
         match jobs::enqueue(state.repo.as_ref(), &state.waker, &job, now_ms(), 3).await {
             Ok(true) => tracing::info!(video = %id, "encoding starts while the upload continues"),
             Ok(false) => {}
@@ -82,7 +83,7 @@ pub async fn recover(state: AppState) {
             (IngestState::Assembling, _) => JobKind::Assemble { video_id, workspace_id },
             (IngestState::Uploaded, _) if video.ingest.probe.is_none() => JobKind::Probe { video_id, workspace_id },
             // Probed, but the process died before the encoding was queued.
-            (IngestState::Uploaded, _) => JobKind::Encode { video_id, growing: None },
+            (IngestState::Uploaded, _) => JobKind::Encode { video_id, workspace_id: Some(workspace_id), growing: None },
             (_, SourceKind::Download | SourceKind::Clone) => JobKind::Import { video_id, workspace_id },
             _ => continue,
         };

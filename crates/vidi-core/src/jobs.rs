@@ -32,6 +32,10 @@ pub enum JobKind {
     #[serde(rename_all = "camelCase")]
     Encode {
         video_id: VideoId,
+        /// The video's workspace. `None` only in payloads queued before they carried it (see
+        /// [`workspace_of`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace_id: Option<WorkspaceId>,
         /// Queued while a chunked upload was still arriving (see [`Growing`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         growing: Option<Growing>,
@@ -40,6 +44,9 @@ pub enum JobKind {
     #[serde(rename_all = "camelCase")]
     Piece {
         video_id: VideoId,
+        /// As in [`JobKind::Encode`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace_id: Option<WorkspaceId>,
         index: u32,
         /// Seconds into the source.
         #[serde(default)]
@@ -136,6 +143,16 @@ impl JobKind {
         }
     }
 
+    /// The workspace the payload names (see [`workspace_of`] for payloads without one).
+    pub fn workspace_id(&self) -> Option<&WorkspaceId> {
+        match self {
+            JobKind::Encode { workspace_id, .. } | JobKind::Piece { workspace_id, .. } => workspace_id.as_ref(),
+            JobKind::Probe { workspace_id, .. }
+            | JobKind::Assemble { workspace_id, .. }
+            | JobKind::Import { workspace_id, .. } => Some(workspace_id),
+        }
+    }
+
     /// What a claimed job is. An error says why it can never run (unknown kind, bad payload).
     pub fn of(job: &Job) -> Result<JobKind, String> {
         let bad = |e: &dyn std::fmt::Display| format!("bad payload {}: {e}", job.payload);
@@ -148,7 +165,20 @@ impl JobKind {
         if VideoId::parse(kind.video_id().as_str()).is_none() {
             return Err(bad(&"not a video id"));
         }
+        if kind.workspace_id().is_some_and(|ws| WorkspaceId::parse(ws.as_str()).is_none()) {
+            return Err(bad(&"not a workspace id"));
+        }
         Ok(kind)
+    }
+}
+
+/// The workspace a job acts in: its payload's, or, for a payload queued before payloads carried
+/// it, the video's, looked up once through the one cross-tenant read of the job queue
+/// (`JobRepo::workspace_of_video`). Every repository call the job then makes is scoped to it.
+pub async fn workspace_of(repo: &dyn Repo, job: &JobKind) -> CoreResult<WorkspaceId> {
+    match job.workspace_id() {
+        Some(ws) => Ok(ws.clone()),
+        None => repo.workspace_of_video(job.video_id()).await,
     }
 }
 
@@ -208,7 +238,7 @@ mod tests {
     fn stored_payloads_still_read() {
         let id = VideoId::from_trusted("vi4k0jvEUuaTdRAEjQ4Jfrgz".into());
         let encode = JobKind::of(&row("encode", json!({ "videoId": id.as_str() }))).unwrap();
-        assert_eq!(encode, JobKind::Encode { video_id: id.clone(), growing: None });
+        assert_eq!(encode, JobKind::Encode { video_id: id.clone(), workspace_id: None, growing: None });
         assert_eq!(encode.unique_key(), format!("encode:{id}"));
         assert_eq!(encode.payload(), json!({ "videoId": id.as_str() }));
 
@@ -219,6 +249,7 @@ mod tests {
             kind,
             JobKind::Piece {
                 video_id: id.clone(),
+                workspace_id: None,
                 index: 2,
                 start: 30.0,
                 duration: None,
@@ -226,7 +257,7 @@ mod tests {
                 video_only: true
             }
         );
-        assert_eq!((kind.name(), kind.payload()), ("piece", piece));
+        assert_eq!((kind.name(), kind.payload()), ("piece", piece.clone()));
         assert_eq!(kind.unique_key(), format!("{}2", pieces_key_prefix(&id)));
         assert!(kind.unique_key().starts_with(&pieces_key_prefix(&id)));
 
@@ -237,7 +268,22 @@ mod tests {
             panic!("growing encode")
         };
         assert_eq!((g.path.as_str(), g.probe.duration_s), ("/up/x", Some(4.0)));
-        assert_eq!(JobKind::Encode { video_id: id, growing: Some(g) }.payload(), growing);
+        assert_eq!(JobKind::Encode { video_id: id.clone(), workspace_id: None, growing: Some(g) }.payload(), growing);
+
+        // Payloads queued since carry the workspace; the unique keys do not change with it.
+        let ws = WorkspaceId::from_trusted("ws4k0jvEUuaTdRAEjQ4Jfrgz".into());
+        let encode = json!({ "videoId": id.as_str(), "workspaceId": ws.as_str() });
+        let kind = JobKind::of(&row("encode", encode.clone())).unwrap();
+        assert_eq!(kind, JobKind::Encode { video_id: id.clone(), workspace_id: Some(ws.clone()), growing: None });
+        assert_eq!(
+            (kind.payload(), kind.unique_key(), kind.workspace_id()),
+            (encode, format!("encode:{id}"), Some(&ws))
+        );
+        let mut piece = piece;
+        piece["workspaceId"] = json!(ws.as_str());
+        let kind = JobKind::of(&row("piece", piece.clone())).unwrap();
+        assert_eq!((kind.payload(), kind.workspace_id()), (piece, Some(&ws)));
+        assert_eq!(kind.unique_key(), format!("{}2", pieces_key_prefix(&id)));
     }
 
     #[test]
@@ -254,7 +300,7 @@ mod tests {
             assert_eq!(kind.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1" }));
             assert_eq!(JobKind::of(&row(name, kind.payload())).unwrap(), kind);
         }
-        assert_eq!(JobKind::Encode { video_id, growing: None }.lane(), Lane::Encode);
+        assert_eq!(JobKind::Encode { video_id, workspace_id: None, growing: None }.lane(), Lane::Encode);
     }
 
     #[test]
@@ -263,6 +309,8 @@ mod tests {
         assert!(JobKind::of(&row("encode", json!({}))).unwrap_err().starts_with("bad payload"));
         assert!(JobKind::of(&row("encode", json!({ "videoId": "../x" }))).unwrap_err().starts_with("bad payload"));
         assert!(JobKind::of(&row("piece", json!({ "videoId": "vi1" }))).unwrap_err().starts_with("bad payload"));
+        let bad_ws = json!({ "videoId": "vi1", "workspaceId": "../x" });
+        assert!(JobKind::of(&row("encode", bad_ws)).unwrap_err().starts_with("bad payload"));
     }
 
     #[tokio::test]

@@ -1,14 +1,24 @@
 //! Workspaces, API keys, refresh tokens, settings and instance heartbeats.
 
+use async_trait::async_trait;
 use vidi_core::CoreResult;
 use vidi_core::id::{ApiKeyId, WorkspaceId};
 use vidi_core::model::{ApiKeyInfo, KeyOwner};
+use vidi_core::repo::AuthRepo;
 use vidi_core::time::now_ms;
 
-use crate::{Db, db_err, with_pool};
+use crate::{Db, Pool, db_err, with_pool};
 
-impl Db {
-    pub(crate) async fn create_workspace_impl(&self, name: &str) -> CoreResult<WorkspaceId> {
+#[async_trait]
+impl AuthRepo for Db {
+    fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn create_workspace(&self, name: &str) -> CoreResult<WorkspaceId> {
         let id = WorkspaceId::generate();
         with_pool!(self, p => sqlx::query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(id.as_str()).bind(name).bind(now_ms())
@@ -16,25 +26,25 @@ impl Db {
         Ok(id)
     }
 
-    pub(crate) async fn default_workspace_impl(&self) -> CoreResult<Option<WorkspaceId>> {
+    async fn default_workspace(&self) -> CoreResult<Option<WorkspaceId>> {
         let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT id FROM workspaces ORDER BY created_at, id LIMIT 1")
             .fetch_optional(p).await.map_err(db_err))?;
         Ok(row.map(|(id,)| WorkspaceId::from_trusted(id)))
     }
 
-    pub(crate) async fn workspace_exists_impl(&self, ws: &WorkspaceId) -> CoreResult<bool> {
+    async fn workspace_exists(&self, ws: &WorkspaceId) -> CoreResult<bool> {
         let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as("SELECT id FROM workspaces WHERE id = $1")
             .bind(ws.as_str()).fetch_optional(p).await.map_err(db_err))?;
         Ok(row.is_some())
     }
 
-    pub(crate) async fn count_api_keys_impl(&self) -> CoreResult<u64> {
+    async fn count_api_keys(&self) -> CoreResult<u64> {
         let (n,): (i64,) =
             with_pool!(self, p => sqlx::query_as("SELECT COUNT(*) FROM api_keys").fetch_one(p).await.map_err(db_err))?;
         Ok(n as u64)
     }
 
-    pub(crate) async fn create_api_key_impl(&self, ws: &WorkspaceId, name: &str, hash: &str) -> CoreResult<ApiKeyId> {
+    async fn create_api_key(&self, ws: &WorkspaceId, name: &str, hash: &str) -> CoreResult<ApiKeyId> {
         let id = ApiKeyId::generate();
         with_pool!(self, p => sqlx::query("INSERT INTO api_keys (id, workspace_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id.as_str()).bind(ws.as_str()).bind(name).bind(hash).bind(now_ms())
@@ -42,14 +52,14 @@ impl Db {
         Ok(id)
     }
 
-    pub(crate) async fn find_api_key_impl(&self, hash: &str) -> CoreResult<Option<KeyOwner>> {
+    async fn find_api_key(&self, hash: &str) -> CoreResult<Option<KeyOwner>> {
         let row: Option<(String, String)> = with_pool!(self, p => sqlx::query_as(
             "SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
             .bind(hash).fetch_optional(p).await.map_err(db_err))?;
         Ok(row.map(|(k, w)| KeyOwner { key_id: ApiKeyId::from_trusted(k), workspace_id: WorkspaceId::from_trusted(w) }))
     }
 
-    pub(crate) async fn list_api_keys_impl(&self) -> CoreResult<Vec<ApiKeyInfo>> {
+    async fn list_api_keys(&self) -> CoreResult<Vec<ApiKeyInfo>> {
         let rows: Vec<(String, String, String, i64, Option<i64>)> = with_pool!(self, p => sqlx::query_as(
             "SELECT id, workspace_id, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id")
             .fetch_all(p).await.map_err(db_err))?;
@@ -65,7 +75,7 @@ impl Db {
             .collect())
     }
 
-    pub(crate) async fn revoke_api_key_impl(&self, id_or_hash: &str, now: i64) -> CoreResult<Option<ApiKeyId>> {
+    async fn revoke_api_key(&self, id_or_hash: &str, now: i64) -> CoreResult<Option<ApiKeyId>> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let row: Option<(String,)> = sqlx::query_as(
@@ -81,26 +91,21 @@ impl Db {
         })
     }
 
-    pub(crate) async fn api_key_active_impl(&self, key_id: &ApiKeyId) -> CoreResult<bool> {
+    async fn api_key_active(&self, key_id: &ApiKeyId) -> CoreResult<bool> {
         let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as(
             "SELECT id FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
             .bind(key_id.as_str()).fetch_optional(p).await.map_err(db_err))?;
         Ok(row.is_some())
     }
 
-    pub(crate) async fn insert_refresh_token_impl(
-        &self,
-        owner: &KeyOwner,
-        hash: &str,
-        expires_at: i64,
-    ) -> CoreResult<()> {
+    async fn insert_refresh_token(&self, owner: &KeyOwner, hash: &str, expires_at: i64) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query("INSERT INTO refresh_tokens (token_hash, key_id, workspace_id, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(hash).bind(owner.key_id.as_str()).bind(owner.workspace_id.as_str()).bind(expires_at)
             .execute(p).await.map(|_| ()).map_err(db_err))?;
         Ok(())
     }
 
-    pub(crate) async fn rotate_refresh_token_impl(
+    async fn rotate_refresh_token(
         &self,
         old: &str,
         new: &str,
@@ -132,7 +137,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn setting_or_init_impl(&self, name: &str, init: &str) -> CoreResult<String> {
+    async fn setting_or_init(&self, name: &str, init: &str) -> CoreResult<String> {
         with_pool!(self, p => {
             sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                 .bind(name).bind(init).execute(p).await.map_err(db_err)?;
@@ -142,7 +147,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn heartbeat_impl(&self, instance: &str, now: i64) -> CoreResult<()> {
+    async fn heartbeat(&self, instance: &str, now: i64) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query(
             "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = $2")
             .bind(instance).bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;

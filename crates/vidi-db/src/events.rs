@@ -1,45 +1,44 @@
 //! The events outbox (see `vidi_core::event`): appended inside the transaction of the change that
 //! causes each event, read back in id order.
 
-use vidi_core::event::{Encoding, Event, EventBody, EventKind};
-use vidi_core::id::{EventId, VideoId, WorkspaceId};
+use async_trait::async_trait;
+use vidi_core::event::{Event, EventBody, EventKind};
+use vidi_core::id::{EventId, WorkspaceId};
+use vidi_core::repo::EventRepo;
 use vidi_core::{CoreError, CoreResult};
 
 use crate::{Db, db_err, with_pool};
 
-impl Db {
-    pub(crate) async fn complete_quality_impl(
-        &self,
-        id: &VideoId,
-        encoding: Encoding,
-        quality: &str,
-        now_ns: i64,
-    ) -> CoreResult<bool> {
-        let body = EventBody::QualityCompleted { video_id: id.clone(), encoding, quality: quality.to_string() };
-        with_pool!(self, p => {
-            let mut tx = p.begin().await.map_err(db_err)?;
-            let changed = sqlx::query(
-                "UPDATE video_qualities SET status = 'encoded' WHERE video_id = $1 AND kind = $2 AND quality = $3")
-                .bind(id.as_str()).bind(encoding.as_str()).bind(quality)
-                .execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-            if changed == 0 {
-                // Not planned (or the video is gone): neither the change nor its event.
-                return Err(CoreError::NotFound);
-            }
-            let (ws,): (String,) = sqlx::query_as("SELECT workspace_id FROM videos WHERE id = $1")
-                .bind(id.as_str()).fetch_one(&mut *tx).await.map_err(db_err)?;
-            let added = sqlx::query(
-                "INSERT INTO events (id, workspace_id, kind, subject, dedup_key, fields, emitted_at_ns) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING")
-                .bind(EventId::generate().as_str()).bind(&ws).bind(body.kind().as_str()).bind(body.subject())
-                .bind(body.dedup_key("")).bind(body.fields().to_string()).bind(now_ns)
-                .execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-            tx.commit().await.map_err(db_err)?;
-            Ok(added == 1)
-        })
-    }
+/// Appends the event `$body` (an `EventBody`) of workspace `$ws` (a `&str`) to the outbox inside
+/// `$tx`, the transaction of the change that causes it, so both are written or neither is.
+/// Evaluates to whether the event is new: one whose `dedup_key` is already recorded (the same
+/// rendition encoded again) is not recorded twice.
+macro_rules! append_event {
+    ($tx:expr, $ws:expr, $body:expr, $now_ns:expr) => {{
+        let body: &vidi_core::event::EventBody = &$body;
+        sqlx::query(
+            "INSERT INTO events (id, workspace_id, kind, subject, dedup_key, fields, emitted_at_ns) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING",
+        )
+        .bind(vidi_core::id::EventId::generate().as_str())
+        .bind($ws)
+        .bind(body.kind().as_str())
+        .bind(body.subject())
+        .bind(body.dedup_key(""))
+        .bind(body.fields().to_string())
+        .bind($now_ns)
+        .execute(&mut *$tx)
+        .await
+        .map_err($crate::db_err)?
+        .rows_affected()
+            == 1
+    }};
+}
+pub(crate) use append_event;
 
-    pub(crate) async fn events_after_impl(
+#[async_trait]
+impl EventRepo for Db {
+    async fn events_after(
         &self,
         ws: Option<&WorkspaceId>,
         after: Option<&EventId>,

@@ -1,14 +1,16 @@
-//! Vidi's metadata store: one [`vidi_core::Repo`] implementation that runs the same portable SQL on
-//! SQLite (the embedded default) or PostgreSQL (for many nodes). Each dialect has its own
-//! migrations folder with identical version numbers. The few places where the dialects differ are
-//! marked where they occur.
+//! Vidi's metadata store: each capability trait of [`vidi_core::Repo`] implemented once for [`Db`],
+//! in a module of its own (`auth`, `videos`, `uploads`, `encoding`, `events`, `private`, `jobs`),
+//! with the same portable SQL on SQLite (the embedded default) or PostgreSQL (for many nodes).
+//! Each dialect has its own migrations folder with identical version numbers. The few places where
+//! the dialects differ are marked where they occur.
 
 mod auth;
 mod encoding;
 mod events;
+mod jobs;
 mod lanes;
 mod players;
-mod repo;
+mod private;
 mod upload_tokens;
 mod uploads;
 mod videos;
@@ -64,6 +66,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
             CoreError::Database(DbError { kind, message: e.to_string() })
         }
     }
+}
+
+/// `NotFound` when a statement scoped to a workspace changed no row: the row is another
+/// workspace's, or gone.
+pub(crate) fn found(rows_affected: u64) -> CoreResult<()> {
+    if rows_affected == 0 { Err(CoreError::NotFound) } else { Ok(()) }
 }
 
 /// A value bound into a dynamically built query.

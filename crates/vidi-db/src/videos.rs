@@ -1,10 +1,12 @@
 //! Videos: rows, filters, pages.
 
+use async_trait::async_trait;
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::{
     EncodingState, Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
     VideoSort,
 };
+use vidi_core::repo::VideoRepo;
 use vidi_core::{CoreError, CoreResult};
 
 use crate::{Arg, Db, bind_args, db_err, with_pool};
@@ -105,7 +107,7 @@ fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
     serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}").into()))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serialises")
 }
 
@@ -122,8 +124,9 @@ fn like_pattern(s: &str) -> String {
     out
 }
 
-impl Db {
-    pub(crate) async fn insert_video_impl(&self, v: &Video) -> CoreResult<()> {
+#[async_trait]
+impl VideoRepo for Db {
+    async fn insert_video(&self, v: &Video) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             sqlx::query(
@@ -142,19 +145,14 @@ impl Db {
         })
     }
 
-    pub(crate) async fn get_video_impl(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
+    async fn get_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
         let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1 AND workspace_id = $2");
         let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).bind(ws.as_str()).fetch_one(p).await.map_err(db_err))?;
         row.into_video()
     }
 
-    pub(crate) async fn list_videos_impl(
-        &self,
-        ws: &WorkspaceId,
-        f: &VideoFilter,
-        page: PageRequest,
-    ) -> CoreResult<(Vec<Video>, u64)> {
+    async fn list_videos(&self, ws: &WorkspaceId, f: &VideoFilter, page: PageRequest) -> CoreResult<(Vec<Video>, u64)> {
         let mut args = vec![Arg::Text(ws.as_str().to_string())];
         let mut wh = String::from("workspace_id = $1");
         let push = |args: &mut Vec<Arg>, a: Arg| {
@@ -217,14 +215,14 @@ impl Db {
         Ok((videos, total as u64))
     }
 
-    pub(crate) async fn video_by_id_impl(&self, id: &VideoId) -> CoreResult<Video> {
+    async fn video_for_delivery(&self, id: &VideoId) -> CoreResult<Video> {
         let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1");
         let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).fetch_one(p).await.map_err(db_err))?;
         row.into_video()
     }
 
-    pub(crate) async fn update_video_impl(&self, v: &Video) -> CoreResult<()> {
+    async fn update_video(&self, v: &Video) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
             let r = sqlx::query(
@@ -244,7 +242,7 @@ impl Db {
         })
     }
 
-    pub(crate) async fn delete_video_impl(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<()> {
+    async fn delete_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<()> {
         let affected = with_pool!(self, p => sqlx::query("DELETE FROM videos WHERE id = $1 AND workspace_id = $2")
             .bind(id.as_str()).bind(ws.as_str()).execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
         if affected == 0 {
@@ -253,25 +251,10 @@ impl Db {
         Ok(())
     }
 
-    pub(crate) async fn stored_bytes_impl(&self, ws: &WorkspaceId) -> CoreResult<u64> {
+    async fn stored_bytes(&self, ws: &WorkspaceId) -> CoreResult<u64> {
         let (n,): (Option<i64>,) = with_pool!(self, p => sqlx::query_as(
             "SELECT CAST(SUM(filesize) AS BIGINT) FROM videos WHERE workspace_id = $1 AND ingest_state = 'uploaded'")
             .bind(ws.as_str()).fetch_one(p).await.map_err(db_err))?;
         Ok(n.unwrap_or(0) as u64)
-    }
-
-    pub(crate) async fn set_probe_impl(&self, id: &VideoId, probe: &ProbeOutcome) -> CoreResult<()> {
-        with_pool!(self, p => sqlx::query("UPDATE videos SET probe = $2 WHERE id = $1")
-            .bind(id.as_str()).bind(to_json(probe)).execute(p).await.map(|_| ()).map_err(db_err))?;
-        Ok(())
-    }
-
-    pub(crate) async fn videos_to_recover_impl(&self) -> CoreResult<Vec<(WorkspaceId, VideoId)>> {
-        let rows: Vec<(String, String)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT workspace_id, id FROM videos WHERE ingest_state = 'assembling' \
-             OR (ingest_state = 'uploaded' AND probe IS NULL) \
-             OR (ingest_state = 'uploaded' AND NOT EXISTS (SELECT 1 FROM video_qualities q WHERE q.video_id = videos.id)) OR (source_kind <> 'upload' AND ingest_state = 'missing' AND probe IS NULL)")
-            .fetch_all(p).await.map_err(db_err))?;
-        Ok(rows.into_iter().map(|(w, v)| (WorkspaceId::from_trusted(w), VideoId::from_trusted(v))).collect())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use vidi_core::event::Encoding;
-use vidi_core::id::VideoId;
+use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::Growing;
 use vidi_core::keys::{master_key, mp4_key, rendition_key, rendition_playlist_key, thumbnail_key};
 use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
@@ -32,9 +32,9 @@ pub(crate) fn stored_probe(video: &Video) -> Result<Probe, JobError> {
 }
 
 /// The `encode` job of video `id`; `growing` when it was queued while the upload was arriving.
-pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> Result<(), JobError> {
+pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Option<&Growing>) -> Result<(), JobError> {
     let id = id.clone();
-    let video = ctx.repo.video_by_id(&id).await?;
+    let video = ctx.repo.get_video(ws, &id).await?;
     // Queued while the upload was still arriving: follow the bytes received so far, unless the
     // upload has completed since (then the whole source is read like any other).
     let uploading = video.ingest.state != IngestState::Uploaded;
@@ -68,9 +68,9 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> R
     if let (true, Some(top)) = (video.mp4_support, ladder.last()) {
         planned.push(Quality { kind: "mp4".into(), quality: top.name.into(), status: "waiting".into() });
     }
-    ctx.repo.plan_qualities(&id, &planned).await?;
-    ctx.repo.set_playable(&id, false).await?;
-    ctx.repo.set_encode_error(&id, None).await?;
+    ctx.repo.plan_qualities(ws, &id, &planned).await?;
+    ctx.repo.set_playable(ws, &id, false).await?;
+    ctx.repo.set_encode_error(ws, &id, None).await?;
 
     // Pieces need the whole source; a growing one is encoded in one go as it arrives.
     let pieces = match probe.duration_s {
@@ -83,6 +83,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> R
     let scratch = vidi_core::scratch::Scratch::new(work.clone());
     let published = AtomicBool::new(false);
     let plan = Plan {
+        ws,
         id: &id,
         probe: &probe,
         ladder: &ladder,
@@ -105,6 +106,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> R
 /// What one encode job works on.
 #[derive(Clone, Copy)]
 struct Plan<'a> {
+    ws: &'a WorkspaceId,
     id: &'a VideoId,
     probe: &'a Probe,
     ladder: &'a [Rendition],
@@ -149,10 +151,10 @@ impl Plan<'_> {
 }
 
 async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
-    let Plan { id, pieces, .. } = plan;
+    let Plan { ws, id, pieces, .. } = plan;
     let split = pieces.len() > 1;
     if split {
-        crate::pieces::enqueue(ctx, id, pieces).await?;
+        crate::pieces::enqueue(ctx, ws, id, pieces).await?;
     }
     // Beside the first piece, this job takes on other pieces of its video (see `pieces`); they
     // start once the first segments are out, so that they do not delay playback (measured:
@@ -184,7 +186,7 @@ async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// The first piece (or the whole video), published while it grows; then the rest of the ladder
 /// joined in, and the MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
-    let Plan { id, probe, ladder, pieces, source, work, mp4, .. } = plan;
+    let Plan { ws, id, probe, ladder, pieces, source, work, mp4, .. } = plan;
     // Media tools read local files only: a source on S3 is copied beside the scratch first.
     let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?) };
     let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
@@ -192,7 +194,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let jail = Jail::new().read(vidi_media::input::path_of(&input)).write(work);
     let started = std::time::Instant::now();
     for r in ladder {
-        ctx.repo.set_quality_status(id, "hls", r.name, "encoding").await?;
+        ctx.repo.set_quality_status(ws, id, "hls", r.name, "encoding").await?;
     }
 
     // The thumbnail runs beside the ladder: it is one frame and must not delay the first segment.
@@ -210,7 +212,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             Ok(()) => {
                 let key = thumbnail_key(id.as_str());
                 ctx.blobs.put_file(&key, &out).await?;
-                ctx.repo.set_thumbnail(id, &key).await?;
+                ctx.repo.set_thumbnail(ws, id, &key).await?;
                 Ok(())
             }
             // A missing thumbnail is not worth failing the video for.
@@ -269,7 +271,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         // A stalled upload makes ffmpeg stop at the timeout, and exit 0, with a part of the video.
         let reached = reached_us.load(Ordering::Relaxed) as f64 / 1e6;
         if reached + 0.5 < probe.duration_s.unwrap_or(0.0) {
-            return stalled(ctx, id, reached).await;
+            return stalled(ctx, ws, id, reached).await;
         }
     }
     // ffmpeg exits 0 even when it could not write its HLS output (a full disk): check the output
@@ -282,20 +284,20 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     // video in pieces: once the other pieces are joined in).
     sync(ctx, plan, &mut seen).await?;
     let top = if plan.split() {
-        Some(crate::pieces::finish(ctx, id, ladder, pieces, work).await?)
+        Some(crate::pieces::finish(ctx, ws, id, ladder, pieces, work).await?)
     } else {
         ladder.last().map(|t| work.join(t.name).join("index.m3u8"))
     };
     for r in ladder {
-        ctx.repo.complete_quality(id, Encoding::Hls, r.name, now_ns()).await?;
+        ctx.repo.complete_quality(ws, id, Encoding::Hls, r.name, now_ns()).await?;
     }
-    ctx.repo.set_playable(id, true).await?;
+    ctx.repo.set_playable(ws, id, true).await?;
     tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "ladder encoded");
 
     if mp4 {
         let quality = ladder.last().map(|r| r.name);
         if let Some(q) = quality {
-            ctx.repo.set_quality_status(id, "mp4", q, "encoding").await?;
+            ctx.repo.set_quality_status(ws, id, "mp4", q, "encoding").await?;
         }
         let sound = work.join(AUDIO_RENDITION).join("index.m3u8");
         let inputs: Vec<&Path> =
@@ -306,7 +308,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             .map_err(|e| JobError::Retry(e.to_string()))?;
         ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
         if let Some(q) = quality {
-            ctx.repo.complete_quality(id, Encoding::Mp4, q, now_ns()).await?;
+            ctx.repo.complete_quality(ws, id, Encoding::Mp4, q, now_ns()).await?;
         }
     }
     Ok(())
@@ -315,16 +317,16 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 /// An encode that followed an upload got less than the whole video (the upload paused longer
 /// than the encoder waits). Completed since: encode again from the whole source. Still
 /// incomplete: withdraw what was published; the upload's completion queues the encoding anew.
-async fn stalled(ctx: &Ctx, id: &VideoId, reached: f64) -> Result<(), JobError> {
-    if ctx.repo.video_by_id(id).await?.ingest.state == IngestState::Uploaded {
+async fn stalled(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, reached: f64) -> Result<(), JobError> {
+    if ctx.repo.get_video(ws, id).await?.ingest.state == IngestState::Uploaded {
         return Err(JobError::Retry(format!(
             "the upload paused at {reached:.1} s; encoding again from the whole source"
         )));
     }
     tracing::info!(video = %id, seconds = reached, "the upload paused; encoding waits for it to complete");
     ctx.blobs.delete(&master_key(id.as_str())).await?;
-    ctx.repo.set_playable(id, false).await?;
-    ctx.repo.plan_qualities(id, &[]).await?;
+    ctx.repo.set_playable(ws, id, false).await?;
+    ctx.repo.plan_qualities(ws, id, &[]).await?;
     Ok(())
 }
 
@@ -344,7 +346,7 @@ async fn publish_while_encoding(
         let ready = sync(ctx, plan, &mut seen).await?;
         if !playable && ready {
             ctx.blobs.put_bytes(&master_key(id.as_str()), plan.master().into_bytes()).await?;
-            ctx.repo.set_playable(id, true).await?;
+            ctx.repo.set_playable(plan.ws, id, true).await?;
             playable = true;
             plan.published.store(true, Ordering::Relaxed);
             tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "playable");

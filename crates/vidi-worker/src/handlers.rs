@@ -33,7 +33,10 @@ fn wrong_kind(job: &JobKind) -> JobError {
 
 /// Every kind here works on one video: giving up fails its encoding, with the reason.
 async fn fail_video(ctx: &Ctx, job: &JobKind, error: &str) {
-    record_failure(ctx.repo.as_ref(), job.video_id(), error).await;
+    match jobs::workspace_of(ctx.repo.as_ref(), job).await {
+        Ok(ws) => record_failure(ctx.repo.as_ref(), &ws, job.video_id(), error).await,
+        Err(e) => tracing::warn!(video = %job.video_id(), error = %e, "gave up on a job whose video is gone"),
+    }
 }
 
 struct Encode(Ctx);
@@ -41,8 +44,10 @@ struct Encode(Ctx);
 #[async_trait]
 impl JobHandler for Encode {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
-        let JobKind::Encode { video_id, growing } = job else { return Err(wrong_kind(job)) };
-        encode::run(&self.0, video_id, growing.as_ref()).await
+        let JobKind::Encode { video_id, growing, .. } = job else { return Err(wrong_kind(job)) };
+        // Every repository call of the job is scoped to the video's workspace.
+        let ws = jobs::workspace_of(self.0.repo.as_ref(), job).await?;
+        encode::run(&self.0, &ws, video_id, growing.as_ref()).await
     }
     fn retry_after(&self, attempt: u32) -> Duration {
         backoff(&self.0, attempt)
@@ -58,11 +63,12 @@ pub(crate) struct PieceJob(pub(crate) Ctx);
 #[async_trait]
 impl JobHandler for PieceJob {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
-        let &JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only } = job else {
+        let &JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only, .. } = job else {
             return Err(wrong_kind(job));
         };
+        let ws = jobs::workspace_of(self.0.repo.as_ref(), job).await?;
         let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
-        pieces::run(&self.0, video_id, &piece).await
+        pieces::run(&self.0, &ws, video_id, &piece).await
     }
     fn retry_after(&self, attempt: u32) -> Duration {
         backoff(&self.0, attempt)
@@ -119,7 +125,9 @@ impl JobHandler for Import {
     }
     /// The source will never come: the status says why (the URL was refused, its server failed).
     async fn give_up(&self, job: &JobKind, error: &str) {
-        let _ = self.0.repo.set_probe(job.video_id(), &ProbeOutcome::Failed(error.to_string())).await;
+        if let JobKind::Import { video_id, workspace_id } = job {
+            let _ = self.0.repo.set_probe(workspace_id, video_id, &ProbeOutcome::Failed(error.to_string())).await;
+        }
         fail_video(&self.0, job, error).await
     }
 }

@@ -42,7 +42,7 @@ pub(crate) async fn assemble(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Resul
         video.ingest.session.clone().ok_or_else(|| JobError::Permanent("complete upload without a session".into()))?;
     let refs: Vec<ChunkRef> = ctx
         .repo
-        .chunks(id)
+        .chunks(ws, id)
         .await?
         .iter()
         .filter_map(|c| Some(ChunkRef { idx: c.idx, size: c.size?, receipt: c.receipt.clone()? }))
@@ -50,7 +50,7 @@ pub(crate) async fn assemble(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Resul
     let dest = source_key(id.as_str());
     let size = video.ingest.filesize.unwrap_or(0);
     ctx.blobs.assemble(&dest, &session, video.ingest.mode, &refs).await?;
-    ctx.repo.source_ready(id, &dest, size, now_ms()).await?;
+    ctx.repo.source_ready(ws, id, &dest, size, now_ms()).await?;
     tracing::info!(video = %id, bytes = size, parts = refs.len(), "source assembled");
     then(ctx, probe).await
 }
@@ -77,7 +77,7 @@ pub(crate) async fn probe(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<(
             };
             // Deleted while it was being probed: `Gone`.
             ctx.repo.get_video(ws, id).await?;
-            ctx.repo.set_probe(id, &outcome).await?;
+            ctx.repo.set_probe(ws, id, &outcome).await?;
             outcome
         }
     };
@@ -85,15 +85,15 @@ pub(crate) async fn probe(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<(
         ProbeOutcome::Probed(_) => {
             tracing::info!(video = %id, "source probed");
             // An encoding that followed the upload may already have finished it all.
-            let qs = ctx.repo.qualities(id).await?;
+            let qs = ctx.repo.qualities(ws, id).await?;
             if !qs.is_empty() && qs.iter().all(|q| q.status == "encoded") {
                 return Ok(());
             }
-            then(ctx, JobKind::Encode { video_id: id.clone(), growing: None }).await
+            then(ctx, JobKind::Encode { video_id: id.clone(), workspace_id: Some(ws.clone()), growing: None }).await
         }
         ProbeOutcome::Failed(r) => {
             tracing::warn!(video = %id, reason = %r, "source is not playable media");
-            record_failure(ctx.repo.as_ref(), id, &format!("not a video: {r}")).await;
+            record_failure(ctx.repo.as_ref(), ws, id, &format!("not a video: {r}")).await;
             Ok(())
         }
     }
@@ -125,7 +125,7 @@ pub(crate) async fn import(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<
         SourceKind::Download => download(ctx, &reference, &dest).await?,
         SourceKind::Upload => return Err(JobError::Permanent("an uploaded video has nothing to import".into())),
     };
-    ctx.repo.source_ready(id, &dest, size, now_ms()).await?;
+    ctx.repo.source_ready(ws, id, &dest, size, now_ms()).await?;
     then(ctx, probe).await
 }
 

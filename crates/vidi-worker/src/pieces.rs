@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vidi_core::id::VideoId;
+use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::{self, JobKind, pieces_key_prefix};
 use vidi_core::time::now_ms;
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args};
@@ -29,10 +29,11 @@ use crate::{Ctx, JobError};
 pub(crate) const BACKGROUND_NICE: i32 = 10;
 
 /// Queues the pieces after the first (no-op for those already queued or running).
-pub(crate) async fn enqueue(ctx: &Ctx, id: &VideoId, pieces: &[Piece]) -> Result<(), JobError> {
+pub(crate) async fn enqueue(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, pieces: &[Piece]) -> Result<(), JobError> {
     for p in pieces.iter().filter(|p| p.index > 0) {
         let job = JobKind::Piece {
             video_id: id.clone(),
+            workspace_id: Some(ws.clone()),
             index: p.index,
             start: p.start_s,
             duration: p.duration_s,
@@ -59,9 +60,9 @@ pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
 }
 
 /// The `piece` job: one time range of the ladder into the media store.
-pub(crate) async fn run(ctx: &Ctx, id: &VideoId, piece: &Piece) -> Result<(), JobError> {
+pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, piece: &Piece) -> Result<(), JobError> {
     let id = id.clone();
-    let video = ctx.repo.video_by_id(&id).await?;
+    let video = ctx.repo.get_video(ws, &id).await?;
     let probe = stored_probe(&video)?;
     let ladder =
         ladder::for_probe(&probe).ok_or_else(|| JobError::Permanent("the source has no video stream".into()))?;
@@ -161,6 +162,7 @@ pub(crate) fn playlist(entries: &[(f64, String)], complete: bool) -> String {
 /// for the MP4.
 pub(crate) async fn finish(
     ctx: &Ctx,
+    ws: &WorkspaceId,
     id: &VideoId,
     ladder: &[Rendition],
     pieces: &[Piece],
@@ -197,7 +199,7 @@ pub(crate) async fn finish(
             break;
         }
         // A piece that failed for good has marked the video failed: stop waiting for it.
-        if let Some(e) = ctx.repo.video_by_id(id).await?.encoding.error {
+        if let Some(e) = ctx.repo.get_video(ws, id).await?.encoding.error {
             return Err(JobError::Permanent(e));
         }
         help(ctx, id).await?;

@@ -26,8 +26,15 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Opens the metadata store and brings its schema up to date.
-pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<Db>> {
+/// Opens the metadata store and brings its schema up to date. Returned as the sum of its
+/// capabilities, so callers need no import per capability trait.
+pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<dyn Repo>> {
+    Ok(open_db(cfg).await?)
+}
+
+/// [`open_repo`] as the concrete store: the processes that run workers also listen on it for
+/// jobs queued elsewhere (`Db::spawn_job_listener`).
+async fn open_db(cfg: &Config) -> anyhow::Result<Arc<Db>> {
     let db = Db::open(cfg.database_url(), &cfg.data_dir, cfg.database_schema()).await?;
     db.migrate().await?;
     Ok(Arc::new(db))
@@ -179,7 +186,7 @@ impl Workers {
 /// they were running are back in the queue.
 pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     install_crypto();
-    let repo = open_repo(&cfg).await?;
+    let repo = open_db(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
     let hooks = vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?;
     let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new(), &shutdown)?;
@@ -278,7 +285,8 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         Some((cert, key)) => Some(tls::acceptor(&cert, &key)?),
         None => None,
     };
-    let repo = open_repo(&cfg).await?;
+    let db = open_db(&cfg).await?;
+    let repo: Arc<dyn Repo> = db.clone();
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default", None).await?) } else { None };
     let blobs = open_blobs(&cfg).await?;
@@ -316,7 +324,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
     let lanes =
         if cfg.workers == 0 { vec![] } else { vec![(Lane::Encode, cfg.workers), (Lane::Short, cfg.short_workers)] };
-    let workers = spawn_workers(&repo, worker_ctx(&cfg, (repo.clone(), blobs), media, waker, &shutdown)?, &lanes);
+    let workers = spawn_workers(&db, worker_ctx(&cfg, (db.clone(), blobs), media, waker, &shutdown)?, &lanes);
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),

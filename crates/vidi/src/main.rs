@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use vidi::Config;
-use vidi_core::Repo;
 
 #[derive(Parser)]
 #[command(name = "vidi", version, about = "A self-hosted video platform, wire-compatible with api.video")]

@@ -112,7 +112,7 @@ async fn kill_dash_nine_mid_upload_then_resume() {
 }
 
 /// A repo on the database of `install`, as an operator's second process sees it.
-async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<vidi_db::Db> {
+async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<dyn vidi_core::Repo> {
     let mut cfg = config_for(b, dir);
     cfg.database_schema =
         install.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").map(|(_, v)| v.clone()).unwrap_or_default();
@@ -139,8 +139,8 @@ async fn killed_then_finished_by_a_worker(
     let _worker = Proc { child: worker.spawn().unwrap() };
     let vid = VideoId::parse(video).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !repo.video_by_id(&vid).await.unwrap().encoding.playable {
-        let v = repo.video_by_id(&vid).await.unwrap();
+    while !repo.video_for_delivery(&vid).await.unwrap().encoding.playable {
+        let v = repo.video_for_delivery(&vid).await.unwrap();
         assert!(v.encoding.error.is_none(), "{}: {:?}", b.label, v.encoding.error);
         assert!(Instant::now() < deadline, "{}: never playable ({:?})", b.label, v.ingest.state);
         tokio::time::sleep(Duration::from_millis(200)).await;

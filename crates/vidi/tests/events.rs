@@ -78,7 +78,12 @@ async fn one_event_per_rendition_and_for_the_mp4_even_when_encoded_again() {
             }
         };
         ended("first").await;
-        let job = vidi_core::jobs::JobKind::Encode { video_id: VideoId::parse(&id).unwrap(), growing: None };
+        // Queued as before payloads carried the workspace: the worker looks it up.
+        let job = vidi_core::jobs::JobKind::Encode {
+            video_id: VideoId::parse(&id).unwrap(),
+            workspace_id: None,
+            growing: None,
+        };
         let waker = &t.server.state.waker;
         assert!(vidi_core::jobs::enqueue(repo.as_ref(), waker, &job, vidi_core::time::now_ms(), 3).await.unwrap());
         ended("second").await;
@@ -86,14 +91,14 @@ async fn one_event_per_rendition_and_for_the_mp4_even_when_encoded_again() {
         let again = mine(repo.events_after(Some(&ws), None, 1000).await.unwrap());
         assert_eq!(again.len(), first.len(), "{}: encoding again added events", b.label);
         let vid = VideoId::parse(&id).unwrap();
-        assert!(!repo.complete_quality(&vid, Encoding::Hls, "240p", now_ns()).await.unwrap());
+        assert!(!repo.complete_quality(&ws, &vid, Encoding::Hls, "240p", now_ns()).await.unwrap());
 
         // An output that is not planned: neither the change nor an event.
         let before = repo.events_after(None, None, 1000).await.unwrap().len();
-        let e = repo.complete_quality(&vid, Encoding::Hls, "4320p", now_ns()).await.unwrap_err();
+        let e = repo.complete_quality(&ws, &vid, Encoding::Hls, "4320p", now_ns()).await.unwrap_err();
         assert!(matches!(e, vidi_core::CoreError::NotFound), "{e}");
         assert_eq!(repo.events_after(None, None, 1000).await.unwrap().len(), before);
-        assert!(repo.qualities(&vid).await.unwrap().iter().all(|q| q.quality != "4320p"));
+        assert!(repo.qualities(&ws, &vid).await.unwrap().iter().all(|q| q.quality != "4320p"));
 
         // Reading on from the last event seen gives nothing new; other workspaces see none of it.
         let last = repo.events_after(Some(&ws), None, 1000).await.unwrap().pop().unwrap();

@@ -162,7 +162,7 @@ async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start() {
         assert_eq!((job.kind.as_str(), &job.payload["videoId"]), ("probe", &json!(id)), "{}", b.label);
         let probe = vidi_media::probe(&vidi_media::Media::default(), path.to_str().unwrap()).await.unwrap().unwrap();
         let vid = vidi_core::id::VideoId::parse(&id).unwrap();
-        repo.set_probe(&vid, &vidi_core::model::ProbeOutcome::Probed(probe)).await.unwrap();
+        repo.set_probe(&t.ws().await, &vid, &vidi_core::model::ProbeOutcome::Probed(probe)).await.unwrap();
         repo.fail_job(&job.id, "gone", "lost", None, now_ms()).await.unwrap();
         assert!(repo.claim_job("w", now_ms()).await.unwrap().is_none());
         vidi_api::ingest::recover(t.server.state.clone()).await;

@@ -17,7 +17,7 @@ use vidi_core::id::VideoId;
 use vidi_core::time::now_ms;
 
 /// A repo on the database of `install` (same schema), as an operator's second process sees it.
-async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<vidi_db::Db> {
+async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<dyn Repo> {
     let mut cfg = config_for(b, dir);
     for (k, v) in &install.env {
         if k == "VIDI_DATABASE_SCHEMA" {
@@ -93,18 +93,19 @@ async fn sigterm_mid_encode_hands_the_job_to_another_process() {
         assert_eq!(vidi.upload(&id, None, bytes.clone()).await.status(), 201, "{}", b.label);
         let key = format!("encode:{id}");
         let vid = VideoId::parse(&id).unwrap();
+        let ws = repo.default_workspace().await.unwrap().unwrap();
 
         // Wait until ffmpeg is well into the ladder: running, and a segment published.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let running = repo.job_state(&key).await.unwrap().is_some_and(|(s, _, _)| s == "running");
-            if running && repo.video_by_id(&vid).await.unwrap().encoding.playable {
+            if running && repo.get_video(&ws, &vid).await.unwrap().encoding.playable {
                 break;
             }
             assert!(Instant::now() < deadline, "{}: the encode never got going", b.label);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let qualities = repo.qualities(&vid).await.unwrap();
+        let qualities = repo.qualities(&ws, &vid).await.unwrap();
         assert!(qualities.iter().any(|q| q.status == "encoding"), "{}: still encoding: {qualities:?}", b.label);
 
         let term = Instant::now();
@@ -132,14 +133,14 @@ async fn sigterm_mid_encode_hands_the_job_to_another_process() {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let done = repo.job_state(&key).await.unwrap().is_none_or(|(s, _, _)| s == "done");
-            let qs = repo.qualities(&vid).await.unwrap();
+            let qs = repo.qualities(&ws, &vid).await.unwrap();
             if done && !qs.is_empty() && qs.iter().all(|q| q.status == "encoded") {
                 break;
             }
             assert!(Instant::now() < deadline, "{}: never finished: {qs:?}", b.label);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        assert!(repo.video_by_id(&vid).await.unwrap().encoding.playable, "{}", b.label);
+        assert!(repo.get_video(&ws, &vid).await.unwrap().encoding.playable, "{}", b.label);
         drop(worker);
     }
 }

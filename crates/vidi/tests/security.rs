@@ -176,7 +176,7 @@ async fn hostile_sources_fail_and_never_reach_another_workspace() {
                 })
                 .await;
             assert_eq!(s["encoding"]["playable"], false, "{what} on {}: {s}", b.label);
-            let v = repo.video_by_id(&VideoId::parse(id).unwrap()).await.unwrap();
+            let v = repo.get_video(&t.ws().await, &VideoId::parse(id).unwrap()).await.unwrap();
             let reason = match &v.ingest.probe {
                 Some(vidi_core::model::ProbeOutcome::Failed(r)) => r.clone(),
                 other => panic!("{what} on {}: probe {other:?}", b.label),
@@ -273,7 +273,7 @@ async fn url_imports_that_point_inside_are_refused_without_a_connection() {
             s["encoding"]["qualities"].as_array().is_some_and(|q| q.iter().any(|q| q["status"] == "failed"))
         })
         .await;
-        let v = t.server.state.repo.video_by_id(&VideoId::parse(&id).unwrap()).await.unwrap();
+        let v = t.server.state.repo.get_video(&t.ws().await, &VideoId::parse(&id).unwrap()).await.unwrap();
         assert_eq!(
             v.ingest.probe,
             Some(vidi_core::model::ProbeOutcome::Failed(
@@ -334,7 +334,7 @@ async fn url_imports_are_bounded_in_size_time_and_rate() {
             })
             .await;
             assert!(started.elapsed() < Duration::from_secs(10), "{path}: {:?}", started.elapsed());
-            let v = t.server.state.repo.video_by_id(&VideoId::parse(&id).unwrap()).await.unwrap();
+            let v = t.server.state.repo.get_video(&t.ws().await, &VideoId::parse(&id).unwrap()).await.unwrap();
             assert_eq!(v.ingest.probe, Some(vidi_core::model::ProbeOutcome::Failed(reason.into())), "{}", b.label);
         }
     }
@@ -371,7 +371,7 @@ async fn field_range_and_path_limits() {
         // A byte range beyond the source size limit is refused before anything is written.
         let r = t.upload(&id, Some("bytes 0-99/20000000"), vec![0u8; 100]).await;
         problem(r, 400, "video-content-range-by-bytes-total-bytes-too-high").await;
-        let v = t.server.state.repo.video_by_id(&VideoId::parse(&id).unwrap()).await.unwrap();
+        let v = t.server.state.repo.get_video(&t.ws().await, &VideoId::parse(&id).unwrap()).await.unwrap();
         assert!(v.ingest.session.is_none(), "{}: an upload session was opened", b.label);
 
         // Malformed paths are answered, never with a 5xx.

@@ -35,7 +35,7 @@ async fn video(t: &TestServer) -> VideoId {
         .iter()
         .map(|q| Quality { kind: "hls".into(), quality: q.to_string(), status: "waiting".into() })
         .collect();
-    t.server.state.repo.plan_qualities(&id, &planned).await.unwrap();
+    t.server.state.repo.plan_qualities(&t.ws().await, &id, &planned).await.unwrap();
     id
 }
 
@@ -59,6 +59,7 @@ async fn webhook_delivery_benchmark() {
     let r = t.post_json("/webhooks", json!({ "events": ["video.encoding.quality.completed"], "url": rx.url })).await;
     assert_eq!(r.status(), 201);
     let repo = t.server.state.repo.clone();
+    let ws = t.ws().await;
 
     // 1. Latency, events spaced 20 ms apart (50 renditions/s: far more than one node encodes).
     let mut ids = Vec::new();
@@ -72,7 +73,7 @@ async fn webhook_delivery_benchmark() {
                 break 'outer;
             }
             sent.insert((id.to_string(), q.to_string()), Instant::now());
-            repo.complete_quality(id, Encoding::Hls, q, now_ns()).await.unwrap();
+            repo.complete_quality(&ws, id, Encoding::Hls, q, now_ns()).await.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -99,7 +100,7 @@ async fn webhook_delivery_benchmark() {
     let start = Instant::now();
     for id in &burst {
         for q in RENDITIONS {
-            repo.complete_quality(id, Encoding::Hls, q, now_ns()).await.unwrap();
+            repo.complete_quality(&ws, id, Encoding::Hls, q, now_ns()).await.unwrap();
         }
     }
     let recorded = start.elapsed();

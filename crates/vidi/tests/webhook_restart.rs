@@ -49,13 +49,12 @@ async fn a_server_killed_mid_retry_loses_nothing_and_sends_nothing_twice() {
             ..vidi::Config::default()
         };
         let repo = vidi::open_repo(&cfg).await.unwrap();
+        let ws = repo.default_workspace().await.unwrap().unwrap();
         for _ in 0..3 {
             let id = VideoId::parse(&install.create_video("restart").await).unwrap();
             let q = Quality { kind: "hls".into(), quality: "240p".into(), status: "waiting".into() };
-            vidi_core::Repo::plan_qualities(repo.as_ref(), &id, &[q]).await.unwrap();
-            assert!(
-                vidi_core::Repo::complete_quality(repo.as_ref(), &id, Encoding::Hls, "240p", now_ns()).await.unwrap()
-            );
+            repo.plan_qualities(&ws, &id, &[q]).await.unwrap();
+            assert!(repo.complete_quality(&ws, &id, Encoding::Hls, "240p", now_ns()).await.unwrap());
         }
 
         let per_delivery = |hits: &[Hit]| {
@@ -108,6 +107,6 @@ async fn a_server_killed_mid_retry_loses_nothing_and_sends_nothing_twice() {
         }
         let bodies: Vec<Value> = hits_after.iter().filter(|h| h.status == 200).map(Hit::json).collect();
         assert_eq!(bodies.len(), 3);
-        repo.close().await;
+        drop(repo);
     }
 }

@@ -40,11 +40,12 @@ async fn emit(t: &TestServer, qualities: &[&str]) -> (String, Vec<(String, Insta
         .iter()
         .map(|q| Quality { kind: "hls".into(), quality: q.to_string(), status: "waiting".into() })
         .collect();
-    repo.plan_qualities(&vid, &planned).await.unwrap();
+    let ws = t.ws().await;
+    repo.plan_qualities(&ws, &vid, &planned).await.unwrap();
     let mut at = Vec::new();
     for q in qualities {
         at.push((q.to_string(), Instant::now()));
-        assert!(repo.complete_quality(&vid, Encoding::Hls, q, now_ns()).await.unwrap());
+        assert!(repo.complete_quality(&ws, &vid, Encoding::Hls, q, now_ns()).await.unwrap());
     }
     (id, at)
 }

@@ -192,7 +192,7 @@ async fn upload_whole(state: &AppState, ws: &WorkspaceId, id: &VideoId, form: &m
         if size == 0 {
             return Err(ApiError::upload(RangeError::FileEmpty));
         }
-        state.repo.finish_whole(id, &key, size, now_ms()).await.or_404("videoId")
+        state.repo.finish_whole(ws, id, &key, size, now_ms()).await.or_404("videoId")
     }
     .await;
     if let Err(e) = outcome {
@@ -241,7 +241,7 @@ async fn upload_chunk(
             Some(s) => s,
             None => {
                 let mine = state.blobs.begin_chunks(&dest, plan.mode).await?;
-                let kept = repo.set_upload_session(id, &mine).await?;
+                let kept = repo.set_upload_session(ws, id, &mine).await?;
                 if kept != mine {
                     let _ = state.blobs.abort_chunks(&dest, &mine).await;
                 }
@@ -274,14 +274,14 @@ async fn upload_chunk(
             })?;
         form.finish().await?;
         upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
-        Ok((repo.commit_chunk(id, plan.idx, size, &receipt).await?, session))
+        Ok((repo.commit_chunk(ws, id, plan.idx, size, &receipt).await?, session))
     }
     .await;
     let (commit, session) = match result {
         Ok(c) => c,
         Err(e) => {
             // The bytes were never acknowledged: free the part for the client's retry.
-            if let Err(r) = repo.release_chunk(id, plan.idx, &state.instance).await {
+            if let Err(r) = repo.release_chunk(ws, id, plan.idx, &state.instance).await {
                 tracing::warn!(video = %id, error = %r, "could not release a chunk claim");
             }
             return Err(e);
@@ -291,7 +291,7 @@ async fn upload_chunk(
         ChunkCommit::Pending => {
             // The start of the file is in: encoding may be able to begin before the rest.
             if plan.offset == Some(0) {
-                ingest::spawn_early_encode(state.clone(), id.clone(), session);
+                ingest::spawn_early_encode(state.clone(), ws.clone(), id.clone(), session);
             }
             Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
         }

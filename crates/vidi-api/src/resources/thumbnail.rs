@@ -43,7 +43,7 @@ async fn store(state: &AppState, v: &Video, out: &std::path::Path) {
     let key = thumbnail_key(v.id.as_str());
     let stored = async {
         state.blobs.put_file(&key, out).await?;
-        state.repo.set_thumbnail(&v.id, &key).await
+        state.repo.set_thumbnail(&v.workspace_id, &v.id, &key).await
     }
     .await;
     if let Err(e) = stored {

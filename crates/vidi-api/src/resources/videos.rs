@@ -87,7 +87,10 @@ impl VideoOut {
         let minted: Vec<(&VideoId, &str)> =
             videos.iter().zip(&tokens).filter_map(|(v, t)| Some((&v.id, t.as_deref()?))).collect();
         let now = now_ms();
-        state.repo.mint_private_tokens(&minted, now, now + PRIVATE_TOKEN_TTL_MS).await?;
+        // The videos of one read or one page: one workspace's.
+        if let Some(v) = videos.first() {
+            state.repo.mint_private_tokens(&v.workspace_id, &minted, now, now + PRIVATE_TOKEN_TTL_MS).await?;
+        }
         Ok(videos.iter().zip(&tokens).map(|(v, t)| Self::from_video(v, &state.cfg.public_url, t.as_deref())).collect())
     }
 
@@ -542,7 +545,7 @@ pub async fn status(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     let id = video_id(&id)?;
     let v = state.repo.get_video(auth.ws(), &id).await.or_404("videoId")?;
     let chunks = match v.ingest.mode {
-        UploadMode::Part | UploadMode::Bytes => state.repo.chunks(&id).await?,
+        UploadMode::Part | UploadMode::Bytes => state.repo.chunks(auth.ws(), &id).await?,
         _ => Vec::new(),
     };
     let done = chunks.iter().filter(|c| c.done());
@@ -583,7 +586,7 @@ pub async fn status(State(state): State<AppState>, auth: Auth, Path(id): Path<St
             playable: v.encoding.playable,
             qualities: state
                 .repo
-                .qualities(&id)
+                .qualities(auth.ws(), &id)
                 .await?
                 .into_iter()
                 .map(|q| QualityOut { kind: q.kind, quality: q.quality, status: q.status })

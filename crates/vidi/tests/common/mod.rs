@@ -129,11 +129,16 @@ impl TestServer {
         }
     }
 
+    /// The workspace of the test's API key (the installation's first, default one).
+    pub async fn ws(&self) -> vidi_core::id::WorkspaceId {
+        self.server.state.repo.default_workspace().await.unwrap().unwrap()
+    }
+
     /// SHA-256 of the stored source, read back through the media store. The answer to the last
     /// chunk comes before its assembly (a job), so this waits for the source first.
     pub async fn stored_source_sha(&self, video: &str) -> String {
         use futures::StreamExt;
-        let ws = self.server.state.repo.default_workspace().await.unwrap().unwrap();
+        let ws = self.ws().await;
         let id = vidi_core::id::VideoId::parse(video).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let key = loop {
