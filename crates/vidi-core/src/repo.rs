@@ -2,6 +2,8 @@
 //! PostgreSQL (crate `vidi-db`); every method is scoped to a workspace where a tenant is involved,
 //! so "forgot the tenant filter" cannot be written by a caller.
 
+mod renditions;
+
 use async_trait::async_trait;
 
 use crate::error::CoreResult;
@@ -9,6 +11,7 @@ use crate::event::{Encoding, Event};
 use crate::id::{ApiKeyId, EventId, VideoId, WorkspaceId};
 use crate::model::{ApiKeyInfo, Chunk, Job, KeyOwner, PageRequest, ProbeOutcome, Quality, Video, VideoFilter};
 use crate::upload::{ChunkPlan, ContentRange};
+pub use renditions::{Rendition, RenditionRepo, RenditionRole};
 
 /// The result of accepting a chunk's bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +31,7 @@ pub struct ChunkClaim {
 }
 
 #[async_trait]
-pub trait Repo: Send + Sync + 'static {
+pub trait Repo: RenditionRepo + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and test names.
     fn backend(&self) -> &'static str;
 

@@ -6,6 +6,7 @@
 mod auth;
 mod encoding;
 mod events;
+mod renditions;
 mod repo;
 mod uploads;
 mod videos;

@@ -20,7 +20,7 @@ const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
 /// host) needs it, to be let in again on a reload of the same private link. A player on another
 /// origin never gets it, by design: CORS here is `*` without credentials, so browsers send no
 /// cookies cross-origin, and every URI our private playlists and player page hand out carries the
-/// session as `?avh=` instead (`with_session`, `Access::avh`), which is how such players stay in
+/// session as `?avh=` instead (`vidi_media::playlist::with_session`, `Access::avh`), which is how such players stay in
 /// session. Its attributes:
 /// - `HttpOnly`: the page's script never reads it (the session is already in the URLs it uses),
 ///   so no script injected anywhere on the origin may either;
@@ -115,23 +115,6 @@ pub(super) async fn video(
         "This video is private: its media needs a valid private token, used in the playback session it opened.",
         "token",
     ))
-}
-
-/// Appends `?avh=…` to every URI line of a playlist served in a private session.
-pub(super) fn with_session(playlist: Vec<u8>, avh: &str) -> Vec<u8> {
-    if avh.is_empty() {
-        return playlist;
-    }
-    let text = String::from_utf8_lossy(&playlist);
-    let mut out = String::with_capacity(text.len() + 64 * text.lines().count());
-    for line in text.lines() {
-        out.push_str(line);
-        if !line.is_empty() && !line.starts_with('#') && !line.contains('?') {
-            out.push_str(avh);
-        }
-        out.push('\n');
-    }
-    out.into_bytes()
 }
 
 /// `GET /vod/{id}/token/{token}/session`: opens (or continues) the playback session of a private

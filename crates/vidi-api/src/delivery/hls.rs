@@ -7,13 +7,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use vidi_core::keys::{master_key, rendition_key};
 
-use super::access::{video, with_session};
+use vidi_media::playlist::{self, MasterParts};
+
+use super::access::video;
 use super::ranges::{partial, ranged, requested_range, unsatisfiable};
 use super::{GROWING, IMMUTABLE, Params, QueryMap, SHORT, read_small, respond};
 use crate::{ApiError, ApiResult, AppState};
 
-/// The master playlist; 202 with an empty body while the video exists but is not playable yet
-/// (the browser uploader polls for exactly that).
+const M3U8: &str = "application/vnd.apple.mpegurl";
+
+/// The master playlist, built from the renditions the encode stored; 202 with an empty body while
+/// the video exists but is not playable yet (the browser uploader polls for exactly that).
 pub(super) async fn master(
     State(state): State<AppState>,
     Path(p): Params,
@@ -21,15 +25,26 @@ pub(super) async fn master(
     h: HeaderMap,
 ) -> ApiResult<Response> {
     let a = video(&state, &p, &h, &q).await?;
-    let r = match read_small(&state, &master_key(a.video.id.as_str())).await? {
-        Some(body) => {
-            respond(StatusCode::OK, "application/vnd.apple.mpegurl", SHORT, with_session(body, &a.avh()).into())
-        }
+    let v = &a.video;
+    if !v.encoding.playable {
         // A source that failed will never play: 404, so uploaders polling for 202 stop.
-        None if a.video.failed() => return Err(ApiError::not_found("videoId")),
-        None => respond(StatusCode::ACCEPTED, "application/vnd.apple.mpegurl", GROWING, Body::empty()),
+        if v.failed() {
+            return Err(ApiError::not_found("videoId"));
+        }
+        return Ok(a.finish(respond(StatusCode::ACCEPTED, M3U8, GROWING, Body::empty())));
+    }
+    let renditions = state.repo.renditions(&v.id).await?;
+    let body = if renditions.is_empty() {
+        // Encoded before masters were built from state: its master was stored as a file.
+        let stored =
+            read_small(&state, &master_key(v.id.as_str())).await?.ok_or_else(|| ApiError::not_found("videoId"))?;
+        playlist::with_session(stored, &a.avh())
+    } else {
+        // Subtitle and audio-track groups join here, from their own tables (docs/architecture.md).
+        let avh = a.avh();
+        playlist::master(MasterParts { renditions: &renditions, subtitles: &[], uri_suffix: &avh }).into_bytes()
     };
-    Ok(a.finish(r))
+    Ok(a.finish(respond(StatusCode::OK, M3U8, SHORT, body.into())))
 }
 
 pub(super) async fn hls_file(
@@ -56,9 +71,9 @@ pub(super) async fn hls_file(
     if file.ends_with(".m3u8") {
         let body = read_small(&state, &key).await?.ok_or_else(|| ApiError::not_found("file"))?;
         // A playlist still growing must not be cached; a finished one may be.
-        let cache = if body.windows(14).any(|w| w == b"#EXT-X-ENDLIST") { SHORT } else { GROWING };
-        let body = with_session(body, &a.avh());
-        return Ok(a.finish(respond(StatusCode::OK, "application/vnd.apple.mpegurl", cache, body.into())));
+        let cache = if playlist::is_ended(&body) { SHORT } else { GROWING };
+        let body = playlist::with_session(body, &a.avh());
+        return Ok(a.finish(respond(StatusCode::OK, M3U8, cache, body.into())));
     }
     let ct = if file.ends_with(".ts") {
         "video/mp2t"
