@@ -107,3 +107,38 @@ async fn the_master_of_a_video_in_pieces_names_its_audio_group() {
         assert_eq!(r.status(), 200, "{} {id}", b.label);
     }
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_page_is_configured_with_json() {
+    let clip = std::fs::read(av_clip("deliv-6s.mp4", "size=640x360:rate=25", "frequency=440", 6, &[])).unwrap();
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let (id, video) = upload_and_wait(&t, "</script><b>title</b> & more", true, clip.clone()).await;
+        let player = video["assets"]["player"].as_str().unwrap();
+        let r = t.http.get(format!("{player}?t=1m2.5s&hideTitle=true")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let page = r.text().await.unwrap();
+        let data = page.split("<script type=\"application/json\" id=\"vidi-config\">").nth(1).unwrap();
+        let data = data.split("</script>").next().unwrap();
+        assert!(!data.contains('<'), "the title cannot end the data script: {data}");
+        let config: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(config["title"], "</script><b>title</b> & more", "{}", b.label);
+        assert_eq!(config["hls"], format!("/vod/{id}/hls/manifest.m3u8"));
+        assert_eq!(config["poster"], format!("/vod/{id}/thumbnail.jpg"));
+        assert_eq!(config["startAt"], 62.5);
+        assert_eq!(config["hideTitle"], true);
+        assert_eq!(config["live"], false);
+        // Everything the page loads is served by this binary.
+        for (path, ct) in [
+            ("/assets/hls.min.js", "text/javascript"),
+            ("/assets/player/player.js", "text/javascript"),
+            ("/assets/player/player.css", "text/css"),
+            ("/assets/player/media-chrome-4.19.4.min.js", "text/javascript"),
+        ] {
+            assert!(page.contains(path), "{path}");
+            let r = t.http.get(format!("{}{path}", t.url)).send().await.unwrap();
+            assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, ct), "{path}");
+        }
+        assert_eq!(t.http.get(format!("{}/assets/player/nothing.js", t.url)).send().await.unwrap().status(), 404);
+    }
+}

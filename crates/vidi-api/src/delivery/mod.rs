@@ -1,11 +1,12 @@
 //! The delivery side (api.video's `vod.` and `embed.` hosts): HLS playlists and segments, the MP4
-//! with byte ranges, the thumbnail, and an embeddable player page that plays with hls.js served
-//! from this binary (no CDN). These routes take no API credentials, like api.video's.
+//! with byte ranges, the thumbnail, and an embeddable player page (media-chrome controls over
+//! hls.js, both served from this binary: no CDN). These routes take no API credentials, like
+//! api.video's.
 //!
 //! - `access`: who may see a video (public, or a private token and its playback session);
 //! - `ranges`: byte ranges, and the files served with them (MP4, thumbnail);
 //! - `hls`: the master playlist, rendition playlists and segments;
-//! - `player`: the embeddable player page.
+//! - `player`: the embeddable player page (its files are under `assets/player/`).
 
 mod access;
 mod hls;
@@ -25,7 +26,7 @@ use futures::StreamExt;
 use crate::{ApiError, ApiResult, AppState};
 use access::session;
 use hls::{hls_file, master};
-use player::{hls_js, player};
+use player::{asset, hls_js, player};
 use ranges::{mp4, thumbnail};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/vod/{videoId}/token/{token}/session", get(session))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))
+        .route("/assets/player/{file}", get(asset))
 }
 
 pub(super) type Params = Path<HashMap<String, String>>;
