@@ -5,7 +5,7 @@
 # presigned URL for the S3 proxy).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, s3, hooks)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -27,11 +27,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | s3 | hooks) benches+=("$arg") ;;
+    ingest | api | encode | delivery | s3 | hooks) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode s3 hooks)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -51,7 +51,7 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
-  [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800})
+  [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -115,6 +115,12 @@ if [ -n "$(get seg_vidi_rps)" ]; then
   segmb=$(awk -v b="$(get seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
   row "HLS segment ($segmb .ts), wrk 2t/64c" "$(get seg_vidi_rps) req/s, $(get seg_vidi_mbps) MB/s$(errnote seg_vidi_errors)" "nginx $(get seg_nginx_rps) req/s, $(get seg_nginx_mbps) MB/s$(errnote seg_nginx_errors)" "$(get seg_ratio)" "≥ 0.9" "$(verdict "$(get seg_ratio)" ">=" 0.9)"
 fi
+for which in early middle; do
+  if [ -n "$(get "delivery_${which}_vidi_rps")" ]; then
+    kb=$(awk -v b="$(get "delivery_${which}_bytes")" 'BEGIN { printf "%.0f KB", b / 1e3 }')
+    row "HLS segment, 720p $which ($kb .ts), wrk 2t/64c" "$(get "delivery_${which}_vidi_rps") req/s$(errnote "delivery_${which}_vidi_errors")" "nginx $(get "delivery_${which}_nginx_rps") req/s$(errnote "delivery_${which}_nginx_errors")" "$(get "delivery_${which}_ratio")" "≥ 0.9" "$(verdict "$(get "delivery_${which}_ratio")" ">=" 0.9)"
+  fi
+done
 if [ -n "$(get s3_proxy_rps)" ]; then
   segmb=$(awk -v b="$(get s3_seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
   # nc KEY [UNIT]: "; cache off VALUE UNIT" when the run had a cache-off side

@@ -11,13 +11,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { chromium } from 'playwright-core';
+
+// Screenshots of the player, kept as test artefacts (git-ignored) to be looked at.
+const ARTIFACTS = path.join(path.dirname(new URL(import.meta.url).pathname), 'artifacts');
 
 function requireEnv(name) {
   const value = process.env[name];
@@ -257,6 +260,22 @@ async function assertPlays(browser, url, name, seconds = PLAYED_SECONDS) {
   });
 }
 
+async function until(what, fn, ms = PLAY_WITHIN_MS) {
+  const deadline = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last && last.ok) return last;
+    assert.ok(Date.now() < deadline, `${what} within ${ms / 1000} s: ${JSON.stringify(last)}`);
+    await sleep(200);
+  }
+}
+
+async function shot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), timeout: 10_000 });
+}
+
 // Opens `url` and asserts that nothing plays: the page answers 4xx, or it loads but the
 // <video> element's currentTime does not move for NO_PLAY_WATCH_MS.
 async function assertDoesNotPlay(browser, url, name) {
@@ -306,6 +325,112 @@ describe('player page in Chromium', () => {
       // Past 4.5 s of the 6 s clip: across segment boundaries, and across the piece boundary at
       // 4 s when the server encodes in pieces (scripts/test.sh runs one server so).
       await assertPlays(browser, assets.player, 'public', 4.5);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('the player has its own controls, a poster, qualities, seeking and ?t=', { timeout: 300_000 }, async () => {
+    const video = await createVideo({ title: 'browser test: controls' });
+    created.push(video.videoId);
+    await uploadSource(video.videoId, clip);
+    await waitPlayable(video.videoId);
+    // Wait for the whole ladder (a video in pieces is playable, and its duration grows, before
+    // that) and the thumbnail, the poster, which is made beside it.
+    const deadline = Date.now() + PLAYABLE_WITHIN_MS;
+    let assets;
+    for (;;) {
+      const status = await api('GET', `/videos/${video.videoId}/status`);
+      const qualities = status.encoding.qualities || [];
+      ({ assets } = await api('GET', `/videos/${video.videoId}`));
+      if (qualities.length && qualities.every((q) => q.status === 'encoded')
+        && (await fetch(assets.thumbnail)).status === 200) break;
+      assert.ok(Date.now() < deadline, `not encoded: ${JSON.stringify(status)}`);
+      await sleep(500);
+    }
+
+    const browser = await openBrowser();
+    try {
+      // Not autoplaying: the poster shows, with the title and every control.
+      await withPage(browser, 'controls', async ({ page, problems }) => {
+        const res = await page.goto(`${assets.player}?autoplay=false`, { waitUntil: 'load', timeout: 30_000 });
+        assert.equal(res.status(), 200);
+        await until('the poster is loaded', () => page.evaluate(() => {
+          const img = document.querySelector('media-poster-image')?.shadowRoot?.querySelector('img');
+          return { ok: !!img && img.complete && img.naturalWidth > 0, src: img?.src };
+        }));
+        assert.equal(await page.locator('media-poster-image').isVisible(), true, 'poster visible');
+        assert.equal(await page.locator('.title').textContent(), 'browser test: controls');
+        await until('the qualities are listed', () => page.evaluate(() => {
+          const r = document.querySelector('video').videoRenditions;
+          return { ok: r && r.length === 2, length: r && r.length };
+        }));
+        for (const control of ['media-play-button', 'media-time-range', 'media-mute-button', 'media-time-display',
+          'media-rendition-menu-button', 'media-playback-rate-menu-button', 'media-fullscreen-button',
+          'media-pip-button', '.title']) {
+          assert.equal(await page.locator(control).first().isVisible(), true, `${control} is visible`);
+        }
+        await shot(page, 'poster-and-controls');
+
+        // Play with the keyboard (media-chrome's hotkeys: k toggles play).
+        await page.locator('media-play-button').focus();
+        await page.keyboard.press('k');
+        await until('playing after a key press', async () => {
+          const s = await videoState(page);
+          return { ok: s.currentTime > 0.5 && !s.paused, ...s };
+        });
+
+        // Pause with the keyboard too, so that the clip does not end under the menus below.
+        await page.keyboard.press('k');
+        await until('paused after a second key press', async () => {
+          const s = await videoState(page);
+          return { ok: s.paused, ...s };
+        }, 5_000);
+
+        // Choose each quality in the menu (one of them differs from what ABR picked): hls.js
+        // switches to it and, played from 1 s, the picture has its height.
+        for (const [level, height] of [[1, 360], [0, 240]]) {
+          await page.evaluate(() => { document.querySelector('video').currentTime = 1; });
+          await page.locator('media-rendition-menu-button').click();
+          const item = page.getByRole('menuitemradio', { name: `${height}p`, exact: true });
+          await item.waitFor({ state: 'visible', timeout: 10_000 });
+          if (level === 1) await shot(page, 'quality-menu');
+          await item.click();
+          await page.locator('media-play-button').click();
+          await until(`${height}p after choosing it`, () => page.evaluate((want) => ({
+            ok: window.vidiHls.currentLevel === want.level && document.querySelector('video').videoHeight === want.height,
+            level: window.vidiHls.currentLevel,
+            height: document.querySelector('video').videoHeight,
+          }), { level, height }));
+          await page.locator('media-play-button').click();
+          await until('paused', async () => ({ ok: (await videoState(page)).paused }), 5_000);
+        }
+
+        // Seek by clicking at 3/4 of the timeline (4.5 s of the 6 s clip).
+        const bar = await page.locator('media-time-range').boundingBox();
+        await page.mouse.click(bar.x + bar.width * 0.75, bar.y + bar.height / 2);
+        await until('the seek lands near 4.5 s', async () => {
+          const s = await videoState(page);
+          return { ok: s.currentTime >= 4.0 && s.currentTime <= 5.0, ...s };
+        }, 10_000);
+        await shot(page, 'after-seek');
+        const s = await videoState(page);
+        assert.equal(s.error, null);
+        assert.deepEqual(s.hlsFatal, []);
+        assert.deepEqual(problems, [], 'the page threw');
+      });
+
+      // ?t= starts there.
+      await withPage(browser, 'start-at', async ({ page, problems }) => {
+        await page.goto(`${assets.player}?t=3`, { waitUntil: 'load', timeout: 30_000 });
+        const first = await until('playing from ?t=3', async () => {
+          const s = await videoState(page);
+          return { ok: s.currentTime > 0 && s.readyState >= 2, ...s };
+        });
+        assert.ok(first.currentTime >= 2.9, `started at ${first.currentTime}, not at 3 s`);
+        await shot(page, 'start-at-3s');
+        assert.deepEqual(problems, [], 'the page threw');
+      });
     } finally {
       await browser.close();
     }

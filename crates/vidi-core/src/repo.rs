@@ -14,6 +14,7 @@ mod jobs;
 mod lanes;
 mod players;
 mod private;
+mod renditions;
 mod upload_tokens;
 mod uploads;
 mod videos;
@@ -26,6 +27,7 @@ pub use jobs::JobRepo;
 pub use lanes::{JobTiming, LaneRepo};
 pub use players::{PlayerRepo, PlayerSort};
 pub use private::PrivateRepo;
+pub use renditions::{Rendition, RenditionRepo, RenditionRole};
 pub use upload_tokens::{UploadTokenRepo, UploadTokenSort};
 pub use uploads::{ChunkClaim, ChunkCommit, UploadRepo};
 pub use videos::VideoRepo;
@@ -45,6 +47,7 @@ pub trait Repo:
     + PlayerRepo
     + UploadTokenRepo
     + WebhookRepo
+    + RenditionRepo
 {
 }
 
@@ -60,5 +63,6 @@ impl<T> Repo for T where
         + PlayerRepo
         + UploadTokenRepo
         + WebhookRepo
+        + RenditionRepo
 {
 }

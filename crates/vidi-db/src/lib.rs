@@ -11,6 +11,7 @@ mod jobs;
 mod lanes;
 mod players;
 mod private;
+mod renditions;
 mod upload_tokens;
 mod uploads;
 mod videos;

@@ -39,16 +39,6 @@ pub fn hls_args(input: &str, out: &Path) -> Vec<String> {
     a
 }
 
-/// The master playlist of an audio-only video: one variant, AAC-LC.
-pub fn master_playlist() -> String {
-    let (peak, avg) = (AUDIO_KBPS * 1000 * 11 / 10, AUDIO_KBPS * 1000);
-    format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
-         #EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"mp4a.40.2\",NAME=\"{AUDIO_RENDITION}\"\n\
-         {AUDIO_RENDITION}/index.m3u8\n"
-    )
-}
-
 /// A 1280×720 JPEG of the sound's waveform: the thumbnail of a video with no picture.
 pub async fn waveform(media: &Media, input: &str, out: &Path) -> Result<(), ToolError> {
     let filter = "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]";
@@ -61,10 +51,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn audio_master_has_one_aac_variant() {
-        let m = master_playlist();
-        assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1);
-        assert!(m.contains("CODECS=\"mp4a.40.2\"") && m.contains("\naudio/index.m3u8\n"));
+    fn audio_rendition_args() {
         let args = hls_args("in.mp3", Path::new("/w"));
         assert!(args.windows(2).any(|w| w == ["-map", "0:a:0"]));
         assert_eq!(args.last().map(String::as_str), Some("/w/audio/index.m3u8"));

@@ -1,8 +1,8 @@
 //! The encoder: one ffmpeg process decodes the source once and writes every rendition of the
 //! ladder as a growing HLS playlist (`event` type, 2-second segments cut on aligned keyframes),
 //! so a player can start after the first segment while the rest is still being encoded. The
-//! master playlist is written by Vidi (exact BANDWIDTH, CODECS, RESOLUTION); the MP4 is a remux
-//! of the top rendition; the thumbnail is one frame of the source.
+//! master playlist is built by delivery from what the encode stores (see `playlist`); the MP4 is a
+//! remux of the top rendition; the thumbnail is one frame of the source.
 
 use std::path::Path;
 
@@ -180,10 +180,10 @@ pub async fn check_hls_output(out: &Path, folders: &[&str]) -> Result<(), ToolEr
         let dir = out.join(name);
         let problem = match tokio::fs::read_to_string(dir.join("index.m3u8")).await {
             Err(e) => Some(format!("its playlist is unreadable ({e})")),
-            Ok(text) if !text.contains("#EXT-X-ENDLIST") => Some("its playlist is unfinished".to_string()),
+            Ok(text) if !crate::playlist::is_ended(text.as_bytes()) => Some("its playlist is unfinished".to_string()),
             Ok(text) => {
                 let mut problem = None;
-                let segments: Vec<&str> = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+                let segments = crate::playlist::segment_uris(&text);
                 if segments.is_empty() {
                     problem = Some("its playlist lists no segment".to_string());
                 }
@@ -242,48 +242,6 @@ pub fn available_bytes(path: &Path) -> std::io::Result<(u64, u64)> {
 #[cfg(not(unix))]
 pub fn available_bytes(_path: &Path) -> std::io::Result<(u64, u64)> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
-}
-
-/// The master playlist: one variant per rendition, bandwidth counting video and audio.
-pub fn master_playlist(ladder: &[Rendition], audio: bool) -> String {
-    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for r in ladder {
-        // Peak is bounded by maxrate (1.5× the target); players use BANDWIDTH as the peak.
-        let bw = (r.video_kbps * 3 / 2 + if audio { AUDIO_KBPS } else { 0 }) * 1000;
-        let avg = (r.video_kbps + if audio { AUDIO_KBPS } else { 0 }) * 1000;
-        s.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bw},AVERAGE-BANDWIDTH={avg},RESOLUTION={}x{},CODECS=\"{}\",NAME=\"{}\"\n{}/index.m3u8\n",
-            r.width,
-            r.height,
-            r.codecs(audio),
-            r.name,
-            r.name
-        ));
-    }
-    s
-}
-
-/// The master playlist of a video whose sound is a rendition of its own (`audio/`): every video
-/// variant refers to it as its audio group.
-pub fn master_playlist_demuxed(ladder: &[Rendition]) -> String {
-    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    s.push_str(&format!(
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{}/index.m3u8\"\n",
-        crate::audio::AUDIO_RENDITION
-    ));
-    for r in ladder {
-        let bw = (r.video_kbps * 3 / 2 + AUDIO_KBPS) * 1000;
-        let avg = (r.video_kbps + AUDIO_KBPS) * 1000;
-        s.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bw},AVERAGE-BANDWIDTH={avg},RESOLUTION={}x{},CODECS=\"{}\",AUDIO=\"aac\",NAME=\"{}\"\n{}/index.m3u8\n",
-            r.width,
-            r.height,
-            r.codecs(true),
-            r.name,
-            r.name
-        ));
-    }
-    s
 }
 
 /// Remuxes finished HLS renditions (the top video one, and the sound when it is a rendition of
@@ -392,15 +350,5 @@ mod tests {
         assert_eq!(one, vec![Piece::WHOLE], "a remainder under half a piece joins the last");
         assert_eq!(plan_pieces(31.0, 21)[1].start_s, 20.0, "pieces are whole segments");
         assert_eq!(p[2].segment_pattern(), "seg_p002_%05d.ts");
-    }
-
-    #[test]
-    fn master_lists_every_rendition_with_codecs() {
-        let m = master_playlist(&ladder(1280, 720), true);
-        assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 4);
-        assert!(
-            m.contains("BANDWIDTH=728000,AVERAGE-BANDWIDTH=528000,RESOLUTION=426x240,CODECS=\"avc1.64001e,mp4a.40.2\"")
-        );
-        assert!(m.contains("720p/index.m3u8"));
     }
 }

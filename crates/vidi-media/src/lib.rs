@@ -6,6 +6,7 @@ pub mod audio;
 pub mod encode;
 pub mod input;
 pub mod ladder;
+pub mod playlist;
 pub mod probe;
 pub mod sandbox;
 

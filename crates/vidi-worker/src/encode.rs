@@ -9,15 +9,13 @@ use std::time::Duration;
 use vidi_core::event::Encoding;
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::Growing;
-use vidi_core::keys::{master_key, mp4_key, rendition_key, rendition_playlist_key, thumbnail_key};
+use vidi_core::keys::{mp4_key, rendition_key, rendition_playlist_key, thumbnail_key};
 use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
 use vidi_core::time::now_ns;
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
-use vidi_media::encode::{
-    Piece, check_hls_output, hls_piece_args, master_playlist, master_playlist_demuxed, plan_pieces, remux_mp4,
-    thumbnail,
-};
+use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail};
 use vidi_media::ladder::{self, Rendition};
+use vidi_media::playlist;
 use vidi_media::{Jail, Probe};
 
 use crate::{Ctx, JobError};
@@ -79,6 +77,12 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         }
         _ => vec![Piece::WHOLE],
     };
+    let demuxed_audio = probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty());
+    // What the master playlist lists, stored now: delivery builds the master from it once the
+    // video is playable.
+    ctx.repo
+        .plan_renditions(ws, &id, &playlist::planned_renditions(&ladder, probe.audio.is_some(), demuxed_audio))
+        .await?;
     let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
     let scratch = vidi_core::scratch::Scratch::new(work.clone());
     let published = AtomicBool::new(false);
@@ -88,7 +92,7 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         probe: &probe,
         ladder: &ladder,
         pieces: &pieces,
-        demuxed_audio: probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty()),
+        demuxed_audio,
         source: &source,
         follow: follow.is_some(),
         work: &work,
@@ -121,7 +125,8 @@ struct Plan<'a> {
     /// This job's scratch folder, a subfolder per rendition.
     work: &'a Path,
     mp4: bool,
-    /// Set once the master playlist is out (the video is playable, or the first piece ended).
+    /// Set once the video is playable (every rendition has its first segment out), or the first
+    /// piece ended.
     published: &'a AtomicBool,
 }
 
@@ -137,16 +142,6 @@ impl Plan<'_> {
             f.push(AUDIO_RENDITION);
         }
         f
-    }
-
-    fn master(&self) -> String {
-        if self.ladder.is_empty() {
-            vidi_media::audio::master_playlist()
-        } else if self.demuxed_audio {
-            master_playlist_demuxed(self.ladder)
-        } else {
-            master_playlist(self.ladder, self.probe.audio.is_some())
-        }
     }
 }
 
@@ -324,14 +319,14 @@ async fn stalled(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, reached: f64) -> Res
         )));
     }
     tracing::info!(video = %id, seconds = reached, "the upload paused; encoding waits for it to complete");
-    ctx.blobs.delete(&master_key(id.as_str())).await?;
     ctx.repo.set_playable(ws, id, false).await?;
     ctx.repo.plan_qualities(ws, id, &[]).await?;
+    ctx.repo.plan_renditions(ws, id, &[]).await?;
     Ok(())
 }
 
-/// Publishes segments and playlists as ffmpeg writes them, and the master playlist (marking the
-/// video playable) as soon as every rendition has its first segment.
+/// Publishes segments and playlists as ffmpeg writes them, and marks the video playable (which
+/// opens its master playlist) as soon as every rendition has its first segment.
 async fn publish_while_encoding(
     ctx: &Ctx,
     plan: Plan<'_>,
@@ -345,7 +340,6 @@ async fn publish_while_encoding(
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ready = sync(ctx, plan, &mut seen).await?;
         if !playable && ready {
-            ctx.blobs.put_bytes(&master_key(id.as_str()), plan.master().into_bytes()).await?;
             ctx.repo.set_playable(plan.ws, id, true).await?;
             playable = true;
             plan.published.store(true, Ordering::Relaxed);
@@ -353,7 +347,8 @@ async fn publish_while_encoding(
         }
     }
     if !playable {
-        ctx.blobs.put_bytes(&master_key(id.as_str()), plan.master().into_bytes()).await?;
+        // Encoded before any sync saw it start: the final sync publishes it, then the video is
+        // marked playable; the helpers may start now.
         plan.published.store(true, Ordering::Relaxed);
     }
     Ok(seen)
@@ -372,7 +367,7 @@ async fn sync(ctx: &Ctx, plan: Plan<'_>, seen: &mut HashSet<PathBuf>) -> Result<
             all_started = false;
             continue;
         };
-        let segments: Vec<&str> = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let segments = playlist::segment_uris(&text);
         if segments.is_empty() {
             all_started = false;
             continue;
@@ -384,7 +379,7 @@ async fn sync(ctx: &Ctx, plan: Plan<'_>, seen: &mut HashSet<PathBuf>) -> Result<
             }
         }
         // The first of several pieces ends where the next begins, not where the video does.
-        let text = if plan.split() && name != AUDIO_RENDITION { text.replace("#EXT-X-ENDLIST\n", "") } else { text };
+        let text = if plan.split() && name != AUDIO_RENDITION { playlist::unended(&text) } else { text };
         ctx.blobs.put_bytes(&rendition_playlist_key(id.as_str(), name), text.into_bytes()).await?;
     }
     Ok(all_started)

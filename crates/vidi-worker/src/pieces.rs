@@ -18,6 +18,7 @@ use vidi_core::jobs::{self, JobKind, pieces_key_prefix};
 use vidi_core::time::now_ms;
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args};
 use vidi_media::ladder::{self, Rendition};
+use vidi_media::playlist::{entries, joined};
 use vidi_media::{Jail, Probe};
 
 use vidi_core::keys::{piece_playlist_key, rendition_key, rendition_playlist_key};
@@ -107,7 +108,7 @@ async fn encode(
         let dir = work.join(r.name);
         let text =
             tokio::fs::read_to_string(dir.join("index.m3u8")).await.map_err(|e| JobError::Retry(e.to_string()))?;
-        for (_, seg) in entries(&text) {
+        for (_, seg) in entries(&text).map_err(JobError::Retry)? {
             ctx.blobs.put_file(&rendition_key(id.as_str(), r.name, &seg), &dir.join(&seg)).await?;
         }
         ctx.blobs.put_bytes(&piece_playlist_key(id.as_str(), r.name, piece.index), text.into_bytes()).await?;
@@ -123,37 +124,6 @@ async fn done(ctx: &Ctx, id: &VideoId, ladder: &[Rendition], index: u32) -> Resu
         }
     }
     Ok(true)
-}
-
-/// The (duration, uri) entries of a media playlist.
-pub(crate) fn entries(text: &str) -> Vec<(f64, String)> {
-    let mut out = Vec::new();
-    let mut duration = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(d) = line.strip_prefix("#EXTINF:") {
-            duration = d.split(',').next().and_then(|d| d.trim().parse::<f64>().ok());
-        } else if !line.is_empty() && !line.starts_with('#') {
-            out.push((duration.take().unwrap_or(0.0), line.to_string()));
-        }
-    }
-    out
-}
-
-/// A media playlist of `entries`; ended (`#EXT-X-ENDLIST`) when the ladder is complete.
-pub(crate) fn playlist(entries: &[(f64, String)], complete: bool) -> String {
-    // Every segment's rounded duration must fit the target duration (RFC 8216 §4.3.3.1).
-    let target = entries.iter().map(|(d, _)| d.round() as u64).max().unwrap_or(2).max(2);
-    let mut s = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n\
-         #EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-INDEPENDENT-SEGMENTS\n"
-    );
-    for (d, uri) in entries {
-        s.push_str(&format!("#EXTINF:{d:.6},\n{uri}\n"));
-    }
-    if complete {
-        s.push_str("#EXT-X-ENDLIST\n");
-    }
-    s
 }
 
 /// After the first piece is encoded (in `work`): helps with the other pieces and publishes each
@@ -173,17 +143,18 @@ pub(crate) async fn finish(
         let text = tokio::fs::read_to_string(work.join(r.name).join("index.m3u8"))
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
-        first.push(entries(&text));
+        first.push(entries(&text).map_err(JobError::Retry)?);
     }
     // Entries per rendition of the pieces joined so far (the first, then each in order).
-    let mut joined = first;
+    let mut done_so_far = first;
     let mut next = 1usize;
     let mut published = 0usize;
     loop {
         while next < pieces.len() && done(ctx, id, ladder, pieces[next].index).await? {
             for (i, r) in ladder.iter().enumerate() {
                 let key = piece_playlist_key(id.as_str(), r.name, pieces[next].index);
-                joined[i].extend(entries(&String::from_utf8_lossy(&read(ctx, &key).await?)));
+                done_so_far[i]
+                    .extend(entries(&String::from_utf8_lossy(&read(ctx, &key).await?)).map_err(JobError::Retry)?);
             }
             next += 1;
         }
@@ -191,7 +162,7 @@ pub(crate) async fn finish(
         if next > published || complete {
             for (i, r) in ladder.iter().enumerate() {
                 let key = rendition_playlist_key(id.as_str(), r.name);
-                ctx.blobs.put_bytes(&key, playlist(&joined[i], complete).into_bytes()).await?;
+                ctx.blobs.put_bytes(&key, joined(&done_so_far[i], complete).into_bytes()).await?;
             }
             published = next;
         }
@@ -208,8 +179,8 @@ pub(crate) async fn finish(
     // The MP4 is a remux of the whole top rendition: bring its later segments next to the first.
     let top = ladder.last().expect("non-empty");
     let dir = work.join(top.name);
-    let entries = joined.last().expect("non-empty");
-    for (_, seg) in entries {
+    let all = done_so_far.last().expect("non-empty");
+    for (_, seg) in all {
         let path = dir.join(seg);
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             continue;
@@ -218,7 +189,7 @@ pub(crate) async fn finish(
         tokio::fs::write(&path, bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
     let path = dir.join("all.m3u8");
-    tokio::fs::write(&path, playlist(entries, true)).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    tokio::fs::write(&path, joined(all, true)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     Ok(path)
 }
 
@@ -230,21 +201,4 @@ async fn read(ctx: &Ctx, key: &str) -> Result<Vec<u8>, JobError> {
         out.extend_from_slice(&piece.map_err(|e| JobError::Retry(e.to_string()))?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn playlists_join_and_end_only_when_complete() {
-        let a = entries("#EXTM3U\n#EXTINF:0.500000,\nseg_00000.ts\n#EXTINF:2.000000,\nseg_00001.ts\n#EXT-X-ENDLIST\n");
-        assert_eq!(a, vec![(0.5, "seg_00000.ts".to_string()), (2.0, "seg_00001.ts".to_string())]);
-        let mut all = a.clone();
-        all.extend(entries("#EXTINF:2.5,\nseg_p001_00000.ts\n"));
-        let growing = playlist(&all, false);
-        assert!(!growing.contains("ENDLIST") && growing.contains("#EXT-X-TARGETDURATION:3"));
-        assert!(growing.ends_with("#EXTINF:2.500000,\nseg_p001_00000.ts\n"));
-        assert!(playlist(&all, true).ends_with("#EXT-X-ENDLIST\n"));
-    }
 }

@@ -534,7 +534,8 @@ async fn a_long_video_is_encoded_in_pieces_and_joined() {
         // The sound is one rendition of its own, encoded in one go (AAC cut at piece boundaries
         // would overlap), which every variant names as its audio group.
         let master = t.http.get(hls).send().await.unwrap().text().await.unwrap();
-        assert!(master.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\"") && master.contains("AUDIO=\"aac\""));
+        assert!(master.contains("#EXT-X-MEDIA:TYPE=AUDIO,URI=\"audio/index.m3u8\",GROUP-ID=\"aac\""), "{master}");
+        assert_eq!(master.matches("AUDIO=\"aac\"").count(), 2, "{master}");
         let sound = hls.replace("manifest.m3u8", "audio/index.m3u8");
         let d = ffprobe_duration(&sound).await;
         assert!((d - 13.0).abs() < 0.3, "{} audio: {d} s", b.label);

@@ -1,0 +1,163 @@
+// The player page's behaviour: reads the configuration the server wrote (#vidi-config), plays
+// the HLS master with hls.js (or the browser's own HLS), and feeds media-chrome's controls what
+// a plain <video> does not tell them (the qualities hls.js found). Captions, chapters, the logo
+// and the theme come from the configuration; a new piece of the player is one more function
+// called from start() (see docs/architecture.md).
+(function () {
+  'use strict';
+  const config = JSON.parse(document.getElementById('vidi-config').textContent);
+  const player = document.getElementById('player');
+  const video = player.querySelector('video');
+  const message = player.querySelector('.message');
+
+  function fail(text) {
+    message.textContent = text;
+    message.hidden = false;
+    player.querySelector('media-loading-indicator').hidden = true;
+  }
+
+  // ---- What the configuration sets up before playback --------------------------------------
+
+  function title() {
+    document.title = config.title || 'Video';
+    const h = player.querySelector('.title');
+    if (config.hideTitle) h.remove();
+    else h.textContent = config.title;
+  }
+
+  function poster() {
+    if (!config.poster) return;
+    video.poster = config.poster;
+    player.querySelector('media-poster-image').setAttribute('src', config.poster);
+  }
+
+  function logo() {
+    if (!config.logo || !config.logo.src) return;
+    const a = player.querySelector('.logo');
+    a.querySelector('img').src = config.logo.src;
+    if (config.logo.link) a.href = config.logo.link;
+    a.hidden = false;
+  }
+
+  // A theme is a map of CSS variables (media-chrome's `--media-*`, the page's `--vidi-*`).
+  function theme() {
+    for (const [name, value] of Object.entries(config.theme || {})) {
+      if (/^--(media|vidi)-[a-z0-9-]+$/.test(name)) player.style.setProperty(name, String(value));
+    }
+  }
+
+  function captions() {
+    for (const c of config.captions || []) {
+      const track = document.createElement('track');
+      track.kind = 'subtitles';
+      track.srclang = c.lang;
+      track.label = c.label || c.lang;
+      track.src = c.src;
+      if (c.default) track.default = true;
+      video.appendChild(track);
+    }
+  }
+
+  // Chapters become a `chapters` text track, which media-chrome draws as markers on the
+  // timeline (and names in the seek tooltip).
+  function chapters() {
+    const list = config.chapters || [];
+    if (!list.length || !window.VTTCue) return;
+    const track = video.addTextTrack('chapters');
+    for (const c of list) track.addCue(new VTTCue(c.start, c.end, c.title));
+    track.mode = 'hidden';
+  }
+
+  // ---- Qualities -----------------------------------------------------------------------------
+
+  // media-chrome's quality menu reads `video.videoRenditions` (a VideoRenditionList, as custom
+  // media elements offer) and sets its `selectedIndex` (-1: automatic). This one is backed by
+  // hls.js's levels.
+  // It exists before media-chrome loads (see index.html), which reads it once, on upgrade.
+  class Renditions extends EventTarget {
+    constructor() {
+      super();
+      this.hls = null;
+      this.length = 0;
+      this.selected = -1;
+    }
+    levelsLoaded(levels) {
+      for (let i = 0; i < this.length; i++) delete this[i];
+      levels.forEach((l, i) => {
+        this[i] = { id: String(i), width: l.width, height: l.height, bitrate: l.bitrate, codec: l.codecSet };
+      });
+      this.length = levels.length;
+      this.dispatchEvent(new Event('addrendition'));
+    }
+    get selectedIndex() { return this.selected; }
+    set selectedIndex(i) {
+      this.selected = i;
+      // currentLevel switches now (dropping what is buffered); -1 hands the choice back to ABR.
+      if (this.hls) this.hls.currentLevel = i;
+      this.dispatchEvent(new Event('change'));
+    }
+    [Symbol.iterator]() { return Array.prototype.slice.call(this, 0, this.length)[Symbol.iterator](); }
+  }
+
+  const renditions = new Renditions();
+  Object.defineProperty(video, 'videoRenditions', { value: renditions, configurable: true });
+
+  // ---- Playback ------------------------------------------------------------------------------
+
+  // Live: from the live edge. Otherwise from `?t=` (or 0): a video still being encoded has a
+  // growing playlist, which hls.js would otherwise treat as live and join at its end.
+  const startAt = config.live ? -1 : Math.max(0, Number(config.startAt) || 0);
+
+  function play() {
+    if (config.autoplay) {
+      video.muted = true; // browsers only autoplay muted media
+      video.autoplay = true;
+      video.play().catch(() => {});
+    }
+  }
+
+  function startHls() {
+    const hls = new Hls({ startPosition: startAt });
+    window.vidiHls = hls; // for the browser tests and for debugging from the console
+    renditions.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => renditions.levelsLoaded(d.levels));
+    let retries = 0;
+    hls.on(Hls.Events.FRAG_LOADED, () => { retries = 0; });
+    // Recover in place (never back to the start), a bounded number of times.
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      if (!d.fatal) return;
+      if (++retries > 10) { hls.destroy(); return fail('This video cannot be played right now.'); }
+      if (d.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else setTimeout(() => hls.startLoad(video.currentTime || -1), 1000 * retries);
+    });
+    hls.loadSource(config.hls);
+    hls.attachMedia(video);
+    play();
+  }
+
+  function startNative() {
+    video.src = config.hls;
+    if (startAt > 0) video.addEventListener('loadedmetadata', () => { video.currentTime = startAt; }, { once: true });
+    play();
+  }
+
+  function start() {
+    if (window.Hls && Hls.isSupported()) startHls();
+    else if (video.canPlayType('application/vnd.apple.mpegurl')) startNative();
+    else fail('This browser cannot play this video.');
+  }
+
+  title();
+  poster();
+  logo();
+  theme();
+  captions();
+  chapters();
+  // Until the first rendition exists the manifest answers 202: wait for it, and only for that.
+  (async function wait(attempt) {
+    const r = await fetch(config.hls).catch(() => null);
+    if (r && r.status === 200) return start();
+    if (r && r.status !== 202) return fail(r.status === 403 ? 'This video is private.' : 'This video is not available.');
+    setTimeout(() => wait(attempt + 1), Math.min(500 * (attempt + 1), 3000));
+  })(0);
+})();

@@ -1,0 +1,199 @@
+//! The embeddable player page (`/embed/vod/{id}`): real files under `assets/player/` compiled into
+//! the binary, with the per-video configuration passed to the page as JSON. Its controls are
+//! media-chrome's (pinned and vendored, see `assets/player/VENDOR.md`), played by hls.js.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+use super::access::video;
+use super::{IMMUTABLE, Params, QueryMap, respond};
+use crate::{ApiResult, AppState};
+
+const HLS_JS: &[u8] = include_bytes!("../../assets/hls.min.js");
+const MEDIA_CHROME_JS: &[u8] = include_bytes!("../../assets/player/media-chrome-4.19.4.min.js");
+const PAGE: &str = include_str!("../../assets/player/index.html");
+const PLAYER_JS: &[u8] = include_bytes!("../../assets/player/player.js");
+const PLAYER_CSS: &[u8] = include_bytes!("../../assets/player/player.css");
+/// Where the configuration goes in `index.html`.
+const CONFIG_SLOT: &str = "{{config}}";
+/// The page's own script and style change with Vidi, under the same name: revalidated hourly
+/// (the vendored files carry their version in their name and are immutable).
+const OWN_ASSET: &str = "public, max-age=3600";
+
+pub(super) async fn hls_js() -> Response {
+    respond(StatusCode::OK, "text/javascript", IMMUTABLE, HLS_JS.into())
+}
+
+/// `/assets/player/{file}`: the player page's script, style and vendored controls.
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
+    let (body, ct, cache): (&'static [u8], &str, &str) = match file.as_str() {
+        "player.js" => (PLAYER_JS, "text/javascript", OWN_ASSET),
+        "player.css" => (PLAYER_CSS, "text/css", OWN_ASSET),
+        "media-chrome-4.19.4.min.js" => (MEDIA_CHROME_JS, "text/javascript", IMMUTABLE),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    respond(StatusCode::OK, ct, cache, body.into())
+}
+
+/// What the page's script is told about the video it plays (`#vidi-config`).
+#[derive(Serialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PlayerConfig {
+    pub video_id: String,
+    pub title: String,
+    pub hide_title: bool,
+    /// The master playlist, with the private session in its query when there is one.
+    pub hls: String,
+    pub poster: Option<String>,
+    /// Start at the live edge (a live stream) instead of `start_at`.
+    pub live: bool,
+    /// Seconds to start at (`?t=`).
+    pub start_at: f64,
+    pub autoplay: bool,
+    /// Subtitle tracks: `{lang, label, src, default}`.
+    pub captions: Vec<CaptionTrack>,
+    /// Markers on the timeline: `{start, end, title}` in seconds.
+    pub chapters: Vec<Chapter>,
+    pub logo: Option<Logo>,
+    /// CSS variables (`--media-*`, `--vidi-*`) and their values.
+    pub theme: BTreeMap<String, String>,
+}
+
+// Filled by the captions, chapters and branding issues; the page already honours it.
+#[allow(dead_code)]
+#[derive(Serialize, Debug, Clone)]
+pub(super) struct CaptionTrack {
+    pub lang: String,
+    pub label: String,
+    pub src: String,
+    pub default: bool,
+}
+
+// Filled by the captions, chapters and branding issues; the page already honours it.
+#[allow(dead_code)]
+#[derive(Serialize, Debug, Clone)]
+pub(super) struct Chapter {
+    pub start: f64,
+    pub end: f64,
+    pub title: String,
+}
+
+// Filled by the captions, chapters and branding issues; the page already honours it.
+#[allow(dead_code)]
+#[derive(Serialize, Debug, Clone)]
+pub(super) struct Logo {
+    pub src: String,
+    pub link: Option<String>,
+}
+
+/// The page for `config`: `index.html` with the configuration as JSON in its data script.
+pub(super) fn page(config: &PlayerConfig) -> String {
+    let json = serde_json::to_string(config).expect("the configuration serialises");
+    // Inside <script>, only `</script` (or `<!--`) could end the element early: `<` never
+    // appears raw. `>` and `&` are escaped too, so the text is inert in any HTML context.
+    let json = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    PAGE.replacen(CONFIG_SLOT, &json, 1)
+}
+
+/// A `?t=` value: seconds (`90`, `12.5`), or api.video's `1m30s` form.
+fn start_at(t: Option<&String>) -> f64 {
+    let Some(t) = t.map(|t| t.trim()) else { return 0.0 };
+    if let Ok(s) = t.parse::<f64>() {
+        return if s.is_finite() && s > 0.0 { s } else { 0.0 };
+    }
+    let mut total = 0.0;
+    let mut number = String::new();
+    for c in t.chars() {
+        match c {
+            '0'..='9' | '.' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: f64 = std::mem::take(&mut number).parse().unwrap_or(0.0);
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+            }
+            _ => return 0.0,
+        }
+    }
+    if total.is_finite() { total } else { 0.0 }
+}
+
+/// The embeddable player: the video's title unless hidden, its thumbnail as poster, starting at
+/// `?t=` seconds (and muted autoplay unless `?autoplay=false`).
+pub(super) async fn player(
+    State(state): State<AppState>,
+    Path(mut p): Params,
+    q: QueryMap,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(t) = q.get("token") {
+        p.insert("token".into(), t.clone());
+    }
+    // Opening the player uses the private token: the page's media requests carry the session.
+    let a = video(&state, &p, &h, &q).await?;
+    let v = &a.video;
+    let token = p.get("token").filter(|_| !v.public);
+    let base = match token {
+        Some(t) => format!("/vod/{}/token/{}", v.id, percent_encoding::utf8_percent_encode(t, SEGMENT)),
+        None => format!("/vod/{}", v.id),
+    };
+    let avh = a.avh();
+    let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
+    let config = PlayerConfig {
+        video_id: v.id.to_string(),
+        title: v.title.clone(),
+        hide_title: flag("hideTitle").unwrap_or(false),
+        hls: format!("{base}/hls/manifest.m3u8{avh}"),
+        poster: v.encoding.thumbnail_key.as_ref().map(|_| format!("{base}/thumbnail.jpg{avh}")),
+        live: false,
+        start_at: start_at(q.get("t")),
+        autoplay: flag("autoplay").unwrap_or(true),
+        ..Default::default()
+    };
+    let mut r = Html(page(&config)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(a.finish(r))
+}
+
+/// What a path segment may not carry raw.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_cannot_end_its_script_element() {
+        let config = PlayerConfig {
+            title: "</script><script>alert(1)</script> & <!-- \u{2028}".into(),
+            hls: "/vod/vi1/hls/manifest.m3u8".into(),
+            ..Default::default()
+        };
+        let html = page(&config);
+        let data = html.split("<script type=\"application/json\" id=\"vidi-config\">").nth(1).unwrap();
+        let data = data.split("</script>").next().unwrap();
+        assert!(!data.contains('<') && !data.contains('>') && !data.contains('&'), "{data}");
+        let back: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(back["title"], config.title.as_str());
+        assert_eq!(back["hls"], "/vod/vi1/hls/manifest.m3u8");
+        assert!(!html.contains(CONFIG_SLOT));
+    }
+
+    #[test]
+    fn start_times() {
+        assert_eq!(start_at(None), 0.0);
+        assert_eq!(start_at(Some(&"12.5".to_string())), 12.5);
+        assert_eq!(start_at(Some(&"1m30s".to_string())), 90.0);
+        assert_eq!(start_at(Some(&"1h".to_string())), 3600.0);
+        assert_eq!(start_at(Some(&"-4".to_string())), 0.0);
+        assert_eq!(start_at(Some(&"NaN".to_string())), 0.0);
+        assert_eq!(start_at(Some(&"4x".to_string())), 0.0);
+    }
+}
