@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:?start|stop}; dir=${2:?state folder}
-port=${VIDI_TEST_S3_PORT:-8333}
+# The S3 port: VIDI_TEST_S3_PORT, or a free one (a fixed default collides with any other S3
+# server on the machine, such as another checkout's test run).
+port=${VIDI_TEST_S3_PORT:-$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')}
 case "$cmd" in
   start)
     mkdir -p "$dir/data"

@@ -298,3 +298,57 @@ async fn videos_name_only_their_workspaces_players_and_lose_deleted_ones() {
         assert_eq!(r.status(), 200);
     }
 }
+
+/// The configuration the player page gives its script (`#vidi-config`).
+async fn page_config(t: &TestServer, video: &str, query: &str) -> Value {
+    let html = t.http.get(format!("{}/embed/vod/{video}{query}", t.url)).send().await.unwrap().text().await.unwrap();
+    let data = html.split("<script type=\"application/json\" id=\"vidi-config\">").nth(1).expect("config script");
+    serde_json::from_str(data.split("</script>").next().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_theme_shapes_the_player_page() {
+    let png = image("logo-200x100.png", "200x100", &["-pix_fmt", "rgba"]);
+    for b in backends() {
+        let t = TestServer::start(&b).await;
+        let p: Value = t
+            .post_json(
+                "/players",
+                json!({ "trackPlayed": "#ff0000", "text": "rgb(1, 2, 3)", "hideTitle": true, "forceLoop": true,
+                        "forceAutoplay": true, "enableControls": false }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let pid = p["playerId"].as_str().unwrap().to_string();
+        let logo: Value =
+            upload_logo(&t, &pid, ("logo.png", png.clone()), Some("https://example.com/")).await.json().await.unwrap();
+        let themed: Value =
+            t.post_json("/videos", json!({ "title": "themed", "playerId": pid })).await.json().await.unwrap();
+        let plain = t.create_video("plain").await;
+
+        // Even a query asking otherwise cannot undo what the theme forces.
+        let c = page_config(&t, themed["videoId"].as_str().unwrap(), "?autoplay=false&hideTitle=false").await;
+        assert_eq!(c["theme"]["--media-range-bar-color"], "#ff0000", "{}: {c}", b.label);
+        assert_eq!(c["theme"]["--media-primary-color"], "rgb(1, 2, 3)");
+        assert_eq!((c["hideTitle"].as_bool(), c["autoplay"].as_bool()), (Some(true), Some(true)));
+        assert_eq!((c["loop"].as_bool(), c["controls"].as_bool()), (Some(true), Some(false)));
+        assert_eq!(c["logo"]["src"], logo["assets"]["logo"]);
+        assert_eq!(c["logo"]["link"], "https://example.com/");
+
+        // Without a theme: the defaults, no logo.
+        let c = page_config(&t, &plain, "?autoplay=false").await;
+        assert_eq!(c["theme"], json!({}));
+        assert_eq!(
+            (c["autoplay"].as_bool(), c["controls"].as_bool(), c["loop"].as_bool()),
+            (Some(false), Some(true), Some(false))
+        );
+        assert!(c["logo"].is_null(), "{c}");
+
+        // A deleted theme leaves the default look.
+        assert_eq!(t.req(Method::DELETE, &format!("/players/{pid}")).send().await.unwrap().status(), 204);
+        let c = page_config(&t, themed["videoId"].as_str().unwrap(), "").await;
+        assert_eq!(c["theme"], json!({}));
+    }
+}

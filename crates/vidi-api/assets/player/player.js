@@ -108,6 +108,12 @@
   // growing playlist, which hls.js would otherwise treat as live and join at its end.
   const startAt = config.live ? -1 : Math.max(0, Number(config.startAt) || 0);
 
+  // A theme may hide the controls (`enableControls: false`) and force looping.
+  function behaviour() {
+    if (config.controls === false) player.classList.add('no-controls');
+    if (config.loop) video.loop = true;
+  }
+
   function play() {
     if (config.autoplay) {
       video.muted = true; // browsers only autoplay muted media
@@ -151,6 +157,7 @@
   poster();
   logo();
   theme();
+  behaviour();
   captions();
   chapters();
   // Until the first rendition exists the manifest answers 202: wait for it, and only for that.

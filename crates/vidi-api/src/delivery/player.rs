@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use super::access::video;
 use super::{IMMUTABLE, Params, QueryMap, respond};
+use vidi_core::id::PlayerId;
+use vidi_core::player::PlayerTheme;
+
 use crate::{ApiResult, AppState};
 
 const HLS_JS: &[u8] = include_bytes!("../../assets/hls.min.js");
@@ -54,6 +57,11 @@ pub(super) struct PlayerConfig {
     /// Seconds to start at (`?t=`).
     pub start_at: f64,
     pub autoplay: bool,
+    /// Show the controls (a theme's `enableControls`).
+    pub controls: bool,
+    /// Play again from the start at the end (a theme's `forceLoop`).
+    #[serde(rename = "loop")]
+    pub looped: bool,
     /// Subtitle tracks: `{lang, label, src, default}`.
     pub captions: Vec<CaptionTrack>,
     /// Markers on the timeline: `{start, end, title}` in seconds.
@@ -82,8 +90,6 @@ pub(super) struct Chapter {
     pub title: String,
 }
 
-// Filled by the captions, chapters and branding issues; the page already honours it.
-#[allow(dead_code)]
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct Logo {
     pub src: String,
@@ -145,7 +151,7 @@ pub(super) async fn player(
     };
     let avh = a.avh();
     let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
-    let config = PlayerConfig {
+    let mut config = PlayerConfig {
         video_id: v.id.to_string(),
         title: v.title.clone(),
         hide_title: flag("hideTitle").unwrap_or(false),
@@ -154,11 +160,55 @@ pub(super) async fn player(
         live: false,
         start_at: start_at(q.get("t")),
         autoplay: flag("autoplay").unwrap_or(true),
+        controls: true,
         ..Default::default()
     };
+    if let Some(pid) = v.player_id.as_deref().and_then(PlayerId::parse) {
+        // A theme that was deleted meanwhile just leaves the default look.
+        match state.repo.get_player(&v.workspace_id, &pid).await {
+            Ok(theme) => apply_theme(&mut config, &theme, &state.cfg.public_url),
+            Err(vidi_core::CoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut r = Html(page(&config)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(a.finish(r))
+}
+
+/// A player theme on the page (contract §2 PlayerTheme): its colours become the CSS variables the
+/// controls read, its switches force what the query string may not undo (a hidden title stays
+/// hidden, forced autoplay and loop stay on), and its logo takes the logo slot. The colours were
+/// checked against a strict colour grammar when stored, and the page sets them one property at
+/// a time, so none can reach beyond its own declaration.
+fn apply_theme(config: &mut PlayerConfig, theme: &PlayerTheme, public_url: &str) {
+    let s = &theme.settings;
+    let vars: [(&str, Option<&String>); 12] = [
+        ("--media-primary-color", Some(&s.text)),
+        ("--media-text-color", Some(&s.text)),
+        ("--media-icon-color", Some(&s.text)),
+        ("--vidi-link-color", Some(&s.link)),
+        ("--vidi-link-hover-color", Some(&s.link_hover)),
+        ("--vidi-link-active-color", s.link_active.as_ref()),
+        ("--media-range-bar-color", Some(&s.track_played)),
+        ("--media-time-range-buffered-color", Some(&s.track_unplayed)),
+        ("--media-range-track-background", Some(&s.track_background)),
+        ("--vidi-background-top", Some(&s.background_top)),
+        ("--media-control-background", Some(&s.background_bottom)),
+        ("--vidi-title-color", Some(&s.background_text)),
+    ];
+    for (name, value) in vars {
+        if let Some(v) = value {
+            config.theme.insert(name.to_string(), v.clone());
+        }
+    }
+    config.hide_title |= s.hide_title;
+    config.autoplay |= s.force_autoplay;
+    config.looped |= s.force_loop;
+    config.controls = s.enable_controls;
+    if let Some(src) = crate::resources::players::logo_url(public_url, theme) {
+        config.logo = Some(Logo { src, link: theme.logo_link.clone() });
+    }
 }
 
 /// What a path segment may not carry raw.
