@@ -46,6 +46,16 @@ fn int_param(q: &Query, name: &str, default: u32, max: u32) -> ApiResult<u32> {
     }
 }
 
+/// Reads `sortOrder` (`asc` or `desc`, any case); `default_descending` when it is absent.
+pub fn sort_order(q: &Query, default_descending: bool) -> ApiResult<bool> {
+    match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(default_descending),
+        Some("asc") => Ok(false),
+        Some("desc") => Ok(true),
+        Some(_) => Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc.")),
+    }
+}
+
 /// Reads `currentPage` (≥ 1) and `pageSize` (1–100, default 25).
 pub fn page_request(q: &Query) -> ApiResult<PageRequest> {
     Ok(PageRequest { page: int_param(q, "currentPage", 1, u32::MAX / 2)?, size: int_param(q, "pageSize", 25, 100)? })

@@ -145,11 +145,14 @@ async fn video_lifecycle() {
         let got: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
         assert_eq!(got, v);
 
-        // PATCH replaces arrays, null detaches the player, absent fields stay.
+        // PATCH replaces arrays, null detaches the player, absent fields stay. The player must be
+        // one of the workspace's (tests/players.rs covers the refusals).
+        let player: Value = t.post_json("/players", json!({})).await.json().await.unwrap();
+        let player = player["playerId"].as_str().unwrap().to_string();
         let r = t
             .patch_json(
                 &format!("/videos/{id}"),
-                json!({"title": "Physics", "tags": ["c"], "metadata": [], "playerId": "pt123", "public": false}),
+                json!({"title": "Physics", "tags": ["c"], "metadata": [], "playerId": player, "public": false}),
             )
             .await;
         assert_eq!(r.status(), 200);
@@ -158,7 +161,7 @@ async fn video_lifecycle() {
             (u["title"].as_str(), u["tags"].clone(), u["metadata"].clone()),
             (Some("Physics"), json!(["c"]), json!([]))
         );
-        assert_eq!(u["playerId"], "pt123");
+        assert_eq!(u["playerId"], player.as_str());
         assert_eq!(u["description"], "d");
         let u: Value = t.patch_json(&format!("/videos/{id}"), json!({"playerId": null})).await.json().await.unwrap();
         assert!(u.get("playerId").is_none());

@@ -23,7 +23,7 @@ use super::source::Form;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request};
+use crate::page::{Page, page, page_request, sort_order};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -186,11 +186,7 @@ pub async fn list(
         Some("updatedAt") => Some(PlayerSort::UpdatedAt),
         Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be one of name, createdAt, updatedAt.")),
     };
-    let descending = match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => return Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc.")),
-    };
+    let descending = sort_order(&q, false)?;
     let (players, total) = state.repo.list_players(auth.ws(), sort.unwrap_or_default(), descending, req).await?;
     let data = players.iter().map(|p| PlayerThemeOut::build(&state, p)).collect();
     Ok(Json(page("/players", &q, req, total, data)))

@@ -14,7 +14,7 @@ use vidi_core::upload_token::{MAX_TTL_SECS, UploadToken};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request};
+use crate::page::{Page, page, page_request, sort_order};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -91,11 +91,7 @@ pub async fn list(
         Some("ttl") => UploadTokenSort::Ttl,
         Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be createdAt or ttl.")),
     };
-    let descending = match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => return Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc.")),
-    };
+    let descending = sort_order(&q, false)?;
     let (tokens, total) = state.repo.list_upload_tokens(auth.ws(), sort, descending, req, now_ms()).await?;
     let data = tokens.iter().map(UploadTokenOut::from).collect();
     Ok(Json(page("/upload-tokens", &q, req, total, data)))

@@ -19,7 +19,7 @@ use super::players::check_player_of;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request};
+use crate::page::{Page, page, page_request, sort_order};
 use crate::{ApiError, ApiResult, AppState, ingest};
 
 // ---- wire types ------------------------------------------------------------------------------
@@ -432,14 +432,8 @@ pub async fn list(
             ));
         }
     };
-    let descending = match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") => sort_by.is_none(), // newest first unless a sort was asked for
-        Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            return Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc."));
-        }
-    };
+    // Newest first unless a sort was asked for.
+    let descending = sort_order(&q, sort_by.is_none())?;
     let filter = VideoFilter {
         title: q.get("title").filter(|s| !s.is_empty()).map(str::to_string),
         description: q.get("description").filter(|s| !s.is_empty()).map(str::to_string),
