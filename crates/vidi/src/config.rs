@@ -56,6 +56,9 @@ pub struct Config {
     /// Workers of the short lane (probes, chunk assemblies, `source` URL imports), beside the
     /// encode lane's, so none of that waits behind a ladder (`VIDI_SHORT_WORKERS`).
     pub short_workers: usize,
+    /// Workers of the head lane (`VIDI_HEAD_WORKERS`): each video's first second of ladder,
+    /// which makes it playable, ahead of and beside the rest of every ladder.
+    pub head_workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
     pub job_stale_secs: u64,
     /// Seconds before a failed job's first retry (each later one waits four times longer).
@@ -117,6 +120,7 @@ impl Default for Config {
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,
             short_workers: 2,
+            head_workers: 1,
             job_stale_secs: 30,
             job_retry_secs: 10,
             follow_timeout_secs: 60,
