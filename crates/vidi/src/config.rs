@@ -74,10 +74,10 @@ pub struct Config {
     pub follow_timeout_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
-    /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, spread
-    /// over cores and workers (0: never split).
+    /// After its first second (the head), a video longer than 5 s is encoded in pieces of about
+    /// this many seconds, spread over cores and workers (0: never split, not even the head).
     pub piece_secs: u32,
-    /// Pieces one encode job runs at once (0: one per core).
+    /// Pieces of its own video one finish job runs at once (0: one per core).
     pub parallel_pieces: usize,
     pub ffmpeg: String,
     pub ffprobe: String,
