@@ -204,9 +204,8 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         };
         let sound = async {
             // The whole sound takes ~1 % of the picture's CPU time, and it runs at the head's
-            // priority: the head lane takes the next video's head only when this job ends, so
-            // niced (measured: nice 5 on a loaded machine) it made every head last three times
-            // longer.
+            // priority: the head lane takes the next video's head only when this job ends, and
+            // niced on a busy machine the sound was what the job waited for (docs/performance.md).
             if plan.demuxed_audio {
                 ctx.media.ffmpeg.jailed(jail.clone()).run_with_progress(&audio_args, |_| {}).await
             } else {
