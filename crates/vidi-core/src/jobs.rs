@@ -172,7 +172,7 @@ impl JobKind {
     }
 }
 
-/// The unique keys of a video's piece jobs start with this (a lead claims its own pieces by it).
+/// The unique keys of a video's piece jobs start with this (a finish job claims its own pieces by it).
 pub fn pieces_key_prefix(video_id: &VideoId) -> String {
     format!("piece:{video_id}:")
 }

@@ -49,7 +49,7 @@ pub(crate) async fn run(ctx: &Ctx, id: &VideoId, growing: Option<&Growing>) -> R
         (Some((_, probe)), Err(_)) if !uploading => (probe, None),
         (_, Err(e)) => return Err(e),
     };
-    // This job's bound on its ffmpeg runs: the whole video's, since the lead may encode all of it.
+    // This job's bound on its ffmpeg runs: the whole video's, since it may encode all of it.
     // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
     let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
     let bounded = ctx.with_ffmpeg_timeout(bound);

@@ -130,8 +130,8 @@ pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
 /// Running jobs by id, with the worker name that holds each, shared by the workers of one
 /// process, and the token that stops them. A job leaves the set when its outcome is recorded;
 /// when the workers stop, the jobs still in it are those they dropped, and they are released.
-/// (Tracked here rather than by each worker loop because a lead encode runs the pieces it helps
-/// with as jobs of their own, nested in its own future: stopping the lead drops them too.)
+/// (Tracked here rather than by each worker loop because a finish job runs the pieces it helps
+/// with as jobs of their own, nested in its own future: stopping the finish drops them too.)
 #[derive(Clone, Default)]
 pub struct HeldJobs {
     jobs: Arc<Mutex<HashMap<String, String>>>,
