@@ -61,6 +61,10 @@ pub struct ApiConfig {
     /// `VIDI_WEBHOOK_LIMIT`: webhooks one workspace may hold (contract §9: a limit exists,
     /// its number is not stated).
     pub webhook_limit: u32,
+    /// How long the answer to an upload's last part waits for its assembly job, so that it (and
+    /// the status read right after it) reports the upload complete, as api.video does; past it,
+    /// the answer says `uploading` and the job carries on.
+    pub assembly_wait: Duration,
 }
 
 impl Default for ApiConfig {
@@ -81,6 +85,7 @@ impl Default for ApiConfig {
             import_rate_window: Duration::from_secs(30),
             outbound_allow_private: false,
             key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
+            assembly_wait: Duration::from_secs(30),
             webhook_limit: 20,
         }
     }

@@ -90,6 +90,9 @@ pub struct Config {
     /// ...and average at least this many bytes per second over every `import_rate_window_secs`.
     pub import_min_rate: u64,
     pub import_rate_window_secs: u64,
+    /// Seconds the answer to an upload's last part waits for the source's assembly (a job), in
+    /// processes that run workers.
+    pub assembly_wait_secs: u64,
     /// Webhooks one workspace may hold (`webhook-limit-reached` past it).
     pub webhook_limit: u32,
     /// Webhook requests in flight at most, all webhooks together...
@@ -149,6 +152,7 @@ impl Default for Config {
             import_timeout_secs: api.import_timeout.as_secs(),
             import_min_rate: api.import_min_rate,
             import_rate_window_secs: api.import_rate_window.as_secs(),
+            assembly_wait_secs: api.assembly_wait.as_secs(),
             webhook_limit: api.webhook_limit,
             webhook_concurrency: hooks.concurrency,
             webhook_per_endpoint: hooks.per_endpoint,

@@ -16,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use vidi_core::blobs::{ByteStream, ChunkTarget};
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::keys::{source_key, upload_key};
-use vidi_core::model::UploadMode;
+use vidi_core::model::{IngestState, UploadMode};
 use vidi_core::repo::ChunkCommit;
 use vidi_core::time::now_ms;
 use vidi_core::upload::{self, ContentRange, RangeError};
@@ -295,13 +295,34 @@ async fn upload_chunk(
             }
             Ok((StatusCode::CREATED, Json(VideoIdOnly { video_id: id.to_string() })).into_response())
         }
-        // Every byte is durable: the join is a job any worker takes (the status says
-        // `uploading` until it is done), so this node may die as soon as it has answered.
+        // Every byte is durable: the join is a job any worker takes, so a node that dies now
+        // loses nothing. The answer still waits for it (bounded): clients read the status right
+        // after the last part and expect the upload complete, as api.video reports it.
         ChunkCommit::Complete { .. } => {
             ingest::queue_assembly(state, ws, id).await;
+            wait_assembled(state, ws, id).await;
             full_video(state, ws, id).await
         }
     }
+}
+
+/// Waits until the video's source is assembled (or its assembly failed), polling with growing
+/// pauses (10 ms doubling to 250 ms): a local worker takes the job within milliseconds, one on
+/// another node within a poll or a notification.
+async fn wait_assembled(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
+    let deadline = tokio::time::Instant::now() + state.cfg.assembly_wait;
+    let mut pause = std::time::Duration::from_millis(10);
+    while tokio::time::Instant::now() < deadline {
+        match state.repo.get_video(ws, id).await {
+            Ok(v) if !matches!(v.ingest.state, IngestState::Assembling | IngestState::Uploading) => return,
+            Ok(v) if v.encoding.error.is_some() => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+    }
+    tracing::warn!(video = %id, "answered the last part before its assembly finished");
 }
 
 async fn full_video(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> ApiResult<Response> {
