@@ -158,12 +158,6 @@ pub struct LogoImage {
     pub height: u32,
 }
 
-impl LogoImage {
-    pub fn content_type(&self) -> &'static str {
-        if self.ext == "png" { "image/png" } else { "image/jpeg" }
-    }
-}
-
 /// What the first bytes say: `Ok(None)` when the file is neither PNG nor JPEG, `Err` when it
 /// claims to be one but its header is broken.
 pub fn sniff_logo(bytes: &[u8]) -> Result<Option<LogoImage>, &'static str> {

@@ -1,7 +1,7 @@
-//! [`UploadTokenRepo`]: delegated upload tokens and the uploads in progress on each.
+//! [`UploadTokenRepo`]: delegated upload tokens.
 
 use async_trait::async_trait;
-use vidi_core::id::{UploadTokenId, VideoId, WorkspaceId};
+use vidi_core::id::{UploadTokenId, WorkspaceId};
 use vidi_core::model::PageRequest;
 use vidi_core::repo::{UploadTokenRepo, UploadTokenSort};
 use vidi_core::upload_token::UploadToken;
@@ -83,52 +83,5 @@ impl UploadTokenRepo for Db {
             return Err(CoreError::NotFound);
         }
         Ok(())
-    }
-
-    async fn find_upload_token(&self, id: &UploadTokenId, now: i64) -> CoreResult<Option<UploadToken>> {
-        let sql = format!("SELECT {COLUMNS} FROM upload_tokens WHERE token = $1 AND {}", ACTIVE.replace("$now", "$2"));
-        let row: Option<Row> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id.as_str()).bind(now).fetch_optional(p).await.map_err(db_err))?;
-        Ok(row.map(token))
-    }
-
-    async fn record_token_upload(
-        &self,
-        id: &UploadTokenId,
-        video: &VideoId,
-        file_name: &str,
-        parts_total: Option<u32>,
-        now: i64,
-    ) -> CoreResult<()> {
-        with_pool!(self, p => sqlx::query(
-            "INSERT INTO token_uploads (video_id, token, file_name, parts_total, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(video.as_str()).bind(id.as_str()).bind(file_name).bind(parts_total.map(i64::from)).bind(now)
-            .execute(p).await.map(|_| ()).map_err(db_err))
-    }
-
-    async fn find_token_upload(
-        &self,
-        id: &UploadTokenId,
-        file_name: &str,
-        parts_total: u32,
-        part: u32,
-    ) -> CoreResult<Option<VideoId>> {
-        // Chunks are stored by part number. A video whose source is complete (or assembling) is
-        // never picked.
-        let row: Option<(String,)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT u.video_id FROM token_uploads u JOIN videos v ON v.id = u.video_id \
-             WHERE u.token = $1 AND u.file_name = $2 AND u.parts_total = $3 AND v.ingest_state IN ('missing', 'uploading') \
-             AND NOT EXISTS (SELECT 1 FROM upload_chunks c WHERE c.video_id = u.video_id AND c.idx = $4) \
-             ORDER BY u.created_at DESC, u.video_id DESC LIMIT 1")
-            .bind(id.as_str()).bind(file_name).bind(i64::from(parts_total)).bind(i64::from(part))
-            .fetch_optional(p).await.map_err(db_err))?;
-        Ok(row.map(|(v,)| VideoId::from_trusted(v)))
-    }
-
-    async fn is_token_upload(&self, id: &UploadTokenId, video: &VideoId) -> CoreResult<bool> {
-        let row: Option<(i64,)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT 1 FROM token_uploads WHERE token = $1 AND video_id = $2")
-            .bind(id.as_str()).bind(video.as_str()).fetch_optional(p).await.map_err(db_err))?;
-        Ok(row.is_some())
     }
 }

@@ -193,6 +193,14 @@ async fn logos_are_checked_kept_and_served() {
             "invalid-attribute",
         )
         .await;
+        let long = format!("https://example.com/{}", "a".repeat(3000));
+        problem(upload_logo(&t, &id, ("logo.png", png.clone()), Some(&long)).await, 400, "invalid-attribute").await;
+        // Two files in one form: refused, nothing stored.
+        let two = reqwest::multipart::Form::new()
+            .part("a", reqwest::multipart::Part::bytes(png.clone()).file_name("a.png"))
+            .part("b", reqwest::multipart::Part::bytes(png.clone()).file_name("b.png"));
+        let r = t.req(Method::POST, &format!("/players/{id}/logo")).multipart(two).send().await.unwrap();
+        problem(r, 400, "uploaded-file-multiple-files").await;
         let none = t
             .req(Method::POST, &format!("/players/{id}/logo"))
             .multipart(reqwest::multipart::Form::new().text("link", "x"))

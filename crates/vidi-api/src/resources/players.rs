@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use vidi_core::id::{PlayerId, WorkspaceId, random_body};
@@ -262,22 +261,8 @@ pub async fn upload_logo(
     let mut form = Form::open(&headers, body)?;
     let result = async {
         let p = state.repo.get_player(auth.ws(), &player_id(&id)?).await.or_404("playerId")?;
-        let Some(mut file) = form.next_file().await? else { return Err(ApiError::no_file()) };
-        let mut bytes = Vec::new();
-        while let Some(piece) = file.next().await {
-            let piece = piece.map_err(|e| ApiError::invalid_payload(format!("The upload could not be read: {e}")))?;
-            if bytes.len() + piece.len() > MAX_LOGO_BYTES {
-                return Err(ApiError::upload(vidi_core::upload::RangeError::FileTooLarge)
-                    .detail(format!("A logo may be at most {} KiB.", MAX_LOGO_BYTES / 1024)));
-            }
-            bytes.extend_from_slice(&piece);
-        }
-        // multer allows one live field at a time; `link` may come before or after the file.
-        drop(file);
-        form.finish().await?;
-        if bytes.is_empty() {
-            return Err(ApiError::upload(vidi_core::upload::RangeError::FileEmpty));
-        }
+        // `link` may come before or after the file: the whole form is read first.
+        let bytes = form.small_file(MAX_LOGO_BYTES).await?;
         let invalid = |detail: &str| {
             ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file").detail(detail)
         };

@@ -144,6 +144,29 @@ impl Form {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
     }
 
+    /// The one file of a small upload (a thumbnail, a logo), read whole: the rest of the form is
+    /// read too (no second file; text fields kept), and an empty file or one over `max` bytes is
+    /// refused. Over-large bodies stop at `max`, never buffered further.
+    pub async fn small_file(&mut self, max: usize) -> ApiResult<Vec<u8>> {
+        let Some(mut file) = self.next_file().await? else { return Err(ApiError::no_file()) };
+        let mut bytes = Vec::new();
+        while let Some(piece) =
+            file.chunk().await.map_err(|e| ApiError::invalid_payload(format!("The upload could not be read: {e}")))?
+        {
+            if bytes.len() + piece.len() > max {
+                return Err(ApiError::upload(RangeError::FileTooLarge));
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        // multer allows one live field at a time.
+        drop(file);
+        self.finish().await?;
+        if bytes.is_empty() {
+            return Err(ApiError::upload(RangeError::FileEmpty));
+        }
+        Ok(bytes)
+    }
+
     /// After the file: the rest of the body must hold no second file.
     pub async fn finish(&mut self) -> ApiResult<()> {
         match self.next_file().await? {

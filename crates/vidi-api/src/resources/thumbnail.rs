@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use futures::StreamExt;
 use vidi_core::keys::thumbnail_key;
 use vidi_core::model::{IngestState, ProbeOutcome, Video};
 use vidi_core::scratch::Scratch;
@@ -126,21 +125,7 @@ pub async fn upload(
     let mut form = Form::open(&headers, body)?;
     let result = async {
         let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-        let Some(mut file) = form.next_file().await? else { return Err(ApiError::no_file()) };
-        let mut bytes = Vec::new();
-        while let Some(piece) = file.next().await {
-            let piece = piece.map_err(|e| ApiError::invalid_payload(format!("The upload could not be read: {e}")))?;
-            if bytes.len() + piece.len() > MAX_IMAGE {
-                return Err(ApiError::upload(vidi_core::upload::RangeError::FileTooLarge));
-            }
-            bytes.extend_from_slice(&piece);
-        }
-        // multer allows one live field at a time.
-        drop(file);
-        form.finish().await?;
-        if bytes.is_empty() {
-            return Err(ApiError::upload(vidi_core::upload::RangeError::FileEmpty));
-        }
+        let bytes = form.small_file(MAX_IMAGE).await?;
         let kind = image_kind(&bytes).ok_or_else(|| {
             ApiError::bad_request(
                 "uploaded-file-extension-invalid",
