@@ -3,7 +3,7 @@
 # in process, delivering to a receiver on 127.0.0.1 that answers 200 at once. Measures the time
 # from a rendition's completion being recorded to the receiver holding the event (p50/p99/max,
 # events 20 ms apart) and deliveries per second for a burst (videos of 4 renditions).
-# The measuring code is crates/vidi/tests/webhook_bench.rs (an ignored test, release build).
+# The measuring code is crates/vidi/tests/it/webhook_bench.rs (an ignored test, release build).
 #
 # Environment:
 #   BENCH_HOOKS_LATENCY_EVENTS  events in the latency run (default 400)
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${BENCH_HOOKS_PROFILE:-release}
-out=$(cargo test --profile "$profile" --locked -q -p vidi --test webhook_bench -- --ignored --nocapture 2>&1) || {
+out=$(cargo test --profile "$profile" --locked -q -p vidi --test it webhook_bench -- --ignored --nocapture 2>&1) || {
   echo "$out" >&2
   exit 1
 }

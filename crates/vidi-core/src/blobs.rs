@@ -59,7 +59,9 @@ pub trait Blobs: Send + Sync + 'static {
     async fn size(&self, key: &str) -> CoreResult<Option<u64>>;
     /// Removes one object (absent is fine).
     async fn delete(&self, key: &str) -> CoreResult<()>;
-    /// Removes every object under `prefix` (a folder-like prefix ending in `/`).
+    /// Removes every object under `prefix` (a folder-like prefix ending in `/`). An empty prefix
+    /// is the store's whole root: S3 allows it (a test drops its bucket prefix so); the local
+    /// store refuses it, its root being the operator's data folder.
     async fn delete_prefix(&self, prefix: &str) -> CoreResult<()>;
     async fn copy(&self, from: &str, to: &str) -> CoreResult<()>;
     /// A local file holding `key`, for ffmpeg/ffprobe, which are only ever given local files

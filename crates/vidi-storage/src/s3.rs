@@ -155,7 +155,8 @@ impl Blobs for S3Blobs {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> CoreResult<()> {
-        let p = self.path(prefix)?;
+        // An empty prefix is the whole store: everything under this installation's prefix.
+        let p = if prefix.is_empty() { Path::from(self.prefix.as_str()) } else { self.path(prefix)? };
         let mut listing = self.store.list(Some(&p));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(err)?;

@@ -108,7 +108,8 @@ fn job_timeout(cfg: &Config) -> Duration {
     Duration::from_secs(cfg.job_timeout_secs.max(1))
 }
 
-async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
+/// The media store `cfg` names (a local folder or an S3 bucket and prefix).
+pub async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     let s3 = S3Config {
         endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
         region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),

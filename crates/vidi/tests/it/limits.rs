@@ -2,14 +2,13 @@
 //! full disk under the encoder (the video fails with a reason, the job gives up after its bounded
 //! attempts, other videos keep encoding). On every configured backend.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer, av_clip, backends};
+use crate::common;
+use crate::common::{Backend, TestServer, av_clip, backend_test};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -59,8 +58,8 @@ const LADDER: [(&str, &str); 6] = [
     ("2160p", "3840x2160"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p() {
+backend_test!(a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p, multi_thread = 2);
+async fn a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p(b: Backend) {
     // 3840x2160 for 10 s with a sine track. 5 frames per second keeps it cheap for CI: the cost is
     // x264 on six renditions, and every rung is still exercised (keyframes, segments, levels).
     let source = av_clip("4k-10s.mp4", "size=3840x2160:rate=5", "frequency=440", 10, &[]);
@@ -69,72 +68,70 @@ async fn a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p() {
     assert!((source_s - 10.0).abs() < 0.5, "the source lasts {source_s} s");
     let bytes = std::fs::read(&source).unwrap();
     let mut timings = Vec::new();
-    for b in backends() {
-        let t = TestServer::start(&b).await;
-        let label = &b.label;
-        let id = t.create_video("4k").await;
-        let started = Instant::now();
-        assert_eq!(t.upload(&id, None, bytes.clone()).await.status(), 201, "{label}");
-        let uploaded = started.elapsed();
-        t.wait_status(&id, 300, |s| s["encoding"]["playable"] == true || all(s, "failed")).await;
-        let playable = started.elapsed();
-        let st = t.wait_status(&id, 300, |s| all(s, "encoded") || qualities(s).iter().any(|q| q.2 == "failed")).await;
-        let encoded = started.elapsed();
-        timings.push(format!(
-            "{label}: uploaded {:.1} s, playable {:.1} s, every rendition and the MP4 encoded {:.1} s",
-            uploaded.as_secs_f64(),
-            playable.as_secs_f64(),
-            encoded.as_secs_f64()
-        ));
-        eprintln!("4K 10 s on {}", timings.last().unwrap());
+    let t = TestServer::start(&b).await;
+    let label = &b.label;
+    let id = t.create_video("4k").await;
+    let started = Instant::now();
+    assert_eq!(t.upload(&id, None, bytes.clone()).await.status(), 201, "{label}");
+    let uploaded = started.elapsed();
+    t.wait_status(&id, 300, |s| s["encoding"]["playable"] == true || all(s, "failed")).await;
+    let playable = started.elapsed();
+    let st = t.wait_status(&id, 300, |s| all(s, "encoded") || qualities(s).iter().any(|q| q.2 == "failed")).await;
+    let encoded = started.elapsed();
+    timings.push(format!(
+        "{label}: uploaded {:.1} s, playable {:.1} s, every rendition and the MP4 encoded {:.1} s",
+        uploaded.as_secs_f64(),
+        playable.as_secs_f64(),
+        encoded.as_secs_f64()
+    ));
+    eprintln!("4K 10 s on {}", timings.last().unwrap());
 
-        // Every rung from 240p to 2160p, and the MP4 (of the top one), encoded; playable.
-        let mut expected: Vec<(String, String, String)> =
-            LADDER.iter().map(|(q, _)| ("hls".into(), q.to_string(), "encoded".into())).collect();
-        expected.push(("mp4".into(), "2160p".into(), "encoded".into()));
-        assert_eq!(qualities(&st), expected, "{label}: {st}");
-        assert_eq!(st["encoding"]["playable"], true, "{label}");
-        assert_eq!(
-            (st["encoding"]["metadata"]["width"].as_u64(), st["encoding"]["metadata"]["height"].as_u64()),
-            (Some(3840), Some(2160))
-        );
+    // Every rung from 240p to 2160p, and the MP4 (of the top one), encoded; playable.
+    let mut expected: Vec<(String, String, String)> =
+        LADDER.iter().map(|(q, _)| ("hls".into(), q.to_string(), "encoded".into())).collect();
+    expected.push(("mp4".into(), "2160p".into(), "encoded".into()));
+    assert_eq!(qualities(&st), expected, "{label}: {st}");
+    assert_eq!(st["encoding"]["playable"], true, "{label}");
+    assert_eq!(
+        (st["encoding"]["metadata"]["width"].as_u64(), st["encoding"]["metadata"]["height"].as_u64()),
+        (Some(3840), Some(2160))
+    );
 
-        // The master playlist lists the six variants, smallest first, up to 3840x2160.
-        let video: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
-        let hls_url = video["assets"]["hls"].as_str().unwrap().to_string();
-        let r = t.http.get(&hls_url).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{label}");
-        let master = r.text().await.unwrap();
-        let variants: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).collect();
-        assert_eq!(variants.len(), 6, "{label}: {master}");
-        for (line, (_, res)) in variants.iter().zip(LADDER) {
-            assert!(line.contains(&format!("RESOLUTION={res},")), "{label}: {line}");
-        }
-        assert!(variants[5].contains("avc1.640033"), "2160p is H.264 level 5.1: {}", variants[5]);
-
-        // Every rendition lasts as long as the source; the top one is full 4K.
-        for (q, res) in LADDER {
-            let url = hls_url.replace("manifest.m3u8", &format!("{q}/index.m3u8"));
-            let (w, h, d) = ffprobe(&url).await;
-            assert_eq!(format!("{w}x{h}"), res, "{label} {q}");
-            assert!((d - source_s).abs() < 0.5, "{label} {q}: {d} s, the source {source_s} s");
-            let playlist = t.http.get(&url).send().await.unwrap().text().await.unwrap();
-            assert!(playlist.contains("#EXT-X-ENDLIST"), "{label} {q} is finished");
-        }
-
-        // The MP4 is served, 4K, as long as the source.
-        let mp4 = video["assets"]["mp4"].as_str().unwrap();
-        let r = t.http.get(mp4).header("Range", "bytes=0-99").send().await.unwrap();
-        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (206, "video/mp4"));
-        let (w, h, d) = ffprobe(mp4).await;
-        assert_eq!((w, h), (3840, 2160), "{label} mp4");
-        assert!((d - source_s).abs() < 0.5, "{label} mp4: {d} s");
-
-        // The thumbnail is a JPEG.
-        let r = t.http.get(video["assets"]["thumbnail"].as_str().unwrap()).send().await.unwrap();
-        assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "image/jpeg"));
-        assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8], "{label}");
+    // The master playlist lists the six variants, smallest first, up to 3840x2160.
+    let video: Value = t.get(&format!("/videos/{id}")).await.json().await.unwrap();
+    let hls_url = video["assets"]["hls"].as_str().unwrap().to_string();
+    let r = t.http.get(&hls_url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{label}");
+    let master = r.text().await.unwrap();
+    let variants: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).collect();
+    assert_eq!(variants.len(), 6, "{label}: {master}");
+    for (line, (_, res)) in variants.iter().zip(LADDER) {
+        assert!(line.contains(&format!("RESOLUTION={res},")), "{label}: {line}");
     }
+    assert!(variants[5].contains("avc1.640033"), "2160p is H.264 level 5.1: {}", variants[5]);
+
+    // Every rendition lasts as long as the source; the top one is full 4K.
+    for (q, res) in LADDER {
+        let url = hls_url.replace("manifest.m3u8", &format!("{q}/index.m3u8"));
+        let (w, h, d) = ffprobe(&url).await;
+        assert_eq!(format!("{w}x{h}"), res, "{label} {q}");
+        assert!((d - source_s).abs() < 0.5, "{label} {q}: {d} s, the source {source_s} s");
+        let playlist = t.http.get(&url).send().await.unwrap().text().await.unwrap();
+        assert!(playlist.contains("#EXT-X-ENDLIST"), "{label} {q} is finished");
+    }
+
+    // The MP4 is served, 4K, as long as the source.
+    let mp4 = video["assets"]["mp4"].as_str().unwrap();
+    let r = t.http.get(mp4).header("Range", "bytes=0-99").send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (206, "video/mp4"));
+    let (w, h, d) = ffprobe(mp4).await;
+    assert_eq!((w, h), (3840, 2160), "{label} mp4");
+    assert!((d - source_s).abs() < 0.5, "{label} mp4: {d} s");
+
+    // The thumbnail is a JPEG.
+    let r = t.http.get(video["assets"]["thumbnail"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()), (200, "image/jpeg"));
+    assert_eq!(&r.bytes().await.unwrap()[..2], &[0xFF, 0xD8], "{label}");
     eprintln!(
         "4K 10 s source ({} bytes, debug build, x264 preset {}):",
         bytes.len(),
@@ -259,8 +256,8 @@ fn big_480p() -> Vec<u8> {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encoding() {
+backend_test!(a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encoding, multi_thread = 2);
+async fn a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encoding(b: Backend) {
     // Mounting needs root. Say so plainly, and never skip on CI.
     let probe = tempfile::tempdir().unwrap();
     if let Err(e) = Tmpfs::mount(&probe.path().join("m"), "1m") {
@@ -273,11 +270,7 @@ async fn a_full_disk_fails_the_video_with_a_reason_and_other_videos_keep_encodin
     capture_worker_events();
     let big = big_480p();
     let small = common::small_video();
-    // The backends run side by side: most of the time is the job's retry backoff (5 s, then 20 s).
-    let runs = backends().into_iter().map(|b| full_disk_on(b, big.clone(), small.clone()));
-    for line in futures::future::join_all(runs).await {
-        eprintln!("full disk: {line}");
-    }
+    eprintln!("full disk: {}", full_disk_on(b, big, small).await);
 }
 
 async fn full_disk_on(b: Backend, big: Vec<u8>, small: Vec<u8>) -> String {

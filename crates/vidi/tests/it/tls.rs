@@ -2,13 +2,11 @@
 //! https with a self-signed certificate, an upload that becomes playable, handshakes bounded in
 //! time, and configurations that cannot work refused at start.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{backends, config_for, small_video};
+use crate::common::{Backend, config_for, small_video};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
@@ -33,7 +31,7 @@ fn self_signed(dir: &Path) -> (String, String) {
 
 #[tokio::test]
 async fn https_end_to_end_with_a_self_signed_certificate() {
-    let b = &backends()[0];
+    let b = &Backend::sqlite_local();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path());
     let mut cfg = config_for(b, dir.path());
@@ -107,7 +105,7 @@ async fn https_end_to_end_with_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn tls_configurations_that_cannot_work_stop_the_node() {
-    let b = &backends()[0];
+    let b = &Backend::sqlite_local();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path());
     let start = |cert: &str, key: &str| {

@@ -10,13 +10,11 @@
 //!
 //! Prints `KEY=VALUE` lines for bench/run.sh.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::receiver::*;
-use common::*;
+use crate::common::receiver::*;
+use crate::common::*;
 use serde_json::json;
 use vidi_core::event::Encoding;
 use vidi_core::id::VideoId;

@@ -27,21 +27,120 @@ pub struct Backend {
     pub s3_url: Option<String>,
 }
 
-pub fn backends() -> Vec<Backend> {
-    let pg = std::env::var("VIDI_TEST_PG_URL").ok().filter(|s| !s.is_empty());
-    let s3 = std::env::var("VIDI_TEST_S3_URL").ok().filter(|s| !s.is_empty());
-    let mut out = vec![Backend { label: "sqlite+local".into(), pg_url: None, s3_url: None }];
-    if pg.is_some() || s3.is_some() {
+impl Backend {
+    /// The embedded default: SQLite and a local folder, always available.
+    pub fn sqlite_local() -> Backend {
+        Backend { label: "sqlite+local".into(), pg_url: None, s3_url: None }
+    }
+
+    /// The scale-out pair from the environment: PostgreSQL + S3 when both are configured (one
+    /// of them alone pairs with the embedded other half). `None` when neither is, which fails
+    /// the test under `CI=true`: there a skipped backend would be a silent hole.
+    pub fn postgres_s3() -> Option<Backend> {
+        let pg = std::env::var("VIDI_TEST_PG_URL").ok().filter(|s| !s.is_empty());
+        let s3 = std::env::var("VIDI_TEST_S3_URL").ok().filter(|s| !s.is_empty());
+        if pg.is_none() && s3.is_none() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but neither VIDI_TEST_PG_URL nor VIDI_TEST_S3_URL is set"
+            );
+            eprintln!("SKIPPED: PostgreSQL and S3 are not configured (VIDI_TEST_PG_URL, VIDI_TEST_S3_URL)");
+            return None;
+        }
         let label = format!(
             "{}+{}",
             if pg.is_some() { "postgres" } else { "sqlite" },
             if s3.is_some() { "s3" } else { "local" }
         );
-        out.push(Backend { label, pg_url: pg, s3_url: s3 });
-    } else {
-        eprintln!("note: PostgreSQL and S3 not configured for this test binary: running on sqlite+local only");
+        Some(Backend { label, pg_url: pg, s3_url: s3 })
     }
-    out
+}
+
+/// Every configured backend pair: the embedded default, then the scale-out pair if configured.
+pub fn backends() -> Vec<Backend> {
+    std::iter::once(Backend::sqlite_local()).chain(Backend::postgres_s3()).collect()
+}
+
+/// Declares the async fn `$name(b: Backend)` below it a test per backend pair, named after
+/// its pair: `<name>::sqlite_local` and `<name>::postgres_s3`. A failure on one pair no longer
+/// hides the other, and `cargo test postgres_s3` picks one pair. The database schemas and bucket
+/// prefixes the test creates are dropped when it ends. `multi_thread = N` gives it N runtime
+/// threads (tests that block a thread, or race tasks).
+macro_rules! backend_test {
+    ($name:ident) => {
+        $crate::common::backend_test!(@pair $name, #[tokio::test]);
+    };
+    ($name:ident, multi_thread = $n:literal) => {
+        $crate::common::backend_test!(@pair $name, #[tokio::test(flavor = "multi_thread", worker_threads = $n)]);
+    };
+    (@pair $name:ident, #[$test:meta]) => {
+        mod $name {
+            #[$test]
+            async fn sqlite_local() {
+                $crate::common::scoped(super::$name($crate::common::Backend::sqlite_local())).await
+            }
+
+            #[$test]
+            async fn postgres_s3() {
+                if let Some(b) = $crate::common::Backend::postgres_s3() {
+                    $crate::common::scoped(super::$name(b)).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
+
+tokio::task_local! {
+    /// What `config_for` created inside the running test: dropped when the test ends.
+    static CREATED: std::cell::RefCell<Vec<Config>>;
+}
+
+/// Runs one test body, then drops the schemas and bucket prefixes it created, whether it
+/// passed or panicked (the panic is then resumed). The names are in the test's log.
+pub async fn scoped(body: impl Future<Output = ()>) {
+    use futures::FutureExt;
+    let (outcome, created) = CREATED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let outcome = std::panic::AssertUnwindSafe(body).catch_unwind().await;
+            (outcome, CREATED.with(|c| c.take()))
+        })
+        .await;
+    for cfg in created {
+        drop_test_data(&cfg).await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn drop_test_data(cfg: &Config) {
+    use sqlx::Connection;
+    let ours = |s: &str| s.starts_with("t_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if cfg.database_url.starts_with("postgres") && ours(&cfg.database_schema) {
+        // Servers of the test are gone, but a pool may close its connections a moment later:
+        // a bounded lock wait instead of hanging on one.
+        match sqlx::PgConnection::connect(&cfg.database_url).await {
+            Ok(mut c) => {
+                let sql =
+                    format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE", cfg.database_schema);
+                if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await {
+                    eprintln!("note: schema {} not dropped: {e}", cfg.database_schema);
+                }
+            }
+            Err(e) => eprintln!("note: schema {} not dropped: {e}", cfg.database_schema),
+        }
+    }
+    if cfg.storage_url.starts_with("s3://") && cfg.storage_url.contains("/run-") {
+        match vidi::open_blobs(cfg).await {
+            Ok(blobs) => {
+                if let Err(e) = blobs.delete_prefix("").await {
+                    eprintln!("note: {} not emptied: {e}", cfg.storage_url);
+                }
+            }
+            Err(e) => eprintln!("note: {} not emptied: {e}", cfg.storage_url),
+        }
+    }
 }
 
 fn unique(prefix: &str) -> String {
@@ -69,6 +168,8 @@ pub fn config_for(backend: &Backend, dir: &Path) -> Config {
     if let Some(s3) = &backend.s3_url {
         cfg.storage_url = format!("{}/{}", s3.trim_end_matches('/'), unique("run-"));
     }
+    // Outside `backend_test!` (or in a spawned task) nothing is recorded and nothing dropped.
+    let _ = CREATED.try_with(|c| c.borrow_mut().push(cfg.clone()));
     cfg
 }
 

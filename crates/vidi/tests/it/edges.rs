@@ -3,13 +3,12 @@
 //! that never hands a foreign origin the visitor's credentials. Timeouts are shortened so the
 //! file runs in seconds; all traffic stays on 127.0.0.1.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::common;
+use crate::common::{Backend, TestServer};
 use base64::Engine;
-use common::{TestServer, backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +21,7 @@ const BODY_SECS: u64 = 2;
 const MARGIN: Duration = Duration::from_secs(2);
 
 async fn server(tweak: impl FnOnce(&mut vidi::Config)) -> TestServer {
-    TestServer::start_with(&backends()[0], |c| {
+    TestServer::start_with(&Backend::sqlite_local(), |c| {
         c.header_timeout_secs = HEADER_SECS;
         c.body_idle_secs = BODY_SECS;
         tweak(c);
@@ -402,7 +401,7 @@ async fn memory_returns_to_its_level_after_an_attack() {
         ("VIDI_WORKERS", "0".to_string()),
     ];
     let extra: Vec<(&str, &str)> = timeouts.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let install = common::process::Install::new(&backends()[0], dir.path(), &extra);
+    let install = common::process::Install::new(&Backend::sqlite_local(), dir.path(), &extra);
     let proc = install.serve().await;
     let pid = proc.child.id();
     let addr: SocketAddr = format!("127.0.0.1:{}", install.port).parse().unwrap();

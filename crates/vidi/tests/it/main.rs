@@ -1,0 +1,25 @@
+//! The integration tests: one binary (it links once), booting the real server on 127.0.0.1:0.
+//! Each test that touches metadata or media runs once per backend pair, named after it
+//! (`…::sqlite_local`, `…::postgres_s3`; see `common::backend_test!`).
+
+mod common;
+
+mod api;
+mod crash;
+mod delivery;
+mod edges;
+mod encoding;
+mod events;
+mod jobs;
+mod keys;
+mod lifecycle;
+mod limits;
+mod players;
+mod security;
+mod tenancy;
+mod tls;
+mod upload_tokens;
+mod uploads;
+mod webhook_bench;
+mod webhook_restart;
+mod webhooks;
