@@ -64,12 +64,25 @@ fn invalid_token() -> ApiError {
     )
 }
 
+/// The form of `POST /upload` (api.video's `token-upload-payload`), for the OpenAPI document: the
+/// handler reads the multipart body itself.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenUploadPayload {
+    /// The file, or one chunk of it; any field name is accepted, the first part with a file name
+    /// is the file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Continue an upload, or upload into a video made beforehand; before or after the file.
+    #[serde(rename = "videoId")]
+    video_id: Option<String>,
+}
+
 /// Upload with a delegated upload token: a new video, or the one named by `videoId`.
 #[utoipa::path(post, path = "/upload", tag = "Videos", operation_id = "POST_upload",
     params(("token" = String, Query, description = "an upload token (to…)"),
            ("Content-Range" = Option<String>, Header, description = "part n/N, part n/* or bytes from-to/total")),
-    request_body(content_type = "multipart/form-data", content = String,
-        description = "one file part (any field name) and an optional videoId field, before or after the file"),
+    request_body(content_type = "multipart/form-data", content = TokenUploadPayload),
     responses((status = 201, description = "the Video when the upload is complete, else {videoId}", body = VideoOut),
               (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
               (status = 404, body = crate::error::Problem)))]
