@@ -105,6 +105,11 @@ impl ApiError {
         Self::new(status, e.slug(), e.title(), name)
     }
 
+    /// Whether this is the refusal of upload rule `e`.
+    pub fn is_upload(&self, e: RangeError) -> bool {
+        self.0.kind.strip_prefix(DOCS) == Some(e.slug())
+    }
+
     pub fn no_file() -> Self {
         Self::bad_request("uploaded-file-no-file", "There is no uploaded file in the request.", "file")
     }

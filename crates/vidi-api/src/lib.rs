@@ -144,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::source::routes())
         .merge(resources::thumbnail::routes())
         .merge(resources::players::routes())
+        .merge(resources::upload::routes())
         .merge(resources::upload_tokens::routes())
         .merge(resources::webhooks::routes())
         .merge(openapi::routes())

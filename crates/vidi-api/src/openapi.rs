@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{account, auth, players, source, thumbnail, upload_tokens, videos, webhooks};
+use crate::resources::{account, auth, players, source, thumbnail, upload, upload_tokens, videos, webhooks};
 
 struct Security;
 
@@ -32,7 +32,7 @@ impl Modify for Security {
         source::upload_source, thumbnail::pick, thumbnail::upload,
         players::create, players::list, players::show, players::update, players::delete,
         players::upload_logo, players::delete_logo,
-        upload_tokens::create, upload_tokens::list, upload_tokens::show, upload_tokens::delete,
+        upload::upload, upload_tokens::create, upload_tokens::list, upload_tokens::show, upload_tokens::delete,
         webhooks::create, webhooks::list, webhooks::show, webhooks::delete,
         webhooks::secret, webhooks::deliveries, webhooks::delivery, webhooks::replay,
     ),

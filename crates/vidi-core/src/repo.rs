@@ -15,6 +15,7 @@ mod lanes;
 mod players;
 mod private;
 mod renditions;
+mod token_uploads;
 mod upload_tokens;
 mod uploads;
 mod videos;
@@ -28,6 +29,7 @@ pub use lanes::{JobTiming, LaneRepo};
 pub use players::{PlayerRepo, PlayerSort};
 pub use private::PrivateRepo;
 pub use renditions::{Rendition, RenditionRepo, RenditionRole};
+pub use token_uploads::{TokenUploadKey, TokenUploadRepo, TokenUploadSlot};
 pub use upload_tokens::{UploadTokenRepo, UploadTokenSort};
 pub use uploads::{ChunkClaim, ChunkCommit, UploadRepo};
 pub use videos::VideoRepo;
@@ -46,6 +48,7 @@ pub trait Repo:
     + LaneRepo
     + PlayerRepo
     + UploadTokenRepo
+    + TokenUploadRepo
     + WebhookRepo
     + RenditionRepo
 {
@@ -62,6 +65,7 @@ impl<T> Repo for T where
         + LaneRepo
         + PlayerRepo
         + UploadTokenRepo
+        + TokenUploadRepo
         + WebhookRepo
         + RenditionRepo
 {

@@ -12,6 +12,7 @@ mod lanes;
 mod players;
 mod private;
 mod renditions;
+mod token_uploads;
 mod upload_tokens;
 mod uploads;
 mod videos;

@@ -183,6 +183,10 @@ impl UploadRepo for Db {
                 Some(total) if video.ingest.state == IngestState::Uploading => {
                     sqlx::query("UPDATE videos SET ingest_state = 'assembling', filesize = $2 WHERE id = $1")
                         .bind(id.as_str()).bind(total as i64).execute(&mut *tx).await.map_err(db_err)?;
+                    // A complete upload expects no more parts: later parts without `videoId` on
+                    // its token start a new video (TokenUploadRepo).
+                    sqlx::query("DELETE FROM token_uploads WHERE video_id = $1")
+                        .bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
                     ChunkCommit::Complete { chunks, size: total }
                 }
                 _ => ChunkCommit::Pending,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod players;
 pub mod source;
 pub mod thumbnail;
+pub mod upload;
 pub mod upload_tokens;
 pub mod videos;
 pub mod webhooks;

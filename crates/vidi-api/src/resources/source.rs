@@ -63,9 +63,10 @@ pub async fn upload_source(
             None => None,
             Some(h) => Some(upload::parse_content_range(h.to_str().unwrap_or("")).map_err(ApiError::upload)?),
         };
+        let mut file = FilePart::Form(&mut form);
         match range {
-            None => upload_whole(&state, auth.ws(), &id, &mut form).await,
-            Some(r) => upload_chunk(&state, auth.ws(), &id, r, &mut form).await,
+            None => upload_whole(&state, auth.ws(), &id, &mut file).await,
+            Some(r) => upload_chunk(&state, auth.ws(), &id, r, &mut file).await,
         }
     }
     .await;
@@ -76,7 +77,7 @@ pub async fn upload_source(
 }
 
 /// Reads and drops up to `limit` bytes of an unparsed body.
-async fn drain_raw(body: Body, limit: u64) {
+pub(crate) async fn drain_raw(body: Body, limit: u64) {
     let mut s = body.into_data_stream();
     let mut seen = 0u64;
     let drain = async {
@@ -180,10 +181,43 @@ fn bad_form(e: multer::Error) -> ApiError {
     ApiError::invalid_payload(format!("The multipart body could not be read: {e}"))
 }
 
-/// The file part as a stream that fails once it passes `max` bytes, noting that it did.
-fn limited(field: multer::Field<'static>, max: u64, over: Arc<AtomicBool>) -> ByteStream {
+/// Where an upload's file is read from.
+pub(crate) enum FilePart<'a> {
+    /// The form's file part, streamed as it arrives (the rest of the form is read after it).
+    Form(&'a mut Form),
+    /// A file part already read to a local file with the rest of its form (token uploads, whose
+    /// `videoId` may follow the file).
+    Spooled(&'a std::path::Path),
+}
+
+impl FilePart<'_> {
+    /// The file's bytes; a form without a file part is refused.
+    async fn open(&mut self) -> ApiResult<ByteStream> {
+        match self {
+            FilePart::Form(form) => {
+                let Some(file) = form.next_file().await? else { return Err(ApiError::no_file()) };
+                Ok(Box::pin(file.map_err(std::io::Error::other)))
+            }
+            FilePart::Spooled(path) => {
+                let f = tokio::fs::File::open(path).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024)))
+            }
+        }
+    }
+
+    /// After the file: a form must hold no second one (a spooled form was checked whole).
+    async fn finish(&mut self) -> ApiResult<()> {
+        match self {
+            FilePart::Form(form) => form.finish().await,
+            FilePart::Spooled(_) => Ok(()),
+        }
+    }
+}
+
+/// The file as a stream that fails once it passes `max` bytes, noting that it did.
+fn limited(file: ByteStream, max: u64, over: Arc<AtomicBool>) -> ByteStream {
     let mut seen = 0u64;
-    Box::pin(field.map_err(std::io::Error::other).map(move |piece| {
+    Box::pin(file.map(move |piece| {
         let piece = piece?;
         seen += piece.len() as u64;
         if seen > max {
@@ -194,11 +228,14 @@ fn limited(field: multer::Field<'static>, max: u64, over: Arc<AtomicBool>) -> By
     }))
 }
 
-async fn upload_whole(state: &AppState, ws: &WorkspaceId, id: &VideoId, form: &mut Form) -> ApiResult<Response> {
+pub(crate) async fn upload_whole(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    form: &mut FilePart<'_>,
+) -> ApiResult<Response> {
     state.repo.check_whole(ws, id).await.or_404("videoId")?;
-    let Some(file) = form.next_file().await? else {
-        return Err(ApiError::no_file());
-    };
+    let file = form.open().await?;
     // A key of its own: two racing whole uploads never write the same object; the loser's is dropped.
     let key = upload_key(id.as_str(), &uuid::Uuid::new_v4().simple().to_string());
     let over = Arc::new(AtomicBool::new(false));
@@ -232,12 +269,13 @@ async fn drop_object(state: &AppState, key: &str) {
     }
 }
 
-async fn upload_chunk(
+/// One chunk into `id`: `{videoId}` while parts are missing, the Video once complete.
+pub(crate) async fn upload_chunk(
     state: &AppState,
     ws: &WorkspaceId,
     id: &VideoId,
     range: ContentRange,
-    form: &mut Form,
+    form: &mut FilePart<'_>,
 ) -> ApiResult<Response> {
     let max = state.cfg.max_request_bytes;
     if let ContentRange::Bytes { from, to, .. } = range
@@ -271,10 +309,7 @@ async fn upload_chunk(
                 kept
             }
         };
-        let Some(file) = form.next_file().await? else {
-            return Err(ApiError::no_file());
-        };
-        let body: ByteStream = Box::pin(file.map_err(std::io::Error::other));
+        let body = form.open().await?;
         let (size, receipt) = state
             .blobs
             .write_chunk(

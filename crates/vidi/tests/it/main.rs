@@ -18,6 +18,7 @@ mod players;
 mod security;
 mod tenancy;
 mod tls;
+mod token_upload;
 mod upload_tokens;
 mod uploads;
 mod webhook_bench;
