@@ -73,7 +73,9 @@ export function makeClip(file, { seconds = 6, bitrate } = {}) {
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
     '-t', String(seconds),
     '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
-    ...(bitrate ? ['-b:v', bitrate, '-minrate', bitrate, '-maxrate', bitrate, '-bufsize', bitrate] : []),
+    // Constant bitrate with filler (nal-hrd=cbr): the synthetic picture compresses far below
+    // any target otherwise.
+    ...(bitrate ? ['-b:v', bitrate, '-minrate', bitrate, '-maxrate', bitrate, '-bufsize', bitrate, '-x264-params', 'nal-hrd=cbr'] : []),
     '-c:a', 'aac', '-b:a', '96k',
     '-movflags', '+faststart',
     file,
