@@ -194,6 +194,13 @@ describe('@api.video/player-sdk against the player page', () => {
         await sdk(page, 'play');
         await waitEvent(page, 'ended', 20_000);
         await shot(page, 'sdk-ended');
+
+        // loadConfig: the frame loads the player again with the new options, and is ready again.
+        await sdk(page, 'loadConfig', { id: videoId, hideTitle: true, autoplay: false });
+        await until('ready again after loadConfig', async () => ({ ok: (await count(page, 'ready')) >= 2 }), 30_000);
+        const reloaded = frame(page);
+        assert.equal(await reloaded.locator('.title').isVisible(), false, 'hideTitle after loadConfig');
+        assert.equal(await sdk(page, 'getPaused'), true);
       });
       await page.close();
     } finally {

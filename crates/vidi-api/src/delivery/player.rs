@@ -305,6 +305,75 @@ mod tests {
         assert!(!html.contains(CONFIG_SLOT));
     }
 
+    fn theme(settings: vidi_core::player::ThemeSettings) -> PlayerTheme {
+        PlayerTheme {
+            id: PlayerId::generate(),
+            workspace_id: vidi_core::id::WorkspaceId::generate(),
+            name: None,
+            settings,
+            logo_key: None,
+            logo_link: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_theme_forces_what_the_query_cannot_undo_and_never_shows_what_the_query_hid() {
+        use vidi_core::player::ThemeSettings;
+        // The query asked for controls and no loop; the theme hides the controls, forces the
+        // loop, autoplay and a hidden title, and turns the SDK off.
+        let mut config = PlayerConfig { controls: true, api: true, ..Default::default() };
+        let forcing = ThemeSettings {
+            enable_api: false,
+            enable_controls: false,
+            force_autoplay: true,
+            hide_title: true,
+            force_loop: true,
+            link_active: Some("#123456".into()),
+            ..ThemeSettings::default()
+        };
+        apply_theme(&mut config, &theme(forcing), "http://vidi");
+        assert!(!config.controls && config.autoplay && config.hide_title && config.looped && !config.api);
+        assert!(
+            config.forced.hide_controls && config.forced.autoplay && config.forced.hide_title && config.forced.looped
+        );
+        assert_eq!(config.theme["--vidi-link-active-color"], "#123456");
+        assert_eq!(config.theme["--media-control-background"], "rgba(0, 0, 0, .7)");
+        assert_eq!(config.theme.len(), 12);
+
+        // `?hideControls=true` under a theme that enables them: still hidden; nothing forced.
+        let mut config = PlayerConfig { controls: false, api: true, ..Default::default() };
+        apply_theme(&mut config, &theme(ThemeSettings::default()), "http://vidi");
+        assert!(!config.controls && config.api);
+        assert!(!config.forced.hide_controls && !config.forced.autoplay && !config.forced.looped);
+        // No `linkActive` until set.
+        assert!(!config.theme.contains_key("--vidi-link-active-color"));
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            json["forced"],
+            serde_json::json!({"hideTitle": false, "hideControls": false, "autoplay": false, "loop": false})
+        );
+    }
+
+    #[test]
+    fn metadata_from_the_query_is_bounded() {
+        let mut q = std::collections::HashMap::new();
+        q.insert("metadata[Author]".to_string(), "John Doe".to_string());
+        q.insert("metadata[]".to_string(), "no key".to_string());
+        q.insert("metadata[long]".to_string(), "x".repeat(MAX_METADATA_CHARS + 1));
+        q.insert("metadataX".to_string(), "not metadata".to_string());
+        q.insert("autoplay".to_string(), "true".to_string());
+        for i in 0..40 {
+            q.insert(format!("metadata[k{i:02}]"), i.to_string());
+        }
+        let m = metadata(&q);
+        assert_eq!(m.len(), MAX_METADATA);
+        assert_eq!(m["Author"], "John Doe");
+        assert!(!m.contains_key("") && !m.contains_key("long"));
+        assert_eq!(m.keys().last().map(String::as_str), Some("k30"));
+    }
+
     #[test]
     fn start_times() {
         assert_eq!(start_at(None), 0.0);
