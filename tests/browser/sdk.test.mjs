@@ -99,7 +99,8 @@ describe('@api.video/player-sdk against the player page', () => {
   test('an app on another origin plays, pauses, seeks, sets the volume and reads the player', { timeout: 240_000 }, async () => {
     const browser = await openBrowser();
     try {
-      const { page, log } = await openApp(browser, { autoplay: false });
+      // No autoplay option: the SDK's default, not playing.
+      const { page, log } = await openApp(browser, {});
       await withLog(log, async () => {
         await waitEvent(page, 'ready', 30_000);
         const duration = await sdk(page, 'getDuration');

@@ -28,6 +28,10 @@ async fn the_sdks_url_options_reach_the_player_page() {
         let (c, html) = page(&t, &video, &format!("?id={video}&ts=1700000000000")).await;
         assert!(html.contains("<script src=\"/assets/player/sdk-bridge.js\"></script>"), "{}", b.label);
         assert_eq!(c["api"], true, "{}: {c}", b.label);
+        // The SDK's default is no autoplay; Vidi's own link autoplays.
+        assert_eq!(c["autoplay"], false);
+        assert_eq!(page(&t, &video, "").await.0["autoplay"], true);
+        assert_eq!(page(&t, &video, &format!("?id={video}&ts=1&autoplay=true")).await.0["autoplay"], true);
         assert_eq!(
             (c["controls"].as_bool(), c["muted"].as_bool(), c["loop"].as_bool()),
             (Some(true), Some(false), Some(false))

@@ -193,7 +193,7 @@ fn start_at(t: Option<&String>) -> f64 {
 }
 
 /// The embeddable player: the video's title unless hidden, its thumbnail as poster, starting at
-/// `?t=` seconds (and muted autoplay unless `?autoplay=false`).
+/// `?t=` seconds (and muted autoplay unless `?autoplay=false`, or unless the SDK built the URL).
 pub(super) async fn player(
     State(state): State<AppState>,
     Path(mut p): Params,
@@ -215,6 +215,9 @@ pub(super) async fn player(
     let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
     // The options `@api.video/player-sdk` puts in the query (`chromeless`: no controls, no title).
     let chromeless = flag("chromeless").unwrap_or(false);
+    // A URL built by the SDK (it always writes `id` and `ts` in the query) gets api.video's
+    // default, no autoplay, which apps written for it expect; Vidi's own links autoplay muted.
+    let by_sdk = q.contains_key("id") && q.contains_key("ts");
     let mut config = PlayerConfig {
         video_id: v.id.to_string(),
         title: v.title.clone(),
@@ -223,7 +226,7 @@ pub(super) async fn player(
         poster: v.encoding.thumbnail_key.as_ref().map(|_| format!("{base}/thumbnail.jpg{avh}")),
         live: false,
         start_at: start_at(q.get("t")),
-        autoplay: flag("autoplay").unwrap_or(true),
+        autoplay: flag("autoplay").unwrap_or(!by_sdk),
         controls: !(flag("hideControls").unwrap_or(false) || chromeless),
         looped: flag("loop").unwrap_or(false),
         muted: flag("muted").unwrap_or(false),
