@@ -190,6 +190,42 @@ describe('@api.video/player-sdk against the player page', () => {
         }));
         assert.ok(mp4 && mp4.startsWith(`${VIDI_URL}/vod/${videoId}/mp4/`), `getMp4Url: ${mp4}`);
 
+        // Style changes: what setVideoStyleObjectFit/Transform send is applied; anything else
+        // the same channel carries (another element, another property, a value outside the
+        // grammar, an unknown command) is not.
+        await page.evaluate(() => {
+          window.sdk.setVideoStyleObjectFit('cover');
+          window.sdk.setVideoStyleTransform('scale(-1, 1)');
+        });
+        const styleOf = () => player.evaluate(() => {
+          const v = document.querySelector('video');
+          return { fit: v.style.objectFit, transform: v.style.transform, body: document.body.style.background };
+        });
+        await until('the video style', async () => {
+          const st = await styleOf();
+          return { ok: st.fit === 'cover' && st.transform === 'scale(-1, 1)', ...st };
+        }, 5_000);
+        const hostile = await page.evaluate(() => Promise.all([
+          window.sdk.postMessage({ message: 'setStyleProperty', query: 'video', property: 'transform', value: 'url(https://evil.example/)' }),
+          window.sdk.postMessage({ message: 'setStyleProperty', query: 'body', property: 'background', value: 'red' }),
+          window.sdk.postMessage({ message: 'setStyleProperty', query: 'video', property: 'background-image', value: 'none' }),
+          window.sdk.postMessage({ message: 'setCurrentTime', currentTime: 'NaN' }),
+          window.sdk.postMessage({ message: 'setPlaybackRate', rate: 1e9 }),
+        ]));
+        assert.deepEqual(hostile, Array(5).fill(undefined), 'acknowledged, nothing answered');
+        assert.deepEqual(await styleOf(), { fit: 'cover', transform: 'scale(-1, 1)', body: '' });
+        assert.equal(await sdk(page, 'getPlaybackRate'), 1);
+        // An unknown command gets no answer at all.
+        const unknown = await page.evaluate(() => Promise.race([
+          window.sdk.postMessage({ message: 'eval', code: 'document.title = 1' }).then(() => 'answered'),
+          new Promise((r) => setTimeout(() => r('silent'), 1_000)),
+        ]));
+        assert.equal(unknown, 'silent');
+        await page.evaluate(() => {
+          window.sdk.setVideoStyleObjectFit('contain');
+          window.sdk.setVideoStyleTransform('none');
+        });
+
         // To the end.
         await sdk(page, 'setCurrentTime', 4.5);
         await sdk(page, 'play');
