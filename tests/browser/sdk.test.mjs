@@ -250,7 +250,7 @@ describe('@api.video/player-sdk against the player page', () => {
     try {
       const { page, log } = await openApp(browser, {
         autoplay: true, muted: true, hideTitle: true, hideControls: true, loop: true, hotKeys: false,
-        sequence: { start: 2, end: 4 },
+        sequence: { start: 2, end: 4 }, maximalQuality: 240,
       });
       await withLog(log, async () => {
         await waitEvent(page, 'ready', 30_000);
@@ -261,6 +261,8 @@ describe('@api.video/player-sdk against the player page', () => {
         assert.equal(await sdk(page, 'getMuted'), true, 'muted');
         assert.equal(await sdk(page, 'getLoop'), true, 'loop');
         assert.equal(await player.locator('media-controller').getAttribute('nohotkeys'), '', 'hotKeys: false');
+        // maximalQuality: hls.js's ABR is capped at the 240p rendition.
+        assert.equal(await player.evaluate(() => window.vidiHls.levels[window.vidiHls.autoLevelCapping]?.height), 240);
         // The sequence: from 2 s, and round again before 4 s (loop).
         const seen = [];
         const deadline = Date.now() + 8_000;
