@@ -65,7 +65,8 @@ sdk_run() { # label, then VAR=value pairs for the server
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   echo "== SDK suites on $label"
   VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/sdk/run.sh
-  VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/browser/run.sh
+  # The server's environment too: the browser suite starts a TLS node on the same backends.
+  env "${envs[@]}" VIDI_URL="http://127.0.0.1:$port" VIDI_API_KEY="$key" tests/browser/run.sh
 }
 sdk_run sqlite+local
 if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then

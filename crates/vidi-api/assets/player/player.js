@@ -21,8 +21,9 @@
   function title() {
     document.title = config.title || 'Video';
     const h = player.querySelector('.title');
-    if (config.hideTitle) h.remove();
-    else h.textContent = config.title;
+    // Hidden, not removed: the player SDK may show it again (sdk-bridge.js).
+    h.textContent = config.title;
+    h.hidden = !!config.hideTitle;
   }
 
   function poster() {

@@ -21,6 +21,7 @@ const MEDIA_CHROME_JS: &[u8] = include_bytes!("../../assets/player/media-chrome-
 const PAGE: &str = include_str!("../../assets/player/index.html");
 const PLAYER_JS: &[u8] = include_bytes!("../../assets/player/player.js");
 const PLAYER_CSS: &[u8] = include_bytes!("../../assets/player/player.css");
+const SDK_BRIDGE_JS: &[u8] = include_bytes!("../../assets/player/sdk-bridge.js");
 /// Where the configuration goes in `index.html`.
 const CONFIG_SLOT: &str = "{{config}}";
 /// The page's own script and style change with Vidi, under the same name: revalidated hourly
@@ -36,6 +37,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
     let (body, ct, cache): (&'static [u8], &str, &str) = match file.as_str() {
         "player.js" => (PLAYER_JS, "text/javascript", OWN_ASSET),
         "player.css" => (PLAYER_CSS, "text/css", OWN_ASSET),
+        "sdk-bridge.js" => (SDK_BRIDGE_JS, "text/javascript", OWN_ASSET),
         "media-chrome-4.19.4.min.js" => (MEDIA_CHROME_JS, "text/javascript", IMMUTABLE),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
@@ -69,6 +71,66 @@ pub(super) struct PlayerConfig {
     pub logo: Option<Logo>,
     /// CSS variables (`--media-*`, `--vidi-*`) and their values.
     pub theme: BTreeMap<String, String>,
+    /// Start muted (`?muted=true`).
+    pub muted: bool,
+    /// No poster (`?hidePoster=true`).
+    pub hide_poster: bool,
+    /// Answer `@api.video/player-sdk` (a theme's `enableApi`; `sdk-bridge.js`).
+    pub api: bool,
+    /// What the theme forces: neither the URL nor the SDK may undo it.
+    pub forced: Forced,
+    /// The MP4 the SDK's `download()` fetches, when the video offers one.
+    pub mp4: Option<String>,
+    /// `?metadata[key]=value`, as the SDK passes it, bounded; kept for the page's analytics.
+    pub metadata: BTreeMap<String, String>,
+    /// A theme colour's wire name → the CSS variables it sets, for the SDK's `setTheme` (the
+    /// same table a stored theme goes through, [`THEME_VARIABLES`]).
+    pub theme_variables: BTreeMap<&'static str, Vec<&'static str>>,
+}
+
+/// A theme's switches as the page must keep them (`vidi_core::player::ThemeSettings`).
+#[derive(Serialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Forced {
+    pub hide_title: bool,
+    pub hide_controls: bool,
+    pub autoplay: bool,
+    #[serde(rename = "loop")]
+    pub looped: bool,
+}
+
+/// Which CSS variable each theme colour sets (contract §2 PlayerTheme).
+const THEME_VARIABLES: [(&str, &str); 12] = [
+    ("text", "--media-primary-color"),
+    ("text", "--media-text-color"),
+    ("text", "--media-icon-color"),
+    ("link", "--vidi-link-color"),
+    ("linkHover", "--vidi-link-hover-color"),
+    ("linkActive", "--vidi-link-active-color"),
+    ("trackPlayed", "--media-range-bar-color"),
+    ("trackUnplayed", "--media-time-range-buffered-color"),
+    ("trackBackground", "--media-range-track-background"),
+    ("backgroundTop", "--vidi-background-top"),
+    ("backgroundBottom", "--media-control-background"),
+    ("backgroundText", "--vidi-title-color"),
+];
+
+/// At most this many `metadata[…]` pairs, each part at most [`MAX_METADATA_CHARS`].
+const MAX_METADATA: usize = 32;
+const MAX_METADATA_CHARS: usize = 255;
+
+/// `?metadata[key]=value` pairs (the SDK's `metadata` option), the first [`MAX_METADATA`] by key;
+/// over-long ones are dropped rather than cut, so no value is silently changed.
+fn metadata(q: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+    let mut pairs: Vec<(&str, &String)> = q
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?, v)))
+        .filter(|(k, v)| {
+            !k.is_empty() && k.chars().count() <= MAX_METADATA_CHARS && v.chars().count() <= MAX_METADATA_CHARS
+        })
+        .collect();
+    pairs.sort();
+    pairs.into_iter().take(MAX_METADATA).map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 // Filled by the captions, chapters and branding issues; the page already honours it.
@@ -131,7 +193,7 @@ fn start_at(t: Option<&String>) -> f64 {
 }
 
 /// The embeddable player: the video's title unless hidden, its thumbnail as poster, starting at
-/// `?t=` seconds (and muted autoplay unless `?autoplay=false`).
+/// `?t=` seconds (and muted autoplay unless `?autoplay=false`, or unless the SDK built the URL).
 pub(super) async fn player(
     State(state): State<AppState>,
     Path(mut p): Params,
@@ -151,16 +213,31 @@ pub(super) async fn player(
     };
     let avh = a.avh();
     let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
+    // The options `@api.video/player-sdk` puts in the query (`chromeless`: no controls, no title).
+    let chromeless = flag("chromeless").unwrap_or(false);
+    // A URL built by the SDK (it always writes `id` and `ts` in the query) gets api.video's
+    // default, no autoplay, which apps written for it expect; Vidi's own links autoplay muted.
+    let by_sdk = q.contains_key("id") && q.contains_key("ts");
     let mut config = PlayerConfig {
         video_id: v.id.to_string(),
         title: v.title.clone(),
-        hide_title: flag("hideTitle").unwrap_or(false),
+        hide_title: flag("hideTitle").unwrap_or(false) || chromeless,
         hls: format!("{base}/hls/manifest.m3u8{avh}"),
         poster: v.encoding.thumbnail_key.as_ref().map(|_| format!("{base}/thumbnail.jpg{avh}")),
         live: false,
         start_at: start_at(q.get("t")),
-        autoplay: flag("autoplay").unwrap_or(true),
-        controls: true,
+        autoplay: flag("autoplay").unwrap_or(!by_sdk),
+        controls: !(flag("hideControls").unwrap_or(false) || chromeless),
+        looped: flag("loop").unwrap_or(false),
+        muted: flag("muted").unwrap_or(false),
+        hide_poster: flag("hidePoster").unwrap_or(false),
+        api: true,
+        mp4: v.mp4_support.then(|| format!("{base}/mp4/source.mp4{avh}")),
+        metadata: metadata(&q),
+        theme_variables: THEME_VARIABLES.iter().fold(BTreeMap::new(), |mut m, (field, var)| {
+            m.entry(*field).or_insert_with(Vec::new).push(*var);
+            m
+        }),
         ..Default::default()
     };
     if let Some(pid) = v.player_id.as_deref().and_then(PlayerId::parse) {
@@ -183,29 +260,24 @@ pub(super) async fn player(
 /// a time, so none can reach beyond its own declaration.
 fn apply_theme(config: &mut PlayerConfig, theme: &PlayerTheme, public_url: &str) {
     let s = &theme.settings;
-    let vars: [(&str, Option<&String>); 12] = [
-        ("--media-primary-color", Some(&s.text)),
-        ("--media-text-color", Some(&s.text)),
-        ("--media-icon-color", Some(&s.text)),
-        ("--vidi-link-color", Some(&s.link)),
-        ("--vidi-link-hover-color", Some(&s.link_hover)),
-        ("--vidi-link-active-color", s.link_active.as_ref()),
-        ("--media-range-bar-color", Some(&s.track_played)),
-        ("--media-time-range-buffered-color", Some(&s.track_unplayed)),
-        ("--media-range-track-background", Some(&s.track_background)),
-        ("--vidi-background-top", Some(&s.background_top)),
-        ("--media-control-background", Some(&s.background_bottom)),
-        ("--vidi-title-color", Some(&s.background_text)),
-    ];
-    for (name, value) in vars {
-        if let Some(v) = value {
-            config.theme.insert(name.to_string(), v.clone());
+    // The colours by wire name (`linkActive` is absent until set).
+    let colours = serde_json::to_value(s).unwrap_or_default();
+    for (field, name) in THEME_VARIABLES {
+        if let Some(v) = colours.get(field).and_then(|v| v.as_str()) {
+            config.theme.insert(name.to_string(), v.to_string());
         }
     }
     config.hide_title |= s.hide_title;
     config.autoplay |= s.force_autoplay;
     config.looped |= s.force_loop;
-    config.controls = s.enable_controls;
+    config.controls &= s.enable_controls;
+    config.api = s.enable_api;
+    config.forced = Forced {
+        hide_title: s.hide_title,
+        hide_controls: !s.enable_controls,
+        autoplay: s.force_autoplay,
+        looped: s.force_loop,
+    };
     if let Some(src) = crate::resources::players::logo_url(public_url, theme) {
         config.logo = Some(Logo { src, link: theme.logo_link.clone() });
     }
@@ -234,6 +306,75 @@ mod tests {
         assert_eq!(back["title"], config.title.as_str());
         assert_eq!(back["hls"], "/vod/vi1/hls/manifest.m3u8");
         assert!(!html.contains(CONFIG_SLOT));
+    }
+
+    fn theme(settings: vidi_core::player::ThemeSettings) -> PlayerTheme {
+        PlayerTheme {
+            id: PlayerId::generate(),
+            workspace_id: vidi_core::id::WorkspaceId::generate(),
+            name: None,
+            settings,
+            logo_key: None,
+            logo_link: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_theme_forces_what_the_query_cannot_undo_and_never_shows_what_the_query_hid() {
+        use vidi_core::player::ThemeSettings;
+        // The query asked for controls and no loop; the theme hides the controls, forces the
+        // loop, autoplay and a hidden title, and turns the SDK off.
+        let mut config = PlayerConfig { controls: true, api: true, ..Default::default() };
+        let forcing = ThemeSettings {
+            enable_api: false,
+            enable_controls: false,
+            force_autoplay: true,
+            hide_title: true,
+            force_loop: true,
+            link_active: Some("#123456".into()),
+            ..ThemeSettings::default()
+        };
+        apply_theme(&mut config, &theme(forcing), "http://vidi");
+        assert!(!config.controls && config.autoplay && config.hide_title && config.looped && !config.api);
+        assert!(
+            config.forced.hide_controls && config.forced.autoplay && config.forced.hide_title && config.forced.looped
+        );
+        assert_eq!(config.theme["--vidi-link-active-color"], "#123456");
+        assert_eq!(config.theme["--media-control-background"], "rgba(0, 0, 0, .7)");
+        assert_eq!(config.theme.len(), 12);
+
+        // `?hideControls=true` under a theme that enables them: still hidden; nothing forced.
+        let mut config = PlayerConfig { controls: false, api: true, ..Default::default() };
+        apply_theme(&mut config, &theme(ThemeSettings::default()), "http://vidi");
+        assert!(!config.controls && config.api);
+        assert!(!config.forced.hide_controls && !config.forced.autoplay && !config.forced.looped);
+        // No `linkActive` until set.
+        assert!(!config.theme.contains_key("--vidi-link-active-color"));
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            json["forced"],
+            serde_json::json!({"hideTitle": false, "hideControls": false, "autoplay": false, "loop": false})
+        );
+    }
+
+    #[test]
+    fn metadata_from_the_query_is_bounded() {
+        let mut q = std::collections::HashMap::new();
+        q.insert("metadata[Author]".to_string(), "John Doe".to_string());
+        q.insert("metadata[]".to_string(), "no key".to_string());
+        q.insert("metadata[long]".to_string(), "x".repeat(MAX_METADATA_CHARS + 1));
+        q.insert("metadataX".to_string(), "not metadata".to_string());
+        q.insert("autoplay".to_string(), "true".to_string());
+        for i in 0..40 {
+            q.insert(format!("metadata[k{i:02}]"), i.to_string());
+        }
+        let m = metadata(&q);
+        assert_eq!(m.len(), MAX_METADATA);
+        assert_eq!(m["Author"], "John Doe");
+        assert!(!m.contains_key("") && !m.contains_key("long"));
+        assert_eq!(m.keys().last().map(String::as_str), Some("k30"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod lifecycle;
 mod limits;
+mod player_sdk;
 mod players;
 mod security;
 mod tenancy;
