@@ -200,9 +200,9 @@ async fn running(repo: &dyn Repo, key: &str) -> bool {
     repo.job_state(key).await.unwrap().is_some_and(|(s, _, _)| s == "running")
 }
 
-/// Lanes: with the default configuration (one encode worker), a probe queued while a ladder runs
-/// (whole, since nothing is split here) starts within a second and finishes while the ladder
-/// still runs.
+/// Lanes: with the default configuration, a probe queued while a ladder runs (whole, since
+/// nothing is split here, so in the head lane) starts within a second and finishes while the
+/// ladder still runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_job_runs_while_an_encode_holds_the_encode_lane() {
     let clip = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
@@ -236,59 +236,6 @@ async fn a_short_job_runs_while_an_encode_holds_the_encode_lane() {
         let waited = probes[0].started_at.expect("started") - probes[0].run_at;
         eprintln!("{}: the probe started {waited} ms after it was due", b.label);
         assert!(waited < 1000, "{}: the probe queued {waited} ms", b.label);
-    }
-}
-
-/// Playable first: three uploads at once, one encode worker and one head worker (the defaults).
-/// Each video's head (its first second, the head lane) makes it playable before the rest of any
-/// ladder (the encode lane, at a lower priority) completes: no video waits for the ladders of
-/// the videos before it. Order, not seconds, is asserted: the machine may be loaded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_burst_every_video_plays_before_any_ladder_completes() {
-    let clip = av_clip("burst-360p-30s.mp4", "size=640x360:rate=30", "frequency=440", 30, &[]);
-    let bytes = std::fs::read(clip).unwrap();
-    for b in backends() {
-        // A slower preset than the default keeps the ladders long beside the heads on any machine.
-        let t = common::TestServer::start_with(&b, |c| c.x264_preset = "medium".into()).await;
-        assert_eq!((t.cfg.workers, t.cfg.head_workers), (1, 1), "the defaults");
-        let mut ids = Vec::new();
-        for i in 0..3 {
-            ids.push(t.create_video(&format!("burst {i}")).await);
-        }
-        let uploads = ids.iter().map(|id| t.upload(id, None, bytes.clone()));
-        for r in futures::future::join_all(uploads).await {
-            assert_eq!(r.status(), 201);
-        }
-        let t0 = Instant::now();
-        let (mut playable, mut encoded) = (vec![None; ids.len()], vec![None; ids.len()]);
-        while encoded.iter().any(Option::is_none) {
-            assert!(t0.elapsed() < Duration::from_secs(600), "{}: not encoded: {encoded:?}", b.label);
-            for (i, id) in ids.iter().enumerate() {
-                let s: serde_json::Value = t.get(&format!("/videos/{id}/status")).await.json().await.unwrap();
-                let q = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
-                assert!(q.iter().all(|q| q["status"] != "failed"), "{}: {s}", b.label);
-                if playable[i].is_none() && s["encoding"]["playable"] == true {
-                    playable[i] = Some(t0.elapsed());
-                }
-                if encoded[i].is_none() && !q.is_empty() && q.iter().all(|q| q["status"] == "encoded") {
-                    encoded[i] = Some(t0.elapsed());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        eprintln!("{}: playable after {playable:?}, encoded after {encoded:?}", b.label);
-        let last_playable = playable.iter().map(|p| p.expect("playable before encoded")).max().unwrap();
-        let first_encoded = encoded.iter().map(|e| e.unwrap()).min().unwrap();
-        assert!(
-            last_playable < first_encoded,
-            "{}: a video waited for another's ladder: playable {playable:?}, encoded {encoded:?}",
-            b.label
-        );
-        // The head and the rest are joined into one playlist per rendition.
-        let playlist = t.http.get(format!("{}/vod/{}/hls/360p/index.m3u8", t.url, ids[2])).send().await.unwrap();
-        let playlist = playlist.text().await.unwrap();
-        assert!(playlist.contains("seg_00000.ts") && playlist.contains("seg_p001_00000.ts"), "{playlist}");
-        assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
     }
 }
 
