@@ -121,3 +121,94 @@ async fn in_a_burst_every_video_plays_before_any_ladder_completes() {
         assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
     }
 }
+
+/// A video in pieces completes each quality in its `finish` job, not in its head: one
+/// `video.encoding.quality.completed` per rendition and one for the MP4, none before the ladder is
+/// whole; encoding it again (as a retried encode would) and a retried finish record nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_in_pieces_records_one_event_per_rendition_across_retries() {
+    use vidi_core::event::EventBody;
+    use vidi_core::id::VideoId;
+    use vidi_core::jobs::{self, JobKind};
+
+    let clip = std::fs::read(av_clip("first-360p-8s.mp4", "size=640x360:rate=30", "frequency=660", 8, &[])).unwrap();
+    for b in backends() {
+        let t = common::TestServer::start_with(&b, |c| c.piece_secs = 4).await;
+        let repo = t.server.state.repo.clone();
+        let ws = t.ws().await;
+        let id = t.create_video("pieces").await;
+        let vid = VideoId::parse(&id).unwrap();
+        let ended = |key: String| {
+            let repo = repo.clone();
+            let label = b.label.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                while repo.job_state(&key).await.unwrap().is_some() {
+                    assert!(Instant::now() < deadline, "{label}: {key} never ended");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let events = || {
+            let repo = repo.clone();
+            let (ws, id) = (ws.clone(), id.clone());
+            async move {
+                let mut got: Vec<(String, String)> = repo
+                    .events_after(Some(&ws), None, 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|e| match e.body {
+                        EventBody::QualityCompleted { video_id, encoding, quality } if video_id.as_str() == id => {
+                            Some((encoding.as_str().to_string(), quality))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                got.sort();
+                got
+            }
+        };
+        assert_eq!(t.upload(&id, None, clip.clone()).await.status(), 201);
+        // Every quality is encoded only by the finish job (the head job queued it and ended).
+        let all_encoded = |s: &serde_json::Value| {
+            s["encoding"]["qualities"]
+                .as_array()
+                .is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded"))
+        };
+        t.wait_status(&id, 300, all_encoded).await;
+        ended(format!("finish:{id}")).await;
+        let status: serde_json::Value = t.get(&format!("/videos/{id}/status")).await.json().await.unwrap();
+        let mut want: Vec<(String, String)> = status["encoding"]["qualities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|q| assert_eq!(q["status"], "encoded", "{}: {status}", b.label))
+            .map(|q| (q["type"].as_str().unwrap().to_string(), q["quality"].as_str().unwrap().to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(want.iter().filter(|(k, _)| k == "mp4").count(), 1, "{}: {status}", b.label);
+        assert_eq!(events().await, want, "{}: one event per rendition and one for the MP4", b.label);
+        // Joined from the head (piece 0) and the two pieces after it.
+        let playlist = t.http.get(format!("{}/vod/{id}/hls/360p/index.m3u8", t.url)).send().await.unwrap();
+        let playlist = playlist.text().await.unwrap();
+        for seg in ["seg_00000.ts", "seg_p001_00000.ts", "seg_p002_00000.ts"] {
+            assert!(playlist.contains(seg), "{}: no {seg} in {playlist}", b.label);
+        }
+        assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+
+        // Encoded again from the head, then its finish again: no new event.
+        let encode = JobKind::Encode { video_id: vid.clone(), workspace_id: Some(ws.clone()), growing: None };
+        let waker = &t.server.state.waker;
+        assert!(jobs::enqueue(repo.as_ref(), waker, &encode, now_ms(), 3).await.unwrap());
+        ended(format!("encode:{id}")).await;
+        ended(format!("finish:{id}")).await;
+        // 8 s in pieces of 4 s: the head (0–1 s), then 1–5 s and 5–8 s.
+        let finish = JobKind::Finish { video_id: vid.clone(), workspace_id: ws.clone(), pieces: 3 };
+        assert!(jobs::enqueue(repo.as_ref(), waker, &finish, now_ms(), 3).await.unwrap());
+        ended(format!("finish:{id}")).await;
+        let s = t.wait_status(&id, 60, all_encoded).await;
+        assert_eq!(s["encoding"]["playable"], true, "{}: {s}", b.label);
+        assert_eq!(events().await, want, "{}: encoding again added or lost events", b.label);
+    }
+}
