@@ -164,12 +164,11 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     }
 
     // The thumbnail runs beside the ladder: it is one frame and must not delay the first segment.
-    // A video in pieces gets it in its `finish` job: here it would keep the head lane from the
-    // next video's head (decoding up to its frame costs about as much as the head itself).
+    // A video in pieces gets it here too, beside its head, not in its `finish` job: the player
+    // shows it as the poster as soon as the video plays, and a finish that ran minutes later
+    // would overwrite a thumbnail the user uploaded meanwhile (both use the same key). It costs
+    // the head lane the decoding from the keyframe before its frame (seeked at the input).
     let thumb = async {
-        if plan.split() {
-            return Ok(());
-        }
         // From an upload still arriving, a frame near the start: the rest may not be there yet.
         let at = if plan.follow { Some(0.5) } else { None };
         make_thumbnail(ctx, ws, id, probe, &input, at, &work.join("thumbnail.jpg")).await
@@ -248,7 +247,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
 
 /// Makes and stores the thumbnail of video `id` from `input`: a frame at `at` seconds (by
 /// default a quarter in, at most 10 s), or a picture of the waveform of sound alone.
-pub(crate) async fn make_thumbnail(
+async fn make_thumbnail(
     ctx: &Ctx,
     ws: &WorkspaceId,
     id: &VideoId,

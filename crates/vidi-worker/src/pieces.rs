@@ -25,7 +25,7 @@ use vidi_media::{Jail, Probe};
 use vidi_core::keys::{piece_playlist_key, rendition_key, rendition_playlist_key};
 use vidi_media::audio::AUDIO_RENDITION;
 
-use crate::encode::{Mp4, complete, make_thumbnail, stored_probe};
+use crate::encode::{Mp4, complete, stored_probe};
 use crate::{Ctx, JobError};
 
 /// Niceness of the pieces after the head: below the heads of other videos.
@@ -139,7 +139,8 @@ pub(crate) async fn save_head(ctx: &Ctx, id: &VideoId, ladder: &[Rendition], wor
 }
 
 /// The `finish` job of video `id`, split into `count` pieces (the head included): runs the pieces
-/// nobody has claimed (several at once), joins them, completes the qualities, makes the MP4.
+/// nobody has claimed (several at once), joins them, completes the qualities, makes the MP4 (the
+/// thumbnail was made beside the head).
 pub(crate) async fn run_finish(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, count: u32) -> Result<(), JobError> {
     let video = ctx.repo.get_video(ws, id).await?;
     let probe = stored_probe(&video)?;
@@ -159,11 +160,6 @@ pub(crate) async fn run_finish(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, count:
             (true, true) => Some(fetch_rendition(ctx, id, AUDIO_RENDITION, &work).await?),
             _ => None,
         };
-        // The thumbnail is made here, not beside the head: there it would keep the head lane from
-        // the next video's head (decoding up to its frame costs about as much as the head).
-        let source = video.ingest.source_key.as_deref().ok_or_else(|| JobError::Permanent("no source".into()))?;
-        let input = ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?;
-        make_thumbnail(ctx, ws, id, &probe, input.as_str(), None, &work.join("thumbnail.jpg")).await?;
         let mp4 = Mp4 { wanted: video.mp4_support, top: Some(top), sound, with_audio: probe.audio.is_some() };
         complete(ctx, ws, id, &ladder, mp4, &work).await
     }
