@@ -28,7 +28,10 @@ use crate::probe::Probe;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "lowercase")]
 pub enum JobKind {
-    /// A video's ladder, its MP4 and its thumbnail; for a long video, the lead of its pieces.
+    /// What makes a video playable: its head (the first seconds of the ladder, published while
+    /// they grow), its sound and its thumbnail; then it queues the rest of the ladder as pieces and
+    /// a [`JobKind::Finish`]. A video too short to split, sound alone, or an upload still arriving
+    /// is encoded whole by this job (MP4 included).
     #[serde(rename_all = "camelCase")]
     Encode {
         video_id: VideoId,
@@ -40,7 +43,7 @@ pub enum JobKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         growing: Option<Growing>,
     },
-    /// One time range of a long video's ladder, after the first (which the encode job runs).
+    /// One time range of a video's ladder, after the head (which the encode job runs).
     #[serde(rename_all = "camelCase")]
     Piece {
         video_id: VideoId,
@@ -59,6 +62,16 @@ pub enum JobKind {
         /// Without sound (a video in pieces has its sound encoded once, beside the first).
         #[serde(default = "yes")]
         video_only: bool,
+    },
+    /// Joins a video's pieces into its playlists as they complete (running those nobody took),
+    /// ends them, marks every quality encoded and makes the MP4.
+    #[serde(rename_all = "camelCase")]
+    Finish {
+        video_id: VideoId,
+        /// Required: no payload of this kind predates payloads carrying the workspace.
+        workspace_id: WorkspaceId,
+        /// How many pieces the video was split into, the head included.
+        pieces: u32,
     },
     /// Reads a complete source with ffprobe, stores what it found, then queues its encoding.
     #[serde(rename_all = "camelCase")]
@@ -86,10 +99,11 @@ pub struct Growing {
 /// The `kind` column of each variant.
 pub const ENCODE: &str = "encode";
 pub const PIECE: &str = "piece";
+pub const FINISH: &str = "finish";
 pub const PROBE: &str = "probe";
 pub const ASSEMBLE: &str = "assemble";
 pub const IMPORT: &str = "import";
-const KINDS: [&str; 5] = [ENCODE, PIECE, PROBE, ASSEMBLE, IMPORT];
+const KINDS: [&str; 6] = [ENCODE, PIECE, FINISH, PROBE, ASSEMBLE, IMPORT];
 
 impl JobKind {
     /// The `kind` column.
@@ -97,6 +111,7 @@ impl JobKind {
         match self {
             JobKind::Encode { .. } => ENCODE,
             JobKind::Piece { .. } => PIECE,
+            JobKind::Finish { .. } => FINISH,
             JobKind::Probe { .. } => PROBE,
             JobKind::Assemble { .. } => ASSEMBLE,
             JobKind::Import { .. } => IMPORT,
@@ -108,7 +123,12 @@ impl JobKind {
     /// that runs no handler at all.
     pub fn lane(&self) -> Lane {
         match self {
-            JobKind::Encode { .. } | JobKind::Piece { .. } => Lane::Encode,
+            // The head of a whole source: a few seconds of CPU between a user and playback, which
+            // must not wait behind other videos' ladders.
+            JobKind::Encode { growing: None, .. } => Lane::Head,
+            // An encode that follows an upload still arriving holds its worker as long as the
+            // upload takes: not in the head lane, where it would hold up every other video.
+            JobKind::Encode { growing: Some(_), .. } | JobKind::Piece { .. } | JobKind::Finish { .. } => Lane::Encode,
             // Seconds of work (or a download, which waits on the network, not the CPU): none of
             // it may queue behind a ladder.
             JobKind::Probe { .. } | JobKind::Assemble { .. } | JobKind::Import { .. } => Lane::Short,
@@ -126,6 +146,7 @@ impl JobKind {
         match self {
             JobKind::Encode { video_id, .. } => format!("encode:{video_id}"),
             JobKind::Piece { video_id, index, .. } => format!("{}{index}", pieces_key_prefix(video_id)),
+            JobKind::Finish { video_id, .. } => format!("finish:{video_id}"),
             JobKind::Probe { video_id, .. } => format!("probe:{video_id}"),
             JobKind::Assemble { video_id, .. } => format!("assemble:{video_id}"),
             JobKind::Import { video_id, .. } => format!("import:{video_id}"),
@@ -137,6 +158,7 @@ impl JobKind {
         match self {
             JobKind::Encode { video_id, .. }
             | JobKind::Piece { video_id, .. }
+            | JobKind::Finish { video_id, .. }
             | JobKind::Probe { video_id, .. }
             | JobKind::Assemble { video_id, .. }
             | JobKind::Import { video_id, .. } => video_id,
@@ -147,7 +169,8 @@ impl JobKind {
     pub fn workspace_id(&self) -> Option<&WorkspaceId> {
         match self {
             JobKind::Encode { workspace_id, .. } | JobKind::Piece { workspace_id, .. } => workspace_id.as_ref(),
-            JobKind::Probe { workspace_id, .. }
+            JobKind::Finish { workspace_id, .. }
+            | JobKind::Probe { workspace_id, .. }
             | JobKind::Assemble { workspace_id, .. }
             | JobKind::Import { workspace_id, .. } => Some(workspace_id),
         }
@@ -182,7 +205,7 @@ pub async fn workspace_of(repo: &dyn Repo, job: &JobKind) -> CoreResult<Workspac
     }
 }
 
-/// The unique keys of a video's piece jobs start with this (a lead claims its own pieces by it).
+/// The unique keys of a video's piece jobs start with this (a finish job claims its own pieces by it).
 pub fn pieces_key_prefix(video_id: &VideoId) -> String {
     format!("piece:{video_id}:")
 }
@@ -287,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn ingest_kinds_run_in_the_short_lane_and_media_in_the_encode_lane() {
+    fn ingest_kinds_run_in_the_short_lane_heads_in_theirs_and_ladders_in_the_encode_lane() {
         let (video_id, workspace_id) =
             (VideoId::from_trusted("vi4k0jvEUuaTdRAEjQ4Jfrgz".into()), WorkspaceId::from_trusted("ws1".into()));
         for (kind, name) in [
@@ -300,7 +323,17 @@ mod tests {
             assert_eq!(kind.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1" }));
             assert_eq!(JobKind::of(&row(name, kind.payload())).unwrap(), kind);
         }
-        assert_eq!(JobKind::Encode { video_id, workspace_id: None, growing: None }.lane(), Lane::Encode);
+        let encode = JobKind::Encode { video_id: video_id.clone(), workspace_id: None, growing: None };
+        assert_eq!(encode.lane(), Lane::Head);
+        let probe = Probe { format: "mov".into(), duration_s: None, bitrate_kbps: None, video: None, audio: None };
+        let growing = Some(Growing { path: "/up/x".into(), probe });
+        assert_eq!(JobKind::Encode { video_id: video_id.clone(), workspace_id: None, growing }.lane(), Lane::Encode);
+        let finish = JobKind::Finish { video_id: video_id.clone(), workspace_id: workspace_id.clone(), pieces: 3 };
+        assert_eq!(finish.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1", "pieces": 3 }));
+        assert_eq!((finish.name(), finish.lane()), (FINISH, Lane::Encode));
+        assert_eq!(finish.unique_key(), format!("finish:{video_id}"));
+        assert_eq!(finish.workspace_id(), Some(&workspace_id));
+        assert_eq!(JobKind::of(&row(FINISH, finish.payload())).unwrap(), finish);
     }
 
     #[test]

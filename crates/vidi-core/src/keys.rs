@@ -48,7 +48,7 @@ pub fn rendition_playlist_key(video_id: &str, rendition: &str) -> String {
     rendition_key(video_id, rendition, "index.m3u8")
 }
 
-/// The playlist of one piece of a long video in one rendition; the lead joins these in order
+/// The playlist of one piece of a video in one rendition (0: the head); `finish` joins these in order
 /// into the rendition's playlist. A piece counts as done once it has them all.
 pub fn piece_playlist_key(video_id: &str, rendition: &str, index: u32) -> String {
     rendition_key(video_id, rendition, &format!("piece_{index:03}.m3u8"))

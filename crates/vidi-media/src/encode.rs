@@ -42,20 +42,35 @@ impl Piece {
     }
 }
 
-/// Splits a source of `duration_s` into pieces of about `piece_s` seconds (a multiple of the
-/// segment length). The last piece takes any remainder shorter than half a piece.
+/// The head: the first second of the ladder, encoded on its own (piece 0) at normal priority, so
+/// that a video becomes playable without waiting for the rest of any ladder. One second (two
+/// half-second segments, ending on a keyframe of every rendition) because in a burst the heads
+/// run one after another: the shorter each is, the sooner the last video of the burst plays.
+pub const HEAD_SECONDS: f64 = 1.0;
+
+/// Splits a source of `duration_s` into the head (piece 0, [`HEAD_SECONDS`]) and the rest in
+/// pieces of about `piece_s` seconds (a multiple of the segment length); the last piece takes
+/// any remainder shorter than half a piece. A source of a few seconds is one piece
+/// ([`Piece::WHOLE`]): splitting it would save nothing.
 pub fn plan_pieces(duration_s: f64, piece_s: u32) -> Vec<Piece> {
+    if duration_s <= HEAD_SECONDS + (2 * SEGMENT_SECONDS) as f64 {
+        return vec![Piece::WHOLE];
+    }
+    let head = Piece { index: 0, start_s: 0.0, duration_s: Some(HEAD_SECONDS), ts_offset_s: 0.0, video_only: true };
     let len = (piece_s.max(2 * SEGMENT_SECONDS) / SEGMENT_SECONDS * SEGMENT_SECONDS) as f64;
-    let count = ((duration_s / len) + 0.5).floor().max(1.0) as u32;
-    (0..count)
-        .map(|i| Piece {
-            index: i,
-            start_s: i as f64 * len,
+    let rest = duration_s - HEAD_SECONDS;
+    let count = ((rest / len) + 0.5).floor().max(1.0) as u32;
+    let pieces = (0..count).map(|i| {
+        let start = HEAD_SECONDS + i as f64 * len;
+        Piece {
+            index: i + 1,
+            start_s: start,
             duration_s: if i + 1 < count { Some(len) } else { None },
-            ts_offset_s: i as f64 * len,
-            video_only: count > 1,
-        })
-        .collect()
+            ts_offset_s: start,
+            video_only: true,
+        }
+    });
+    std::iter::once(head).chain(pieces).collect()
 }
 
 /// The ffmpeg arguments for one piece of the ladder (`Piece::WHOLE`: all of it) into
@@ -342,13 +357,17 @@ mod tests {
     #[test]
     fn pieces_start_on_segment_boundaries_and_cover_the_source() {
         let p = plan_pieces(61.0, 20);
-        assert_eq!(p.len(), 3);
-        assert_eq!((p[1].start_s, p[1].duration_s, p[2].duration_s), (20.0, Some(20.0), None));
-        assert_eq!((p[0].ts_offset_s, p[2].ts_offset_s), (0.0, 40.0));
+        assert_eq!(p.len(), 4, "the head, then three pieces");
+        assert_eq!((p[0].start_s, p[0].duration_s), (0.0, Some(HEAD_SECONDS)));
+        assert_eq!((p[1].start_s, p[1].duration_s, p[3].duration_s), (1.0, Some(20.0), None));
+        assert_eq!((p[0].ts_offset_s, p[2].ts_offset_s, p[3].ts_offset_s), (0.0, 21.0, 41.0));
         assert!(p.iter().all(|p| p.video_only));
-        let one = plan_pieces(25.0, 20);
-        assert_eq!(one, vec![Piece::WHOLE], "a remainder under half a piece joins the last");
-        assert_eq!(plan_pieces(31.0, 21)[1].start_s, 20.0, "pieces are whole segments");
+        let two = plan_pieces(25.0, 20);
+        assert_eq!(two.len(), 2, "a remainder under half a piece joins the last");
+        assert_eq!((two[1].start_s, two[1].duration_s), (1.0, None));
+        assert_eq!(plan_pieces(20.0, 30).len(), 2, "a short video has a head too");
+        assert_eq!(plan_pieces(5.0, 30), vec![Piece::WHOLE], "too short to split");
+        assert_eq!(plan_pieces(32.0, 21)[2].start_s, 21.0, "pieces are whole segments");
         assert_eq!(p[2].segment_pattern(), "seg_p002_%05d.ts");
     }
 }

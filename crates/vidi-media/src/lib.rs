@@ -7,6 +7,7 @@ pub mod encode;
 pub mod input;
 pub mod ladder;
 pub mod playlist;
+pub mod priority;
 pub mod probe;
 pub mod sandbox;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
+pub use priority::Priority;
 pub use probe::{Probe, probe};
 pub use sandbox::Jail;
 
@@ -45,9 +47,9 @@ pub const FFMPEG_PROGRESS: [&str; 3] = ["-progress", "pipe:1", "-nostats"];
 pub struct Tool {
     pub program: String,
     pub timeout: Duration,
-    /// Scheduling niceness of the child (0: as Vidi). Background pieces of a long video run
-    /// nicer than the piece a viewer may be waiting for.
-    pub nice: i32,
+    /// Set for background runs (the pieces of a ladder): paused while a foreground run of this
+    /// process (a video's head) is under way (see [`priority`]).
+    pub background: Option<Priority>,
     /// What the next runs may touch on disk (see [`sandbox`]); `None`: not confined.
     pub jail: Option<Jail>,
     /// Confine jailed runs with Landlock when the kernel has it (`VIDI_MEDIA_SANDBOX`).
@@ -62,7 +64,7 @@ const STDERR_CAP: usize = 16 * 1024;
 
 impl Tool {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Tool { program: program.into(), timeout, nice: 0, jail: None, sandbox: true, max_memory: None }
+        Tool { program: program.into(), timeout, background: None, jail: None, sandbox: true, max_memory: None }
     }
 
     /// The same program, confined to `jail` (see [`sandbox`]).
@@ -70,9 +72,9 @@ impl Tool {
         Tool { jail: Some(jail), ..self.clone() }
     }
 
-    /// The same program, run at `nice` niceness.
-    pub fn niced(&self, nice: i32) -> Self {
-        Tool { nice, ..self.clone() }
+    /// The same program, run in the background of `priority`: paused while a foreground run is.
+    pub fn in_background(&self, priority: &Priority) -> Self {
+        Tool { background: Some(priority.clone()), ..self.clone() }
     }
 
     /// Starts the program with piped output; the child dies with its handle.
@@ -93,10 +95,9 @@ impl Tool {
         }
         #[cfg(target_os = "linux")]
         {
-            let nice = self.nice;
             let ruleset_fd = ruleset.as_ref().map(|r| r.raw_fd());
             let max_memory = self.max_memory;
-            // SAFETY: prctl, setpriority, setrlimit and the Landlock calls are async-signal-safe
+            // SAFETY: prctl, setrlimit and the Landlock calls are async-signal-safe
             // and touch only the child's own attributes.
             unsafe {
                 cmd.pre_exec(move || {
@@ -105,10 +106,6 @@ impl Tool {
                     // (ffmpeg ignores SIGPIPE).
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                         return Err(std::io::Error::last_os_error());
-                    }
-                    // Best effort: a failure to lower priority must not stop the encode.
-                    if nice != 0 {
-                        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
                     }
                     if let Some(bytes) = max_memory {
                         let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
@@ -129,9 +126,16 @@ impl Tool {
         child
     }
 
+    /// A background run's registration, released before the child is waited for.
+    fn register(&self, child: &tokio::process::Child) -> Option<priority::Background> {
+        Some(self.background.as_ref()?.background(child.id()?))
+    }
+
     /// Runs the program to completion and returns its stdout.
     pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ToolError> {
         let mut child = self.spawn(args)?;
+        // Declared after the child: released (resumed) before the child is dropped and killed.
+        let mut background = self.register(&child);
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let work = async {
@@ -139,6 +143,7 @@ impl Tool {
             let mut err = Vec::new();
             let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
             a.and(b).map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
+            background.as_mut().map(priority::Background::release);
             let status =
                 child.wait().await.map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
             Ok::<_, ToolError>((status, out, err))
@@ -162,6 +167,7 @@ impl Tool {
     /// time (microseconds) as it advances. Dropping the future kills the child.
     pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
         let mut child = self.spawn(args)?;
+        let mut background = self.register(&child);
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let work = async {
@@ -179,6 +185,7 @@ impl Tool {
                 }
             };
             let (err, ()) = tokio::join!(read_err, read_progress);
+            background.as_mut().map(priority::Background::release);
             let status =
                 child.wait().await.map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
             Ok::<_, ToolError>((status, err))
@@ -199,6 +206,8 @@ impl Tool {
 pub struct Media {
     pub ffprobe: Tool,
     pub ffmpeg: Tool,
+    /// Heads before ladders: see [`priority`].
+    pub priority: Priority,
 }
 
 impl Default for Media {
@@ -206,6 +215,7 @@ impl Default for Media {
         Media {
             ffprobe: Tool { max_memory: Some(probe::MAX_MEMORY), ..Tool::new("ffprobe", Duration::from_secs(120)) },
             ffmpeg: Tool::new("ffmpeg", Duration::from_secs(6 * 3600)),
+            priority: Priority::default(),
         }
     }
 }

@@ -1,4 +1,8 @@
-//! The `encode` job: the HLS ladder (published while it grows), the MP4 and the thumbnail.
+//! The `encode` job, which makes a video playable: the head of its HLS ladder (published while
+//! it grows), its sound and its thumbnail. It runs in the head lane, so no video's head waits
+//! behind other videos' ladders; the rest of the ladder is `piece` jobs and a `finish` job in the
+//! encode lane (see `pieces`). A video too short to split, sound alone and an upload still
+//! arriving are encoded whole here, MP4 included.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -8,10 +12,10 @@ use std::time::Duration;
 
 use vidi_core::event::Encoding;
 use vidi_core::id::{VideoId, WorkspaceId};
-use vidi_core::jobs::Growing;
+use vidi_core::jobs::{self, Growing, JobKind};
 use vidi_core::keys::{mp4_key, rendition_key, rendition_playlist_key, thumbnail_key};
 use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
-use vidi_core::time::now_ns;
+use vidi_core::time::{now_ms, now_ns};
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail};
 use vidi_media::ladder::{self, Rendition};
@@ -43,7 +47,7 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         (Some((_, probe)), Err(_)) if !uploading => (probe, None),
         (_, Err(e)) => return Err(e),
     };
-    // This job's bound on its ffmpeg runs: the whole video's, since the lead may encode all of it.
+    // This job's bound on its ffmpeg runs: the whole video's, since it may encode all of it.
     // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
     let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
     let bounded = ctx.with_ffmpeg_timeout(bound);
@@ -85,7 +89,6 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         .await?;
     let work = ctx.cfg.work_dir.join(format!("{id}-{}", uuid::Uuid::new_v4().simple()));
     let scratch = vidi_core::scratch::Scratch::new(work.clone());
-    let published = AtomicBool::new(false);
     let plan = Plan {
         ws,
         id: &id,
@@ -97,12 +100,11 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         follow: follow.is_some(),
         work: &work,
         mp4: video.mp4_support,
-        published: &published,
     };
     for f in plan.folders() {
         tokio::fs::create_dir_all(work.join(f)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
-    let result = encode_in(ctx, plan).await;
+    let result = lead(ctx, plan).await;
     scratch.remove().await;
     result
 }
@@ -125,9 +127,6 @@ struct Plan<'a> {
     /// This job's scratch folder, a subfolder per rendition.
     work: &'a Path,
     mp4: bool,
-    /// Set once the video is playable (every rendition has its first segment out), or the first
-    /// piece ended.
-    published: &'a AtomicBool,
 }
 
 impl Plan<'_> {
@@ -145,43 +144,15 @@ impl Plan<'_> {
     }
 }
 
-async fn encode_in(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
-    let Plan { ws, id, pieces, .. } = plan;
-    let split = pieces.len() > 1;
-    if split {
-        crate::pieces::enqueue(ctx, ws, id, pieces).await?;
-    }
-    // Beside the first piece, this job takes on other pieces of its video (see `pieces`); they
-    // start once the first segments are out, so that they do not delay playback (measured:
-    // 1.33 s to first playable when they start together, against 0.97 s for a video in one piece).
-    let helpers = async {
-        while split && !plan.published.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        futures::future::join_all(
-            (1..if split { ctx.cfg.parallel_pieces.max(1) } else { 1 }).map(|_| crate::pieces::help(ctx, id)),
-        )
-        .await
-    };
-    let lead = lead(ctx, plan);
-    tokio::pin!(helpers, lead);
-    tokio::select! {
-        r = &mut lead => {
-            // A failed lead drops its helpers (killing their encoders); the reaper re-queues the
-            // pieces they held.
-            if r.is_ok() {
-                helpers.await;
-            }
-            r
-        }
-        _ = &mut helpers => lead.await,
-    }
-}
-
-/// The first piece (or the whole video), published while it grows; then the rest of the ladder
-/// joined in, and the MP4.
+/// The head (or the whole video), published while it grows. A video in pieces is then handed to
+/// its pieces and a `finish` job; a whole one is completed here, with its MP4.
 async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let Plan { ws, id, probe, ladder, pieces, source, work, mp4, .. } = plan;
+    if plan.split() {
+        // Queued first, so that encode workers start on the rest while the head runs (at a
+        // lower priority: see `pieces`).
+        crate::pieces::enqueue(ctx, ws, id, pieces).await?;
+    }
     // Media tools read local files only: a source on S3 is copied beside the scratch first.
     let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?) };
     let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
@@ -193,29 +164,14 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     }
 
     // The thumbnail runs beside the ladder: it is one frame and must not delay the first segment.
-    // Sound alone gets a picture of its waveform.
+    // A video in pieces gets it here too, beside its head, not in its `finish` job: the player
+    // shows it as the poster as soon as the video plays, and a finish that ran minutes later
+    // would overwrite a thumbnail the user uploaded meanwhile (both use the same key). It costs
+    // the head lane the decoding from the keyframe before its frame (seeked at the input).
     let thumb = async {
-        let out = work.join("thumbnail.jpg");
-        let made = if ladder.is_empty() {
-            waveform(&ctx.media, &input, &out).await
-        } else {
-            // From an upload still arriving, a frame near the start: the rest may not be there yet.
-            let at = if plan.follow { 0.5 } else { probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0) };
-            thumbnail(&ctx.media, &input, at, &out).await
-        };
-        match made {
-            Ok(()) => {
-                let key = thumbnail_key(id.as_str());
-                ctx.blobs.put_file(&key, &out).await?;
-                ctx.repo.set_thumbnail(ws, id, &key).await?;
-                Ok(())
-            }
-            // A missing thumbnail is not worth failing the video for.
-            Err(e) => {
-                tracing::warn!(video = %id, error = %e, "no thumbnail");
-                Ok::<_, vidi_core::CoreError>(())
-            }
-        }
+        // From an upload still arriving, a frame near the start: the rest may not be there yet.
+        let at = if plan.follow { Some(0.5) } else { None };
+        make_thumbnail(ctx, ws, id, probe, &input, at, &work.join("thumbnail.jpg")).await
     };
 
     let done = Arc::new(AtomicBool::new(false));
@@ -242,15 +198,12 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             }
         };
         let sound = async {
-            // The whole sound takes ~1 % of the picture's CPU time, but all of it at once would
-            // compete with the first video segments; at a lower priority it fills idle time.
+            // The whole sound takes ~1 % of the picture's CPU time, and it runs at the head's
+            // priority: the head lane takes the next video's head only when this job ends, and
+            // at a lower one on a busy machine the sound was what the job waited for
+            // (docs/performance.md).
             if plan.demuxed_audio {
-                ctx.media
-                    .ffmpeg
-                    .niced(crate::pieces::BACKGROUND_NICE)
-                    .jailed(jail.clone())
-                    .run_with_progress(&audio_args, |_| {})
-                    .await
+                ctx.media.ffmpeg.jailed(jail.clone()).run_with_progress(&audio_args, |_| {}).await
             } else {
                 Ok(())
             }
@@ -260,7 +213,11 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         v.and(a)
     };
     let publish = publish_while_encoding(ctx, plan, done.clone(), started);
+    // The pieces of other ladders in this process pause while this head encodes. Not an upload
+    // still arriving: that encode follows the upload for as long as it lasts.
+    let foreground = (!plan.follow).then(|| ctx.media.priority.foreground());
     let (encoded, published, thumbed) = tokio::join!(encode, publish, thumb);
+    drop(foreground);
     encoded.map_err(|e| JobError::Retry(e.to_string()))?;
     if plan.follow {
         // A stalled upload makes ffmpeg stop at the timeout, and exit 0, with a part of the video.
@@ -278,29 +235,86 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     // The final sync: playlists now end with #EXT-X-ENDLIST, so players treat them as VOD (a
     // video in pieces: once the other pieces are joined in).
     sync(ctx, plan, &mut seen).await?;
-    let top = if plan.split() {
-        Some(crate::pieces::finish(ctx, ws, id, ladder, pieces, work).await?)
+    tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head encoded");
+    if plan.split() {
+        crate::pieces::save_head(ctx, id, ladder, work).await?;
+        // A head encoded before any sync saw it start is published by the final sync alone:
+        // playable now, not when the whole ladder is in.
+        ctx.repo.set_playable(ws, id, true).await?;
+        let finish = JobKind::Finish { video_id: id.clone(), workspace_id: ws.clone(), pieces: pieces.len() as u32 };
+        jobs::enqueue(ctx.repo.as_ref(), &ctx.waker, &finish, now_ms(), ctx.cfg.max_attempts).await?;
+        return Ok(());
+    }
+    let top = ladder.last().map(|t| work.join(t.name).join("index.m3u8"));
+    let sound = plan.demuxed_audio.then(|| work.join(AUDIO_RENDITION).join("index.m3u8"));
+    complete(ctx, ws, id, ladder, Mp4 { wanted: mp4, top, sound, with_audio: probe.audio.is_some() }, work).await
+}
+
+/// Makes and stores the thumbnail of video `id` from `input`: a frame at `at` seconds (by
+/// default a quarter in, at most 10 s), or a picture of the waveform of sound alone.
+async fn make_thumbnail(
+    ctx: &Ctx,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    probe: &Probe,
+    input: &str,
+    at: Option<f64>,
+    out: &Path,
+) -> Result<(), vidi_core::CoreError> {
+    let made = if probe.video.is_none() {
+        waveform(&ctx.media, input, out).await
     } else {
-        ladder.last().map(|t| work.join(t.name).join("index.m3u8"))
+        let at = at.unwrap_or_else(|| probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0));
+        thumbnail(&ctx.media, input, at, out).await
     };
+    match made {
+        Ok(()) => {
+            let key = thumbnail_key(id.as_str());
+            ctx.blobs.put_file(&key, out).await?;
+            ctx.repo.set_thumbnail(ws, id, &key).await
+        }
+        // A missing thumbnail is not worth failing the video for.
+        Err(e) => {
+            tracing::warn!(video = %id, error = %e, "no thumbnail");
+            Ok(())
+        }
+    }
+}
+
+/// The MP4 of a video: wanted or not, and the local playlists it is a remux of.
+pub(crate) struct Mp4 {
+    pub wanted: bool,
+    /// The top rendition's playlist (none for sound alone).
+    pub top: Option<PathBuf>,
+    /// The sound's own rendition, when it has one.
+    pub sound: Option<PathBuf>,
+    pub with_audio: bool,
+}
+
+/// The ladder is all in the media store: every quality encoded (one event each), the video
+/// playable, then the MP4.
+pub(crate) async fn complete(
+    ctx: &Ctx,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    ladder: &[Rendition],
+    mp4: Mp4,
+    work: &Path,
+) -> Result<(), JobError> {
     for r in ladder {
         ctx.repo.complete_quality(ws, id, Encoding::Hls, r.name, now_ns()).await?;
     }
     ctx.repo.set_playable(ws, id, true).await?;
-    tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "ladder encoded");
+    tracing::info!(video = %id, "ladder encoded");
 
-    if mp4 {
+    if mp4.wanted {
         let quality = ladder.last().map(|r| r.name);
         if let Some(q) = quality {
             ctx.repo.set_quality_status(ws, id, "mp4", q, "encoding").await?;
         }
-        let sound = work.join(AUDIO_RENDITION).join("index.m3u8");
-        let inputs: Vec<&Path> =
-            top.as_deref().into_iter().chain(plan.demuxed_audio.then_some(sound.as_path())).collect();
+        let inputs: Vec<&Path> = mp4.top.as_deref().into_iter().chain(mp4.sound.as_deref()).collect();
         let out = work.join("source.mp4");
-        remux_mp4(&ctx.media, &inputs, &out, probe.audio.is_some())
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+        remux_mp4(&ctx.media, &inputs, &out, mp4.with_audio).await.map_err(|e| JobError::Retry(e.to_string()))?;
         ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
         if let Some(q) = quality {
             ctx.repo.complete_quality(ws, id, Encoding::Mp4, q, now_ns()).await?;
@@ -342,14 +356,8 @@ async fn publish_while_encoding(
         if !playable && ready {
             ctx.repo.set_playable(plan.ws, id, true).await?;
             playable = true;
-            plan.published.store(true, Ordering::Relaxed);
             tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "playable");
         }
-    }
-    if !playable {
-        // Encoded before any sync saw it start: the final sync publishes it, then the video is
-        // marked playable; the helpers may start now.
-        plan.published.store(true, Ordering::Relaxed);
     }
     Ok(seen)
 }

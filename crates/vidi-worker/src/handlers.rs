@@ -12,11 +12,13 @@ use vidi_media::encode::Piece;
 
 use crate::{Ctx, encode, ingest, pieces};
 
-/// Adds the handlers of every kind this crate owns: `encode` and `piece` (encode lane), `probe`,
-/// `assemble` and `import` (short lane).
+/// Adds the handlers of every kind this crate owns: `encode` (head lane, or encode lane when it
+/// follows an upload still arriving), `piece` and `finish` (encode lane), `probe`, `assemble` and
+/// `import` (short lane).
 pub fn register(registry: &mut Registry, ctx: &Ctx) {
     registry.register(jobs::ENCODE, Arc::new(Encode(ctx.clone())));
     registry.register(jobs::PIECE, Arc::new(PieceJob(ctx.clone())));
+    registry.register(jobs::FINISH, Arc::new(Finish(ctx.clone())));
     registry.register(jobs::PROBE, Arc::new(ProbeJob(ctx.clone())));
     registry.register(jobs::ASSEMBLE, Arc::new(Assemble(ctx.clone())));
     registry.register(jobs::IMPORT, Arc::new(Import(ctx.clone())));
@@ -57,7 +59,7 @@ impl JobHandler for Encode {
     }
 }
 
-/// Also run by an encode job itself, for the pieces of its own video (see `pieces::help`).
+/// Also run by a finish job itself, for the pieces of its own video (see `pieces::help`).
 pub(crate) struct PieceJob(pub(crate) Ctx);
 
 #[async_trait]
@@ -69,6 +71,24 @@ impl JobHandler for PieceJob {
         let ws = jobs::workspace_of(self.0.repo.as_ref(), job).await?;
         let piece = Piece { index, start_s: start, duration_s: duration, ts_offset_s: ts_offset, video_only };
         pieces::run(&self.0, &ws, video_id, &piece).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        fail_video(&self.0, job, error).await
+    }
+}
+
+struct Finish(Ctx);
+
+#[async_trait]
+impl JobHandler for Finish {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let &JobKind::Finish { ref video_id, ref workspace_id, pieces: count } = job else {
+            return Err(wrong_kind(job));
+        };
+        pieces::run_finish(&self.0, workspace_id, video_id, count).await
     }
     fn retry_after(&self, attempt: u32) -> Duration {
         backoff(&self.0, attempt)

@@ -6,7 +6,7 @@
 //! Workers run in lanes (`vidi_core::jobs::Lane`), each with its own count, and claim only their
 //! lane's jobs, so a probe never waits behind a ladder. What a job does is its kind's
 //! `JobHandler`, found in the `Registry` the binary filled ([`register`] adds this crate's:
-//! encodes and pieces, probes, assemblies, imports); the loop here knows no kind by name.
+//! heads, pieces and finishes, probes, assemblies, imports); the loop here knows no kind by name.
 //!
 //! A worker that is asked to stop (the process got SIGTERM) does not leave its jobs to the
 //! reaper: it drops them at once (which kills their ffmpeg) and hands each back to the queue
@@ -49,10 +49,10 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// How long an encoder following an upload still arriving waits for its next bytes.
     pub follow_timeout: Duration,
-    /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, by
-    /// several processes at once (0: never).
+    /// After its head, a video longer than 5 s is encoded in pieces of about this many seconds,
+    /// by several processes at once (0: never split, not even the head).
     pub piece_secs: u32,
-    /// How many pieces one encode job runs at once (the first and its helpers).
+    /// How many pieces of its own video one finish job runs at once.
     pub parallel_pieces: usize,
     /// The longest any job's ffmpeg may run; each job bounds its own runs by what it encodes
     /// (see [`time_bound`]), within this.
@@ -130,8 +130,8 @@ pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
 /// Running jobs by id, with the worker name that holds each, shared by the workers of one
 /// process, and the token that stops them. A job leaves the set when its outcome is recorded;
 /// when the workers stop, the jobs still in it are those they dropped, and they are released.
-/// (Tracked here rather than by each worker loop because a lead encode runs the pieces it helps
-/// with as jobs of their own, nested in its own future: stopping the lead drops them too.)
+/// (Tracked here rather than by each worker loop because a finish job runs the pieces it helps
+/// with as jobs of their own, nested in its own future: stopping the finish drops them too.)
 #[derive(Clone, Default)]
 pub struct HeldJobs {
     jobs: Arc<Mutex<HashMap<String, String>>>,

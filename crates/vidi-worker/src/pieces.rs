@@ -1,15 +1,16 @@
-//! Long videos are encoded in pieces: time ranges that start on segment boundaries, each encoded
-//! by its own ffmpeg, so the ladder of one video spreads over the cores of a machine and over
-//! every worker that shares the database and the media store.
+//! A video's ladder after its head, in pieces: time ranges that start on segment boundaries,
+//! each encoded by its own ffmpeg, so the ladder of one video spreads over the cores of a machine
+//! and over every worker that shares the database and the media store.
 //!
-//! The `encode` job leads: it queues a `piece` job for every range but the first, encodes the first
-//! itself (published while it grows, so playback starts as fast as for a short video), and
-//! meanwhile claims pieces of its own video to run beside it (which also means one worker alone
-//! can never wait on work nobody takes). Other workers claim the remaining pieces like any job.
-//! A finished piece leaves its segments and, last, one playlist per rendition
-//! (`<q>/piece_NNN.m3u8`) in the media store; the lead joins the playlists of the pieces done so
-//! far, in order, and ends them when all are there. Pieces after the first run at a lower CPU
-//! priority, so that the piece a viewer may already be watching stays ahead of them.
+//! The `encode` job (head lane) queues a `piece` job for every range after the head, encodes the
+//! head itself (published while it grows: the video is playable after its first half-second),
+//! saves the head's playlists as piece 0's, queues the video's `finish` job and ends, so its
+//! worker takes the next video's head at once. Pieces and `finish` run in the encode lane, at a
+//! lower CPU priority than heads: in a burst of uploads every video plays within seconds, and the
+//! ladders share what CPU the heads leave. A finished piece leaves its segments and, last, one
+//! playlist per rendition (`<q>/piece_NNN.m3u8`) in the media store; `finish` runs the pieces
+//! nobody has claimed yet, joins the playlists of the pieces done so far, in order, ends them
+//! when all are there, and makes the MP4.
 
 use std::path::{Path, PathBuf};
 
@@ -22,14 +23,12 @@ use vidi_media::playlist::{entries, joined};
 use vidi_media::{Jail, Probe};
 
 use vidi_core::keys::{piece_playlist_key, rendition_key, rendition_playlist_key};
+use vidi_media::audio::AUDIO_RENDITION;
 
-use crate::encode::stored_probe;
+use crate::encode::{Mp4, complete, stored_probe};
 use crate::{Ctx, JobError};
 
-/// Niceness of the pieces after the first.
-pub(crate) const BACKGROUND_NICE: i32 = 10;
-
-/// Queues the pieces after the first (no-op for those already queued or running).
+/// Queues the pieces after the head (no-op for those already queued or running).
 pub(crate) async fn enqueue(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, pieces: &[Piece]) -> Result<(), JobError> {
     for p in pieces.iter().filter(|p| p.index > 0) {
         let job = JobKind::Piece {
@@ -54,7 +53,7 @@ pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
     while !ctx.held.is_stopping()
         && let Some(job) = ctx.repo.claim_job_keyed(&me, &pieces_key_prefix(id), now_ms()).await?
     {
-        // Boxed: a piece job never leads, but the compiler cannot see that the recursion ends.
+        // Boxed: a piece job never helps, but the compiler cannot see that the recursion ends.
         Box::pin(crate::execute(ctx, Some(&handler), &me, job)).await;
     }
     Ok(())
@@ -96,7 +95,8 @@ async fn encode(
     let args = hls_piece_args(input.as_str(), probe, ladder, work, &ctx.cfg.preset, piece);
     ctx.media
         .ffmpeg
-        .niced(BACKGROUND_NICE)
+        // Paused while this process encodes a head: no video waits for another's ladder to play.
+        .in_background(&ctx.media.priority)
         .jailed(Jail::new().read(&input.path).write(work))
         .run_with_progress(&args, |_| {})
         .await
@@ -126,39 +126,86 @@ async fn done(ctx: &Ctx, id: &VideoId, ladder: &[Rendition], index: u32) -> Resu
     Ok(true)
 }
 
-/// After the first piece is encoded (in `work`): helps with the other pieces and publishes each
-/// rendition's playlist as the pieces complete, in order, until all are done. Then fetches the top
-/// rendition's segments into `work/<top>` and returns the path of a local playlist of them all,
-/// for the MP4.
-pub(crate) async fn finish(
+/// Saves the head's playlists (encoded in `work`) as piece 0's, for the `finish` job.
+pub(crate) async fn save_head(ctx: &Ctx, id: &VideoId, ladder: &[Rendition], work: &Path) -> Result<(), JobError> {
+    for r in ladder {
+        let text =
+            tokio::fs::read(work.join(r.name).join("index.m3u8")).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        ctx.blobs.put_bytes(&piece_playlist_key(id.as_str(), r.name, 0), text).await?;
+    }
+    Ok(())
+}
+
+/// The `finish` job of video `id`, split into `count` pieces (the head included): runs the pieces
+/// nobody has claimed (several at once), joins them, completes the qualities, makes the MP4 (the
+/// thumbnail was made beside the head).
+pub(crate) async fn run_finish(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, count: u32) -> Result<(), JobError> {
+    let video = ctx.repo.get_video(ws, id).await?;
+    let probe = stored_probe(&video)?;
+    let ladder =
+        ladder::for_probe(&probe).ok_or_else(|| JobError::Permanent("the source has no video stream".into()))?;
+    // Its own ffmpeg run (the MP4 remux) reads the whole video; pieces bound their own.
+    let ctx = &ctx.with_ffmpeg_timeout(crate::time_bound(probe.duration_s, ctx.cfg.job_timeout));
+    let work = ctx.cfg.work_dir.join(format!("{id}-f-{}", uuid::Uuid::new_v4().simple()));
+    let scratch = vidi_core::scratch::Scratch::new(work.clone());
+    let r = async {
+        let top = ladder.last().expect("non-empty");
+        tokio::fs::create_dir_all(work.join(top.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        futures::future::join_all((0..ctx.cfg.parallel_pieces.max(1)).map(|_| help(ctx, id))).await;
+        let top = finish(ctx, ws, id, &ladder, count, &work).await?;
+        // The sound was encoded whole beside the head; the MP4 needs it beside the picture.
+        let sound = match (video.mp4_support, probe.audio.is_some()) {
+            (true, true) => Some(fetch_rendition(ctx, id, AUDIO_RENDITION, &work).await?),
+            _ => None,
+        };
+        let mp4 = Mp4 { wanted: video.mp4_support, top: Some(top), sound, with_audio: probe.audio.is_some() };
+        complete(ctx, ws, id, &ladder, mp4, &work).await
+    }
+    .await;
+    scratch.remove().await;
+    r
+}
+
+/// Copies rendition `name` (its playlist, then its segments) from the media store into
+/// `work/<name>`; returns the local playlist's path.
+async fn fetch_rendition(ctx: &Ctx, id: &VideoId, name: &str, work: &Path) -> Result<PathBuf, JobError> {
+    let dir = work.join(name);
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    let text = String::from_utf8_lossy(&read(ctx, &rendition_playlist_key(id.as_str(), name)).await?).into_owned();
+    for (_, seg) in entries(&text).map_err(JobError::Retry)? {
+        let bytes = read(ctx, &rendition_key(id.as_str(), name, &seg)).await?;
+        tokio::fs::write(dir.join(&seg), bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    }
+    let path = dir.join("index.m3u8");
+    tokio::fs::write(&path, text).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    Ok(path)
+}
+
+/// Publishes each rendition's playlist as the `count` pieces of video `id` complete, in order
+/// (helping with those nobody has claimed), until all are done. Then fetches the top rendition's
+/// segments into `work/<top>` and returns the path of a local playlist of them all, for the MP4.
+async fn finish(
     ctx: &Ctx,
     ws: &WorkspaceId,
     id: &VideoId,
     ladder: &[Rendition],
-    pieces: &[Piece],
+    count: u32,
     work: &Path,
 ) -> Result<PathBuf, JobError> {
-    let mut first = Vec::new();
-    for r in ladder {
-        let text = tokio::fs::read_to_string(work.join(r.name).join("index.m3u8"))
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
-        first.push(entries(&text).map_err(JobError::Retry)?);
-    }
-    // Entries per rendition of the pieces joined so far (the first, then each in order).
-    let mut done_so_far = first;
-    let mut next = 1usize;
-    let mut published = 0usize;
+    // Entries per rendition of the pieces joined so far, in order.
+    let mut done_so_far = vec![Vec::new(); ladder.len()];
+    let mut next = 0u32;
+    let mut published = 0u32;
     loop {
-        while next < pieces.len() && done(ctx, id, ladder, pieces[next].index).await? {
+        while next < count && done(ctx, id, ladder, next).await? {
             for (i, r) in ladder.iter().enumerate() {
-                let key = piece_playlist_key(id.as_str(), r.name, pieces[next].index);
+                let key = piece_playlist_key(id.as_str(), r.name, next);
                 done_so_far[i]
                     .extend(entries(&String::from_utf8_lossy(&read(ctx, &key).await?)).map_err(JobError::Retry)?);
             }
             next += 1;
         }
-        let complete = next == pieces.len();
+        let complete = next == count;
         if next > published || complete {
             for (i, r) in ladder.iter().enumerate() {
                 let key = rendition_playlist_key(id.as_str(), r.name);
@@ -176,17 +223,13 @@ pub(crate) async fn finish(
         help(ctx, id).await?;
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    // The MP4 is a remux of the whole top rendition: bring its later segments next to the first.
+    // The MP4 is a remux of the whole top rendition: bring its segments here.
     let top = ladder.last().expect("non-empty");
     let dir = work.join(top.name);
     let all = done_so_far.last().expect("non-empty");
     for (_, seg) in all {
-        let path = dir.join(seg);
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            continue;
-        }
         let bytes = read(ctx, &rendition_key(id.as_str(), top.name, seg)).await?;
-        tokio::fs::write(&path, bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
+        tokio::fs::write(dir.join(seg), bytes).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
     let path = dir.join("all.m3u8");
     tokio::fs::write(&path, joined(all, true)).await.map_err(|e| JobError::Retry(e.to_string()))?;

@@ -56,6 +56,9 @@ pub struct Config {
     /// Workers of the short lane (probes, chunk assemblies, `source` URL imports), beside the
     /// encode lane's, so none of that waits behind a ladder (`VIDI_SHORT_WORKERS`).
     pub short_workers: usize,
+    /// Workers of the head lane (`VIDI_HEAD_WORKERS`): each video's first second of ladder,
+    /// which makes it playable, ahead of and beside the rest of every ladder.
+    pub head_workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
     pub job_stale_secs: u64,
     /// Seconds before a failed job's first retry (each later one waits four times longer).
@@ -71,10 +74,10 @@ pub struct Config {
     pub follow_timeout_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
-    /// Videos longer than about 1.5 pieces are encoded in pieces of this many seconds, spread
-    /// over cores and workers (0: never split).
+    /// After its first second (the head), a video longer than 5 s is encoded in pieces of about
+    /// this many seconds, spread over cores and workers (0: never split, not even the head).
     pub piece_secs: u32,
-    /// Pieces one encode job runs at once (0: one per core).
+    /// Pieces of its own video one finish job runs at once (0: one per core).
     pub parallel_pieces: usize,
     pub ffmpeg: String,
     pub ffprobe: String,
@@ -136,6 +139,7 @@ impl Default for Config {
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,
             short_workers: 2,
+            head_workers: 1,
             job_stale_secs: 30,
             job_retry_secs: 10,
             follow_timeout_secs: 60,

@@ -101,6 +101,7 @@ fn media_for(cfg: &Config) -> Media {
             timeout: job_timeout(cfg),
             ..defaults.ffmpeg
         },
+        priority: defaults.priority,
     }
 }
 
@@ -191,7 +192,8 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     let blobs = open_blobs(&cfg).await?;
     let hooks = vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?;
     let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new(), &shutdown)?;
-    let lanes = [(Lane::Encode, cfg.workers.max(1)), (Lane::Short, cfg.short_workers)];
+    let lanes =
+        [(Lane::Encode, cfg.workers.max(1)), (Lane::Head, cfg.head_workers.max(1)), (Lane::Short, cfg.short_workers)];
     tokio::join!(spawn_workers(&repo, ctx, &lanes).stopped(), hooks.stopped());
     Ok(())
 }
@@ -327,8 +329,12 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let hooks =
         if cfg.workers > 0 { Some(vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?) } else { None };
     // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
-    let lanes =
-        if cfg.workers == 0 { vec![] } else { vec![(Lane::Encode, cfg.workers), (Lane::Short, cfg.short_workers)] };
+    let lanes = if cfg.workers == 0 {
+        vec![]
+    } else {
+        // At least one head worker: without one, no video would ever become playable.
+        vec![(Lane::Encode, cfg.workers), (Lane::Head, cfg.head_workers.max(1)), (Lane::Short, cfg.short_workers)]
+    };
     let workers = spawn_workers(&db, worker_ctx(&cfg, (db.clone(), blobs), media, waker, &shutdown)?, &lanes);
     let app = vidi_api::router(state.clone());
     let limits = http::Limits {

@@ -17,11 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API and the workers of both lanes in this process: `VIDI_WORKERS` encoding
-    /// workers and `VIDI_SHORT_WORKERS` for probes, assemblies and imports (`VIDI_WORKERS=0`: the
-    /// API alone, which only queues work). SIGTERM or SIGINT stops it gracefully.
+    /// Run the API and the workers of every lane in this process: `VIDI_WORKERS` encoding
+    /// workers, `VIDI_HEAD_WORKERS` for each video's first playable second and
+    /// `VIDI_SHORT_WORKERS` for probes, assemblies and imports (`VIDI_WORKERS=0`: the API alone,
+    /// which only queues work). SIGTERM or SIGINT stops it gracefully.
     Serve,
-    /// Run workers only (both lanes), sharing the database and the media store with API nodes.
+    /// Run workers only (every lane), sharing the database and the media store with API nodes.
     /// SIGTERM or SIGINT stops it, handing running jobs back to the queue.
     Worker,
     /// Apply database migrations and exit.

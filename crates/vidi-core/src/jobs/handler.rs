@@ -20,17 +20,22 @@ pub enum Lane {
     /// Seconds of work that stands between a user and their video: probes, assemblies, URL
     /// imports (`VIDI_SHORT_WORKERS`).
     Short,
-    /// Minutes of CPU: ladders and their pieces (`VIDI_WORKERS`).
+    /// The first seconds of each video's ladder, which make it playable (`VIDI_HEAD_WORKERS`):
+    /// a video's head never waits behind the rest of other videos' ladders.
+    Head,
+    /// Minutes of CPU: the rest of the ladders, in pieces, at a lower CPU priority than heads
+    /// (`VIDI_WORKERS`).
     Encode,
 }
 
 impl Lane {
-    pub const ALL: [Lane; 2] = [Lane::Short, Lane::Encode];
+    pub const ALL: [Lane; 3] = [Lane::Short, Lane::Head, Lane::Encode];
 
     /// The `lane` column.
     pub fn as_str(self) -> &'static str {
         match self {
             Lane::Short => "short",
+            Lane::Head => "head",
             Lane::Encode => "encode",
         }
     }

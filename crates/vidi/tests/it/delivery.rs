@@ -63,8 +63,8 @@ async fn the_master_is_built_from_the_stored_renditions(b: Backend) {
         &["-f", "lavfi", "-i", "sine", "-t", "3", "-c:a", "aac", "-f", "mp4"],
     ))
     .unwrap();
-    let t = TestServer::start(&b).await;
-    // One piece, sound muxed in.
+    // Never split (6 s would otherwise be a head and a piece): one piece, sound muxed in.
+    let t = TestServer::start_with(&b, |c| c.piece_secs = 0).await;
     let (id, video) = upload_and_wait(&t, "whole", true, clip.clone()).await;
     let hls = video["assets"]["hls"].as_str().unwrap();
     let r = t.http.get(hls).send().await.unwrap();

@@ -472,7 +472,7 @@ async fn private_videos_need_their_token(b: Backend) {
 
 backend_test!(a_long_video_is_encoded_in_pieces_and_joined, multi_thread = 2);
 /// A long video is cut into pieces on segment boundaries, encoded by several processes at once
-/// (the lead job and the pieces it queues), and joined: each rendition plays as long as the
+/// (the head job and the pieces it queues), and joined: each rendition plays as long as the
 /// source, without gaps, and the MP4 is whole.
 async fn a_long_video_is_encoded_in_pieces_and_joined(b: Backend) {
     let source = av_clip("long-13s.mp4", "size=640x360:rate=25", "frequency=440:sample_rate=48000", 13, &[]);
@@ -499,12 +499,12 @@ async fn a_long_video_is_encoded_in_pieces_and_joined(b: Backend) {
     for q in ["240p", "360p"] {
         let url = hls.replace("manifest.m3u8", &format!("{q}/index.m3u8"));
         let playlist = t.http.get(&url).send().await.unwrap().text().await.unwrap();
-        // 13 s in pieces of 4 s: 0–4 s (fast-start segments first), 4–8 s, and 8–13 s (a
-        // remainder under half a piece joins the last).
-        for piece in ["seg_00000.ts", "seg_p001_00000.ts", "seg_p002_00000.ts"] {
+        // 13 s: the head, 0–1 s (half-second segments), then pieces of 4 s: 1–5 s, 5–9 s and
+        // 9–13 s.
+        for piece in ["seg_00000.ts", "seg_p001_00000.ts", "seg_p002_00000.ts", "seg_p003_00000.ts"] {
             assert!(playlist.contains(piece), "{} {q}: no {piece} in\n{playlist}", b.label);
         }
-        assert!(!playlist.contains("seg_p003"), "{playlist}");
+        assert!(!playlist.contains("seg_p004"), "{playlist}");
         assert_eq!(playlist.matches("#EXT-X-ENDLIST").count(), 1, "{playlist}");
         let d = ffprobe_duration(&url).await;
         assert!((d - 13.0).abs() < 0.3, "{} {q}: {d} s", b.label);

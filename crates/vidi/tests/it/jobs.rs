@@ -178,8 +178,9 @@ async fn running(repo: &dyn Repo, key: &str) -> bool {
 }
 
 backend_test!(a_short_job_runs_while_an_encode_holds_the_encode_lane, multi_thread = 2);
-/// Lanes: with the default configuration (one encode worker), a probe queued while the encode
-/// lane is busy with a ladder starts within a second and finishes while the ladder still runs.
+/// Lanes: with the default configuration, a probe queued while a ladder runs (whole, since
+/// nothing is split here, so in the head lane) starts within a second and finishes while the
+/// ladder still runs.
 async fn a_short_job_runs_while_an_encode_holds_the_encode_lane(b: Backend) {
     let clip = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
     let long = std::fs::read(clip).unwrap();

@@ -10,6 +10,7 @@ mod delivery;
 mod edges;
 mod encoding;
 mod events;
+mod first;
 mod jobs;
 mod keys;
 mod lifecycle;
