@@ -8,6 +8,8 @@
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
 mod auth;
+mod captions;
+mod chapters;
 mod encoding;
 mod events;
 mod jobs;
@@ -21,6 +23,8 @@ mod videos;
 mod webhooks;
 
 pub use auth::AuthRepo;
+pub use captions::{CaptionRepo, TextTrack};
+pub use chapters::ChapterRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
@@ -48,6 +52,8 @@ pub trait Repo:
     + UploadTokenRepo
     + WebhookRepo
     + RenditionRepo
+    + CaptionRepo
+    + ChapterRepo
 {
 }
 
@@ -64,5 +70,7 @@ impl<T> Repo for T where
         + UploadTokenRepo
         + WebhookRepo
         + RenditionRepo
+        + CaptionRepo
+        + ChapterRepo
 {
 }

@@ -115,7 +115,10 @@ pub fn master(parts: MasterParts<'_>) -> String {
         language: Some(s.language.clone()),
         name: s.name.clone(),
         default: s.default,
-        autoselect: true,
+        // Only the default is chosen without the viewer asking (contract §10: "to have the
+        // captions on automatically, set default: true"); AUTOSELECT=YES on the others would
+        // let players turn them on from the system's language.
+        autoselect: s.default,
         ..Default::default()
     }));
     let subtitles = (!parts.subtitles.is_empty()).then(|| SUBTITLES_GROUP.to_string());
@@ -152,6 +155,22 @@ fn write(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
     let mut out = Vec::with_capacity(1024);
     f(&mut out).expect("writing to memory cannot fail");
     String::from_utf8(out).expect("playlists are written as UTF-8")
+}
+
+/// The media playlist of a subtitle track: one WebVTT segment (`uri`, relative to the playlist)
+/// covering the whole video, so any HLS player offers a caption file as it is stored.
+pub fn subtitle_playlist(duration_s: f64, uri: &str) -> String {
+    let duration = if duration_s.is_finite() && duration_s > 0.0 { duration_s } else { 1.0 };
+    let playlist = MediaPlaylist {
+        version: Some(3),
+        // The one segment's duration rounds to at most this (RFC 8216 §4.3.3.1).
+        target_duration: duration.ceil() as u64,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        end_list: true,
+        segments: vec![MediaSegment { uri: uri.to_string(), duration: duration as f32, ..Default::default() }],
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
 }
 
 /// The (duration, uri) entries of a media playlist, in order.
@@ -266,6 +285,31 @@ mod tests {
         let m = master(MasterParts { renditions: &r, subtitles: &subs, uri_suffix: "" });
         assert!(m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"captions/en.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"en\""));
         assert_eq!(m.matches("SUBTITLES=\"subs\"").count(), 2, "{m}");
+        let two = [
+            subs[0].clone(),
+            SubtitleTrack {
+                name: "French".into(),
+                language: "fr".into(),
+                uri: "captions/fr.m3u8".into(),
+                default: false,
+            },
+        ];
+        let m = master(MasterParts { renditions: &r, subtitles: &two, uri_suffix: "?avh=s" });
+        assert!(m.contains("URI=\"captions/en.m3u8?avh=s\",GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES"), "{m}");
+        assert!(
+            m.contains("URI=\"captions/fr.m3u8?avh=s\",GROUP-ID=\"subs\",LANGUAGE=\"fr\",NAME=\"French\"\n"),
+            "{m}"
+        );
+        let parsed = m3u8_rs::parse_master_playlist_res(m.as_bytes()).unwrap();
+        assert_eq!(parsed.alternatives.len(), 2);
+    }
+
+    #[test]
+    fn a_subtitle_playlist_is_one_segment_over_the_whole_video() {
+        let p = subtitle_playlist(6.04, "en.vtt?avh=s");
+        assert!(p.contains("#EXT-X-TARGETDURATION:7\n") && p.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{p}");
+        assert!(p.ends_with("en.vtt?avh=s\n#EXT-X-ENDLIST\n"), "{p}");
+        assert_eq!(entries(&p).unwrap().len(), 1);
     }
 
     #[test]

@@ -71,8 +71,6 @@ pub(super) struct PlayerConfig {
     pub theme: BTreeMap<String, String>,
 }
 
-// Filled by the captions, chapters and branding issues; the page already honours it.
-#[allow(dead_code)]
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct CaptionTrack {
     pub lang: String,
@@ -81,8 +79,6 @@ pub(super) struct CaptionTrack {
     pub default: bool,
 }
 
-// Filled by the captions, chapters and branding issues; the page already honours it.
-#[allow(dead_code)]
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct Chapter {
     pub start: f64,
@@ -171,6 +167,7 @@ pub(super) async fn player(
             Err(e) => return Err(e.into()),
         }
     }
+    (config.captions, config.chapters) = super::tracks::player_tracks(&state, v, &base, &avh).await?;
     let mut r = Html(page(&config)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(a.finish(r))
