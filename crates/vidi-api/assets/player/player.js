@@ -46,6 +46,9 @@
     }
   }
 
+  // Captions are <track> elements over the stored WebVTT files, whose cue times are the video's
+  // own. Under hls.js only: a browser playing HLS itself (Safari) offers the master's SUBTITLES
+  // group instead, and hls.js is kept away from text tracks (see startHls).
   function captions() {
     for (const c of config.captions || []) {
       const track = document.createElement('track');
@@ -123,7 +126,16 @@
   }
 
   function startHls() {
-    const hls = new Hls({ startPosition: startAt });
+    // No subtitle or caption controllers: the master's SUBTITLES group would otherwise give a
+    // second copy of each caption (hls.js reuses a <track> of the same label and adds its own
+    // cues to it), timed from the MPEG-TS clock, and hls.js clears the cues of every text
+    // track, the chapters' too, when it attaches.
+    const hls = new Hls({
+      startPosition: startAt,
+      subtitleStreamController: null,
+      subtitleTrackController: null,
+      timelineController: null,
+    });
     window.vidiHls = hls; // for the browser tests and for debugging from the console
     renditions.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => renditions.levelsLoaded(d.levels));
@@ -138,6 +150,7 @@
     });
     hls.loadSource(config.hls);
     hls.attachMedia(video);
+    captions();
     play();
   }
 
@@ -158,7 +171,6 @@
   logo();
   theme();
   behaviour();
-  captions();
   chapters();
   // Until the first rendition exists the manifest answers 202: wait for it, and only for that.
   (async function wait(attempt) {
