@@ -150,8 +150,7 @@ fn timing_line(line: &str) -> Result<(f64, f64), String> {
     let end_raw = rest.next().unwrap_or("");
     let end = timestamp(end_raw).ok_or_else(|| bad_time(end_raw))?;
     for setting in rest {
-        let name = setting.split_once(':').map(|(n, v)| (n, v));
-        match name {
+        match setting.split_once(':') {
             Some((n, v)) if CUE_SETTINGS.contains(&n) && !v.is_empty() => {}
             _ => return Err(format!("\"{}\" is not a cue setting.", printable(setting))),
         }

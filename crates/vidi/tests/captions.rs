@@ -304,6 +304,14 @@ async fn a_private_videos_files_need_its_token() {
     }
 }
 
+/// A subtitle segment without the `X-TIMESTAMP-MAP` line delivery adds to its header.
+fn unmapped(segment: &str) -> String {
+    let (first, rest) = segment.split_once('\n').unwrap();
+    let (map, rest) = rest.split_once('\n').unwrap();
+    assert!(map.starts_with("X-TIMESTAMP-MAP=MPEGTS:") && map.ends_with(",LOCAL:00:00:00.000"), "{segment}");
+    format!("{first}\n{rest}")
+}
+
 /// The config JSON the player page carries.
 fn player_config(html: &str) -> Value {
     let data = html.split("<script type=\"application/json\" id=\"vidi-config\">").nth(1).unwrap();
@@ -346,7 +354,12 @@ async fn the_master_lists_the_captions_the_player_shows_them_and_deletion_takes_
                 && sub.ends_with("en.vtt\n#EXT-X-ENDLIST\n"),
             "{sub}"
         );
-        assert_eq!(fetch(&t, &format!("{}/vod/{v}/hls/captions/en.vtt", t.url)).await.text().await.unwrap(), EN);
+        // The segment is the file with `X-TIMESTAMP-MAP` in its header, cue time 0 mapped to
+        // where the MPEG-TS timeline starts (ffmpeg: 1.4 s and the encoder's delay).
+        let segment = fetch(&t, &format!("{}/vod/{v}/hls/captions/en.vtt", t.url)).await.text().await.unwrap();
+        assert_eq!(unmapped(&segment), EN);
+        let pts: u64 = segment.split("MPEGTS:").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+        assert!((126_000..=140_000).contains(&pts), "{segment}");
         assert_eq!(fetch(&t, &format!("{}/vod/{v}/hls/captions/de.m3u8", t.url)).await.status(), 404);
 
         // ffmpeg reads the master (its HLS demuxer in 5.1 skips subtitle groups: the browser test
@@ -413,7 +426,7 @@ async fn a_private_masters_subtitles_stay_in_the_session() {
         let dir = hls.trim_end_matches("manifest.m3u8");
         let sub = fetch(&t, &format!("{dir}captions/en.m3u8{avh}")).await.text().await.unwrap();
         assert!(sub.contains(&format!("\nen.vtt{avh}\n")), "{sub}");
-        assert_eq!(fetch(&t, &format!("{dir}captions/en.vtt{avh}")).await.text().await.unwrap(), EN);
+        assert_eq!(unmapped(&fetch(&t, &format!("{dir}captions/en.vtt{avh}")).await.text().await.unwrap()), EN);
         // Outside the session: refused.
         let plain = format!("{}/vod/{v}/hls/captions/en.vtt", t.url);
         problem(fetch(&t, &plain).await, 403, "video-private-token-invalid").await;

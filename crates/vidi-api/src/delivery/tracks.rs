@@ -6,10 +6,10 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use vidi_core::keys::TrackKind;
+use vidi_core::keys::{TrackKind, rendition_key, rendition_playlist_key};
 use vidi_core::language::Language;
 use vidi_core::model::{ProbeOutcome, Video};
-use vidi_core::repo::TextTrack;
+use vidi_core::repo::{RenditionRole, TextTrack};
 use vidi_core::webvtt;
 use vidi_media::playlist::{self, SubtitleTrack};
 
@@ -76,12 +76,38 @@ async fn serve_vtt(state: &AppState, a: &Access, kind: TrackKind, file: &str) ->
 /// one segment, the stored file).
 pub(super) async fn hls_captions(state: &AppState, a: &Access, file: &str) -> ApiResult<Response> {
     if file.ends_with(".vtt") {
-        return serve_vtt(state, a, TrackKind::Captions, file).await;
+        let lang = language_of(file, ".vtt").ok_or_else(|| ApiError::not_found("file"))?;
+        let t = track(state, &a.video, TrackKind::Captions, &lang).await?;
+        let mut body = read_small(state, &t.key).await?.ok_or_else(|| ApiError::not_found("file"))?;
+        if let Some(pts) = first_pts(state, &a.video).await? {
+            body = playlist::with_timestamp_map(&body, pts);
+        }
+        let mut r = respond(StatusCode::OK, "text/vtt; charset=utf-8", SHORT, body.into());
+        r.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        return Ok(a.finish(r));
     }
     let lang = language_of(file, ".m3u8").ok_or_else(|| ApiError::not_found("file"))?;
     track(state, &a.video, TrackKind::Captions, &lang).await?;
     let body = playlist::subtitle_playlist(duration(&a.video), &format!("{lang}.vtt{}", a.avh()));
     Ok(a.finish(respond(StatusCode::OK, "application/vnd.apple.mpegurl", GROWING, body.into())))
+}
+
+/// Where the video's MPEG-TS timeline starts: the first PTS of its first variant's first
+/// segment (ffmpeg starts at 1.4 s, plus the encoder's delay). `None` for fMP4 renditions or a
+/// video with no stored renditions, whose subtitle segments then go without a map.
+async fn first_pts(state: &AppState, v: &Video) -> ApiResult<Option<u64>> {
+    let renditions = state.repo.renditions(&v.workspace_id, &v.id).await?;
+    let Some(r) = renditions.iter().find(|r| r.role == RenditionRole::Variant) else { return Ok(None) };
+    let Some(list) = read_small(state, &rendition_playlist_key(v.id.as_str(), &r.name)).await? else {
+        return Ok(None);
+    };
+    let list = String::from_utf8_lossy(&list);
+    let Some(first) = playlist::segment_uris(&list).first().map(|s| s.to_string()) else { return Ok(None) };
+    if !first.ends_with(".ts") {
+        return Ok(None);
+    }
+    let segment = read_small(state, &rendition_key(v.id.as_str(), &r.name, &first)).await?;
+    Ok(segment.and_then(|s| playlist::ts_first_pts(&s)))
 }
 
 /// The video's length as probed; a playable video has been probed.
