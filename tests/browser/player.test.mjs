@@ -479,4 +479,81 @@ describe('player page in Chromium', () => {
       await browser.close();
     }
   });
+
+  test('captions show with the default on, chapters as markers and a list', { timeout: 300_000 }, async () => {
+    const video = await createVideo({ title: 'browser test: captions' });
+    created.push(video.videoId);
+    await uploadSource(video.videoId, clip);
+    const vtt = async (kind, lang, text) => {
+      const form = new FormData();
+      form.append('file', new Blob([text], { type: 'text/vtt' }), `${lang}.vtt`);
+      return api('POST', `/videos/${video.videoId}/${kind}/${lang}`, { form });
+    };
+    await vtt('captions', 'en', 'WEBVTT\n\n00:00:00.200 --> 00:00:05.800\nHello from <b>Vidi</b> &amp; friends\n');
+    await vtt('captions', 'fr', 'WEBVTT\n\n00:00:00.200 --> 00:00:05.800\nBonjour\n');
+    const en = await api('PATCH', `/videos/${video.videoId}/captions/en`, { json: { default: true } });
+    assert.equal(en.default, true);
+    // A chapter title's cue tags are dropped: titles are plain text.
+    await vtt('chapters', 'en', 'WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nOpening\n\n'
+      + '00:00:02.000 --> 00:00:04.000\nThe <i>middle</i>\n\n00:00:04.000 --> 00:00:06.000\nThe end\n');
+    await waitPlayable(video.videoId);
+    const { assets } = await api('GET', `/videos/${video.videoId}`);
+
+    const browser = await openBrowser();
+    try {
+      await withPage(browser, 'captions', async ({ page, problems }) => {
+        await page.goto(assets.player, { waitUntil: 'load', timeout: 30_000 });
+        // The default caption is on, the other off, and its cue is on screen once played.
+        const tracks = await until('the default caption shows its cue', () => page.evaluate(() => {
+          const v = document.querySelector('video');
+          const list = [...v.textTracks].map((t) => ({
+            kind: t.kind, lang: t.language, label: t.label, mode: t.mode,
+            active: t.activeCues ? [...t.activeCues].map((c) => c.text) : [],
+            cues: t.cues ? t.cues.length : 0,
+          }));
+          const en = list.find((t) => t.kind === 'subtitles' && t.lang === 'en');
+          return { ok: v.currentTime > 1 && en && en.mode === 'showing' && en.active.length === 1, t: v.currentTime, list };
+        }));
+        await page.evaluate(() => document.querySelector('video').pause());
+        const subtitles = tracks.list.filter((t) => t.kind === 'subtitles');
+        assert.deepEqual(subtitles.map((t) => [t.lang, t.label, t.mode]), [['en', 'English', 'showing'], ['fr', 'French', 'disabled']]);
+        assert.deepEqual(subtitles[0].active, ['Hello from <b>Vidi</b> &amp; friends']);
+        await shot(page, 'caption-on-screen');
+
+        // The captions menu lists both, English checked.
+        await page.locator('media-captions-menu-button').click();
+        const english = page.getByRole('menuitemradio', { name: 'English', exact: true });
+        await english.waitFor({ state: 'visible', timeout: 10_000 });
+        assert.equal(await english.getAttribute('aria-checked'), 'true');
+        assert.equal(await page.getByRole('menuitemradio', { name: 'French', exact: true }).getAttribute('aria-checked'), 'false');
+        await shot(page, 'captions-menu');
+        await page.keyboard.press('Escape');
+
+        // Chapters: a chapters track media-chrome draws as segments of the timeline…
+        await until('chapter markers on the timeline', () => page.evaluate(() => {
+          const range = document.querySelector('media-time-range');
+          const rects = range?.shadowRoot?.querySelectorAll('#segments-clipping rect') || [];
+          const track = [...document.querySelector('video').textTracks].find((t) => t.kind === 'chapters');
+          return { ok: rects.length >= 3 && track?.cues?.length === 3, rects: rects.length, cues: track?.cues?.length };
+        }), 10_000);
+        // …and a list that seeks.
+        await page.locator('media-chrome-button.chapters-button').click();
+        const items = page.locator('ol.chapters li button');
+        await items.first().waitFor({ state: 'visible', timeout: 10_000 });
+        assert.deepEqual(await items.allTextContents(), ['0:00Opening', '0:02The middle', '0:04The end']);
+        await shot(page, 'chapters-list');
+        await items.nth(2).click();
+        await until('seeked to the last chapter', async () => {
+          const s = await videoState(page);
+          return { ok: s.currentTime >= 4 && s.currentTime < 4.5, ...s };
+        }, 10_000);
+        assert.equal(await page.locator('ol.chapters').isVisible(), false);
+        assert.deepEqual(problems, [], 'the page threw');
+        const s = await videoState(page);
+        assert.deepEqual(s.hlsFatal, []);
+      });
+    } finally {
+      await browser.close();
+    }
+  });
 });

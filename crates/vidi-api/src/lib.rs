@@ -143,6 +143,8 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::videos::routes())
         .merge(resources::source::routes())
         .merge(resources::thumbnail::routes())
+        .merge(resources::captions::routes())
+        .merge(resources::chapters::routes())
         .merge(resources::players::routes())
         .merge(resources::upload::routes())
         .merge(resources::upload_tokens::routes())

@@ -10,7 +10,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{account, auth, players, source, thumbnail, upload, upload_tokens, videos, webhooks};
+use crate::resources::{
+    account, auth, captions, chapters, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
+};
 
 struct Security;
 
@@ -30,6 +32,8 @@ impl Modify for Security {
         auth::authenticate, auth::refresh, account::account,
         videos::create, videos::list, videos::show, videos::update, videos::delete, videos::status,
         source::upload_source, thumbnail::pick, thumbnail::upload,
+        captions::list, captions::show, captions::upload, captions::update, captions::delete,
+        chapters::list, chapters::show, chapters::upload, chapters::delete,
         players::create, players::list, players::show, players::update, players::delete,
         players::upload_logo, players::delete_logo,
         upload::upload, upload_tokens::create, upload_tokens::list, upload_tokens::show, upload_tokens::delete,

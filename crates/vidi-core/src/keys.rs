@@ -60,6 +60,30 @@ pub fn logo_key(player_id: &str, unique: &str, ext: &str) -> String {
     format!("players/{player_id}/logo-{unique}.{ext}")
 }
 
+/// What a text track file of a video is: captions (subtitles) or chapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackKind {
+    Captions,
+    Chapters,
+}
+
+impl TrackKind {
+    /// The folder under the video, and the path segment of its URLs and API routes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Captions => "captions",
+            TrackKind::Chapters => "chapters",
+        }
+    }
+}
+
+/// A caption or chapter file (WebVTT) of one language. `unique` changes with every upload, so
+/// an upload racing a replacement or a deletion never overwrites the file another one recorded;
+/// being under the video's prefix, it goes when the video does.
+pub fn track_key(video_id: &str, kind: TrackKind, language: &str, unique: &str) -> String {
+    format!("videos/{video_id}/{}/{language}-{unique}.vtt", kind.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,7 +101,14 @@ mod tests {
         assert_eq!(rendition_key(v, "720p", "seg_00001.ts"), "videos/vi123/hls/720p/seg_00001.ts");
         assert_eq!(rendition_playlist_key(v, "audio"), "videos/vi123/hls/audio/index.m3u8");
         assert_eq!(piece_playlist_key(v, "240p", 7), "videos/vi123/hls/240p/piece_007.m3u8");
-        for k in [source_key(v), master_key(v), piece_playlist_key(v, "240p", 7)] {
+        assert_eq!(track_key(v, TrackKind::Captions, "fr-ca", "n1"), "videos/vi123/captions/fr-ca-n1.vtt");
+        assert_eq!(track_key(v, TrackKind::Chapters, "en", "n2"), "videos/vi123/chapters/en-n2.vtt");
+        for k in [
+            source_key(v),
+            master_key(v),
+            piece_playlist_key(v, "240p", 7),
+            track_key(v, TrackKind::Chapters, "en", "x"),
+        ] {
             assert!(k.starts_with(&video_prefix(v)) && crate::blobs::is_safe_key(&k), "{k}");
         }
     }

@@ -9,6 +9,7 @@ pub mod event;
 pub mod id;
 pub mod jobs;
 pub mod keys;
+pub mod language;
 pub mod model;
 pub mod player;
 pub mod probe;
@@ -18,6 +19,7 @@ pub mod time;
 pub mod upload;
 pub mod upload_token;
 pub mod webhook;
+pub mod webvtt;
 
 pub use blobs::Blobs;
 pub use error::{CoreError, CoreResult};

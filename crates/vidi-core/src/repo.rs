@@ -8,6 +8,8 @@
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
 mod auth;
+mod captions;
+mod chapters;
 mod encoding;
 mod events;
 mod jobs;
@@ -22,6 +24,8 @@ mod videos;
 mod webhooks;
 
 pub use auth::AuthRepo;
+pub use captions::{CaptionRepo, TextTrack};
+pub use chapters::ChapterRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
@@ -51,6 +55,8 @@ pub trait Repo:
     + TokenUploadRepo
     + WebhookRepo
     + RenditionRepo
+    + CaptionRepo
+    + ChapterRepo
 {
 }
 
@@ -68,5 +74,7 @@ impl<T> Repo for T where
         + TokenUploadRepo
         + WebhookRepo
         + RenditionRepo
+        + CaptionRepo
+        + ChapterRepo
 {
 }

@@ -5,6 +5,8 @@
 //! the dialects differ are marked where they occur.
 
 mod auth;
+mod captions;
+mod chapters;
 mod encoding;
 mod events;
 mod jobs;

@@ -115,7 +115,10 @@ pub fn master(parts: MasterParts<'_>) -> String {
         language: Some(s.language.clone()),
         name: s.name.clone(),
         default: s.default,
-        autoselect: true,
+        // Only the default is chosen without the viewer asking (contract §10: "to have the
+        // captions on automatically, set default: true"); AUTOSELECT=YES on the others would
+        // let players turn them on from the system's language.
+        autoselect: s.default,
         ..Default::default()
     }));
     let subtitles = (!parts.subtitles.is_empty()).then(|| SUBTITLES_GROUP.to_string());
@@ -152,6 +155,71 @@ fn write(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
     let mut out = Vec::with_capacity(1024);
     f(&mut out).expect("writing to memory cannot fail");
     String::from_utf8(out).expect("playlists are written as UTF-8")
+}
+
+/// The media playlist of a subtitle track: one WebVTT segment (`uri`, relative to the playlist)
+/// covering the whole video, so any HLS player offers a caption file as it is stored.
+pub fn subtitle_playlist(duration_s: f64, uri: &str) -> String {
+    let duration = if duration_s.is_finite() && duration_s > 0.0 { duration_s } else { 1.0 };
+    let playlist = MediaPlaylist {
+        version: Some(3),
+        // The one segment's duration rounds to at most this (RFC 8216 §4.3.3.1).
+        target_duration: duration.ceil() as u64,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        end_list: true,
+        segments: vec![MediaSegment { uri: uri.to_string(), duration: duration as f32, ..Default::default() }],
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
+}
+
+/// The earliest presentation time (90 kHz) among the first PES packets of an MPEG-TS segment,
+/// which is where players put the start of the video's timeline.
+pub fn ts_first_pts(ts: &[u8]) -> Option<u64> {
+    let mut first: Option<u64> = None;
+    for pkt in ts.chunks_exact(188).take(400) {
+        if pkt[0] != 0x47 {
+            break;
+        }
+        // Only packets that start a PES with a payload.
+        let afc = (pkt[3] >> 4) & 0x3;
+        if pkt[1] & 0x40 == 0 || afc & 1 == 0 {
+            continue;
+        }
+        let start = if afc == 3 { 5 + usize::from(pkt[4]) } else { 4 };
+        let Some(p) = pkt.get(start..) else { continue };
+        // An audio or video PES (stream ids 0xC0–0xEF) with a PTS.
+        if p.len() < 14 || p[..3] != [0, 0, 1] || !(0xC0..=0xEF).contains(&p[3]) || p[7] & 0x80 == 0 {
+            continue;
+        }
+        let b: Vec<u64> = p[9..14].iter().map(|&x| u64::from(x)).collect();
+        let pts = ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1;
+        first = Some(first.map_or(pts, |f| f.min(pts)));
+    }
+    first
+}
+
+/// A WebVTT file as an HLS subtitle segment of a video whose MPEG-TS timeline starts at `pts`:
+/// `X-TIMESTAMP-MAP` in its header maps cue time 0 to it (RFC 8216 §3.5), so players that time
+/// cues on the MPEG-TS clock (hls.js, Safari) show them when the file says.
+pub fn with_timestamp_map(vtt: &[u8], pts: u64) -> Vec<u8> {
+    let map = format!("X-TIMESTAMP-MAP=MPEGTS:{pts},LOCAL:00:00:00.000");
+    let mut out = Vec::with_capacity(vtt.len() + map.len() + 2);
+    match vtt.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            out.extend_from_slice(&vtt[..=end]);
+            out.extend_from_slice(map.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(&vtt[end + 1..]);
+        }
+        None => {
+            out.extend_from_slice(vtt);
+            out.push(b'\n');
+            out.extend_from_slice(map.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 /// The (duration, uri) entries of a media playlist, in order.
@@ -266,6 +334,55 @@ mod tests {
         let m = master(MasterParts { renditions: &r, subtitles: &subs, uri_suffix: "" });
         assert!(m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"captions/en.m3u8\",GROUP-ID=\"subs\",LANGUAGE=\"en\""));
         assert_eq!(m.matches("SUBTITLES=\"subs\"").count(), 2, "{m}");
+        let two = [
+            subs[0].clone(),
+            SubtitleTrack {
+                name: "French".into(),
+                language: "fr".into(),
+                uri: "captions/fr.m3u8".into(),
+                default: false,
+            },
+        ];
+        let m = master(MasterParts { renditions: &r, subtitles: &two, uri_suffix: "?avh=s" });
+        assert!(m.contains("URI=\"captions/en.m3u8?avh=s\",GROUP-ID=\"subs\",LANGUAGE=\"en\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES"), "{m}");
+        assert!(
+            m.contains("URI=\"captions/fr.m3u8?avh=s\",GROUP-ID=\"subs\",LANGUAGE=\"fr\",NAME=\"French\"\n"),
+            "{m}"
+        );
+        let parsed = m3u8_rs::parse_master_playlist_res(m.as_bytes()).unwrap();
+        assert_eq!(parsed.alternatives.len(), 2);
+    }
+
+    #[test]
+    fn subtitle_segments_map_cue_time_zero_to_the_first_pts() {
+        let mapped = with_timestamp_map(b"WEBVTT\n\n00:00.500 --> 00:01.000\nhi\n", 126000);
+        assert_eq!(
+            String::from_utf8(mapped).unwrap(),
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n00:00.500 --> 00:01.000\nhi\n"
+        );
+        // A PES header with PTS 126000 (1.4 s) after a packet that starts nothing.
+        let mut ts = vec![0u8; 188 * 2];
+        ts[0] = 0x47;
+        ts[3] = 0x10;
+        let p = &mut ts[188..];
+        p[..4].copy_from_slice(&[0x47, 0x41, 0x00, 0x10]);
+        let pts: u64 = 126000;
+        p[4..13].copy_from_slice(&[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5]);
+        p[13] = 0x21 | (((pts >> 30) as u8 & 0x07) << 1);
+        p[14] = (pts >> 22) as u8;
+        p[15] = (((pts >> 15) as u8) << 1) | 1;
+        p[16] = (pts >> 7) as u8;
+        p[17] = ((pts as u8) << 1) | 1;
+        assert_eq!(ts_first_pts(&ts), Some(126000));
+        assert_eq!(ts_first_pts(b"not ts"), None);
+    }
+
+    #[test]
+    fn a_subtitle_playlist_is_one_segment_over_the_whole_video() {
+        let p = subtitle_playlist(6.04, "en.vtt?avh=s");
+        assert!(p.contains("#EXT-X-TARGETDURATION:7\n") && p.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{p}");
+        assert!(p.ends_with("en.vtt?avh=s\n#EXT-X-ENDLIST\n"), "{p}");
+        assert_eq!(entries(&p).unwrap().len(), 1);
     }
 
     #[test]

@@ -47,6 +47,9 @@
     }
   }
 
+  // Captions are <track> elements over the stored WebVTT files, whose cue times are the video's
+  // own. Under hls.js only: a browser playing HLS itself (Safari) offers the master's SUBTITLES
+  // group instead, and hls.js is kept away from text tracks (see startHls).
   function captions() {
     for (const c of config.captions || []) {
       const track = document.createElement('track');
@@ -63,10 +66,53 @@
   // timeline (and names in the seek tooltip).
   function chapters() {
     const list = config.chapters || [];
-    if (!list.length || !window.VTTCue) return;
-    const track = video.addTextTrack('chapters');
-    for (const c of list) track.addCue(new VTTCue(c.start, c.end, c.title));
-    track.mode = 'hidden';
+    if (!list.length) return;
+    if (window.VTTCue) {
+      const track = video.addTextTrack('chapters');
+      for (const c of list) track.addCue(new VTTCue(c.start, c.end, c.title));
+      track.mode = 'hidden';
+    }
+    chapterList(list);
+  }
+
+  // The chapters, listed: a button in the control bar opens a list; choosing one seeks to it.
+  // Titles are set as text, never as markup.
+  function chapterList(list) {
+    const clock = (s) => {
+      const t = Math.floor(s);
+      const h = Math.floor(t / 3600);
+      const mmss = `${Math.floor((t % 3600) / 60)}`.padStart(h ? 2 : 1, '0') + ':' + `${t % 60}`.padStart(2, '0');
+      return h ? `${h}:${mmss}` : mmss;
+    };
+    const panel = document.createElement('ol');
+    panel.className = 'chapters';
+    panel.setAttribute('slot', 'centered-chrome');
+    panel.setAttribute('aria-label', 'Chapters');
+    panel.hidden = true;
+    for (const c of list) {
+      const item = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      const time = document.createElement('span');
+      time.className = 'time';
+      time.textContent = clock(c.start);
+      b.append(time, document.createTextNode(c.title));
+      b.addEventListener('click', () => {
+        video.currentTime = c.start;
+        panel.hidden = true;
+      });
+      item.appendChild(b);
+      panel.appendChild(item);
+    }
+    player.appendChild(panel);
+    const toggle = document.createElement('media-chrome-button');
+    toggle.className = 'chapters-button';
+    toggle.setAttribute('aria-label', 'Chapters');
+    toggle.innerHTML = '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true">'
+      + '<path fill="currentColor" d="M4 6h2v2H4zm4 0h12v2H8zm-4 5h2v2H4zm4 0h12v2H8zm-4 5h2v2H4zm4 0h12v2H8z"/></svg>';
+    toggle.addEventListener('click', () => { panel.hidden = !panel.hidden; });
+    const bar = player.querySelector('media-control-bar');
+    bar.insertBefore(toggle, bar.querySelector('media-captions-menu-button'));
   }
 
   // ---- Qualities -----------------------------------------------------------------------------
@@ -124,7 +170,16 @@
   }
 
   function startHls() {
-    const hls = new Hls({ startPosition: startAt });
+    // No subtitle or caption controllers: the master's SUBTITLES group would otherwise give a
+    // second copy of each caption (hls.js reuses a <track> of the same label and adds its own
+    // cues to it), timed from the MPEG-TS clock, and hls.js clears the cues of every text
+    // track, the chapters' too, when it attaches.
+    const hls = new Hls({
+      startPosition: startAt,
+      subtitleStreamController: null,
+      subtitleTrackController: null,
+      timelineController: null,
+    });
     window.vidiHls = hls; // for the browser tests and for debugging from the console
     renditions.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => renditions.levelsLoaded(d.levels));
@@ -139,6 +194,7 @@
     });
     hls.loadSource(config.hls);
     hls.attachMedia(video);
+    captions();
     play();
   }
 
@@ -159,7 +215,6 @@
   logo();
   theme();
   behaviour();
-  captions();
   chapters();
   // Until the first rendition exists the manifest answers 202: wait for it, and only for that.
   (async function wait(attempt) {

@@ -11,6 +11,7 @@ use vidi_media::playlist::{self, MasterParts};
 
 use super::access::video;
 use super::ranges::{partial, ranged, requested_range, unsatisfiable};
+use super::tracks;
 use super::{GROWING, IMMUTABLE, Params, QueryMap, SHORT, read_small, respond};
 use crate::{ApiError, ApiResult, AppState};
 
@@ -40,9 +41,10 @@ pub(super) async fn master(
             read_small(&state, &master_key(v.id.as_str())).await?.ok_or_else(|| ApiError::not_found("videoId"))?;
         playlist::with_session(stored, &a.avh())
     } else {
-        // Subtitle and audio-track groups join here, from their own tables (docs/architecture.md).
+        // Groups join here from their own tables (docs/architecture.md): captions as subtitles.
         let avh = a.avh();
-        playlist::master(MasterParts { renditions: &renditions, subtitles: &[], uri_suffix: &avh }).into_bytes()
+        let subtitles = tracks::subtitle_tracks(&state, v).await?;
+        playlist::master(MasterParts { renditions: &renditions, subtitles: &subtitles, uri_suffix: &avh }).into_bytes()
     };
     Ok(a.finish(respond(StatusCode::OK, M3U8, SHORT, body.into())))
 }
@@ -64,6 +66,9 @@ pub(super) async fn hls_file(
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
             && !s.starts_with('.')
     };
+    if quality == tracks::HLS_FOLDER {
+        return tracks::hls_captions(&state, &a, &file).await;
+    }
     if !safe(&quality) || !safe(&file) {
         return Err(ApiError::not_found("file"));
     }

@@ -6,12 +6,14 @@
 //! - `access`: who may see a video (public, or a private token and its playback session);
 //! - `ranges`: byte ranges, and the files served with them (MP4, thumbnail);
 //! - `hls`: the master playlist, rendition playlists and segments;
-//! - `player`: the embeddable player page (its files are under `assets/player/`).
+//! - `player`: the embeddable player page (its files are under `assets/player/`);
+//! - `tracks`: caption and chapter files, the master's subtitle group, the player's tracks.
 
 mod access;
 mod hls;
 mod player;
 mod ranges;
+mod tracks;
 
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +30,7 @@ use access::session;
 use hls::{hls_file, master};
 use player::{asset, hls_js, player};
 use ranges::{mp4, thumbnail};
+use tracks::{caption_file, chapter_file};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT: &str = "public, max-age=60";
@@ -39,11 +42,15 @@ pub fn routes() -> Router<AppState> {
         .route("/vod/{videoId}/hls/{quality}/{file}", get(hls_file))
         .route("/vod/{videoId}/mp4/source.mp4", get(mp4))
         .route("/vod/{videoId}/thumbnail.jpg", get(thumbnail))
+        .route("/vod/{videoId}/captions/{file}", get(caption_file))
+        .route("/vod/{videoId}/chapters/{file}", get(chapter_file))
         // Private videos: the same files under a private token (contract §6).
         .route("/vod/{videoId}/token/{token}/hls/manifest.m3u8", get(master))
         .route("/vod/{videoId}/token/{token}/hls/{quality}/{file}", get(hls_file))
         .route("/vod/{videoId}/token/{token}/mp4/source.mp4", get(mp4))
         .route("/vod/{videoId}/token/{token}/thumbnail.jpg", get(thumbnail))
+        .route("/vod/{videoId}/token/{token}/captions/{file}", get(caption_file))
+        .route("/vod/{videoId}/token/{token}/chapters/{file}", get(chapter_file))
         .route("/vod/{videoId}/token/{token}/session", get(session))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))

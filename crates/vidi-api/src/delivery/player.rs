@@ -133,8 +133,6 @@ fn metadata(q: &std::collections::HashMap<String, String>) -> BTreeMap<String, S
     pairs.into_iter().take(MAX_METADATA).map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
-// Filled by the captions, chapters and branding issues; the page already honours it.
-#[allow(dead_code)]
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct CaptionTrack {
     pub lang: String,
@@ -143,8 +141,6 @@ pub(super) struct CaptionTrack {
     pub default: bool,
 }
 
-// Filled by the captions, chapters and branding issues; the page already honours it.
-#[allow(dead_code)]
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct Chapter {
     pub start: f64,
@@ -248,6 +244,7 @@ pub(super) async fn player(
             Err(e) => return Err(e.into()),
         }
     }
+    (config.captions, config.chapters) = super::tracks::player_tracks(&state, v, &base, &avh).await?;
     let mut r = Html(page(&config)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(a.finish(r))

@@ -2,6 +2,8 @@
 
 pub mod account;
 pub mod auth;
+pub mod captions;
+pub mod chapters;
 pub mod players;
 pub mod source;
 pub mod thumbnail;

@@ -71,7 +71,7 @@ pub struct VideoAssets {
 }
 
 /// A private token opens a private video's media for a day (contract §6).
-const PRIVATE_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const PRIVATE_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
 
 impl VideoOut {
     /// The wire form of a video. A private one gets a fresh private token in its asset URLs,

@@ -325,9 +325,17 @@ async fn full_disk_on(b: Backend, big: Vec<u8>, small: Vec<u8>) -> String {
         "{label}: three attempts (max_attempts), then no more: {events:?}"
     );
     assert!(events.iter().all(|e| e.2.to_lowercase().contains("no space left")), "{label}: {events:?}");
-    // Nothing of the failed job is left in the scratch space.
-    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(left.is_empty(), "{label}: scratch left behind: {left:?}");
+    // Nothing of the failed job is left in the scratch space. A video in pieces has a `finish`
+    // job waiting for them: it sees the failure at its next poll (250 ms) and clears its scratch.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().map(|e| e.unwrap().file_name()).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{label}: scratch left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // And videos uploaded afterwards still encode.
     let after = t.create_video("small, after").await;

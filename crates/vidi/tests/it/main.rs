@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod captions;
 mod crash;
 mod delivery;
 mod edges;
