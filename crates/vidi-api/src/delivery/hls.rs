@@ -9,7 +9,7 @@ use vidi_core::keys::{master_key, rendition_key};
 
 use vidi_media::playlist::{self, MasterParts};
 
-use super::access::video;
+use super::access::{video, visible};
 use super::ranges::{partial, ranged, requested_range, unsatisfiable};
 use super::{GROWING, IMMUTABLE, Params, QueryMap, SHORT, read_small, respond};
 use crate::{ApiError, ApiResult, AppState};
@@ -53,7 +53,7 @@ pub(super) async fn hls_file(
     q: QueryMap,
     h: HeaderMap,
 ) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
+    let a = visible(&state, &p, &h, &q).await?;
     let v = &a.video;
     let (quality, file) = (p.get("quality").cloned().unwrap_or_default(), p.get("file").cloned().unwrap_or_default());
     let safe = |s: &str| {
