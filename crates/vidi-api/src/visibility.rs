@@ -53,11 +53,7 @@ pub struct Ticket {
 impl VisibilityCache {
     /// A cache whose entries live `ttl` (capped at [`MAX_VISIBILITY_TTL`]); zero disables it.
     pub fn new(ttl: Duration) -> Self {
-        VisibilityCache {
-            ttl: ttl.min(MAX_VISIBILITY_TTL),
-            map: Mutex::new(HashMap::new()),
-            epoch: AtomicU64::new(0),
-        }
+        VisibilityCache { ttl: ttl.min(MAX_VISIBILITY_TTL), map: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }
     }
 
     pub fn get(&self, id: &VideoId) -> Option<Visibility> {
@@ -109,7 +105,11 @@ mod tests {
     use super::*;
 
     fn vis(id: &str, public: bool) -> Visibility {
-        Visibility { id: VideoId::from_trusted(id.into()), workspace_id: WorkspaceId::from_trusted("ws1".into()), public }
+        Visibility {
+            id: VideoId::from_trusted(id.into()),
+            workspace_id: WorkspaceId::from_trusted("ws1".into()),
+            public,
+        }
     }
 
     #[test]
@@ -122,7 +122,10 @@ mod tests {
         c.forget(&id);
         assert_eq!(c.get(&id), None);
         // Read from the database longer ago than the TTL: not acted on.
-        c.insert(Ticket { epoch: c.epoch.load(Ordering::Acquire), read_at: Instant::now() - Duration::from_secs(2) }, vis("vi1", true));
+        c.insert(
+            Ticket { epoch: c.epoch.load(Ordering::Acquire), read_at: Instant::now() - Duration::from_secs(2) },
+            vis("vi1", true),
+        );
         assert_eq!(c.get(&id), None);
     }
 

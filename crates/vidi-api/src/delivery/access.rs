@@ -99,7 +99,9 @@ pub(super) async fn video(
     let ticket = state.visibility.ticket();
     let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
     // What was just read serves the next segment requests too.
-    state.visibility.insert(ticket, Visibility { id: v.id.clone(), workspace_id: v.workspace_id.clone(), public: v.public });
+    state
+        .visibility
+        .insert(ticket, Visibility { id: v.id.clone(), workspace_id: v.workspace_id.clone(), public: v.public });
     let session = admit(state, &v.workspace_id, &v.id, v.public, params, headers, query).await?;
     Ok(Access { video: v, session })
 }
