@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod page;
 pub mod resources;
+pub mod visibility;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,11 @@ pub struct ApiConfig {
     /// database again; a revocation reaches every node within it. Capped at
     /// [`auth::MAX_KEY_CACHE_TTL`] (30 s); zero asks on every request.
     pub key_cache_ttl: Duration,
+    /// How long a node serves a video's segments on what it read about the video's visibility
+    /// (`visibility`); a video made private or deleted through another node stops being served
+    /// here within it. Capped at [`visibility::MAX_VISIBILITY_TTL`] (1 s); zero asks the database
+    /// on every request.
+    pub visibility_ttl: Duration,
     /// `VIDI_WEBHOOK_LIMIT`: webhooks one workspace may hold (contract §9: a limit exists,
     /// its number is not stated).
     pub webhook_limit: u32,
@@ -85,6 +91,7 @@ impl Default for ApiConfig {
             import_rate_window: Duration::from_secs(30),
             outbound_allow_private: false,
             key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
+            visibility_ttl: visibility::MAX_VISIBILITY_TTL,
             assembly_wait: Duration::from_secs(30),
             webhook_limit: 20,
         }
@@ -106,6 +113,8 @@ pub struct Inner {
     /// Every request made on a user's behalf (URL imports) goes through this guard.
     pub outbound: vidi_outbound::Guard,
     pub segments: cache::SegmentCache,
+    /// Who owns each recently served video and whether it is public (the segment route's check).
+    pub visibility: visibility::VisibilityCache,
     /// Wakes this process's workers when a request queues a job.
     pub waker: vidi_core::jobs::Waker,
 }
@@ -131,7 +140,8 @@ impl AppState {
         let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
         let instance = format!("in{}", vidi_core::id::random_body());
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
-        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, waker })))
+        let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
+        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker })))
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Config {
     /// Seconds a node trusts what it read about an API key; a revoked key stops working on every
     /// node within this (at most 30, the default; 0 checks the database on every request).
     pub key_cache_secs: u64,
+    /// Milliseconds a node serves a video's segments on what it read about its visibility; a
+    /// video made private or deleted through another node stops being served here within this
+    /// (at most 1000, the default; 0 reads the database on every segment request).
+    pub visibility_cache_ms: u64,
     /// Encoding workers in this process (`serve` and `worker`): the encode lane's count (ladders
     /// and pieces). 0 makes `serve` an API-only node, which runs no lane at all.
     pub workers: usize,
@@ -135,6 +139,7 @@ impl Default for Config {
             quota_bytes: api.quota_bytes,
             access_token_ttl: api.access_ttl_s,
             key_cache_secs: api.key_cache_ttl.as_secs(),
+            visibility_cache_ms: api.visibility_ttl.as_millis() as u64,
             claim_stale_secs: api.claim_stale_after.as_secs(),
             segment_cache_bytes: api.segment_cache_bytes,
             workers: 1,

@@ -312,6 +312,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
         outbound_allow_private: cfg.outbound_allow_private,
         key_cache_ttl: Duration::from_secs(cfg.key_cache_secs),
+        visibility_ttl: Duration::from_millis(cfg.visibility_cache_ms),
         // Only where this process runs workers, whose short lane takes the job within
         // milliseconds; an API-only node answers at once (its status says `uploading` until a
         // worker elsewhere has joined the parts).

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use vidi_core::id::VideoId;
+use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::Video;
 
 use super::{Params, QueryMap, respond};
+use crate::visibility::Visibility;
 use crate::{ApiError, ApiResult, AppState};
 
 /// How long a playback session opened with a private token lasts (contract §6).
@@ -33,9 +34,10 @@ const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
 ///   never sent over plain http.
 const SESSION_COOKIE: &str = "vidi_playback";
 
-/// A video the caller may see, with the playback session it was admitted under (private only).
-pub(super) struct Access {
-    pub(super) video: Video,
+/// A video the caller may see (the whole row, or only its [`Visibility`] for the segment route),
+/// with the playback session it was admitted under (private only).
+pub(super) struct Access<V = Video> {
+    pub(super) video: V,
     pub(super) session: Option<Session>,
 }
 
@@ -47,7 +49,7 @@ pub(super) struct Session {
     secure: bool,
 }
 
-impl Access {
+impl<V> Access<V> {
     /// `?avh=<session>` for the URLs a private response hands out, so players that keep no
     /// cookies (native HLS stacks, embeds whose third-party cookies are blocked) stay in session.
     pub(super) fn avh(&self) -> String {
@@ -93,24 +95,70 @@ pub(super) async fn video(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> ApiResult<Access> {
-    let raw = params.get("videoId").map(String::as_str).unwrap_or("");
-    let id = VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))?;
+    let id = path_id(params)?;
+    let ticket = state.visibility.ticket();
     let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
-    if v.public {
-        return Ok(Access { video: v, session: None });
+    // What was just read serves the next segment requests too.
+    state
+        .visibility
+        .insert(ticket, Visibility { id: v.id.clone(), workspace_id: v.workspace_id.clone(), public: v.public });
+    let session = admit(state, &v.workspace_id, &v.id, v.public, params, headers, query).await?;
+    Ok(Access { video: v, session })
+}
+
+/// Like [`video`], for the requests a player repeats every second or two (segments and rendition
+/// playlists), which need only whose the video is and whether it is public: answered from this
+/// node's [`crate::visibility::VisibilityCache`] when it knows the video, so that a segment costs
+/// no database read. A private video's token and session are still checked in the database on
+/// every request.
+pub(super) async fn visible(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> ApiResult<Access<Visibility>> {
+    let id = path_id(params)?;
+    let v = match state.visibility.get(&id) {
+        Some(v) => v,
+        None => {
+            let ticket = state.visibility.ticket();
+            let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
+            let v = Visibility { id: v.id, workspace_id: v.workspace_id, public: v.public };
+            state.visibility.insert(ticket, v.clone());
+            v
+        }
+    };
+    let session = admit(state, &v.workspace_id, &v.id, v.public, params, headers, query).await?;
+    Ok(Access { video: v, session })
+}
+
+fn path_id(params: &HashMap<String, String>) -> ApiResult<VideoId> {
+    let raw = params.get("videoId").map(String::as_str).unwrap_or("");
+    VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))
+}
+
+/// Whether the caller may see a video of `ws` that is `public` or not; the playback session it is
+/// admitted under when the video is private.
+async fn admit(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    public: bool,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> ApiResult<Option<Session>> {
+    if public {
+        return Ok(None);
     }
     if let Some(t) = params.get("token") {
         let (session, had_cookie) = match presented_session(headers, query) {
             Some((s, cookie)) => (s, cookie),
             None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
-        if state
-            .repo
-            .admit_private(&v.workspace_id, &v.id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS)
-            .await?
-        {
+        if state.repo.admit_private(ws, id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS).await? {
             let secure = state.cfg.public_url.starts_with("https://");
-            return Ok(Access { video: v, session: Some(Session { id: session, set_cookie: !had_cookie, secure }) });
+            return Ok(Some(Session { id: session, set_cookie: !had_cookie, secure }));
         }
     }
     Err(ApiError::new(

@@ -9,7 +9,7 @@ use vidi_core::keys::{master_key, rendition_key};
 
 use vidi_media::playlist::{self, MasterParts};
 
-use super::access::video;
+use super::access::{video, visible};
 use super::ranges::{partial, ranged, requested_range, unsatisfiable};
 use super::tracks;
 use super::{GROWING, IMMUTABLE, Params, QueryMap, SHORT, read_small, respond};
@@ -55,9 +55,14 @@ pub(super) async fn hls_file(
     q: QueryMap,
     h: HeaderMap,
 ) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
-    let v = &a.video;
     let (quality, file) = (p.get("quality").cloned().unwrap_or_default(), p.get("file").cloned().unwrap_or_default());
+    if quality == tracks::HLS_FOLDER {
+        // Subtitles need the video's row (its duration, its tracks): not the segments' hot path.
+        let a = video(&state, &p, &h, &q).await?;
+        return tracks::hls_captions(&state, &a, &file).await;
+    }
+    let a = visible(&state, &p, &h, &q).await?;
+    let v = &a.video;
     let safe = |s: &str| {
         // Short, plain names only: anything else names no file Vidi writes (and a segment over
         // 255 bytes would otherwise reach the file system as an error).
@@ -66,9 +71,6 @@ pub(super) async fn hls_file(
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
             && !s.starts_with('.')
     };
-    if quality == tracks::HLS_FOLDER {
-        return tracks::hls_captions(&state, &a, &file).await;
-    }
     if !safe(&quality) || !safe(&file) {
         return Err(ApiError::not_found("file"));
     }

@@ -504,6 +504,8 @@ pub async fn update(
     }
     v.updated_at = now_ms();
     state.repo.update_video(&v).await.or_404("videoId")?;
+    // Its visibility may have changed: the segment route asks the database again.
+    state.visibility.forget(&v.id);
     Ok(Json(VideoOut::build(&state, &v).await?))
 }
 
@@ -516,6 +518,7 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     let id = video_id(&id)?;
     let v = state.repo.get_video(auth.ws(), &id).await.or_404("videoId")?;
     state.repo.delete_video(auth.ws(), &id).await.or_404("videoId")?;
+    state.visibility.forget(&id);
     // The row is gone, so nothing refers to the media any more; a failure here leaves garbage,
     // never a broken video.
     if let Some(session) = &v.ingest.session

@@ -8,6 +8,7 @@ mod api;
 mod captions;
 mod crash;
 mod delivery;
+mod delivery_visibility;
 mod edges;
 mod encoding;
 mod events;
