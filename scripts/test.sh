@@ -18,8 +18,13 @@ state=$(mktemp -d)
 pids=()
 # Everything below is also kept in a log, to count the tests of every runner at the end.
 exec > >(tee "$state/all.log") 2>&1
+sdk_schema=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # The SDK servers' schema (the Rust tests drop their own); the S3 data goes with $state.
+  if [ -n "$sdk_schema" ] && command -v psql >/dev/null; then
+    psql "$VIDI_TEST_PG_URL" -qc "DROP SCHEMA IF EXISTS \"$sdk_schema\" CASCADE" >/dev/null 2>&1 || true
+  fi
   scripts/s3.sh stop "$state/s3" || true
   rm -rf "$state"
 }
@@ -76,7 +81,10 @@ if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
   # This server also encodes in 4 s pieces (a separate sound rendition), so the clients and the
   # browser see a video joined from pieces too.
   extra+=(VIDI_PIECE_SECS=4)
-  [ -n "${VIDI_TEST_PG_URL:-}" ] && extra+=(VIDI_DATABASE_URL="$VIDI_TEST_PG_URL" VIDI_DATABASE_SCHEMA="sdk_$(date +%s)_$$")
+  if [ -n "${VIDI_TEST_PG_URL:-}" ]; then
+    sdk_schema="sdk_$(date +%s)_$$"
+    extra+=(VIDI_DATABASE_URL="$VIDI_TEST_PG_URL" VIDI_DATABASE_SCHEMA="$sdk_schema")
+  fi
   [ -n "${VIDI_TEST_S3_URL:-}" ] && extra+=(VIDI_STORAGE_URL="$VIDI_TEST_S3_URL/sdk-$(date +%s)-$$")
   sdk_run "$([ -n "${VIDI_TEST_PG_URL:-}" ] && echo postgres || echo sqlite)+$([ -n "${VIDI_TEST_S3_URL:-}" ] && echo s3 || echo local)" "${extra[@]}"
 fi
