@@ -12,26 +12,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { chromium } from 'playwright-core';
+import {
+  api, makeClip, openBrowser as openPlainBrowser, shot, until, uploadSource, waitPlayable,
+} from './helpers.mjs';
 
-// Screenshots of the player, kept as test artefacts (git-ignored) to be looked at.
-const ARTIFACTS = path.join(path.dirname(new URL(import.meta.url).pathname), 'artifacts');
-
-function requireEnv(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} must be set (see tests/browser/run.sh)`);
-  return value;
-}
-
-const VIDI_URL = requireEnv('VIDI_URL').replace(/\/+$/, '');
-const VIDI_API_KEY = requireEnv('VIDI_API_KEY');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // Set by scripts/test.sh, whose servers encode in pieces of at most 8 s: a 12 s clip must then be
 // in pieces (elsewhere the pieces test only notes that it was not).
 const EXPECT_PIECES = process.env.VIDI_EXPECT_PIECES === '1';
@@ -39,26 +29,9 @@ const EXPECT_PIECES = process.env.VIDI_EXPECT_PIECES === '1';
 const PLAYED_SECONDS = 1.5; // currentTime must pass this…
 const PLAY_WITHIN_MS = 20_000; // …within this long after the page has loaded
 const NO_PLAY_WATCH_MS = 8_000; // how long a page that must not play is watched
-const PLAYABLE_WITHIN_MS = 180_000; // upload → `encoding.playable`, on a 2-core machine
+const ENCODED_WITHIN_MS = 180_000; // upload → every quality encoded, on a 2-core machine
 
 // ---- REST API -----------------------------------------------------------------------------
-
-const AUTH = `Basic ${Buffer.from(`${VIDI_API_KEY}:`).toString('base64')}`;
-
-async function api(method, route, { json, form } = {}) {
-  const headers = { authorization: AUTH, accept: 'application/json' };
-  let body;
-  if (json !== undefined) {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(json);
-  } else if (form !== undefined) {
-    body = form; // fetch sets the multipart content type and boundary
-  }
-  const res = await fetch(`${VIDI_URL}${route}`, { method, headers, body });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 async function createVideo(fields) {
   const video = await api('POST', '/videos', { json: fields });
@@ -66,29 +39,10 @@ async function createVideo(fields) {
   return video;
 }
 
-async function uploadSource(videoId, file) {
-  const form = new FormData();
-  form.append('file', new Blob([readFileSync(file)], { type: 'video/mp4' }), path.basename(file));
-  return api('POST', `/videos/${videoId}/source`, { form });
-}
-
-async function waitPlayable(videoId) {
-  const deadline = Date.now() + PLAYABLE_WITHIN_MS;
-  let status;
-  while (Date.now() < deadline) {
-    status = await api('GET', `/videos/${videoId}/status`);
-    if (status?.encoding?.playable === true) return status;
-    await sleep(500);
-  }
-  throw new Error(
-    `video ${videoId} not playable after ${PLAYABLE_WITHIN_MS / 1000} s; last status ${JSON.stringify(status)}`,
-  );
-}
-
 // Waits until every quality of the video is encoded: the whole ladder, so that a video in pieces
 // is joined from all of them (before that it plays, but its playlists end at the pieces done).
 async function waitEncoded(videoId) {
-  const deadline = Date.now() + PLAYABLE_WITHIN_MS;
+  const deadline = Date.now() + ENCODED_WITHIN_MS;
   let status;
   for (;;) {
     status = await api('GET', `/videos/${videoId}/status`);
@@ -100,25 +54,10 @@ async function waitEncoded(videoId) {
 }
 
 async function deleteVideo(videoId) {
-  await fetch(`${VIDI_URL}/videos/${videoId}`, { method: 'DELETE', headers: { authorization: AUTH } })
-    .catch(() => {});
+  await api('DELETE', `/videos/${videoId}`).catch(() => {});
 }
 
 // ---- The clip -----------------------------------------------------------------------------
-
-// `seconds` s, 640x360, H.264 + AAC, from ffmpeg's synthetic sources.
-function makeClip(file, seconds = 6) {
-  execFileSync('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-t', String(seconds),
-    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p',
-    '-c:a', 'aac', '-b:a', '96k',
-    '-movflags', '+faststart',
-    file,
-  ], { stdio: ['ignore', 'inherit', 'inherit'] });
-}
 
 // 6 s of sound alone (AAC in MP4): a podcast, which the ladder encodes as one audio rendition.
 function makeAudioClip(file) {
@@ -146,18 +85,6 @@ async function uploadPlayable(title, file) {
 }
 
 // ---- The browser --------------------------------------------------------------------------
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 // Runs before any page script: records hls.js's fatal errors (the player page retries them
 // silently, so they would otherwise go unseen) by wrapping Hls.prototype.trigger as soon as
@@ -190,30 +117,11 @@ const HLS_ERROR_HOOK = `(() => {
   });
 })();`;
 
-// A fresh browser with a fresh profile (user-data-dir); close() removes both.
+// A fresh browser (helpers.mjs) whose pages record hls.js's fatal errors.
 async function openBrowser() {
-  const profile = mkdtempSync(path.join(tmpdir(), 'vidi-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 640, height: 360 },
-      timeout: 60_000,
-    });
-  } catch (e) {
-    rmSync(profile, { recursive: true, force: true });
-    throw e;
-  }
-  await context.addInitScript(HLS_ERROR_HOOK);
-  return {
-    context,
-    async close() {
-      await context.close().catch(() => {});
-      rmSync(profile, { recursive: true, force: true });
-    },
-  };
+  const browser = await openPlainBrowser();
+  await browser.context.addInitScript(HLS_ERROR_HOOK);
+  return browser;
 }
 
 // A page that keeps a log of what went wrong in it: script errors, console errors, failed
@@ -258,10 +166,10 @@ async function withPage(browser, name, body) {
     let note = '';
     try {
       const dir = mkdtempSync(path.join(tmpdir(), 'vidi-browser-fail-'));
-      const shot = path.join(dir, `${name}.png`);
-      await p.page.screenshot({ path: shot, timeout: 10_000 });
-      console.error(`browser test: screenshot of the failed page: ${shot}`);
-      note += `\nscreenshot: ${shot}`;
+      const file = path.join(dir, `${name}.png`);
+      await p.page.screenshot({ path: file, timeout: 10_000 });
+      console.error(`browser test: screenshot of the failed page: ${file}`);
+      note += `\nscreenshot: ${file}`;
     } catch (shotError) {
       note += `\n(no screenshot: ${shotError.message})`;
     }
@@ -301,22 +209,6 @@ async function assertPlays(browser, url, name, seconds = PLAYED_SECONDS) {
       await sleep(250);
     }
   });
-}
-
-async function until(what, fn, ms = PLAY_WITHIN_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last && last.ok) return last;
-    assert.ok(Date.now() < deadline, `${what} within ${ms / 1000} s: ${JSON.stringify(last)}`);
-    await sleep(200);
-  }
-}
-
-async function shot(page, name) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), timeout: 10_000 });
 }
 
 // Opens `url` and asserts that nothing plays: the page answers 4xx, or it loads but the
@@ -378,7 +270,7 @@ describe('player page in Chromium', () => {
   // and 4 s (PostgreSQL + S3) pieces, so this 12 s clip is in pieces on both pairs.
   test('a video encoded in pieces plays across the piece boundary', { timeout: 300_000 }, async (t) => {
     const long = path.join(dir, 'clip-12s.mp4');
-    makeClip(long, 12);
+    makeClip(long, { seconds: 12 });
     const { videoId } = await uploadPlayable('browser test: pieces', long);
     created.push(videoId);
     // On a loaded machine the later pieces can take longer than the player takes to reach them:
@@ -423,17 +315,11 @@ describe('player page in Chromium', () => {
     await waitPlayable(video.videoId);
     // Wait for the whole ladder (a video in pieces is playable, and its duration grows, before
     // that) and the thumbnail, the poster, which is made beside it.
-    const deadline = Date.now() + PLAYABLE_WITHIN_MS;
-    let assets;
-    for (;;) {
-      const status = await api('GET', `/videos/${video.videoId}/status`);
-      const qualities = status.encoding.qualities || [];
-      ({ assets } = await api('GET', `/videos/${video.videoId}`));
-      if (qualities.length && qualities.every((q) => q.status === 'encoded')
-        && (await fetch(assets.thumbnail)).status === 200) break;
-      assert.ok(Date.now() < deadline, `not encoded: ${JSON.stringify(status)}`);
-      await sleep(500);
-    }
+    await waitEncoded(video.videoId);
+    const { assets } = await until('the thumbnail is served', async () => {
+      const { assets: a } = await api('GET', `/videos/${video.videoId}`);
+      return { ok: (await fetch(a.thumbnail)).status === 200, assets: a };
+    }, ENCODED_WITHIN_MS);
 
     const browser = await openBrowser();
     try {

@@ -130,7 +130,7 @@ fn block(lines: &[&str], first_line: usize, cues: &mut Vec<Cue>) -> Result<(), F
     if lines.iter().skip(timing_at + 1).any(|l| l.contains("-->")) {
         return Err(Fault::Malformed);
     }
-    let (start, end) = timing_line(timing).map_err(|_| Fault::Malformed)?;
+    let (start, end) = timing_line(timing).ok_or(Fault::Malformed)?;
     if end <= start {
         return Err(Fault::Malformed);
     }
@@ -139,23 +139,16 @@ fn block(lines: &[&str], first_line: usize, cues: &mut Vec<Cue>) -> Result<(), F
     Ok(())
 }
 
-fn timing_line(line: &str) -> Result<(f64, f64), String> {
-    let (left, right) = line.split_once("-->").expect("checked by the caller");
-    let start = timestamp(left.trim_matches([' ', '\t'])).ok_or_else(|| bad_time(left))?;
+/// The start and end of a timing line, `None` when it is malformed (a bad timestamp, an unknown
+/// cue setting).
+fn timing_line(line: &str) -> Option<(f64, f64)> {
+    let (left, right) = line.split_once("-->")?;
+    let start = timestamp(left.trim_matches([' ', '\t']))?;
     let mut rest = right.trim_start_matches([' ', '\t']).split([' ', '\t']).filter(|s| !s.is_empty());
-    let end_raw = rest.next().unwrap_or("");
-    let end = timestamp(end_raw).ok_or_else(|| bad_time(end_raw))?;
-    for setting in rest {
-        match setting.split_once(':') {
-            Some((n, v)) if CUE_SETTINGS.contains(&n) && !v.is_empty() => {}
-            _ => return Err(format!("\"{}\" is not a cue setting.", printable(setting))),
-        }
-    }
-    Ok((start, end))
-}
-
-fn bad_time(s: &str) -> String {
-    format!("\"{}\" is not a WebVTT timestamp (hh:mm:ss.ttt or mm:ss.ttt).", printable(s.trim()))
+    let end = timestamp(rest.next().unwrap_or(""))?;
+    let known =
+        |setting: &str| setting.split_once(':').is_some_and(|(n, v)| CUE_SETTINGS.contains(&n) && !v.is_empty());
+    rest.all(known).then_some((start, end))
 }
 
 /// Echoes user text in an error message safely: bounded and without control characters.

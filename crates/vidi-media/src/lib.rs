@@ -236,6 +236,27 @@ mod tests {
         assert!(matches!(missing.run(&[]).await, Err(ToolError::Spawn { .. })));
     }
 
+    /// A background run waits out a foreground one: paused while the guard lives, resumed after
+    /// (and released before it is waited for, so it can finish).
+    #[tokio::test]
+    async fn a_background_run_pauses_while_a_foreground_run_lives() {
+        let priority = Priority::default();
+        let sh = Tool::new("sh", Duration::from_secs(10)).in_background(&priority);
+        let started = std::time::Instant::now();
+        let fg = priority.foreground();
+        let held = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            drop(fg);
+        });
+        assert_eq!(sh.run(&["-c", "sleep 0.2; printf done"]).await.unwrap(), b"done");
+        assert!(started.elapsed() >= Duration::from_millis(1500), "ran while paused: {:?}", started.elapsed());
+        held.await.unwrap();
+        // Without a foreground run it is not held back.
+        let started = std::time::Instant::now();
+        sh.run(&["-c", "sleep 0.2"]).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(1400), "{:?}", started.elapsed());
+    }
+
     /// ffprobe's address-space limit reaches the child (`ulimit -v` reports KiB).
     #[tokio::test]
     async fn a_memory_limit_applies_to_the_child() {

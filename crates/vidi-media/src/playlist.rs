@@ -173,11 +173,14 @@ pub fn subtitle_playlist(duration_s: f64, uri: &str) -> String {
     write(|w| playlist.write_to(w))
 }
 
-/// The earliest presentation time (90 kHz) among the first PES packets of an MPEG-TS segment,
-/// which is where players put the start of the video's timeline.
+/// How much of a segment [`ts_first_pts`] reads: its first 400 packets of 188 bytes.
+pub const TS_FIRST_PTS_BYTES: u64 = 400 * 188;
+
+/// The earliest presentation time (90 kHz) among the first PES packets of an MPEG-TS segment
+/// (its first [`TS_FIRST_PTS_BYTES`]), which is where players put the start of the timeline.
 pub fn ts_first_pts(ts: &[u8]) -> Option<u64> {
     let mut first: Option<u64> = None;
-    for pkt in ts.chunks_exact(188).take(400) {
+    for pkt in ts.chunks_exact(188).take((TS_FIRST_PTS_BYTES / 188) as usize) {
         if pkt[0] != 0x47 {
             break;
         }

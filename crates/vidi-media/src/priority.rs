@@ -52,11 +52,6 @@ impl Priority {
         }
         Background { priority: self.clone(), pid: Some(pid) }
     }
-
-    /// How many foreground runs are under way (for tests and logs).
-    pub fn foreground_runs(&self) -> usize {
-        self.state().foreground
-    }
 }
 
 /// A foreground run; dropping it resumes the background runs if it was the last.

@@ -70,7 +70,12 @@ pub(super) fn respond(status: StatusCode, content_type: &str, cache: &str, body:
 
 /// Reads a small object whole (playlists).
 pub(super) async fn read_small(state: &AppState, key: &str) -> ApiResult<Option<Vec<u8>>> {
-    let mut s = match state.blobs.get(key, None).await {
+    read_range(state, key, None).await
+}
+
+/// [`read_small`] of the inclusive byte range `range` only (a store clamps it to the object).
+pub(super) async fn read_range(state: &AppState, key: &str, range: Option<(u64, u64)>) -> ApiResult<Option<Vec<u8>>> {
+    let mut s = match state.blobs.get(key, range).await {
         Ok(s) => s,
         Err(vidi_core::CoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e.into()),

@@ -15,7 +15,7 @@ use vidi_media::playlist::{self, SubtitleTrack};
 
 use super::access::{Access, video};
 use super::player::{CaptionTrack, Chapter};
-use super::{GROWING, Params, QueryMap, SHORT, read_small, respond};
+use super::{GROWING, Params, QueryMap, SHORT, read_range, read_small, respond};
 use crate::{ApiError, ApiResult, AppState};
 
 /// Where the master's subtitle playlists live, relative to it (`hls/captions/{lang}.m3u8`),
@@ -106,7 +106,9 @@ async fn first_pts(state: &AppState, v: &Video) -> ApiResult<Option<u64>> {
     if !first.ends_with(".ts") {
         return Ok(None);
     }
-    let segment = read_small(state, &rendition_key(v.id.as_str(), &r.name, &first)).await?;
+    // Only the packets the PTS is looked for in, not the whole segment (hundreds of KB on S3).
+    let head = Some((0, playlist::TS_FIRST_PTS_BYTES - 1));
+    let segment = read_range(state, &rendition_key(v.id.as_str(), &r.name, &first), head).await?;
     Ok(segment.and_then(|s| playlist::ts_first_pts(&s)))
 }
 

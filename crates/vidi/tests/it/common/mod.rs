@@ -56,11 +56,6 @@ impl Backend {
     }
 }
 
-/// Every configured backend pair: the embedded default, then the scale-out pair if configured.
-pub fn backends() -> Vec<Backend> {
-    std::iter::once(Backend::sqlite_local()).chain(Backend::postgres_s3()).collect()
-}
-
 /// Declares the async fn `$name(b: Backend)` below it a test per backend pair, named after
 /// its pair: `<name>::sqlite_local` and `<name>::postgres_s3`. A failure on one pair no longer
 /// hides the other, and `cargo test postgres_s3` picks one pair. The database schemas and bucket
