@@ -9,6 +9,7 @@ mod captions;
 mod chapters;
 mod encoding;
 mod events;
+mod inline;
 mod jobs;
 mod lanes;
 mod players;
@@ -39,6 +40,8 @@ pub struct Db {
     pool: Pool,
     /// When this process last swept expired private tokens (unix ms).
     token_sweep_at: std::sync::atomic::AtomicI64,
+    /// SQLite in a file: the hottest point reads run on the calling task (see `inline`).
+    inline: Option<inline::InlineReader>,
 }
 
 /// Runs the same body against whichever pool is configured. The body is compiled once per
@@ -124,7 +127,7 @@ impl Db {
                     .connect_with(opts)
                     .await
                     .map_err(db_err)?;
-                Ok(Db { pool: Pool::Postgres(pool), token_sweep_at: Default::default() })
+                Ok(Db { pool: Pool::Postgres(pool), token_sweep_at: Default::default(), inline: None })
             }
             Some(u) if u.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
@@ -147,8 +150,11 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = opts.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
-        Ok(Db { pool: Pool::Sqlite(pool), token_sweep_at: Default::default() })
+        // Connecting created the file; an in-memory database has none, and no inline reads.
+        let inline = file.is_file().then(|| inline::InlineReader::new(&file));
+        Ok(Db { pool: Pool::Sqlite(pool), token_sweep_at: Default::default(), inline })
     }
 
     /// Applies pending migrations (idempotent; every start does it).

@@ -45,6 +45,37 @@ pub(crate) struct VideoRow {
 }
 
 impl VideoRow {
+    /// The row as [`VIDEO_COLUMNS`] lists it, read by the inline reader.
+    fn from_inline(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(VideoRow {
+            id: r.get(0)?,
+            workspace_id: r.get(1)?,
+            title: r.get(2)?,
+            description: r.get(3)?,
+            public: r.get(4)?,
+            panoramic: r.get(5)?,
+            mp4_support: r.get(6)?,
+            player_id: r.get(7)?,
+            tags: r.get(8)?,
+            metadata: r.get(9)?,
+            source_kind: r.get(10)?,
+            source_ref: r.get(11)?,
+            created_at: r.get(12)?,
+            updated_at: r.get(13)?,
+            published_at: r.get(14)?,
+            ingest_state: r.get(15)?,
+            upload_mode: r.get(16)?,
+            filesize: r.get(17)?,
+            parts_total: r.get(18)?,
+            upload_session: r.get(19)?,
+            source_key: r.get(20)?,
+            probe: r.get(21)?,
+            playable: r.get(22)?,
+            thumbnail_key: r.get(23)?,
+            encode_error: r.get(24)?,
+        })
+    }
+
     pub(crate) fn into_video(self) -> CoreResult<Video> {
         Ok(Video {
             id: VideoId::from_trusted(self.id),
@@ -147,6 +178,15 @@ impl VideoRepo for Db {
 
     async fn get_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
         let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1 AND workspace_id = $2");
+        // The read behind `GET /videos/{id}` and most others: in place on SQLite (see `inline`).
+        if let Some(r) = self.inline.as_ref().and_then(|i| {
+            i.read(|c| c.prepare_cached(&sql)?.query_row([id.as_str(), ws.as_str()], VideoRow::from_inline))
+        }) {
+            return match r {
+                Ok(row) => row.into_video(),
+                Err(_) => Err(CoreError::NotFound), // `read` passes no other error through
+            };
+        }
         let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id.as_str()).bind(ws.as_str()).fetch_one(p).await.map_err(db_err))?;
         row.into_video()
