@@ -36,6 +36,11 @@ pub struct Piece {
 impl Piece {
     pub const WHOLE: Piece = Piece { index: 0, start_s: 0.0, duration_s: None, ts_offset_s: 0.0, video_only: false };
 
+    /// Whether this is the head of a video in pieces (not a whole video).
+    pub fn is_head(&self) -> bool {
+        self.index == 0 && self.duration_s.is_some()
+    }
+
     /// The segment file name pattern of this piece.
     pub fn segment_pattern(&self) -> String {
         if self.index == 0 { "seg_%05d.ts".into() } else { format!("seg_p{:03}_%05d.ts", self.index) }
@@ -47,6 +52,15 @@ impl Piece {
 /// half-second segments, ending on a keyframe of every rendition) because in a burst the heads
 /// run one after another: the shorter each is, the sooner the last video of the burst plays.
 pub const HEAD_SECONDS: f64 = 1.0;
+
+/// What the head trades for time: x264's search effort (motion search, sub-pixel refinement,
+/// trellis, look-ahead, partitions), roughly the `superfast` preset's, which takes about two thirds
+/// of `veryfast`'s CPU for the head of a 1080p ladder (docs/performance.md). Only encoder-side
+/// choices: nothing the stream's headers declare (reference frames, B-frames, weighted prediction,
+/// CABAC, the 8×8 transform) differs from the ladder's preset, so the head's segments and the
+/// pieces' join into one rendition, and into one MP4 track. Its half second at a slightly lower
+/// quality for the same bitrate is the price of every video of a burst playing within seconds.
+const HEAD_EFFORT: &str = "rc-lookahead=0:mbtree=0:me=dia:subme=1:trellis=0:partitions=i8x8,i4x4";
 
 /// Splits a source of `duration_s` into the head (piece 0, [`HEAD_SECONDS`]) and the rest in
 /// pieces of about `piece_s` seconds (a multiple of the segment length); the last piece takes
@@ -124,6 +138,9 @@ pub fn hls_piece_args(
             format!("-bufsize:v:{i}"),
             format!("{}k", r.video_kbps * 2),
         ]);
+        if piece.is_head() {
+            a.extend([format!("-x264-params:v:{i}"), HEAD_EFFORT.into()]);
+        }
         if audio {
             a.extend(["-map".into(), "0:a:0".into()]);
             map.push(format!("v:{i},a:{i},name:{}", r.name));
@@ -288,6 +305,24 @@ pub async fn remux_mp4(media: &Media, playlists: &[&Path], out: &Path, audio: bo
 pub async fn thumbnail(media: &Media, input: &str, at: f64, out: &Path) -> Result<(), ToolError> {
     let at = format!("{at:.3}");
     jpeg(media, &["-ss", &at], crate::input::source(input), input, &["-vf", SCALE], out).await
+}
+
+/// A JPEG of the first keyframe at or after `at` seconds of `input` (at most 1280 wide), or of
+/// the frame at `at` when no keyframe follows it. For the thumbnail Vidi picks itself: decoding
+/// keyframes only costs a fraction of decoding every frame from the keyframe before `at` (0.17
+/// against 0.55 s of CPU for a 1080p source with a keyframe every 8 s), and it runs beside a
+/// head, where every CPU second delays the next video of a burst. A frame asked for by time
+/// (`PATCH /videos/{id}/thumbnail`) is [`thumbnail`], exact.
+pub async fn thumbnail_near(media: &Media, input: &str, at: f64, out: &Path) -> Result<(), ToolError> {
+    let at_s = format!("{at:.3}");
+    let _ = tokio::fs::remove_file(out).await;
+    let args = crate::input::source(input);
+    jpeg(media, &["-skip_frame", "nokey", "-ss", &at_s], args, input, &["-vf", SCALE], out).await?;
+    // ffmpeg exits 0 without writing anything when no keyframe follows `at`.
+    match tokio::fs::metadata(out).await {
+        Ok(m) if m.len() > 0 => Ok(()),
+        _ => thumbnail(media, input, at, out).await,
+    }
 }
 
 /// A JPEG of an uploaded image (`kind`: `jpg`, `png` or `webp`, from its first bytes), at most

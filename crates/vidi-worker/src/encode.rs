@@ -17,7 +17,7 @@ use vidi_core::keys::{mp4_key, rendition_key, rendition_playlist_key, thumbnail_
 use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
 use vidi_core::time::{now_ms, now_ns};
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
-use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail};
+use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail, thumbnail_near};
 use vidi_media::ladder::{self, Rendition};
 use vidi_media::playlist;
 use vidi_media::{Jail, Probe};
@@ -264,8 +264,13 @@ async fn make_thumbnail(
     let made = if probe.video.is_none() {
         waveform(&ctx.media, input, out).await
     } else {
-        let at = at.unwrap_or_else(|| probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0));
-        thumbnail(&ctx.media, input, at, out).await
+        match at {
+            Some(at) => thumbnail(&ctx.media, input, at, out).await,
+            None => {
+                let at = probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0);
+                thumbnail_near(&ctx.media, input, at, out).await
+            }
+        }
     };
     match made {
         Ok(()) => {
