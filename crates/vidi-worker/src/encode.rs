@@ -185,9 +185,14 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     }
     let reached_us = std::sync::atomic::AtomicU64::new(0);
     let audio_args = vidi_media::audio::hls_args(&input, work);
+    // What the lane release below waits for.
+    let (video_done, sound_done, playable) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
     let encode = async {
         let video = async {
-            if ladder.is_empty() {
+            // The pieces of other ladders in this process pause while this head encodes. Not an
+            // upload still arriving: that encode follows the upload for as long as it lasts.
+            let foreground = (!plan.follow).then(|| ctx.media.priority.foreground(id.as_str()));
+            let r = if ladder.is_empty() {
                 Ok(())
             } else {
                 ctx.media
@@ -195,29 +200,53 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
                     .jailed(jail.clone())
                     .run_with_progress(&video_args, |us| reached_us.store(us, Ordering::Relaxed))
                     .await
-            }
+            };
+            drop(foreground);
+            video_done.store(true, Ordering::SeqCst);
+            r
         };
         let sound = async {
-            // The whole sound takes ~1 % of the picture's CPU time, and it runs at the head's
-            // priority: the head lane takes the next video's head only when this job ends, and
-            // at a lower one on a busy machine the sound was what the job waited for
-            // (docs/performance.md).
-            if plan.demuxed_audio {
-                ctx.media.ffmpeg.jailed(jail.clone()).run_with_progress(&audio_args, |_| {}).await
+            // The AAC encoder is slow (~20x real time on one core: 1 s of CPU for a 20 s video,
+            // 30 s for ten minutes). Beside a head it runs at the head's priority, long enough to
+            // make the video playable; the rest of it pauses for other videos' heads like a
+            // piece, so that in a burst no head waits for another video's sound.
+            let ffmpeg = if plan.split() {
+                ctx.media.ffmpeg.in_background_except(&ctx.media.priority, id.as_str())
+            } else {
+                ctx.media.ffmpeg.clone()
+            };
+            let r = if plan.demuxed_audio {
+                ffmpeg.jailed(jail.clone()).run_with_progress(&audio_args, |_| {}).await
             } else {
                 Ok(())
-            }
+            };
+            sound_done.store(true, Ordering::SeqCst);
+            r
         };
         let (v, a) = tokio::join!(video, sound);
         done.store(true, Ordering::SeqCst);
         v.and(a)
     };
-    let publish = publish_while_encoding(ctx, plan, done.clone(), started);
-    // The pieces of other ladders in this process pause while this head encodes. Not an upload
-    // still arriving: that encode follows the upload for as long as it lasts.
-    let foreground = (!plan.follow).then(|| ctx.media.priority.foreground());
-    let (encoded, published, thumbed) = tokio::join!(encode, publish, thumb);
-    drop(foreground);
+    let publish = publish_while_encoding(ctx, plan, done.clone(), &playable, started);
+    // A head gives its lane back once its picture is encoded and the video plays (or its sound
+    // has ended, whatever happened to it): the next video's head starts while this job finishes
+    // its sound and its bookkeeping in the background (see `crate::release_lane`).
+    let release = async {
+        if !plan.split() {
+            return;
+        }
+        while !done.load(Ordering::SeqCst) {
+            if video_done.load(Ordering::SeqCst)
+                && (playable.load(Ordering::SeqCst) || sound_done.load(Ordering::SeqCst))
+            {
+                crate::release_lane();
+                tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head lane released");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (encoded, published, thumbed, ()) = tokio::join!(encode, publish, thumb, release);
     encoded.map_err(|e| JobError::Retry(e.to_string()))?;
     if plan.follow {
         // A stalled upload makes ffmpeg stop at the timeout, and exit 0, with a part of the video.
@@ -350,17 +379,17 @@ async fn publish_while_encoding(
     ctx: &Ctx,
     plan: Plan<'_>,
     done: Arc<AtomicBool>,
+    playable: &AtomicBool,
     started: std::time::Instant,
 ) -> Result<HashSet<PathBuf>, JobError> {
     let id = plan.id;
     let mut seen = HashSet::new();
-    let mut playable = false;
     while !done.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ready = sync(ctx, plan, &mut seen).await?;
-        if !playable && ready {
+        if !playable.load(Ordering::SeqCst) && ready {
             ctx.repo.set_playable(plan.ws, id, true).await?;
-            playable = true;
+            playable.store(true, Ordering::SeqCst);
             tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "playable");
         }
     }

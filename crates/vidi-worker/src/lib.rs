@@ -213,13 +213,36 @@ impl Workers {
     }
 }
 
+tokio::task_local! {
+    /// The lane slot of the job a worker loop runs: see [`release_lane`].
+    static LANE_SLOT: LaneSlot;
+}
+
+struct LaneSlot(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+/// Gives the calling job's lane slot back to its worker loop while the job goes on: the loop
+/// takes the next job of its lane at once, and this one ends in the background, still held and
+/// heartbeating (a stop hands it back like any other). A head calls it once its video plays, so
+/// the next video's head does not wait for the rest of this one's sound. Lane counts bound the
+/// jobs in their first part, then. No-op outside a worker loop (a piece a finish job runs).
+pub(crate) fn release_lane() {
+    let _ = LANE_SLOT.try_with(|slot| {
+        if let Some(tx) = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    });
+}
+
 /// One worker loop, until the shutdown token is cancelled. It stops only between database calls:
 /// a claim cut off after its commit would leave a job running with nobody to hand it back.
 async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
     tracing::info!(worker = %name, %lane, "worker started");
     let shutdown = ctx.held.shutdown.clone();
     let mut last_reap = 0i64;
+    // Jobs that gave their lane slot back and still run (see `release_lane`).
+    let mut released: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     while !shutdown.is_cancelled() {
+        released.retain(|t| !t.is_finished());
         let now = now_ms();
         if now - last_reap > ctx.cfg.heartbeat.as_millis() as i64 {
             last_reap = now;
@@ -232,7 +255,20 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
         match ctx.repo.claim_job_in(&name, lane.as_str(), now).await {
             Ok(Some(job)) => {
                 let handler = registry.handler(&job.kind).cloned();
-                execute(&ctx, handler.as_deref(), &name, job).await
+                let (tx, slot_back) = tokio::sync::oneshot::channel();
+                let (c, worker) = (ctx.clone(), name.clone());
+                let mut task = tokio::spawn(LANE_SLOT.scope(LaneSlot(Mutex::new(Some(tx))), async move {
+                    execute(&c, handler.as_deref(), &worker, job).await
+                }));
+                tokio::select! {
+                    r = &mut task => {
+                        if let Err(e) = r {
+                            // The reaper re-queues it after the staleness window.
+                            tracing::error!(worker = %name, error = %e, "a job's task failed");
+                        }
+                    }
+                    Ok(()) = slot_back => released.push(task),
+                }
             }
             Ok(None) => {
                 tokio::select! {
@@ -249,6 +285,10 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
                 }
             }
         }
+    }
+    // They stop on the same token; `Workers::stopped` hands their jobs back once they have.
+    for t in released {
+        let _ = t.await;
     }
 }
 

@@ -219,3 +219,43 @@ async fn a_video_in_pieces_records_one_event_per_rendition_across_retries(b: Bac
     assert_eq!(s["encoding"]["playable"], true, "{}: {s}", b.label);
     assert_eq!(events().await, want, "{}: encoding again added or lost events", b.label);
 }
+
+backend_test!(a_head_gives_its_lane_back_before_its_sound_ends, multi_thread = 2);
+/// A head gives the head lane back once its video plays, not when its whole sound is encoded
+/// (AAC runs at ~20x real time: a long video's sound would hold the lane for its own length /
+/// 20): with one head worker, a second video becomes playable while the first one's head job,
+/// still encoding three minutes of sound, runs on.
+async fn a_head_gives_its_lane_back_before_its_sound_ends(b: Backend) {
+    let long =
+        std::fs::read(av_clip("first-240p-180s.mp4", "size=320x240:rate=10", "frequency=440", 180, &[])).unwrap();
+    let t = common::TestServer::start(&b).await;
+    assert_eq!(t.cfg.head_workers, 1, "the default");
+    let repo = t.server.state.repo.clone();
+    let first = t.create_video("long sound").await;
+    assert_eq!(t.upload(&first, None, long.clone()).await.status(), 201);
+    t.wait_status(&first, 120, |s| s["encoding"]["playable"] == true).await;
+    let first_head = format!("encode:{first}");
+    assert!(running(repo.as_ref(), &first_head).await, "{}: the first head ended with its sound already", b.label);
+
+    let second = t.create_video("next head").await;
+    assert_eq!(t.upload(&second, None, long).await.status(), 201);
+    t.wait_status(&second, 120, |s| s["encoding"]["playable"] == true).await;
+    assert!(
+        running(repo.as_ref(), &first_head).await,
+        "{}: the second video played only after the first head's sound ended",
+        b.label
+    );
+    // The first head's sound is still growing: its playlist is not ended yet.
+    let audio = t.http.get(format!("{}/vod/{first}/hls/audio/index.m3u8", t.url)).send().await.unwrap();
+    assert_eq!(audio.status(), 200, "{}", b.label);
+    assert!(!audio.text().await.unwrap().contains("#EXT-X-ENDLIST"), "{}", b.label);
+    // And it ends, with the whole sound.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while repo.job_state(&first_head).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "{}: the first head never ended", b.label);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audio = t.http.get(format!("{}/vod/{first}/hls/audio/index.m3u8", t.url)).send().await.unwrap();
+    let audio = audio.text().await.unwrap();
+    assert!(audio.ends_with("#EXT-X-ENDLIST\n"), "{}: {audio}", b.label);
+}
