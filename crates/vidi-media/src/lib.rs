@@ -47,10 +47,9 @@ pub const FFMPEG_PROGRESS: [&str; 3] = ["-progress", "pipe:1", "-nostats"];
 pub struct Tool {
     pub program: String,
     pub timeout: Duration,
-    /// Set for background runs (the pieces of a ladder, the rest of a sound): paused while a
-    /// foreground run of this process (a video's head) is under way, except the foreground
-    /// runs of the owner named beside it (see [`priority`]).
-    pub background: Option<(Priority, Option<String>)>,
+    /// Set for background runs (the pieces of a ladder): paused while a foreground run of this
+    /// process (a video's head) is under way (see [`priority`]).
+    pub background: Option<Priority>,
     /// What the next runs may touch on disk (see [`sandbox`]); `None`: not confined.
     pub jail: Option<Jail>,
     /// Confine jailed runs with Landlock when the kernel has it (`VIDI_MEDIA_SANDBOX`).
@@ -75,13 +74,7 @@ impl Tool {
 
     /// The same program, run in the background of `priority`: paused while a foreground run is.
     pub fn in_background(&self, priority: &Priority) -> Self {
-        Tool { background: Some((priority.clone(), None)), ..self.clone() }
-    }
-
-    /// The same program, run in the background of `priority` but beside the foreground runs of
-    /// `owner` (a video's sound beside its own head).
-    pub fn in_background_except(&self, priority: &Priority, owner: &str) -> Self {
-        Tool { background: Some((priority.clone(), Some(owner.to_string()))), ..self.clone() }
+        Tool { background: Some(priority.clone()), ..self.clone() }
     }
 
     /// Starts the program with piped output; the child dies with its handle.
@@ -135,8 +128,7 @@ impl Tool {
 
     /// A background run's registration, released before the child is waited for.
     fn register(&self, child: &tokio::process::Child) -> Option<priority::Background> {
-        let (priority, except) = self.background.as_ref()?;
-        Some(priority.background(child.id()?, except.as_deref()))
+        Some(self.background.as_ref()?.background(child.id()?))
     }
 
     /// Runs the program to completion and returns its stdout.
@@ -251,7 +243,7 @@ mod tests {
         let priority = Priority::default();
         let sh = Tool::new("sh", Duration::from_secs(10)).in_background(&priority);
         let started = std::time::Instant::now();
-        let fg = priority.foreground("v1");
+        let fg = priority.foreground();
         let held = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             drop(fg);

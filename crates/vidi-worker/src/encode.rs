@@ -189,9 +189,9 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let (video_done, sound_done, playable) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
     let encode = async {
         let video = async {
-            // The pieces of other ladders in this process pause while this head encodes. Not an
-            // upload still arriving: that encode follows the upload for as long as it lasts.
-            let foreground = (!plan.follow).then(|| ctx.media.priority.foreground(id.as_str()));
+            // Background runs of this process (pieces, sounds) pause while this head encodes.
+            // Not an upload still arriving: that encode follows the upload for as long as it lasts.
+            let foreground = (!plan.follow).then(|| ctx.media.priority.foreground());
             let r = if ladder.is_empty() {
                 Ok(())
             } else {
@@ -207,11 +207,13 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         };
         let sound = async {
             // The AAC encoder is slow (~20x real time on one core: 1 s of CPU for a 20 s video,
-            // 30 s for ten minutes). Beside a head it runs at the head's priority, long enough to
-            // make the video playable; the rest of it pauses for other videos' heads like a
-            // piece, so that in a burst no head waits for another video's sound.
+            // 30 s for ten minutes). For a video in pieces it is a background run, like a piece:
+            // paused while any head encodes, its own included (the picture gets both cores), it
+            // writes its first segment the moment that head is done, which makes the video
+            // playable and gives the lane back; the rest of it waits for the next heads, so in a
+            // burst no video's head waits for another video's sound.
             let ffmpeg = if plan.split() {
-                ctx.media.ffmpeg.in_background_except(&ctx.media.priority, id.as_str())
+                ctx.media.ffmpeg.in_background(&ctx.media.priority)
             } else {
                 ctx.media.ffmpeg.clone()
             };
@@ -385,7 +387,9 @@ async fn publish_while_encoding(
     let id = plan.id;
     let mut seen = HashSet::new();
     while !done.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Quicker until the video plays: each tick is time a viewer, and the next head, waits.
+        let tick = if playable.load(Ordering::SeqCst) { 100 } else { 40 };
+        tokio::time::sleep(Duration::from_millis(tick)).await;
         let ready = sync(ctx, plan, &mut seen).await?;
         if !playable.load(Ordering::SeqCst) && ready {
             ctx.repo.set_playable(plan.ws, id, true).await?;

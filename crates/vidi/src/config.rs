@@ -60,7 +60,7 @@ pub struct Config {
     /// Workers of the short lane (probes, chunk assemblies, `source` URL imports), beside the
     /// encode lane's, so none of that waits behind a ladder (`VIDI_SHORT_WORKERS`).
     pub short_workers: usize,
-    /// Workers of the head lane (`VIDI_HEAD_WORKERS`): each video's first second of ladder,
+    /// Workers of the head lane (`VIDI_HEAD_WORKERS`): each video's first half-second of ladder,
     /// which makes it playable, ahead of and beside the rest of every ladder.
     pub head_workers: usize,
     /// Seconds after which a running job whose worker stopped heartbeating is given to another.
@@ -78,7 +78,7 @@ pub struct Config {
     pub follow_timeout_secs: u64,
     /// x264 preset of the ladder.
     pub x264_preset: String,
-    /// After its first second (the head), a video longer than 5 s is encoded in pieces of about
+    /// After its first half-second (the head), a video longer than 5 s is encoded in pieces of about
     /// this many seconds, spread over cores and workers (0: never split, not even the head).
     pub piece_secs: u32,
     /// Pieces of its own video one finish job runs at once (0: one per core).

@@ -1,4 +1,4 @@
-//! Playable first (issue 8, item 2): each video's head (its first second of ladder) runs in the
+//! Playable first (issue 8, item 2): each video's head (its first half-second of ladder) runs in the
 //! head lane, the rest of its ladder as pieces (paused while a head encodes) and a `finish` job in the encode lane, so no
 //! video waits for another's ladder before it plays.
 
@@ -82,7 +82,7 @@ async fn a_second_videos_head_starts_while_another_ladder_holds_the_encode_lane(
 
 backend_test!(in_a_burst_every_video_plays_before_any_ladder_completes, multi_thread = 2);
 /// Playable first: three uploads at once, one encode worker and one head worker (the defaults).
-/// Each video's head (its first second, the head lane) makes it playable before the rest of any
+/// Each video's head (its first half-second, the head lane) makes it playable before the rest of any
 /// ladder (the encode lane, at a lower priority) completes: no video waits for the ladders of
 /// the videos before it. Order, not seconds, is asserted: the machine may be loaded.
 async fn in_a_burst_every_video_plays_before_any_ladder_completes(b: Backend) {
@@ -222,8 +222,8 @@ async fn a_video_in_pieces_records_one_event_per_rendition_across_retries(b: Bac
 
 backend_test!(a_head_gives_its_lane_back_before_its_sound_ends, multi_thread = 2);
 /// A head gives the head lane back once its video plays, not when its whole sound is encoded
-/// (AAC runs at ~20x real time: a long video's sound would hold the lane for its own length /
-/// 20): with one head worker, a second video becomes playable while the first one's head job,
+/// (AAC runs at ~20x real time: a long video's sound would hold the lane for a twentieth of its
+/// length, and then pause for the next heads): with one head worker, a second video becomes playable while the first one's head job,
 /// still encoding three minutes of sound, runs on.
 async fn a_head_gives_its_lane_back_before_its_sound_ends(b: Backend) {
     let long =
