@@ -70,12 +70,6 @@ enum KeyCommand {
     },
 }
 
-/// mimalloc instead of glibc's allocator: a request allocates and frees a few dozen small objects
-/// across the runtime's threads, where glibc's arenas cost a fifth of `GET /videos/{id}`'s CPU
-/// (locks, consolidation) in a profile; see docs/performance.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
