@@ -259,3 +259,86 @@ async fn a_head_gives_its_lane_back_before_its_sound_ends(b: Backend) {
     let audio = audio.text().await.unwrap();
     assert!(audio.ends_with("#EXT-X-ENDLIST\n"), "{}: {audio}", b.label);
 }
+
+/// The ffmpeg processes of this test process whose command line contains `needle`, with the
+/// state letter of each (`T`: stopped).
+fn ffmpeg_states(needle: &str) -> Vec<(u32, char, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if !cmd.split(' ').next().is_some_and(|p| p.ends_with("ffmpeg")) || !cmd.contains(needle) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
+        out.push((pid, state, cmd));
+    }
+    out
+}
+
+backend_test!(pieces_pause_while_another_video_encodes_its_head, multi_thread = 2);
+/// The wiring of `vidi_media::priority` seen from outside: while a second video's head encodes,
+/// the piece encoders of a first video's ladder are stopped (SIGSTOP, state `T` in /proc), and
+/// they run again once that head is done.
+async fn pieces_pause_while_another_video_encodes_its_head(b: Backend) {
+    let long = std::fs::read(av_clip("first-360p-60s.mp4", "size=640x360:rate=30", "frequency=440", 60, &[])).unwrap();
+    let short = std::fs::read(av_clip("first-360p-8s.mp4", "size=640x360:rate=30", "frequency=660", 8, &[])).unwrap();
+    // A slow preset keeps the first video's pieces running for minutes.
+    let t = common::TestServer::start_with(&b, |c| {
+        c.x264_preset = "slower".into();
+        c.piece_secs = 10;
+    })
+    .await;
+    let first = t.create_video("ladder").await;
+    assert_eq!(t.upload(&first, None, long).await.status(), 201);
+    let pieces = format!("/{first}-p");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ffmpeg_states(&pieces).is_empty() {
+        assert!(Instant::now() < deadline, "{}: no piece of the first video ever ran", b.label);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let second = t.create_video("head").await;
+    let upload = t.upload(&second, None, short);
+    let head = format!("/{second}-");
+    let watch = async {
+        // Polled until the second video plays: was every piece stopped at some moment while its
+        // head's picture encoder ran?
+        let mut seen_head = false;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(Instant::now() < deadline, "{}: the second head never ran", b.label);
+            let heads: Vec<_> = ffmpeg_states(&head)
+                .into_iter()
+                .filter(|(_, s, cmd)| {
+                    *s != 'Z' && cmd.contains("-var_stream_map") && !cmd.contains(&format!("/{second}-p"))
+                })
+                .collect();
+            if !heads.is_empty() {
+                seen_head = true;
+                let states = ffmpeg_states(&pieces);
+                if !states.is_empty() && states.iter().all(|(_, s, _)| *s == 'T') {
+                    return;
+                }
+            } else if seen_head {
+                panic!("{}: the second head ran while the first video's pieces kept running", b.label);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let (r, ()) = tokio::join!(upload, watch);
+    assert_eq!(r.status(), 201);
+    t.wait_status(&second, 120, |s| s["encoding"]["playable"] == true).await;
+    // And the pieces run again once no head is left.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let states = ffmpeg_states(&pieces);
+        if states.iter().any(|(_, s, _)| *s != 'T') {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: the pieces stayed stopped: {states:?}", b.label);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
