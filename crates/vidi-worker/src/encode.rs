@@ -168,10 +168,15 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     // shows it as the poster as soon as the video plays, and a finish that ran minutes later
     // would overwrite a thumbnail the user uploaded meanwhile (both use the same key). It costs
     // the head lane the decoding from the keyframe before its frame (seeked at the input).
+    // The video is not called playable before its thumbnail is made (or given up): the player
+    // shows it as the poster from the first frame on.
+    let thumb_done = AtomicBool::new(false);
     let thumb = async {
         // From an upload still arriving, a frame near the start: the rest may not be there yet.
         let at = if plan.follow { Some(0.5) } else { None };
-        make_thumbnail(ctx, ws, id, probe, &input, at, &work.join("thumbnail.jpg")).await
+        let r = make_thumbnail(ctx, ws, id, probe, &input, at, &work.join("thumbnail.jpg")).await;
+        thumb_done.store(true, Ordering::SeqCst);
+        r
     };
 
     let done = Arc::new(AtomicBool::new(false));
@@ -229,7 +234,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
         done.store(true, Ordering::SeqCst);
         v.and(a)
     };
-    let publish = publish_while_encoding(ctx, plan, done.clone(), &playable, started);
+    let publish = publish_while_encoding(ctx, plan, done.clone(), [&thumb_done, &playable], started);
     // A head gives its lane back once its picture is encoded and the video plays (or its sound
     // has ended, whatever happened to it): the next video's head starts while this job finishes
     // its sound and its bookkeeping in the background (see `crate::release_lane`).
@@ -376,12 +381,13 @@ async fn stalled(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, reached: f64) -> Res
 }
 
 /// Publishes segments and playlists as ffmpeg writes them, and marks the video playable (which
-/// opens its master playlist) as soon as every rendition has its first segment.
+/// opens its master playlist) as soon as every rendition has its first segment and the
+/// thumbnail is done (`playable` says so to the caller).
 async fn publish_while_encoding(
     ctx: &Ctx,
     plan: Plan<'_>,
     done: Arc<AtomicBool>,
-    playable: &AtomicBool,
+    [thumbnail_done, playable]: [&AtomicBool; 2],
     started: std::time::Instant,
 ) -> Result<HashSet<PathBuf>, JobError> {
     let id = plan.id;
@@ -391,7 +397,7 @@ async fn publish_while_encoding(
         let tick = if playable.load(Ordering::SeqCst) { 100 } else { 40 };
         tokio::time::sleep(Duration::from_millis(tick)).await;
         let ready = sync(ctx, plan, &mut seen).await?;
-        if !playable.load(Ordering::SeqCst) && ready {
+        if !playable.load(Ordering::SeqCst) && ready && thumbnail_done.load(Ordering::SeqCst) {
             ctx.repo.set_playable(plan.ws, id, true).await?;
             playable.store(true, Ordering::SeqCst);
             tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "playable");
