@@ -210,3 +210,122 @@ impl AsyncWrite for SendfileStream {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use hyper::body::Body as _;
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use vidi_api::sendfile::PlaceholderBody;
+
+    /// A connected pair: our socket (over `slot`) and the peer that reads what it sends.
+    async fn pair(slot: &Slot) -> (SendfileStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (ours, _) = l.accept().await.unwrap();
+        (SendfileStream::new(ours, slot.clone()), peer)
+    }
+
+    /// A file holding `bytes`.
+    fn file_of(bytes: &[u8]) -> std::fs::File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        f
+    }
+
+    /// The placeholder chunks of a body for `job`, queuing the job as hyper's first poll would.
+    async fn placeholders(slot: &Slot, job: Job) -> Vec<Bytes> {
+        let mut body = PlaceholderBody::new(slot.clone(), job);
+        let mut out = Vec::new();
+        while let Some(f) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            out.push(f.unwrap().into_data().unwrap());
+        }
+        out
+    }
+
+    /// Writes `bufs` as hyper's queue strategy does: vectored, advancing by what each call took.
+    async fn write_all_vectored(s: &mut SendfileStream, bufs: &[&[u8]]) -> io::Result<()> {
+        let mut bufs: Vec<&[u8]> = bufs.to_vec();
+        while bufs.iter().any(|b| !b.is_empty()) {
+            let iovs: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+            let mut n = s.write_vectored(&iovs).await?;
+            for b in bufs.iter_mut() {
+                let k = n.min(b.len());
+                *b = &b[k..];
+                n -= k;
+            }
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_head_and_placeholders_go_out_as_the_head_and_the_file() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let slot = Slot::new();
+        let (mut ours, mut peer) = pair(&slot).await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        // Two responses back to back: a range of the file, then all of it.
+        let first = placeholders(&slot, Job { file: file_of(&data), offset: 1000, len: 200_000 }).await;
+        let second = placeholders(&slot, Job { file: file_of(&data), offset: 0, len: data.len() as u64 }).await;
+        let mut bufs: Vec<&[u8]> = vec![b"HEAD1"];
+        bufs.extend(first.iter().map(|b| b.as_ref()));
+        bufs.push(b"HEAD2");
+        bufs.extend(second.iter().map(|b| b.as_ref()));
+        write_all_vectored(&mut ours, &bufs).await.unwrap();
+        assert!(!slot.pending() && ours.active.is_none());
+        ours.shutdown().await.unwrap();
+        let want = [b"HEAD1".as_slice(), &data[1000..201_000], b"HEAD2", &data].concat();
+        assert!(reader.await.unwrap() == want);
+    }
+
+    #[tokio::test]
+    async fn placeholder_bytes_without_a_job_fail() {
+        let slot = Slot::new();
+        let (mut ours, _peer) = pair(&slot).await;
+        let stray = placeholders(&Slot::new(), Job { file: file_of(b"abc"), offset: 0, len: 3 }).await;
+        assert!(write_all_vectored(&mut ours, &[&stray[0]]).await.is_err());
+        // And the connection stays failed.
+        assert!(write_all_vectored(&mut ours, &[b"real"]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_flattening_write_while_a_job_is_queued_fails() {
+        let slot = Slot::new();
+        let (mut ours, _peer) = pair(&slot).await;
+        // Before any job, plain writes are fine.
+        ours.write_all(b"hello").await.unwrap();
+        let _queued = placeholders(&slot, Job { file: file_of(b"abc"), offset: 0, len: 3 }).await;
+        // hyper's flatten mode would have copied the placeholder bytes: refused.
+        assert!(ours.write(b"HEAD\0\0\0").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn real_bytes_inside_a_file_body_fail() {
+        let data = vec![7u8; 1000];
+        let slot = Slot::new();
+        let (mut ours, _peer) = pair(&slot).await;
+        let ph = placeholders(&slot, Job { file: file_of(&data), offset: 0, len: 1000 }).await;
+        // Part of the body, then real bytes where the rest of it should be.
+        write_all_vectored(&mut ours, &[&ph[0][..10]]).await.unwrap();
+        assert!(write_all_vectored(&mut ours, &[b"copied", &ph[0][10..]]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_announced_fails() {
+        let slot = Slot::new();
+        let (mut ours, mut peer) = pair(&slot).await;
+        let ph = placeholders(&slot, Job { file: file_of(&[1u8; 100]), offset: 0, len: 150 }).await;
+        assert!(write_all_vectored(&mut ours, &[b"H", &ph[0]]).await.is_err());
+        drop(ours);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        // What went out is the file's real bytes, then the connection closed: never filler.
+        assert_eq!(got, [b"H".as_slice(), &[1u8; 100]].concat());
+    }
+}
