@@ -36,8 +36,10 @@ pub const THRESHOLD: u64 = 64 * 1024;
 
 /// The size of one placeholder chunk. Its contents are never read by anyone (hyper queues the
 /// slices, the socket recognises their address), so in a zeroed static it costs no memory (its
-/// pages are never touched); larger chunks only mean fewer trips through hyper's write loop.
-const CHUNK: usize = 256 * 1024;
+/// pages are never touched). As large as a segment gets: hyper queues a first chunk whatever its
+/// size, so a whole segment is one run of placeholder bytes, one `sendfile` as far as the
+/// socket takes it, instead of a flush per chunk once hyper's ~400 KB buffer limit is reached.
+const CHUNK: usize = 4 << 20;
 
 /// The bytes a [`PlaceholderBody`] is made of. Private: nothing else can produce a slice of it,
 /// so a buffer that lies in it comes from a placeholder body (see [`is_placeholder`]).
