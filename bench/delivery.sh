@@ -2,10 +2,10 @@
 # Delivery benchmark: HLS segments of the sizes a ladder produces, as a viewer fetches them.
 #
 # Source: a 720p30 test pattern with noise (so that x264 spends its bitrate), 16 s, with a sine
-# tone, uploaded to `vidi serve` and encoded with the usual ladder (240p..720p). Of the 720p
-# rendition it takes the segment closest to 190 KB (a 0.5 s fast-start one) and the one closest
-# to 740 KB (a 2 s one from the middle), and measures each under wrk (2 threads, 64 connections)
-# from vidi (/vod/{id}/hls/720p/seg_NNNNN.ts) and from a throwaway nginx serving the same bytes as
+# tone, uploaded to `vidi serve` and encoded with the usual ladder (240p..720p). Of all its
+# renditions it takes the segments closest to 190 KB, 740 KB and 50 KB, and measures each under
+# wrk (2 threads, 64 connections)
+# from vidi (/vod/{id}/hls/<q>/seg_NNNNN.ts) and from a throwaway nginx serving the same bytes as
 # a static file at the same path, in the same run. Target: vidi/nginx >= 0.9 for every size.
 #
 # Environment:
@@ -42,30 +42,36 @@ until curl -sS --max-time 10 -H "$AUTH_HEADER" "$VIDI_URL/videos/$id/status" |
   [ $SECONDS -lt $deadline ] || die "720p not encoded within 600 s"
   sleep 1
 done
-media=$WORK/vidi/data/media/videos/$id/hls/720p
-[ -d "$media" ] || die "no 720p rendition under $media"
+media=$WORK/vidi/data/media/videos/$id/hls
+[ -d "$media/720p" ] || die "no 720p rendition under $media"
 
-# closest BYTES: the segment of $media closest to BYTES in size.
+# closest BYTES: the segment of any rendition under $media closest to BYTES in size, as
+# <rendition>/<file>.
 closest() {
-  find "$media" -name 'seg_*.ts' -printf '%s %p\n' |
+  (cd "$media" && find . -name 'seg_*.ts' -printf '%s %P\n') |
     awk -v t="$1" '{ d = $1 - t; if (d < 0) d = -d; if (best == "" || d < bd) { bd = d; best = $2 } } END { print best }'
 }
-# An early (half-second, fast-start) segment near 190 KB, and a 2 s one near 740 KB.
+# Sizes a ladder produces: near 190 KB (a 0.5 s 720p fast-start segment, or a 2 s 360p one),
+# near 740 KB (a 2 s 720p one) and near 50 KB (a low rung's; under the 64 KiB from which a local
+# store sends by sendfile, so the memory path is measured too).
 early=$(closest 190000)
 middle=$(closest 740000)
-[ -f "$early" ] && [ -n "$middle" ] || die "no segments in $media"
+small=$(closest 50000)
+[ -n "$early" ] && [ -n "$middle" ] && [ -n "$small" ] || die "no segments in $media"
 
-mkdir -p "$WORK/nginx/root/vod/$id/hls/720p"
-cp "$early" "$middle" "$WORK/nginx/root/vod/$id/hls/720p/"
+for seg in "$early" "$middle" "$small"; do
+  mkdir -p "$WORK/nginx/root/vod/$id/hls/$(dirname "$seg")"
+  cp "$media/$seg" "$WORK/nginx/root/vod/$id/hls/$seg"
+done
 start_nginx "$WORK/nginx" video/mp2t
 
 echo
-echo "delivery: 720p segments, wrk -t2 -c64 ${DURATION}s each ($VIDI_BIN)"
-for which in early middle; do
-  file=${!which}
-  seg=$(basename "$file")
+echo "delivery: segments, wrk -t2 -c64 ${DURATION}s each ($VIDI_BIN)"
+for which in early middle small; do
+  seg=${!which}
+  file=$media/$seg
   bytes=$(stat -c %s "$file")
-  path=/vod/$id/hls/720p/$seg
+  path=/vod/$id/hls/$seg
   for server in vidi nginx; do
     url=$([ $server = vidi ] && echo "$VIDI_URL" || echo "$NGINX_URL")$path
     curl -sS --max-time 10 -o "$WORK/$which-$server.ts" "$url"

@@ -115,10 +115,10 @@ if [ -n "$(get seg_vidi_rps)" ]; then
   segmb=$(awk -v b="$(get seg_bytes)" 'BEGIN { printf "%.2f MB", b / 1e6 }')
   row "HLS segment ($segmb .ts), wrk 2t/64c" "$(get seg_vidi_rps) req/s, $(get seg_vidi_mbps) MB/s$(errnote seg_vidi_errors)" "nginx $(get seg_nginx_rps) req/s, $(get seg_nginx_mbps) MB/s$(errnote seg_nginx_errors)" "$(get seg_ratio)" "≥ 0.9" "$(verdict "$(get seg_ratio)" ">=" 0.9)"
 fi
-for which in early middle; do
+for which in early middle small; do
   if [ -n "$(get "delivery_${which}_vidi_rps")" ]; then
     kb=$(awk -v b="$(get "delivery_${which}_bytes")" 'BEGIN { printf "%.0f KB", b / 1e3 }')
-    row "HLS segment, 720p $which ($kb .ts), wrk 2t/64c" "$(get "delivery_${which}_vidi_rps") req/s$(errnote "delivery_${which}_vidi_errors")" "nginx $(get "delivery_${which}_nginx_rps") req/s$(errnote "delivery_${which}_nginx_errors")" "$(get "delivery_${which}_ratio")" "≥ 0.9" "$(verdict "$(get "delivery_${which}_ratio")" ">=" 0.9)"
+    row "HLS segment, $which ($kb .ts), wrk 2t/64c" "$(get "delivery_${which}_vidi_rps") req/s$(errnote "delivery_${which}_vidi_errors")" "nginx $(get "delivery_${which}_nginx_rps") req/s$(errnote "delivery_${which}_nginx_errors")" "$(get "delivery_${which}_ratio")" "≥ 0.9" "$(verdict "$(get "delivery_${which}_ratio")" ">=" 0.9)"
   fi
 done
 if [ -n "$(get s3_proxy_rps)" ]; then
