@@ -11,7 +11,6 @@ pub mod ingest;
 pub mod openapi;
 pub mod page;
 pub mod resources;
-pub mod sendfile;
 pub mod visibility;
 
 use std::sync::Arc;

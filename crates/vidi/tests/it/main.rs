@@ -20,7 +20,6 @@ mod limits;
 mod player_sdk;
 mod players;
 mod security;
-mod sendfile;
 mod tenancy;
 mod tls;
 mod token_upload;
