@@ -214,13 +214,16 @@ fn capture_worker_events() {
     });
 }
 
-/// The worker's events about the job that failed while encoding `video` (its error names the
-/// job's scratch folder, which is named after the video): `(attempt, message, error)` in order.
+/// The worker's events about the head job that failed while encoding `video` (its error names
+/// the job's scratch folder, `<video>-<uuid>`; a piece's is `<video>-p<n>-…` and a finish's
+/// `<video>-f-…`, and with half-second heads a piece can run out of room too):
+/// `(attempt, message, error)` in order.
 fn job_events(video: &str) -> Vec<(String, String, String)> {
     let events = EVENTS.lock().unwrap();
+    let (piece, finish) = (format!("{video}-p"), format!("{video}-f-"));
     let jobs: std::collections::BTreeSet<&String> = events
         .iter()
-        .filter(|e| e.get("error").is_some_and(|x| x.contains(video)))
+        .filter(|e| e.get("error").is_some_and(|x| x.contains(video) && !x.contains(&piece) && !x.contains(&finish)))
         .filter_map(|e| e.get("job"))
         .collect();
     assert!(jobs.len() <= 1, "one job per video: {jobs:?}");
@@ -319,9 +322,12 @@ async fn full_disk_on(b: Backend, big: Vec<u8>, small: Vec<u8>) -> String {
     assert!(reason.to_lowercase().contains("no space left"), "{label}: {reason}");
     let events = job_events(&big_id);
     let attempts: Vec<(&str, &str)> = events.iter().map(|(a, m, _)| (a.as_str(), m.as_str())).collect();
-    assert_eq!(
-        attempts,
-        [("1", "job failed; will retry"), ("2", "job failed; will retry"), ("", "job failed for good")],
+    // At most three attempts (max_attempts), then no more. With half-second heads the pieces can
+    // run out of room too, and the first job of the video to fail for good fails the video, so
+    // the head may not have used all of its attempts by then.
+    let bounded = [("1", "job failed; will retry"), ("2", "job failed; will retry"), ("", "job failed for good")];
+    assert!(
+        !attempts.is_empty() && bounded.starts_with(&attempts),
         "{label}: three attempts (max_attempts), then no more: {events:?}"
     );
     assert!(events.iter().all(|e| e.2.to_lowercase().contains("no space left")), "{label}: {events:?}");
