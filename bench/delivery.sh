@@ -52,8 +52,8 @@ closest() {
     awk -v t="$1" '{ d = $1 - t; if (d < 0) d = -d; if (best == "" || d < bd) { bd = d; best = $2 } } END { print best }'
 }
 # Sizes a ladder produces: near 190 KB (a 0.5 s 720p fast-start segment, or a 2 s 360p one),
-# near 740 KB (a 2 s 720p one) and near 50 KB (a low rung's; under the 64 KiB from which a local
-# store sends by sendfile, so the memory path is measured too).
+# near 740 KB (a 2 s 720p one) and near 50 KB (a low rung's, where the fixed cost per request
+# weighs most).
 early=$(closest 190000)
 middle=$(closest 740000)
 small=$(closest 50000)
