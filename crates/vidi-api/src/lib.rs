@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod page;
 pub mod resources;
+pub mod sendfile;
 pub mod visibility;
 
 use std::sync::Arc;

@@ -83,6 +83,13 @@ pub trait Blobs: Send + Sync + 'static {
         file.flush().await.map_err(|e| CoreError::Storage(format!("scratch: {e}")))?;
         Ok(copy)
     }
+    /// The path of `key`'s own file when the store keeps objects as local files, for the
+    /// delivery path to hand the file to the kernel (sendfile) instead of reading it into memory.
+    /// No I/O: the file may not exist. `None` for stores that are not local (S3), and for keys no
+    /// store could hold.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
     /// A local file holding the bytes of chunked upload `session` received so far, in order, and
     /// growing as more arrive (and still readable through an open handle once assembled): what
     /// lets encoding start before the last chunk. `None` when the store keeps chunks apart (S3).

@@ -217,6 +217,13 @@ impl Blobs for LocalBlobs {
         Ok(LocalInput::borrowed(self.path(key)?))
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        if !is_safe_key(key) {
+            return None;
+        }
+        self.path(key).ok()
+    }
+
     async fn growing_input(&self, session: &str) -> CoreResult<Option<String>> {
         // Chunks whose offset is known are written in place into `data` (in order, as the
         // clients send them), and assembly renames it: the prefix received so far, growing.

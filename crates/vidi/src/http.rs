@@ -21,6 +21,9 @@
 //! that opens a connection and never finishes its handshake is closed like one that never sends
 //! its headers.
 
+#[cfg(target_os = "linux")]
+pub mod sendfile;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,6 +126,11 @@ pub async fn serve(
     let service = RequestBodyTimeout::new(app, limits.body_idle);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    // Plain connections send large segments by sendfile, which needs hyper's vectored (queue)
+    // write strategy: its body buffers reach the socket as they are (see `sendfile`). The socket
+    // type asks for it too; this forces it, whatever hyper's auto-detection may become.
+    let mut plain = http.clone();
+    plain.writev(true);
     let max = limits.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
     let mut refused: u64 = 0;
@@ -173,14 +181,15 @@ pub async fn serve(
         peak = peak.max(max - slots.available_permits());
         // Small responses (playlists, JSON) must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let (http, service, tls) = (http.clone(), service.clone(), tls.clone());
+        let (http, plain, service, tls) = (http.clone(), plain.clone(), service.clone(), tls.clone());
         let (shutdown, expired) = (shutdown.clone(), expired.clone());
         let handshake_limit = limits.header_timeout;
         tokio::spawn(async move {
             match tls {
-                None => connection(stream, http, service, shutdown, expired).await,
+                None => plain_connection(stream, plain, service, shutdown, expired).await,
+                // TLS encrypts in user space: there is no file to hand to the kernel, so no slot.
                 Some(tls) => match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(stream, http, service, shutdown, expired).await,
+                    Ok(Ok(stream)) => connection(stream, http, service, None, shutdown, expired).await,
                     // A failed or stalled handshake is a client's problem, not the server's.
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -210,18 +219,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves a plain TCP connection: on Linux, through a socket that sends large segments by
+/// sendfile, with its slot in every request (see `sendfile`).
+async fn plain_connection(
+    stream: TcpStream,
+    http: http1::Builder,
+    service: RequestBodyTimeout<Router>,
+    shutdown: CancellationToken,
+    expired: CancellationToken,
+) {
+    #[cfg(target_os = "linux")]
+    {
+        let slot = vidi_api::sendfile::Slot::new();
+        let io = sendfile::SendfileStream::new(stream, slot.clone());
+        connection(io, http, service, Some(slot), shutdown, expired).await
+    }
+    #[cfg(not(target_os = "linux"))]
+    connection(stream, http, service, None, shutdown, expired).await
+}
+
 /// Serves one connection (plain or TLS) until it ends, or, after a shutdown, until the request it
-/// is serving is answered or the grace period expires.
+/// is serving is answered or the grace period expires. With `slot`, every request carries it as
+/// an extension: the handlers that send files by sendfile find it there.
 async fn connection<I>(
     io: I,
     http: http1::Builder,
     service: RequestBodyTimeout<Router>,
+    slot: Option<vidi_api::sendfile::Slot>,
     shutdown: CancellationToken,
     expired: CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    let service = WithSlot { inner: TowerToHyperService::new(service), slot };
+    let conn = http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let ended = tokio::select! {
         r = conn.as_mut() => Some(r),
@@ -242,6 +273,29 @@ async fn connection<I>(
     if let Err(e) = ended {
         // Timeouts and resets are the normal end of a misbehaving or vanished client.
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's service: the router, with the connection's sendfile slot (if any) put into
+/// each request.
+struct WithSlot<S> {
+    inner: S,
+    slot: Option<vidi_api::sendfile::Slot>,
+}
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for WithSlot<S>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: hyper::Request<B>) -> Self::Future {
+        if let Some(slot) = &self.slot {
+            req.extensions_mut().insert(slot.clone());
+        }
+        self.inner.call(req)
     }
 }
 

@@ -20,6 +20,7 @@ mod limits;
 mod player_sdk;
 mod players;
 mod security;
+mod sendfile;
 mod tenancy;
 mod tls;
 mod token_upload;
