@@ -33,25 +33,28 @@ pub const MAX_KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 const KEY_CACHE_CAP: usize = 10_000;
 
 /// A map whose entries expire: what this node remembers of the database's answers about keys.
-struct TtlCache<V> {
+struct TtlCache<K, V> {
     ttl: Duration,
     cap: usize,
-    map: RwLock<HashMap<String, (V, Instant)>>,
+    map: RwLock<HashMap<K, (V, Instant)>>,
 }
 
-impl<V: Clone> TtlCache<V> {
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
     fn new(ttl: Duration, cap: usize) -> Self {
         TtlCache { ttl, cap, map: RwLock::new(HashMap::new()) }
     }
 
-    fn get(&self, key: &str) -> Option<V> {
+    fn get<Q: std::hash::Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         let map = self.map.read().expect("cache lock");
         map.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone())
     }
 
     /// `read_at` is when the database was asked, not when it answered, so an entry never outlives
     /// the fact it records by more than the TTL.
-    fn insert(&self, key: String, value: V, read_at: Instant) {
+    fn insert(&self, key: K, value: V, read_at: Instant) {
         let mut map = self.map.write().expect("cache lock");
         if map.len() >= self.cap && !map.contains_key(&key) {
             map.retain(|_, (_, at)| at.elapsed() < self.ttl);
@@ -69,11 +72,12 @@ pub struct Authenticator {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    /// Key hash → owner (Basic auth and `POST /auth/api-key`). Only found keys are kept.
-    owners: TtlCache<KeyOwner>,
+    /// Key digest → owner (Basic auth and `POST /auth/api-key`). Only found keys are kept. Keyed
+    /// by the raw digest: a hit, which every API call is, then costs no hex string.
+    owners: TtlCache<[u8; 32], KeyOwner>,
     /// Key id → not revoked (access tokens). Revocation is final, so `false` is kept too: a client
     /// still sending a revoked key's token costs no lookup per request.
-    active: TtlCache<bool>,
+    active: TtlCache<String, bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,14 +128,14 @@ impl Authenticator {
 
     /// The owner of an API key, unless the key is unknown or revoked.
     pub async fn owner_of_key(&self, repo: &dyn Repo, key: &str) -> CoreResult<Option<KeyOwner>> {
-        let hash = sha256_hex(key);
-        if let Some(owner) = self.owners.get(&hash) {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if let Some(owner) = self.owners.get(&digest) {
             return Ok(Some(owner));
         }
         let read_at = Instant::now();
-        let owner = repo.find_api_key(&hash).await?;
+        let owner = repo.find_api_key(&hex::encode(digest)).await?;
         if let Some(o) = &owner {
-            self.owners.insert(hash, o.clone(), read_at);
+            self.owners.insert(digest, o.clone(), read_at);
         }
         Ok(owner)
     }
@@ -232,7 +236,7 @@ mod tests {
 
     #[test]
     fn cache_answers_only_while_fresh() {
-        let c = TtlCache::new(Duration::from_secs(30), 10);
+        let c: TtlCache<String, i32> = TtlCache::new(Duration::from_secs(30), 10);
         c.insert("a".into(), 1, Instant::now());
         assert_eq!(c.get("a"), Some(1));
         assert_eq!(c.get("b"), None);
@@ -243,7 +247,7 @@ mod tests {
 
     #[test]
     fn cache_stays_bounded() {
-        let c = TtlCache::new(Duration::from_secs(30), 3);
+        let c: TtlCache<String, i32> = TtlCache::new(Duration::from_secs(30), 3);
         let stale = Instant::now() - Duration::from_secs(31);
         c.insert("s1".into(), 0, stale);
         c.insert("s2".into(), 0, stale);

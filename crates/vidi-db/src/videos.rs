@@ -11,9 +11,20 @@ use vidi_core::{CoreError, CoreResult};
 
 use crate::{Arg, Db, bind_args, db_err, with_pool};
 
-pub(crate) const VIDEO_COLUMNS: &str = "id, workspace_id, title, description, public, panoramic, mp4_support, player_id, \
+/// The columns of a video row, as a macro so that whole statements can be spelled at compile
+/// time (`concat!`) rather than formatted on every read.
+macro_rules! video_columns {
+    () => {
+        "id, workspace_id, title, description, public, panoramic, mp4_support, player_id, \
     tags, metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
-    filesize, parts_total, upload_session, source_key, probe, playable, thumbnail_key, encode_error";
+    filesize, parts_total, upload_session, source_key, probe, playable, thumbnail_key, encode_error"
+    };
+}
+
+pub(crate) const VIDEO_COLUMNS: &str = video_columns!();
+
+/// The read behind `GET /videos/{id}` and most others.
+const GET_VIDEO: &str = concat!("SELECT ", video_columns!(), " FROM videos WHERE id = $1 AND workspace_id = $2");
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct VideoRow {
@@ -177,17 +188,16 @@ impl VideoRepo for Db {
     }
 
     async fn get_video(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Video> {
-        let sql = format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1 AND workspace_id = $2");
-        // The read behind `GET /videos/{id}` and most others: in place on SQLite (see `inline`).
+        // In place on SQLite (see `inline`).
         if let Some(r) = self.inline.as_ref().and_then(|i| {
-            i.read(|c| c.prepare_cached(&sql)?.query_row([id.as_str(), ws.as_str()], VideoRow::from_inline))
+            i.read(|c| c.prepare_cached(GET_VIDEO)?.query_row([id.as_str(), ws.as_str()], VideoRow::from_inline))
         }) {
             return match r {
                 Ok(row) => row.into_video(),
                 Err(_) => Err(CoreError::NotFound), // `read` passes no other error through
             };
         }
-        let row: VideoRow = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        let row: VideoRow = with_pool!(self, p => sqlx::query_as(GET_VIDEO)
             .bind(id.as_str()).bind(ws.as_str()).fetch_one(p).await.map_err(db_err))?;
         row.into_video()
     }

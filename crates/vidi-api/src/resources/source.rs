@@ -385,5 +385,5 @@ async fn wait_assembled(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
 
 async fn full_video(state: &AppState, ws: &WorkspaceId, id: &VideoId) -> ApiResult<Response> {
     let v = state.repo.get_video(ws, id).await.or_404("videoId")?;
-    Ok((StatusCode::CREATED, Json(VideoOut::build(state, &v).await?)).into_response())
+    Ok((StatusCode::CREATED, Json(VideoOut::build(state, v).await?)).into_response())
 }

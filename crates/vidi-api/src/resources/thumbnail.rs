@@ -93,7 +93,7 @@ pub async fn pick(
     })?;
     store(&state, &v, &out).await;
     let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
-    Ok(Json(VideoOut::build(&state, &v).await?))
+    Ok(Json(VideoOut::build(&state, v).await?))
 }
 
 /// What the first bytes say the image is.
@@ -142,7 +142,7 @@ pub async fn upload(
         })?;
         store(&state, &v, &out).await;
         let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
-        Ok(Json(VideoOut::build(&state, &v).await?))
+        Ok(Json(VideoOut::build(&state, v).await?))
     }
     .await;
     if result.is_err() {

@@ -13,7 +13,7 @@ use vidi_core::model::{
     VideoSort,
 };
 use vidi_core::probe::Probe;
-use vidi_core::time::{now_ms, to_rfc3339};
+use vidi_core::time::{Rfc3339Ms, now_ms};
 
 use super::players::check_player_of;
 use crate::auth::Auth;
@@ -28,10 +28,13 @@ use crate::{ApiError, ApiResult, AppState, ingest};
 #[serde(rename_all = "camelCase")]
 pub struct VideoOut {
     pub video_id: String,
-    pub created_at: String,
+    #[schema(value_type = String)]
+    pub created_at: Rfc3339Ms,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub published_at: Option<String>,
-    pub updated_at: String,
+    #[schema(value_type = Option<String>)]
+    pub published_at: Option<Rfc3339Ms>,
+    #[schema(value_type = String)]
+    pub updated_at: Rfc3339Ms,
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -75,13 +78,14 @@ pub(crate) const PRIVATE_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
 
 impl VideoOut {
     /// The wire form of a video. A private one gets a fresh private token in its asset URLs,
-    /// minted on every read as api.video does.
-    pub async fn build(state: &AppState, v: &Video) -> ApiResult<Self> {
-        Ok(Self::build_all(state, std::slice::from_ref(v)).await?.pop().expect("one in, one out"))
+    /// minted on every read as api.video does. Takes the video: its strings move to the wire
+    /// form rather than being copied.
+    pub async fn build(state: &AppState, v: Video) -> ApiResult<Self> {
+        Ok(Self::build_all(state, vec![v]).await?.pop().expect("one in, one out"))
     }
 
     /// The wire form of several videos, minting the private ones' tokens in one statement.
-    pub async fn build_all(state: &AppState, videos: &[Video]) -> ApiResult<Vec<Self>> {
+    pub async fn build_all(state: &AppState, videos: Vec<Video>) -> ApiResult<Vec<Self>> {
         let tokens: Vec<Option<String>> =
             videos.iter().map(|v| (!v.public).then(|| uuid::Uuid::new_v4().to_string())).collect();
         let minted: Vec<(&VideoId, &str)> =
@@ -91,24 +95,24 @@ impl VideoOut {
         if let Some(v) = videos.first() {
             state.repo.mint_private_tokens(&v.workspace_id, &minted, now, now + PRIVATE_TOKEN_TTL_MS).await?;
         }
-        Ok(videos.iter().zip(&tokens).map(|(v, t)| Self::from_video(v, &state.cfg.public_url, t.as_deref())).collect())
+        Ok(videos
+            .into_iter()
+            .zip(&tokens)
+            .map(|(v, t)| Self::from_video(v, &state.cfg.public_url, t.as_deref()))
+            .collect())
     }
 
-    pub fn from_video(v: &Video, public_url: &str, token: Option<&str>) -> Self {
+    pub fn from_video(v: Video, public_url: &str, token: Option<&str>) -> Self {
         let id = v.id.as_str();
         let (vod, player) = match token {
             None => (format!("{public_url}/vod/{id}"), format!("{public_url}/embed/vod/{id}")),
             Some(t) => (format!("{public_url}/vod/{id}/token/{t}"), format!("{public_url}/embed/vod/{id}?token={t}")),
         };
         VideoOut {
-            video_id: id.to_string(),
-            created_at: to_rfc3339(v.created_at),
-            published_at: v.published_at.map(to_rfc3339),
-            updated_at: to_rfc3339(v.updated_at),
-            title: v.title.clone(),
-            description: v.description.clone(),
-            tags: v.tags.clone(),
-            metadata: v.metadata.iter().map(|m| MetadataOut { key: m.key.clone(), value: m.value.clone() }).collect(),
+            created_at: Rfc3339Ms(v.created_at),
+            published_at: v.published_at.map(Rfc3339Ms),
+            updated_at: Rfc3339Ms(v.updated_at),
+            metadata: v.metadata.into_iter().map(|m| MetadataOut { key: m.key, value: m.value }).collect(),
             source: VideoSourceOut { uri: format!("/videos/{id}/source"), kind: v.source_kind.as_str().into() },
             assets: VideoAssets {
                 hls: format!("{vod}/hls/manifest.m3u8"),
@@ -119,10 +123,14 @@ impl VideoOut {
                 mp4: v.mp4_support.then(|| format!("{vod}/mp4/source.mp4")),
                 player,
             },
-            player_id: v.player_id.clone(),
             public: v.public,
             panoramic: v.panoramic,
             mp4_support: v.mp4_support,
+            video_id: v.id.into_string(),
+            title: v.title,
+            description: v.description,
+            tags: v.tags,
+            player_id: v.player_id,
         }
     }
 }
@@ -396,12 +404,13 @@ pub async fn create(
         }
     }
     state.repo.insert_video(&video).await?;
-    let out = VideoOut::build(&state, &video).await?;
-    if video.source_kind == SourceKind::Upload {
+    let (upload, ws, id) = (video.source_kind == SourceKind::Upload, video.workspace_id.clone(), video.id.clone());
+    let out = VideoOut::build(&state, video).await?;
+    if upload {
         return Ok((StatusCode::CREATED, Json(out)));
     }
     // The source is fetched or copied in the background; 202 says so.
-    ingest::queue_import(&state, &video.workspace_id, &video.id).await;
+    ingest::queue_import(&state, &ws, &id).await;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -444,7 +453,7 @@ pub async fn list(
         descending,
     };
     let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
-    let data = VideoOut::build_all(&state, &videos).await?;
+    let data = VideoOut::build_all(&state, videos).await?;
     Ok(Json(page("/videos", &q, req, total, data)))
 }
 
@@ -455,7 +464,7 @@ pub async fn list(
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<VideoOut>> {
     let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-    Ok(Json(VideoOut::build(&state, &v).await?))
+    Ok(Json(VideoOut::build(&state, v).await?))
 }
 
 /// Update a video's editable fields; arrays replace the stored ones, `playerId: null` detaches.
@@ -506,7 +515,7 @@ pub async fn update(
     state.repo.update_video(&v).await.or_404("videoId")?;
     // Its visibility may have changed: the segment route asks the database again.
     state.visibility.forget(&v.id);
-    Ok(Json(VideoOut::build(&state, &v).await?))
+    Ok(Json(VideoOut::build(&state, v).await?))
 }
 
 /// Delete a video and all its media.
