@@ -46,6 +46,15 @@ async fn large_segment(t: &TestServer) -> (String, Vec<u8>) {
     (path, bytes)
 }
 
+/// `f`, or a failure naming `what` after a minute: a server that stops answering fails the
+/// test instead of hanging the suite.
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(std::time::Duration::from_secs(60), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("no progress for 60 s while {what}"),
+    }
+}
+
 /// One response as read off the wire.
 #[derive(Debug)]
 struct Answer {
@@ -76,13 +85,13 @@ impl Raw {
     async fn send(&mut self, method: &str, path: &str, range: Option<&str>) {
         let range = range.map(|r| format!("range: {r}\r\n")).unwrap_or_default();
         let req = format!("{method} {path} HTTP/1.1\r\nhost: vidi\r\n{range}\r\n");
-        self.stream.write_all(req.as_bytes()).await.unwrap();
+        within("writing a request", self.stream.write_all(req.as_bytes())).await.unwrap();
     }
 
     async fn fill(&mut self) -> usize {
         // On the heap: a 64 KiB array would live in the future, several times on the stack.
         self.buf.reserve(64 * 1024);
-        self.stream.read_buf(&mut self.buf).await.unwrap()
+        within("reading a response", self.stream.read_buf(&mut self.buf)).await.unwrap()
     }
 
     /// Reads one response (no body after a HEAD).

@@ -179,7 +179,7 @@ impl TestServer {
         tweak(&mut cfg);
         let server = vidi::start(cfg.clone()).await.expect("server starts");
         let key = server.first_key.clone().expect("a fresh database gets a key");
-        TestServer { url: server.url.clone(), server, key, http: Client::new(), backend: backend.clone(), dir, cfg }
+        TestServer { url: server.url.clone(), server, key, http: test_client(), backend: backend.clone(), dir, cfg }
     }
 
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
@@ -271,6 +271,12 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The suite's HTTP client: a request that gets no answer fails its test after three minutes
+/// rather than hanging the whole run.
+pub fn test_client() -> Client {
+    Client::builder().timeout(std::time::Duration::from_secs(180)).build().expect("a client")
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
