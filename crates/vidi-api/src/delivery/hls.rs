@@ -107,7 +107,13 @@ async fn segment(
     headers: &HeaderMap,
     slot: Option<&Slot>,
 ) -> ApiResult<Response> {
-    if let Some(slot) = slot
+    // A small segment already in memory is sent from there: no file to open (below the sendfile
+    // threshold, an open and an fstat cost more than the copy they would save). A large one
+    // cached by a HEAD or a TLS request still goes by sendfile where it can.
+    let cached = state.segments.get(key);
+    let small = cached.as_ref().is_some_and(|b| b.len() as u64 <= sendfile::THRESHOLD);
+    if !small
+        && let Some(slot) = slot
         && let Some(path) = state.blobs.local_path(key)
         && let Some(r) = by_sendfile(slot, &path, ct, headers)?
     {
@@ -118,11 +124,14 @@ async fn segment(
     }
     // Segments are small: one GET (no size query first, which on S3 is a second round trip); the
     // cache itself refuses anything over its entry limit.
-    let bytes = state
-        .segments
-        .get_or_load(key, || async { Ok::<_, ApiError>(read_small(state, key).await?.map(bytes::Bytes::from)) })
-        .await?
-        .ok_or_else(|| ApiError::not_found("file"))?;
+    let bytes = match cached {
+        Some(b) => b,
+        None => state
+            .segments
+            .get_or_load(key, || async { Ok::<_, ApiError>(read_small(state, key).await?.map(bytes::Bytes::from)) })
+            .await?
+            .ok_or_else(|| ApiError::not_found("file"))?,
+    };
     let size = bytes.len() as u64;
     let Ok(range) = requested_range(headers, size) else {
         return Ok(unsatisfiable(size));
