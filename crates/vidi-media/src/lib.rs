@@ -48,8 +48,9 @@ pub struct Tool {
     pub program: String,
     pub timeout: Duration,
     /// Set for background runs (the pieces of a ladder): paused while a foreground run of this
-    /// process (a video's head) is under way (see [`priority`]).
-    pub background: Option<Priority>,
+    /// process (a video's head) is under way (see [`priority`]), unless that run spares the
+    /// owner given here.
+    pub background: Option<(Priority, Option<priority::Owner>)>,
     /// What the next runs may touch on disk (see [`sandbox`]); `None`: not confined.
     pub jail: Option<Jail>,
     /// Confine jailed runs with Landlock when the kernel has it (`VIDI_MEDIA_SANDBOX`).
@@ -74,7 +75,13 @@ impl Tool {
 
     /// The same program, run in the background of `priority`: paused while a foreground run is.
     pub fn in_background(&self, priority: &Priority) -> Self {
-        Tool { background: Some(priority.clone()), ..self.clone() }
+        Tool { background: Some((priority.clone(), None)), ..self.clone() }
+    }
+
+    /// [`in_background`](Self::in_background), as a run of `owner`: a foreground run held for
+    /// that owner does not pause it (see [`priority::Owner`]).
+    pub fn in_background_of(&self, priority: &Priority, owner: priority::Owner) -> Self {
+        Tool { background: Some((priority.clone(), Some(owner))), ..self.clone() }
     }
 
     /// Starts the program with piped output; the child dies with its handle.
@@ -128,7 +135,8 @@ impl Tool {
 
     /// A background run's registration, released before the child is waited for.
     fn register(&self, child: &tokio::process::Child) -> Option<priority::Background> {
-        Some(self.background.as_ref()?.background(child.id()?))
+        let (priority, owner) = self.background.as_ref()?;
+        Some(priority.background(child.id()?, *owner))
     }
 
     /// Runs the program to completion and returns its stdout.

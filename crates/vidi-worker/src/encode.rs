@@ -20,6 +20,7 @@ use vidi_media::audio::{AUDIO_RENDITION, waveform};
 use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail, thumbnail_near};
 use vidi_media::ladder::{self, Rendition};
 use vidi_media::playlist;
+use vidi_media::priority::{Foreground, Owner};
 use vidi_media::{Jail, Probe};
 
 use crate::{Ctx, JobError};
@@ -49,6 +50,11 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
     };
     // This job's bound on its ffmpeg runs: the whole video's, since it may encode all of it.
     // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
+    // Until it plays, this video has the machine to itself: every other video's pieces and sounds
+    // pause (its own sound excepted, once its picture is done; see `vidi_media::priority`). Not
+    // an upload still arriving: that encode follows the upload for as long as it lasts.
+    let owner = ctx.media.priority.owner();
+    let until_playable = follow.is_none().then(|| ctx.media.priority.foreground_for(owner));
     let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
     let bounded = ctx.with_ffmpeg_timeout(bound);
     let ctx = &bounded;
@@ -100,11 +106,12 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         follow: follow.is_some(),
         work: &work,
         mp4: video.mp4_support,
+        owner,
     };
     for f in plan.folders() {
         tokio::fs::create_dir_all(work.join(f)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
-    let result = lead(ctx, plan).await;
+    let result = lead(ctx, plan, until_playable).await;
     scratch.remove().await;
     result
 }
@@ -127,6 +134,8 @@ struct Plan<'a> {
     /// This job's scratch folder, a subfolder per rendition.
     work: &'a Path,
     mp4: bool,
+    /// Whose background runs this job's foreground spares: its own sound's.
+    owner: Owner,
 }
 
 impl Plan<'_> {
@@ -146,7 +155,7 @@ impl Plan<'_> {
 
 /// The head (or the whole video), published while it grows. A video in pieces is then handed to
 /// its pieces and a `finish` job; a whole one is completed here, with its MP4.
-async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
+async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> Result<(), JobError> {
     let Plan { ws, id, probe, ladder, pieces, source, work, mp4, .. } = plan;
     if plan.split() {
         // Queued first, so that encode workers start on the rest while the head runs (at a
@@ -218,7 +227,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
             // playable and gives the lane back; the rest of it waits for the next heads, so in a
             // burst no video's head waits for another video's sound.
             let ffmpeg = if plan.split() {
-                ctx.media.ffmpeg.in_background(&ctx.media.priority)
+                ctx.media.ffmpeg.in_background_of(&ctx.media.priority, plan.owner)
             } else {
                 ctx.media.ffmpeg.clone()
             };
@@ -237,17 +246,19 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>) -> Result<(), JobError> {
     let publish = publish_while_encoding(ctx, plan, done.clone(), [&thumb_done, &playable], started);
     // A head gives its lane back once its picture is encoded and the video plays (or its sound
     // has ended, whatever happened to it): the next video's head starts while this job finishes
-    // its sound and its bookkeeping in the background (see `crate::release_lane`).
+    // its sound and its bookkeeping in the background (see `crate::release_lane`). Then, too,
+    // the other videos' background runs resume.
     let release = async {
-        if !plan.split() {
-            return;
-        }
+        let mut until_playable = until_playable;
         while !done.load(Ordering::SeqCst) {
             if video_done.load(Ordering::SeqCst)
                 && (playable.load(Ordering::SeqCst) || sound_done.load(Ordering::SeqCst))
             {
-                crate::release_lane();
-                tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head lane released");
+                drop(until_playable.take());
+                if plan.split() {
+                    crate::release_lane();
+                    tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head lane released");
+                }
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
