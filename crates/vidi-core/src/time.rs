@@ -14,17 +14,19 @@ pub fn now_ns() -> i64 {
 /// `2023-05-23T09:29:02.154104779Z`: nanoseconds and `Z`, as api.video writes webhook times.
 pub fn to_rfc3339_nanos(ns: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let (date, time) = (t.date(), t.time());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        date.year(),
-        date.month() as u8,
-        date.day(),
-        time.hour(),
-        time.minute(),
-        time.second(),
-        time.nanosecond()
-    )
+    format!("{}.{:09}Z", Seconds(t), t.nanosecond())
+}
+
+/// `2023-05-23T09:29:02`: the date and time of day to the second, the part both wire forms share.
+struct Seconds(OffsetDateTime);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d, t) = (self.0.date(), self.0.time());
+        let (month, day) = (d.month() as u8, d.day());
+        let (h, m, s) = (t.hour(), t.minute(), t.second());
+        write!(f, "{:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}", d.year())
+    }
 }
 
 /// `2023-01-19T10:19:19+00:00`
@@ -45,18 +47,8 @@ impl std::fmt::Display for Rfc3339Ms {
             .ok()
             .filter(|t| (0..=9999).contains(&t.year()))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let (d, h) = (t.date(), t.time());
         // api.video writes `+00:00` for UTC, not `Z`.
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-            d.year(),
-            d.month() as u8,
-            d.day(),
-            h.hour(),
-            h.minute(),
-            h.second()
-        )
+        write!(f, "{}+00:00", Seconds(t))
     }
 }
 
