@@ -225,9 +225,15 @@ impl Waker {
         self.0.notify_waiters();
     }
 
-    /// Resolves at the next [`Waker::wake`].
-    pub async fn woken(&self) {
-        self.0.notified().await
+    /// Resolves at the first [`Waker::wake`] after this call, even one that comes before it is
+    /// first polled. A worker arms it *before* asking the database for a job: a job queued while
+    /// that query runs (its notification arriving before the worker waits) then wakes it at once,
+    /// where a plain `notified().await` after the query would miss the wake-up and leave the job
+    /// to the next poll, half a second later.
+    pub fn armed(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut n = Box::pin(self.0.notified());
+        n.as_mut().enable();
+        n
     }
 }
 
@@ -251,6 +257,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_wake_between_arming_and_waiting_is_not_lost() {
+        let waker = Waker::new();
+        let armed = waker.armed();
+        // The job is queued (and the wake sent) while the worker is still asking for one.
+        waker.wake();
+        tokio::time::timeout(std::time::Duration::from_secs(1), armed).await.expect("woken, not missed");
+        // A wake before arming is not kept: the next wait is for the next job.
+        waker.wake();
+        let late = waker.armed();
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), late).await.is_err());
+    }
 
     fn row(kind: &str, payload: serde_json::Value) -> Job {
         Job { id: "jb1".into(), kind: kind.into(), payload, attempts: 1, max_attempts: 3, started_at: 0 }
@@ -350,8 +369,7 @@ mod tests {
     async fn a_wake_reaches_a_waiting_worker() {
         let waker = Waker::new();
         let w = waker.clone();
-        let waiting = tokio::spawn(async move { w.woken().await });
-        // Let the task start waiting: a wake reaches only workers already waiting.
+        let waiting = tokio::spawn(async move { w.armed().await });
         while !waiting.is_finished() {
             tokio::task::yield_now().await;
             waker.wake();

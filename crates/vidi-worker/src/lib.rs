@@ -252,6 +252,8 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
                 Err(e) => tracing::warn!(error = %e, "reaper failed"),
             }
         }
+        // Armed before the claim: a job queued while the claim runs wakes this worker at once.
+        let woken = ctx.waker.armed();
         match ctx.repo.claim_job_in(&name, lane.as_str(), now).await {
             Ok(Some(job)) => {
                 let handler = registry.handler(&job.kind).cloned();
@@ -273,7 +275,7 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    () = ctx.waker.woken() => {}
+                    () = woken => {}
                     () = shutdown.cancelled() => {}
                 }
             }

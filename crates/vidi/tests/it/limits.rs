@@ -222,11 +222,8 @@ fn capture_worker_events() {
 /// `finish` that ran that piece itself then fails with the same error, as another job).
 fn job_events(video: &str) -> Vec<(String, String, String)> {
     let events = EVENTS.lock().unwrap();
-    let first = events
-        .iter()
-        .filter(|e| e.get("error").is_some_and(|x| x.contains(video)))
-        .find_map(|e| e.get("job"))
-        .cloned();
+    let first =
+        events.iter().filter(|e| e.get("error").is_some_and(|x| x.contains(video))).find_map(|e| e.get("job")).cloned();
     events
         .iter()
         .filter(|e| e.get("job").is_some_and(|j| first.as_ref() == Some(j)) && e.contains_key("error"))
