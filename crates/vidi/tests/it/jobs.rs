@@ -303,8 +303,11 @@ async fn queue_elsewhere(repo: &dyn Repo) -> i64 {
 }
 
 /// PostgreSQL: a job queued by one process wakes an idle worker of another at once (LISTEN/NOTIFY)
-/// rather than at its next poll (every 500 ms). Eight jobs each starting within 150 ms of being
-/// queued would happen by polling alone about once in 1,500 runs.
+/// rather than at its next poll (every 500 ms, so a polled job starts 0–500 ms after it is
+/// queued). Of eight jobs, at least five starting within 50 ms and seven within 150 ms would
+/// happen by polling alone about once in 2,300 runs. One slow start is allowed: on two cores
+/// busy with the suite's encodes, the worker process is now and then not scheduled for a
+/// while (169 ms once here), which says nothing about how it was woken.
 #[tokio::test]
 async fn a_job_queued_on_one_node_wakes_a_worker_on_another_at_once() {
     vidi::install_crypto();
@@ -329,7 +332,9 @@ async fn a_job_queued_on_one_node_wakes_a_worker_on_another_at_once() {
             waits.push(queue_elsewhere(repo.as_ref()).await);
         }
         eprintln!("{}: jobs started {waits:?} ms after being queued on another node", b.label);
-        assert!(waits.iter().all(|w| *w < 150), "{}: {waits:?}", b.label);
+        let mut sorted = waits.clone();
+        sorted.sort_unstable();
+        assert!(sorted[4] < 50 && sorted[6] < 150, "{}: {waits:?}", b.label);
     })
     .await;
 }
