@@ -50,11 +50,6 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
     };
     // This job's bound on its ffmpeg runs: the whole video's, since it may encode all of it.
     // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
-    // Until it plays, this video has the machine to itself: every other video's pieces and sounds
-    // pause (its own sound excepted, once its picture is done; see `vidi_media::priority`). Not
-    // an upload still arriving: that encode follows the upload for as long as it lasts.
-    let owner = ctx.media.priority.owner();
-    let until_playable = follow.is_none().then(|| ctx.media.priority.foreground_for(owner));
     let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
     let bounded = ctx.with_ffmpeg_timeout(bound);
     let ctx = &bounded;
@@ -88,6 +83,12 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         _ => vec![Piece::WHOLE],
     };
     let demuxed_audio = probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty());
+    // Until a video in pieces plays, it has the machine to itself: every other video's pieces and
+    // sounds pause, and so does its own sound while its picture encodes (see `lead` and
+    // `vidi_media::priority`). A video encoded whole needs no more than its picture's foreground
+    // run: its sound is not a background run.
+    let owner = ctx.media.priority.owner();
+    let until_playable = (pieces.len() > 1).then(|| ctx.media.priority.foreground_for(owner));
     // What the master playlist lists, stored now: delivery builds the master from it once the
     // video is playable.
     ctx.repo
@@ -249,16 +250,17 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
     // its sound and its bookkeeping in the background (see `crate::release_lane`). Then, too,
     // the other videos' background runs resume.
     let release = async {
-        let mut until_playable = until_playable;
+        // Dropped on every way out of this block: the other videos' runs never stay paused.
+        let _until_playable = until_playable;
+        if !plan.split() {
+            return;
+        }
         while !done.load(Ordering::SeqCst) {
             if video_done.load(Ordering::SeqCst)
                 && (playable.load(Ordering::SeqCst) || sound_done.load(Ordering::SeqCst))
             {
-                drop(until_playable.take());
-                if plan.split() {
-                    crate::release_lane();
-                    tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head lane released");
-                }
+                crate::release_lane();
+                tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head lane released");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
