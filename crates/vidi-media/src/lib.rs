@@ -1,6 +1,8 @@
 //! The one way Vidi runs external media tools. Every ffmpeg/ffprobe call goes through [`Tool`]:
 //! it has a timeout, kills the child when dropped (a cancelled request or a lost job leaves no
-//! orphan), and keeps stderr so a failure has a reason a human can read.
+//! orphan), and keeps stderr so a failure has a reason a human can read. A run can be fed on its
+//! stdin from a stream ([`Tool::run_fed`]), and a process meant to run for hours (a live
+//! transcode, a restream) is kept up by a [`Supervisor`], in the same jail, with no time bound.
 
 pub mod audio;
 pub mod encode;
@@ -10,6 +12,7 @@ pub mod playlist;
 pub mod priority;
 pub mod probe;
 pub mod sandbox;
+pub mod supervise;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tokio::process::Command;
 pub use priority::Priority;
 pub use probe::{Probe, probe};
 pub use sandbox::Jail;
+pub use supervise::{Restart, Supervisor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -84,11 +88,13 @@ impl Tool {
         Tool { background: Some((priority.clone(), Some(owner))), ..self.clone() }
     }
 
-    /// Starts the program with piped output; the child dies with its handle.
-    fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<tokio::process::Child, ToolError> {
+    /// Starts the program with piped output (and stdin when `fed`); the child dies with its
+    /// handle.
+    fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], fed: bool) -> Result<tokio::process::Child, ToolError> {
         let spawn_err = |source| ToolError::Spawn { tool: self.program.clone(), source };
         let mut cmd = Command::new(&self.program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let stdin = if fed { Stdio::piped() } else { Stdio::null() };
+        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         // Built here, before the fork: the child may only make system calls.
         let ruleset = match (&self.jail, self.sandbox) {
             (Some(jail), true) => sandbox::build(jail, std::path::Path::new(&self.program)).map_err(spawn_err)?,
@@ -141,7 +147,25 @@ impl Tool {
 
     /// Runs the program to completion and returns its stdout.
     pub async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ToolError> {
-        let mut child = self.spawn(args)?;
+        self.run_inner(args, None::<futures::stream::Empty<std::io::Result<bytes::Bytes>>>).await
+    }
+
+    /// [`run`](Self::run), with the child's stdin fed from `input` (closed when it ends, so the
+    /// program sees the end of its input). An input that fails, or a child that stops reading,
+    /// ends the feed; the child's own exit decides the outcome.
+    pub async fn run_fed<S>(&self, args: &[&str], input: S) -> Result<Vec<u8>, ToolError>
+    where
+        S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send,
+    {
+        self.run_inner(args, Some(input)).await
+    }
+
+    async fn run_inner<S>(&self, args: &[&str], input: Option<S>) -> Result<Vec<u8>, ToolError>
+    where
+        S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send,
+    {
+        let mut child = self.spawn(args, input.is_some())?;
+        let feed = feed(child.stdin.take(), input);
         // Declared after the child: released (resumed) before the child is dropped and killed.
         let mut background = self.register(&child);
         let mut stdout = child.stdout.take().expect("piped");
@@ -149,7 +173,7 @@ impl Tool {
         let work = async {
             let mut out = Vec::new();
             let mut err = Vec::new();
-            let (a, b) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            let (a, b, ()) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), feed);
             a.and(b).map_err(|source| ToolError::Spawn { tool: self.program.clone(), source })?;
             background.as_mut().map(priority::Background::release);
             let status =
@@ -174,7 +198,7 @@ impl Tool {
     /// Runs an ffmpeg command that has `-progress pipe:1`, calling `on_progress` with the output
     /// time (microseconds) as it advances. Dropping the future kills the child.
     pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
-        let mut child = self.spawn(args)?;
+        let mut child = self.spawn(args, false)?;
         let mut background = self.register(&child);
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
@@ -207,6 +231,28 @@ impl Tool {
         }
         Ok(())
     }
+}
+
+/// Copies `input` into the child's stdin, then closes it. Ends early, quietly, when the child
+/// stops reading (it exited, or it read all it wanted): the child's status says what happened.
+async fn feed<S>(stdin: Option<tokio::process::ChildStdin>, input: Option<S>)
+where
+    S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send,
+{
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let (Some(mut stdin), Some(input)) = (stdin, input) else { return };
+    let mut input = std::pin::pin!(input);
+    while let Some(chunk) = input.next().await {
+        let Ok(chunk) = chunk else {
+            tracing::warn!("a media tool's input failed; its stdin is closed early");
+            break;
+        };
+        if stdin.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    // Dropping stdin closes it: end of input.
 }
 
 /// The tools, configured once at start-up.
