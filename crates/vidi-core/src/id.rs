@@ -98,6 +98,11 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// A live stream (`li…`).
+    LiveStreamId, "li"
+);
+
+prefixed_id!(
     /// A player theme (`pt…`, as real api.video responses have it; the spec's examples say `pl…`).
     PlayerId, "pt"
 );

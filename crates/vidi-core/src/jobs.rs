@@ -1,15 +1,21 @@
 //! Background work, typed. A job is stored as a `kind` and a JSON `payload` (see
-//! [`Repo::enqueue_job`]); [`JobKind`] is what those two columns mean, so the crate that queues a
-//! job and the crate that runs it agree on one definition. Whoever queues goes through
-//! [`enqueue`], which derives the job's unique key and wakes this process's workers.
+//! [`Repo::enqueue_job`]); a [`JobSpec`] is what those two columns mean, so the crate that queues
+//! a job and the crate that runs it agree on one definition. Whoever queues goes through
+//! [`enqueue`], which derives the job's unique key and lane and wakes this process's workers.
 //!
-//! A new kind is a variant here (with its payload, unique key and [`Lane`]); its [`JobHandler`]
-//! goes in the crate that runs it (`vidi-worker` for media work), which adds it to the
-//! [`Registry`] the binary fills at start-up.
+//! Every job has a [`Subject`]: the video or live stream it works on, or nothing (upkeep). The
+//! job loop knows no subject: what a job that failed for good does to its subject (a video's
+//! status says it failed; a live stream's recording is marked lost; nothing at all) is its
+//! handler's [`JobHandler::give_up`].
+//!
+//! [`JobKind`] holds the kinds of video work (ingest and encoding), all of which have a video as
+//! their subject. Another subsystem declares its kinds in its own crate, as another type
+//! implementing [`JobSpec`], and its [`JobHandler`]s beside them; the binary adds every crate's
+//! handlers to the [`Registry`] at start-up.
 
 mod handler;
 
-pub use handler::{JobError, JobHandler, Lane, Registry};
+pub use handler::{JobError, JobHandler, Lane, Registry, RowHandler, StoredJob, row_handler};
 
 use std::sync::Arc;
 
@@ -18,9 +24,44 @@ use tokio::sync::Notify;
 
 use crate::Repo;
 use crate::error::CoreResult;
-use crate::id::{VideoId, WorkspaceId};
+use crate::id::{LiveStreamId, VideoId, WorkspaceId};
 use crate::model::Job;
 use crate::probe::Probe;
+
+/// What a job works on: whatever giving up on the job affects, and what its logs name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Video(VideoId),
+    LiveStream(LiveStreamId),
+    /// Upkeep that belongs to no resource (sweeps, reports).
+    Nothing,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Video(id) => write!(f, "video {id}"),
+            Subject::LiveStream(id) => write!(f, "live stream {id}"),
+            Subject::Nothing => f.write_str("no subject"),
+        }
+    }
+}
+
+/// A job as it is queued: the two stored columns, its unique key, its lane and its subject.
+/// Implemented by each crate's kinds ([`JobKind`] for video work).
+pub trait JobSpec: Send + Sync {
+    /// The `kind` column (the [`Registry`] finds the handler by it).
+    fn name(&self) -> &'static str;
+    /// The `payload` column.
+    fn payload(&self) -> serde_json::Value;
+    /// While a job with this key is queued or running, queueing the same work again is a no-op.
+    fn unique_key(&self) -> String;
+    /// The lane whose workers run this kind. Decided with the kind rather than by its handler:
+    /// the lane is written with the row when the job is queued, often by an API node that runs
+    /// no handler at all.
+    fn lane(&self) -> Lane;
+    fn subject(&self) -> Subject;
+}
 
 /// One kind of job and its payload. Serialised as `{"kind": …, "payload": …}`, the two columns;
 /// the payload's JSON shape is what existing databases hold: field names may not change, and new
@@ -105,9 +146,8 @@ pub const ASSEMBLE: &str = "assemble";
 pub const IMPORT: &str = "import";
 const KINDS: [&str; 6] = [ENCODE, PIECE, FINISH, PROBE, ASSEMBLE, IMPORT];
 
-impl JobKind {
-    /// The `kind` column.
-    pub fn name(&self) -> &'static str {
+impl JobSpec for JobKind {
+    fn name(&self) -> &'static str {
         match self {
             JobKind::Encode { .. } => ENCODE,
             JobKind::Piece { .. } => PIECE,
@@ -118,31 +158,26 @@ impl JobKind {
         }
     }
 
-    /// The lane whose workers run this kind. Decided here, with the kind, rather than by its
-    /// handler: the lane is written with the row when the job is queued, often by an API node
-    /// that runs no handler at all.
-    pub fn lane(&self) -> Lane {
+    fn lane(&self) -> Lane {
         match self {
             // The head of a whole source: a few seconds of CPU between a user and playback, which
             // must not wait behind other videos' ladders.
-            JobKind::Encode { growing: None, .. } => Lane::Head,
+            JobKind::Encode { growing: None, .. } => Lane::HEAD,
             // An encode that follows an upload still arriving holds its worker as long as the
             // upload takes: not in the head lane, where it would hold up every other video.
-            JobKind::Encode { growing: Some(_), .. } | JobKind::Piece { .. } | JobKind::Finish { .. } => Lane::Encode,
+            JobKind::Encode { growing: Some(_), .. } | JobKind::Piece { .. } | JobKind::Finish { .. } => Lane::ENCODE,
             // Seconds of work (or a download, which waits on the network, not the CPU): none of
             // it may queue behind a ladder.
-            JobKind::Probe { .. } | JobKind::Assemble { .. } | JobKind::Import { .. } => Lane::Short,
+            JobKind::Probe { .. } | JobKind::Assemble { .. } | JobKind::Import { .. } => Lane::SHORT,
         }
     }
 
-    /// The `payload` column.
-    pub fn payload(&self) -> serde_json::Value {
+    fn payload(&self) -> serde_json::Value {
         let mut row = serde_json::to_value(self).expect("plain data");
         row["payload"].take()
     }
 
-    /// While a job with this key is queued or running, queueing the same work again is a no-op.
-    pub fn unique_key(&self) -> String {
+    fn unique_key(&self) -> String {
         match self {
             JobKind::Encode { video_id, .. } => format!("encode:{video_id}"),
             JobKind::Piece { video_id, index, .. } => format!("{}{index}", pieces_key_prefix(video_id)),
@@ -153,7 +188,13 @@ impl JobKind {
         }
     }
 
-    /// The video every kind so far works on (a job that gives up fails it).
+    fn subject(&self) -> Subject {
+        Subject::Video(self.video_id().clone())
+    }
+}
+
+impl JobKind {
+    /// The video every kind of video work works on (a job that gives up fails it).
     pub fn video_id(&self) -> &VideoId {
         match self {
             JobKind::Encode { video_id, .. }
@@ -175,9 +216,10 @@ impl JobKind {
             | JobKind::Import { workspace_id, .. } => Some(workspace_id),
         }
     }
+}
 
-    /// What a claimed job is. An error says why it can never run (unknown kind, bad payload).
-    pub fn of(job: &Job) -> Result<JobKind, String> {
+impl StoredJob for JobKind {
+    fn of(job: &Job) -> Result<JobKind, String> {
         let bad = |e: &dyn std::fmt::Display| format!("bad payload {}: {e}", job.payload);
         if !KINDS.contains(&job.kind.as_str()) {
             return Err(format!("unknown job kind {}", job.kind));
@@ -242,12 +284,12 @@ impl Waker {
 pub async fn enqueue(
     repo: &dyn Repo,
     waker: &Waker,
-    job: &JobKind,
+    job: &dyn JobSpec,
     run_at: i64,
     max_attempts: u32,
 ) -> CoreResult<bool> {
     let (kind, payload, key, lane) = (job.name(), job.payload(), job.unique_key(), job.lane());
-    let queued = repo.enqueue_job_in(lane.as_str(), kind, &payload, &key, run_at, max_attempts).await?;
+    let queued = repo.enqueue_job_in(lane.name(), kind, &payload, &key, run_at, max_attempts).await?;
     waker.wake();
     Ok(queued)
 }
@@ -337,19 +379,19 @@ mod tests {
             (JobKind::Assemble { video_id: video_id.clone(), workspace_id: workspace_id.clone() }, ASSEMBLE),
             (JobKind::Import { video_id: video_id.clone(), workspace_id: workspace_id.clone() }, IMPORT),
         ] {
-            assert_eq!((kind.name(), kind.lane()), (name, Lane::Short));
+            assert_eq!((kind.name(), kind.lane()), (name, Lane::SHORT));
             assert_eq!(kind.unique_key(), format!("{name}:{video_id}"));
             assert_eq!(kind.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1" }));
             assert_eq!(JobKind::of(&row(name, kind.payload())).unwrap(), kind);
         }
         let encode = JobKind::Encode { video_id: video_id.clone(), workspace_id: None, growing: None };
-        assert_eq!(encode.lane(), Lane::Head);
+        assert_eq!(encode.lane(), Lane::HEAD);
         let probe = Probe { format: "mov".into(), duration_s: None, bitrate_kbps: None, video: None, audio: None };
         let growing = Some(Growing { path: "/up/x".into(), probe });
-        assert_eq!(JobKind::Encode { video_id: video_id.clone(), workspace_id: None, growing }.lane(), Lane::Encode);
+        assert_eq!(JobKind::Encode { video_id: video_id.clone(), workspace_id: None, growing }.lane(), Lane::ENCODE);
         let finish = JobKind::Finish { video_id: video_id.clone(), workspace_id: workspace_id.clone(), pieces: 3 };
         assert_eq!(finish.payload(), json!({ "videoId": video_id.as_str(), "workspaceId": "ws1", "pieces": 3 }));
-        assert_eq!((finish.name(), finish.lane()), (FINISH, Lane::Encode));
+        assert_eq!((finish.name(), finish.lane()), (FINISH, Lane::ENCODE));
         assert_eq!(finish.unique_key(), format!("finish:{video_id}"));
         assert_eq!(finish.workspace_id(), Some(&workspace_id));
         assert_eq!(JobKind::of(&row(FINISH, finish.payload())).unwrap(), finish);

@@ -15,6 +15,7 @@ pub mod player;
 pub mod probe;
 pub mod repo;
 pub mod scratch;
+pub mod service;
 pub mod time;
 pub mod upload;
 pub mod upload_token;

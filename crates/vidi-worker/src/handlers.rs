@@ -1,12 +1,11 @@
 //! This crate's job kinds and their handlers, registered by [`register`]. Each handler holds the
 //! worker context; what a kind does lives in its module (`encode`, `pieces`, `ingest`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use vidi_core::encoding::record_failure;
-use vidi_core::jobs::{self, JobError, JobHandler, JobKind, Registry};
+use vidi_core::jobs::{self, JobError, JobHandler, JobKind, JobSpec, Registry};
 use vidi_core::model::ProbeOutcome;
 use vidi_media::encode::Piece;
 
@@ -16,12 +15,12 @@ use crate::{Ctx, encode, ingest, pieces};
 /// follows an upload still arriving), `piece` and `finish` (encode lane), `probe`, `assemble` and
 /// `import` (short lane).
 pub fn register(registry: &mut Registry, ctx: &Ctx) {
-    registry.register(jobs::ENCODE, Arc::new(Encode(ctx.clone())));
-    registry.register(jobs::PIECE, Arc::new(PieceJob(ctx.clone())));
-    registry.register(jobs::FINISH, Arc::new(Finish(ctx.clone())));
-    registry.register(jobs::PROBE, Arc::new(ProbeJob(ctx.clone())));
-    registry.register(jobs::ASSEMBLE, Arc::new(Assemble(ctx.clone())));
-    registry.register(jobs::IMPORT, Arc::new(Import(ctx.clone())));
+    registry.register::<JobKind>(jobs::ENCODE, Encode(ctx.clone()));
+    registry.register::<JobKind>(jobs::PIECE, PieceJob(ctx.clone()));
+    registry.register::<JobKind>(jobs::FINISH, Finish(ctx.clone()));
+    registry.register::<JobKind>(jobs::PROBE, ProbeJob(ctx.clone()));
+    registry.register::<JobKind>(jobs::ASSEMBLE, Assemble(ctx.clone()));
+    registry.register::<JobKind>(jobs::IMPORT, Import(ctx.clone()));
 }
 
 /// `retry_base`, then four times longer each time: 10 s, 40 s, 160 s … by default.
@@ -44,7 +43,7 @@ async fn fail_video(ctx: &Ctx, job: &JobKind, error: &str) {
 struct Encode(Ctx);
 
 #[async_trait]
-impl JobHandler for Encode {
+impl JobHandler<JobKind> for Encode {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let JobKind::Encode { video_id, growing, .. } = job else { return Err(wrong_kind(job)) };
         // Every repository call of the job is scoped to the video's workspace.
@@ -63,7 +62,7 @@ impl JobHandler for Encode {
 pub(crate) struct PieceJob(pub(crate) Ctx);
 
 #[async_trait]
-impl JobHandler for PieceJob {
+impl JobHandler<JobKind> for PieceJob {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let &JobKind::Piece { ref video_id, index, start, duration, ts_offset, video_only, .. } = job else {
             return Err(wrong_kind(job));
@@ -83,7 +82,7 @@ impl JobHandler for PieceJob {
 struct Finish(Ctx);
 
 #[async_trait]
-impl JobHandler for Finish {
+impl JobHandler<JobKind> for Finish {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let &JobKind::Finish { ref video_id, ref workspace_id, pieces: count } = job else {
             return Err(wrong_kind(job));
@@ -101,7 +100,7 @@ impl JobHandler for Finish {
 struct ProbeJob(Ctx);
 
 #[async_trait]
-impl JobHandler for ProbeJob {
+impl JobHandler<JobKind> for ProbeJob {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let JobKind::Probe { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
         ingest::probe(&self.0, workspace_id, video_id).await
@@ -117,7 +116,7 @@ impl JobHandler for ProbeJob {
 struct Assemble(Ctx);
 
 #[async_trait]
-impl JobHandler for Assemble {
+impl JobHandler<JobKind> for Assemble {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let JobKind::Assemble { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
         ingest::assemble(&self.0, workspace_id, video_id).await
@@ -135,7 +134,7 @@ impl JobHandler for Assemble {
 struct Import(Ctx);
 
 #[async_trait]
-impl JobHandler for Import {
+impl JobHandler<JobKind> for Import {
     async fn run(&self, job: &JobKind) -> Result<(), JobError> {
         let JobKind::Import { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
         ingest::import(&self.0, workspace_id, video_id).await

@@ -48,13 +48,13 @@ pub(crate) async fn enqueue(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, pieces: &
 /// Runs pieces of video `id` that nobody has claimed yet, one after the other, until none is left.
 pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
     let me = format!("wk{}-helper", vidi_core::id::random_body());
-    let handler = crate::handlers::PieceJob(ctx.clone());
+    let handler = jobs::row_handler::<JobKind>(crate::handlers::PieceJob(ctx.clone()));
     // A stopping worker takes on nothing more (the piece it was running is handed back).
     while !ctx.held.is_stopping()
         && let Some(job) = ctx.repo.claim_job_keyed(&me, &pieces_key_prefix(id), now_ms()).await?
     {
         // Boxed: a piece job never helps, but the compiler cannot see that the recursion ends.
-        Box::pin(crate::execute(ctx, Some(&handler), &me, job)).await;
+        Box::pin(crate::execute(ctx, Some(handler.as_ref()), &me, job)).await;
     }
     Ok(())
 }
