@@ -5,7 +5,7 @@
 //! start, queueing whatever a node older than these jobs left unfinished.
 
 use vidi_core::id::{VideoId, WorkspaceId};
-use vidi_core::jobs::{self, Growing, JobKind};
+use vidi_core::jobs::{self, Growing, JobKind, JobSpec};
 use vidi_core::model::{IngestState, SourceKind};
 use vidi_core::time::now_ms;
 
@@ -44,7 +44,8 @@ pub async fn queue_import(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
 /// WebM) and the store keeps them as one growing file, queues the encoding at once, so the video
 /// becomes playable while the rest of it is still on its way.
 pub fn spawn_early_encode(state: AppState, ws: WorkspaceId, id: VideoId, session: String) {
-    tokio::spawn(async move {
+    let tasks = state.clone();
+    tasks.tasks.spawn(async move {
         let Ok(Some(path)) = state.blobs.growing_input(&session).await else {
             return;
         };

@@ -118,6 +118,37 @@ pub struct Inner {
     pub visibility: visibility::VisibilityCache,
     /// Wakes this process's workers when a request queues a job.
     pub waker: vidi_core::jobs::Waker,
+    /// Work a request starts and does not wait for.
+    pub tasks: RequestTasks,
+}
+
+/// Work a request starts and does not wait for (the probe of an upload still arriving, for its
+/// early encode): tracked, so that the API's service ends only once it has, and cancelled when
+/// the API stops. Nothing a request starts outlives the process's shutdown.
+#[derive(Default)]
+pub struct RequestTasks {
+    tracker: tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl RequestTasks {
+    /// Runs `work` beside the request, until it ends or the API stops.
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = work => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+
+    /// Cancels what is still running and waits for it to have ended.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -142,7 +173,9 @@ impl AppState {
         let instance = format!("in{}", vidi_core::id::random_body());
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
         let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
-        Ok(AppState(Arc::new(Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker })))
+        let tasks = RequestTasks::default();
+        let inner = Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker, tasks };
+        Ok(AppState(Arc::new(inner)))
     }
 }
 
@@ -220,19 +253,32 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// Background duties of an API node: heartbeats (so its upload claims count as live) and, once at
-/// start, resuming ingest work a previous process left unfinished.
-pub fn spawn_background(state: AppState) {
+/// The services of an API node beside HTTP itself: its heartbeat, so its upload claims count as
+/// live, and, once at start, resuming ingest work a previous process left unfinished.
+pub fn services(state: &AppState) -> Vec<vidi_core::service::Service> {
+    use vidi_core::service::Service;
     let s = state.clone();
     // Three beats per staleness window: a live node is never mistaken for a dead one.
     let beat = (state.cfg.claim_stale_after / 3).max(Duration::from_millis(200));
-    tokio::spawn(async move {
-        loop {
+    let heartbeat = Service::new("instance-heartbeat", move |shutdown| async move {
+        while !shutdown.is_cancelled() {
             if let Err(e) = s.repo.heartbeat(&s.instance, vidi_core::time::now_ms()).await {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
-            tokio::time::sleep(beat).await;
+            tokio::select! {
+                () = tokio::time::sleep(beat) => {}
+                () = shutdown.cancelled() => {}
+            }
         }
+        Ok(())
     });
-    tokio::spawn(ingest::recover(state));
+    let s = state.clone();
+    let recovery = Service::new("ingest-recovery", move |shutdown| async move {
+        tokio::select! {
+            () = ingest::recover(s) => {}
+            () = shutdown.cancelled() => {}
+        }
+        Ok(())
+    });
+    vec![heartbeat, recovery]
 }

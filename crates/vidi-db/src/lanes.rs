@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use vidi_core::model::Job;
 use vidi_core::repo::{JobTiming, LaneRepo};
+use vidi_core::service::Service;
 use vidi_core::{CoreError, CoreResult};
 
 use crate::{Db, Pool, db_err, with_pool};
@@ -90,19 +91,26 @@ impl LaneRepo for Db {
 }
 
 impl Db {
-    /// PostgreSQL: a task that calls `wake` whenever any node queues a job in this schema
+    /// PostgreSQL: the service that calls `wake` whenever any node queues a job in this schema
     /// (LISTEN/NOTIFY), and once after each (re)connection, since notifications sent while it was
-    /// away are lost. It runs until aborted. SQLite: `None` (workers poll).
-    pub fn spawn_job_listener(&self, wake: impl Fn() + Send + Sync + 'static) -> Option<tokio::task::JoinHandle<()>> {
+    /// away are lost. SQLite: `None` (workers poll).
+    pub fn job_listener(&self, wake: impl Fn() + Send + Sync + 'static) -> Option<Service> {
         let Pool::Postgres(pool) = &self.pool else { return None };
         let pool = pool.clone();
-        Some(tokio::spawn(async move {
-            loop {
-                if let Err(e) = listen(&pool, &wake).await {
-                    tracing::warn!(error = %e, "job notifications lost; listening again in a second");
+        Some(Service::new("job-wakeups", move |shutdown| async move {
+            while !shutdown.is_cancelled() {
+                tokio::select! {
+                    r = listen(&pool, &wake) => if let Err(e) = r {
+                        tracing::warn!(error = %e, "job notifications lost; listening again in a second");
+                    },
+                    () = shutdown.cancelled() => break,
                 }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => {}
+                }
             }
+            Ok(())
         }))
     }
 }

@@ -75,14 +75,10 @@ struct Ctx {
     slots: Arc<Semaphore>,
 }
 
-/// The running loops.
-pub struct Hooks {
-    ctx: Arc<Ctx>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Starts the dispatcher and the delivery loop; they stop when `shutdown` is cancelled.
-pub fn spawn(repo: Arc<dyn Repo>, cfg: HooksConfig, shutdown: CancellationToken) -> anyhow::Result<Hooks> {
+/// Webhook delivery as a service of its process: the dispatcher and the delivery loop until the
+/// shutdown token fires, then the requests in flight until they end (each is bounded by the
+/// attempt timeout), so their outcomes are recorded rather than re-sent.
+pub fn service(repo: Arc<dyn Repo>, cfg: HooksConfig) -> anyhow::Result<vidi_core::service::Service> {
     let connect = cfg.timeout.min(Duration::from_secs(10));
     let guard = vidi_outbound::Guard::new(cfg.allow_private, connect)?;
     let ctx = Arc::new(Ctx {
@@ -93,21 +89,10 @@ pub fn spawn(repo: Arc<dyn Repo>, cfg: HooksConfig, shutdown: CancellationToken)
         owner: format!("hk{}", vidi_core::id::random_body()),
         wake: Notify::new(),
     });
-    let loops = vec![
-        tokio::spawn(dispatch::run(ctx.clone(), shutdown.clone())),
-        tokio::spawn(deliver::run(ctx.clone(), shutdown)),
-    ];
-    Ok(Hooks { ctx, loops })
-}
-
-impl Hooks {
-    /// Returns once the loops have stopped and the requests in flight have ended (each is
-    /// bounded by the attempt timeout), so their outcomes are recorded rather than re-sent.
-    pub async fn stopped(self) {
-        for l in self.loops {
-            let _ = l.await;
-        }
-        let all = self.ctx.cfg.concurrency.max(1) as u32;
-        let _ = self.ctx.slots.acquire_many(all).await;
-    }
+    Ok(vidi_core::service::Service::new("webhooks", move |shutdown: CancellationToken| async move {
+        tokio::join!(dispatch::run(ctx.clone(), shutdown.clone()), deliver::run(ctx.clone(), shutdown));
+        let all = ctx.cfg.concurrency.max(1) as u32;
+        let _ = ctx.slots.acquire_many(all).await;
+        Ok(())
+    }))
 }

@@ -8,9 +8,10 @@
 //! `JobHandler`, found in the `Registry` the binary filled ([`register`] adds this crate's:
 //! heads, pieces and finishes, probes, assemblies, imports); the loop here knows no kind by name.
 //!
-//! A worker that is asked to stop (the process got SIGTERM) does not leave its jobs to the
-//! reaper: it drops them at once (which kills their ffmpeg) and hands each back to the queue
-//! (`Repo::release_job`), so another worker resumes them within moments, not after the
+//! Each lane is a service of its own ([`lane_service`]), run by the binary beside the others of
+//! its process. A lane that is asked to stop (the process got SIGTERM) does not leave its jobs to
+//! the reaper: its workers drop them at once (which kills their ffmpeg) and it hands each back to
+//! the queue (`Repo::release_job`), so another worker resumes them within moments, not after the
 //! staleness window.
 
 pub mod encode;
@@ -24,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vidi_core::jobs::{JobHandler, JobKind, Lane, Registry, Waker};
+use vidi_core::jobs::{Lane, Registry, RowHandler, Waker};
+use vidi_core::service::Service;
 
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
@@ -96,7 +98,8 @@ pub struct Ctx {
     /// Woken when this process queues a job (the API shares it through its state); workers
     /// elsewhere find the job by polling.
     pub waker: Waker,
-    /// The jobs this process's workers hold, and the token that stops them.
+    /// The jobs this lane's workers hold, and the token that stops them: each lane service
+    /// gives its workers a set of their own (see [`lane_service`]).
     pub held: HeldJobs,
     /// Every request made on a user's behalf (URL imports) goes through this guard.
     pub outbound: vidi_outbound::Guard,
@@ -158,59 +161,65 @@ impl HeldJobs {
     }
 }
 
-/// Starts the worker loops of each lane, `(lane, count)`, running the kinds of `registry`; they
-/// run until the token of `ctx.held` is cancelled (then see [`Workers::stopped`]).
-pub fn spawn(ctx: Ctx, registry: Arc<Registry>, lanes: &[(Lane, usize)]) -> Workers {
-    let shutdown = ctx.held.shutdown.clone();
-    if lanes.iter().any(|(_, n)| *n > 0) {
-        // A killed process (SIGKILL, power loss) leaves its jobs' scratch folders and source
-        // copies behind. Nothing older than twice the longest an ffmpeg run may take (a folder's
-        // time is its creation's, and a job does more than one run) can still be in use by any
-        // process sharing this data folder, so those go.
-        let dirs = [ctx.cfg.work_dir.clone(), inputs_dir(&ctx)];
-        let older_than = ctx.cfg.job_timeout * 2;
+/// The service of one lane: `count` worker loops that claim `lane`'s jobs and run them with the
+/// handlers of `registry`, until the process's shutdown token fires; it then waits for each loop
+/// to have dropped its job and hands those jobs back to the queue, due now and without counting
+/// the attempt.
+pub fn lane_service(ctx: &Ctx, registry: Arc<Registry>, lane: Lane, count: usize) -> Service {
+    let ctx = ctx.clone();
+    Service::new(format!("lane-{lane}"), move |shutdown| async move {
+        let ctx = Ctx { held: HeldJobs::new(shutdown.clone()), ..ctx };
+        let mut loops = tokio::task::JoinSet::new();
+        for i in 0..count {
+            let (ctx, registry, lane) = (ctx.clone(), registry.clone(), lane.clone());
+            let name = format!("wk{}-{lane}-{i}", vidi_core::id::random_body());
+            loops.spawn(run(ctx, registry, lane, name));
+        }
+        let mut failed = None;
+        while let Some(r) = loops.join_next().await {
+            if let Err(e) = r {
+                // A loop only ends on the token; one that panicked stops the process, after the
+                // others have handed their jobs back.
+                shutdown.cancel();
+                failed.get_or_insert(e);
+            }
+        }
+        hand_back(&ctx).await;
+        match failed {
+            Some(e) => Err(anyhow::anyhow!("a worker loop failed: {e}")),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Hands the jobs a stopped lane's workers still hold back to the queue.
+async fn hand_back(ctx: &Ctx) {
+    let now = now_ms();
+    for (job, worker) in ctx.held.take_all() {
+        match ctx.repo.release_job(&job, &worker, now).await {
+            Ok(()) => tracing::info!(%job, "stopping: job handed back to the queue"),
+            // The reaper takes it back after the staleness window instead.
+            Err(e) => tracing::warn!(%job, error = %e, "stopping: could not hand the job back"),
+        }
+    }
+}
+
+/// At start, in a process that runs workers: a killed process (SIGKILL, power loss) leaves its
+/// jobs' scratch folders and source copies behind. Nothing older than twice the longest an ffmpeg
+/// run may take (a folder's time is its creation's, and a job does more than one run) can still
+/// be in use by any process sharing this data folder, so those go.
+pub fn sweep_service(ctx: &Ctx) -> Service {
+    let dirs = [ctx.cfg.work_dir.clone(), inputs_dir(ctx)];
+    let older_than = ctx.cfg.job_timeout * 2;
+    Service::new("scratch-sweep", move |_| async move {
         tokio::task::spawn_blocking(move || {
             for d in dirs {
                 sweep_stale(&d, older_than);
             }
-        });
-    }
-    let tasks = lanes
-        .iter()
-        .flat_map(|&(lane, n)| (0..n).map(move |i| (lane, i)))
-        .map(|(lane, i)| {
-            let (ctx, registry) = (ctx.clone(), registry.clone());
-            let name = format!("wk{}-{lane}-{i}", vidi_core::id::random_body());
-            tokio::spawn(async move { run(ctx, registry, lane, name).await })
         })
-        .collect();
-    Workers { tasks, ctx, shutdown }
-}
-
-/// The worker loops of one process.
-pub struct Workers {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    ctx: Ctx,
-    shutdown: CancellationToken,
-}
-
-impl Workers {
-    /// Waits for the shutdown token, then for every loop to have stopped its job, and hands those
-    /// jobs back to the queue, due now and without counting the attempt.
-    pub async fn stopped(self) {
-        self.shutdown.cancelled().await;
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        let now = now_ms();
-        for (job, worker) in self.ctx.held.take_all() {
-            match self.ctx.repo.release_job(&job, &worker, now).await {
-                Ok(()) => tracing::info!(%job, "stopping: job handed back to the queue"),
-                // The reaper takes it back after the staleness window instead.
-                Err(e) => tracing::warn!(%job, error = %e, "stopping: could not hand the job back"),
-            }
-        }
-    }
+        .await?;
+        Ok(())
+    })
 }
 
 tokio::task_local! {
@@ -239,10 +248,14 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
     tracing::info!(worker = %name, %lane, "worker started");
     let shutdown = ctx.held.shutdown.clone();
     let mut last_reap = 0i64;
-    // Jobs that gave their lane slot back and still run (see `release_lane`).
-    let mut released: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // This loop's jobs: the one it runs and those that gave their lane slot back and still run
+    // (see `release_lane`). A set rather than detached tasks, so that nothing outlives the loop:
+    // dropping it (the process aborted) drops them, and their ffmpeg with them.
+    let mut jobs = tokio::task::JoinSet::new();
     while !shutdown.is_cancelled() {
-        released.retain(|t| !t.is_finished());
+        while let Some(r) = jobs.try_join_next() {
+            log_job_task(&name, r.err());
+        }
         let now = now_ms();
         if now - last_reap > ctx.cfg.heartbeat.as_millis() as i64 {
             last_reap = now;
@@ -254,22 +267,28 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
         }
         // Armed before the claim: a job queued while the claim runs wakes this worker at once.
         let woken = ctx.waker.armed();
-        match ctx.repo.claim_job_in(&name, lane.as_str(), now).await {
+        match ctx.repo.claim_job_in(&name, lane.name(), now).await {
             Ok(Some(job)) => {
                 let handler = registry.handler(&job.kind).cloned();
-                let (tx, slot_back) = tokio::sync::oneshot::channel();
+                let (tx, mut slot_back) = tokio::sync::oneshot::channel();
                 let (c, worker) = (ctx.clone(), name.clone());
-                let mut task = tokio::spawn(LANE_SLOT.scope(LaneSlot(Mutex::new(Some(tx))), async move {
-                    execute(&c, handler.as_deref(), &worker, job).await
-                }));
-                tokio::select! {
-                    r = &mut task => {
-                        if let Err(e) = r {
-                            // The reaper re-queues it after the staleness window.
-                            tracing::error!(worker = %name, error = %e, "a job's task failed");
+                let current = jobs
+                    .spawn(LANE_SLOT.scope(LaneSlot(Mutex::new(Some(tx))), async move {
+                        execute(&c, handler.as_deref(), &worker, job).await
+                    }))
+                    .id();
+                // Until this job ends or gives its slot back (a released one may end meanwhile).
+                loop {
+                    tokio::select! {
+                        Some(r) = jobs.join_next_with_id() => {
+                            let id = r.as_ref().map_or_else(|e| e.id(), |(id, ())| *id);
+                            log_job_task(&name, r.err());
+                            if id == current {
+                                break;
+                            }
                         }
+                        Ok(()) = &mut slot_back => break,
                     }
-                    Ok(()) = slot_back => released.push(task),
                 }
             }
             Ok(None) => {
@@ -288,20 +307,27 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
             }
         }
     }
-    // They stop on the same token; `Workers::stopped` hands their jobs back once they have.
-    for t in released {
-        let _ = t.await;
+    // They stop on the same token; the lane service hands their jobs back once they have.
+    while let Some(r) = jobs.join_next().await {
+        log_job_task(&name, r.err());
+    }
+}
+
+fn log_job_task(worker: &str, failed: Option<tokio::task::JoinError>) {
+    if let Some(e) = failed {
+        // The reaper re-queues its job after the staleness window.
+        tracing::error!(%worker, error = %e, "a job's task failed");
     }
 }
 
 /// Runs one job with `handler` (`None`: no handler for its kind in this process) beside its
 /// heartbeat. Losing the job (the reaper gave it to another worker) cancels the work, which kills
 /// its ffmpeg.
-pub(crate) async fn execute(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str, job: Job) {
+pub(crate) async fn execute(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str, job: Job) {
     let id = job.id.clone();
     ctx.held.hold(&id, worker);
     if execute_held(ctx, handler, worker, job).await == Ended::Stopped {
-        // Still held: `Workers::stopped` hands it back.
+        // Still held: the lane service hands it back.
         return;
     }
     ctx.held.drop_job(&id);
@@ -315,7 +341,7 @@ enum Ended {
     Stopped,
 }
 
-async fn execute_held(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str, job: Job) -> Ended {
+async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str, job: Job) -> Ended {
     let beat = async {
         loop {
             tokio::time::sleep(ctx.cfg.heartbeat).await;
@@ -326,12 +352,10 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str,
             }
         }
     };
-    let kind = JobKind::of(&job);
     let work = async {
-        match (&kind, handler) {
-            (Ok(kind), Some(h)) => h.run(kind).await,
-            (Ok(_), None) => Err(JobError::Permanent(format!("no handler for job kind {} here", job.kind))),
-            (Err(why), _) => Err(JobError::Permanent(why.clone())),
+        match handler {
+            Some(h) => h.run(&job).await,
+            None => Err(JobError::Permanent(format!("no handler for job kind {} here", job.kind))),
         }
     };
     let outcome = tokio::select! {
@@ -350,7 +374,8 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str,
         Ok(()) => ctx.repo.complete_job(&job.id, worker, now).await,
         // Deleted while queued or running: nothing left to do, nothing went wrong.
         Err(JobError::Gone) => {
-            tracing::info!(job = %job.id, "the video was deleted; job dropped");
+            let subject = handler.and_then(|h| h.subject(&job)).map(|s| s.to_string()).unwrap_or_default();
+            tracing::info!(job = %job.id, %subject, "the job's subject was deleted; job dropped");
             ctx.repo.complete_job(&job.id, worker, now).await
         }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
@@ -361,8 +386,8 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn JobHandler>, worker: &str,
         Err(e @ (JobError::Retry(_) | JobError::Permanent(_))) => {
             let e = e.to_string();
             tracing::error!(job = %job.id, error = %e, "job failed for good");
-            if let (Ok(kind), Some(h)) = (&kind, handler) {
-                h.give_up(kind, &e).await;
+            if let Some(h) = handler {
+                h.give_up(&job, &e).await;
             }
             ctx.repo.fail_job(&job.id, worker, &e, None, now).await
         }

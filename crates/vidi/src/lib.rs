@@ -14,6 +14,7 @@ use vidi_api::{ApiConfig, AppState};
 use vidi_core::id::{ApiKeyId, WorkspaceId};
 use vidi_core::jobs::{Lane, Registry, Waker};
 use vidi_core::model::ApiKeyInfo;
+use vidi_core::service::{self, Service};
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
 use vidi_media::{Media, Tool};
@@ -125,7 +126,6 @@ fn worker_ctx(
     stores: (Arc<Db>, Arc<dyn Blobs>),
     media: Media,
     waker: Waker,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<vidi_worker::Ctx> {
     let (repo, blobs) = stores;
     let wc = vidi_worker::WorkerConfig {
@@ -150,38 +150,62 @@ fn worker_ctx(
     };
     // Imports run in the workers now: the same guard settings as the API's checks of the URL.
     let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
-    let held = vidi_worker::HeldJobs::new(shutdown.clone());
+    // Each lane service gives its workers a set of their own (`vidi_worker::lane_service`).
+    let held = vidi_worker::HeldJobs::default();
     Ok(vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held, outbound })
 }
 
-/// Starts the worker lanes of this process: `lanes` gives each lane's count. The registry holds
-/// the handler of every job kind, from each crate that owns kinds. On PostgreSQL the workers are
-/// also woken by jobs queued on other nodes (LISTEN/NOTIFY); the listener stops with them.
-fn spawn_workers(db: &Db, ctx: vidi_worker::Ctx, lanes: &[(Lane, usize)]) -> Workers {
-    let listener = if lanes.iter().any(|(_, n)| *n > 0) {
-        let waker = ctx.waker.clone();
-        db.spawn_job_listener(move || waker.wake())
-    } else {
-        None
-    };
+/// The lanes this node runs and each one's workers, from configuration (empty: no workers).
+pub fn lanes(cfg: &Config, role: Role) -> Vec<(Lane, usize)> {
+    match role {
+        // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
+        Role::Serve if cfg.workers == 0 => vec![],
+        // At least one head worker: without one, no video would ever become playable.
+        Role::Serve => {
+            vec![(Lane::ENCODE, cfg.workers), (Lane::HEAD, cfg.head_workers.max(1)), (Lane::SHORT, cfg.short_workers)]
+        }
+        Role::Worker => vec![
+            (Lane::ENCODE, cfg.workers.max(1)),
+            (Lane::HEAD, cfg.head_workers.max(1)),
+            (Lane::SHORT, cfg.short_workers),
+        ],
+    }
+}
+
+/// What the process was started as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `vidi serve`: the API, and the workers unless `VIDI_WORKERS=0`.
+    Serve,
+    /// `vidi worker`: workers only.
+    Worker,
+}
+
+/// The services of the workers of this process: one per lane, the scratch sweep, webhook
+/// delivery (which runs where workers run: an API-only node queues, it does not send), and on
+/// PostgreSQL the listener that wakes them for jobs queued on other nodes. The registry holds the
+/// handler of every job kind, from each crate that owns kinds.
+fn worker_services(
+    cfg: &Config,
+    db: &Db,
+    ctx: vidi_worker::Ctx,
+    lanes: &[(Lane, usize)],
+) -> anyhow::Result<Vec<Service>> {
+    let lanes: Vec<_> = lanes.iter().filter(|(_, n)| *n > 0).cloned().collect();
+    if lanes.is_empty() {
+        return Ok(vec![]);
+    }
     let mut registry = Registry::new();
     vidi_worker::register(&mut registry, &ctx);
-    Workers { lanes: vidi_worker::spawn(ctx, Arc::new(registry), lanes), listener }
-}
-
-/// The workers of this process and what wakes them.
-struct Workers {
-    lanes: vidi_worker::Workers,
-    listener: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Workers {
-    async fn stopped(self) {
-        self.lanes.stopped().await;
-        if let Some(l) = self.listener {
-            l.abort();
-        }
+    let registry = Arc::new(registry);
+    let mut services = vec![vidi_worker::sweep_service(&ctx)];
+    let waker = ctx.waker.clone();
+    services.extend(db.job_listener(move || waker.wake()));
+    for (lane, n) in lanes {
+        services.push(vidi_worker::lane_service(&ctx, registry.clone(), lane, n));
     }
+    services.push(vidi_hooks::service(ctx.repo.clone(), cfg.hooks())?);
+    Ok(services)
 }
 
 /// Runs workers only (no API): `vidi worker`. Returns once `shutdown` is cancelled and the jobs
@@ -190,12 +214,13 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     install_crypto();
     let repo = open_db(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    let hooks = vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?;
-    let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new(), &shutdown)?;
-    let lanes =
-        [(Lane::Encode, cfg.workers.max(1)), (Lane::Head, cfg.head_workers.max(1)), (Lane::Short, cfg.short_workers)];
-    tokio::join!(spawn_workers(&repo, ctx, &lanes).stopped(), hooks.stopped());
-    Ok(())
+    let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new())?;
+    let services = worker_services(&cfg, &repo, ctx, &lanes(&cfg, Role::Worker))?;
+    let running = service::start(services, shutdown);
+    tracing::info!(services = %running.names().join(", "), "vidi worker is running");
+    let r = running.wait().await;
+    repo.close().await;
+    Ok(r?)
 }
 
 /// A token cancelled on the first SIGTERM or SIGINT: the process's one shutdown signal. A second
@@ -230,36 +255,26 @@ pub struct Server {
     /// The key created because the database had none (printed once by `serve`).
     pub first_key: Option<String>,
     pub state: AppState,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    workers: Workers,
-    /// Webhook delivery, in the processes that run workers.
-    hooks: Option<vidi_hooks::Hooks>,
+    running: service::Running,
+    db: Arc<Db>,
     shutdown: CancellationToken,
 }
 
 impl Server {
     /// Serves until shut down (see [`Server::shutdown`]), then returns once requests in flight
-    /// have finished (or the grace period is over) and running jobs are back in the queue.
+    /// have finished (or the grace period is over) and running jobs are back in the queue. A
+    /// service that fails stops the others and is named in the error.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
-        let http = async {
-            let r = self.task.await;
-            // The listener failed: the workers stop too, and the process ends with the error.
-            if !matches!(r, Ok(Ok(()))) {
-                shutdown.cancel();
-            }
-            r
-        };
-        // At once, not after the grace period: the workers hand their jobs back while the last
-        // requests finish.
-        let hooks = async {
-            if let Some(h) = self.hooks {
-                h.stopped().await;
-            }
-        };
-        let (http, (), ()) = tokio::join!(http, self.workers.stopped(), hooks);
-        http??;
-        Ok(())
+        let r = self.running.wait().await;
+        // Last: every service has stopped using it. Its connections end cleanly (PostgreSQL is
+        // told, not left to notice) and so does the pool's own upkeep.
+        self.db.close().await;
+        Ok(r?)
+    }
+
+    /// The names of the services this node runs.
+    pub fn services(&self) -> &[String] {
+        self.running.names()
     }
 
     /// Starts a graceful stop: no new connections, requests in flight finish, workers hand their
@@ -268,9 +283,10 @@ impl Server {
         self.shutdown.cancel();
     }
 
-    /// Stops serving HTTP at once (tests standing in for a crash); the workers carry on.
+    /// Ends every service at once, with no graceful stop (tests standing in for a crash): running
+    /// jobs stay claimed until the reaper takes them back, as after a kill -9.
     pub fn abort(&self) {
-        self.task.abort();
+        self.running.abort();
     }
 }
 
@@ -296,6 +312,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let listener = http::bind(cfg.http_addr)?;
     let addr = listener.local_addr()?;
     let url = cfg.public_url_for(addr);
+    let lanes = lanes(&cfg, Role::Serve);
     let api = ApiConfig {
         public_url: url.clone(),
         max_request_bytes: cfg.max_request_bytes,
@@ -316,7 +333,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         // Only where this process runs workers, whose short lane takes the job within
         // milliseconds; an API-only node answers at once (its status says `uploading` until a
         // worker elsewhere has joined the parts).
-        assembly_wait: Duration::from_secs(if cfg.workers > 0 { cfg.assembly_wait_secs } else { 0 }),
+        assembly_wait: Duration::from_secs(if lanes.is_empty() { 0 } else { cfg.assembly_wait_secs }),
         webhook_limit: cfg.webhook_limit,
         ..ApiConfig::default()
     };
@@ -324,27 +341,33 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     // One waker for the process: jobs the API queues wake the workers beside it.
     let waker = Waker::new();
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
-    vidi_api::spawn_background(state.clone());
-    // Deliveries run where workers run (an API-only node queues, it does not send), each on its
-    // own tasks: a delivery never waits behind an encode.
-    let hooks =
-        if cfg.workers > 0 { Some(vidi_hooks::spawn(repo.clone(), cfg.hooks(), shutdown.clone())?) } else { None };
-    // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
-    let lanes = if cfg.workers == 0 {
-        vec![]
-    } else {
-        // At least one head worker: without one, no video would ever become playable.
-        vec![(Lane::Encode, cfg.workers), (Lane::Head, cfg.head_workers.max(1)), (Lane::Short, cfg.short_workers)]
-    };
-    let workers = spawn_workers(&db, worker_ctx(&cfg, (db.clone(), blobs), media, waker, &shutdown)?, &lanes);
-    let app = vidi_api::router(state.clone());
     let limits = http::Limits {
         header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
         body_idle: Duration::from_secs(cfg.body_idle_secs.max(1)),
         max_connections: cfg.max_connections.max(1),
         shutdown_grace: Duration::from_secs(cfg.shutdown_grace_secs),
     };
-    let task = tokio::spawn(http::serve(listener, app, limits, tls.clone(), shutdown.clone()));
-    tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(), "vidi is serving");
-    Ok(Server { addr, url, first_key, state, task, workers, hooks, shutdown })
+    let mut services = vec![http_service(state.clone(), listener, limits, tls.clone())];
+    services.extend(vidi_api::services(&state));
+    services.extend(worker_services(&cfg, &db, worker_ctx(&cfg, (db.clone(), blobs), media, waker)?, &lanes)?);
+    let running = service::start(services, shutdown.clone());
+    tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(),
+        services = %running.names().join(", "), "vidi is serving");
+    Ok(Server { addr, url, first_key, state, running, db, shutdown })
+}
+
+/// The API over HTTP(S): serves until the shutdown token fires and the requests in flight have
+/// ended (or the grace period is over), then stops the work requests started.
+fn http_service(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    limits: http::Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Service {
+    Service::new("http", move |shutdown| async move {
+        let app = vidi_api::router(state.clone());
+        let served = http::serve(listener, app, limits, tls, shutdown).await;
+        state.tasks.stop().await;
+        Ok(served?)
+    })
 }

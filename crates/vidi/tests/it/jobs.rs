@@ -338,3 +338,164 @@ async fn a_job_queued_on_one_node_wakes_a_worker_on_another_at_once() {
     })
     .await;
 }
+
+/// Kinds of another subsystem, as a live-streaming crate declares its own: one works on a live
+/// stream, one on nothing at all.
+mod other_kinds {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use vidi_core::id::LiveStreamId;
+    use vidi_core::jobs::{JobError, JobHandler, JobSpec, Lane, StoredJob, Subject};
+    use vidi_core::model::Job;
+
+    pub const LANE: &str = "test-subjects";
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Other {
+        Live(LiveStreamId),
+        Upkeep,
+    }
+
+    impl JobSpec for Other {
+        fn name(&self) -> &'static str {
+            match self {
+                Other::Live(_) => "test-live",
+                Other::Upkeep => "test-upkeep",
+            }
+        }
+        fn payload(&self) -> Value {
+            match self {
+                Other::Live(id) => json!({ "liveStreamId": id.as_str() }),
+                Other::Upkeep => json!({}),
+            }
+        }
+        fn unique_key(&self) -> String {
+            format!("{}:{}", self.name(), self.payload())
+        }
+        fn lane(&self) -> Lane {
+            Lane::named(LANE).unwrap()
+        }
+        fn subject(&self) -> Subject {
+            match self {
+                Other::Live(id) => Subject::LiveStream(id.clone()),
+                Other::Upkeep => Subject::Nothing,
+            }
+        }
+    }
+
+    impl StoredJob for Other {
+        fn of(job: &Job) -> Result<Self, String> {
+            match job.kind.as_str() {
+                "test-live" => job.payload["liveStreamId"]
+                    .as_str()
+                    .and_then(LiveStreamId::parse)
+                    .map(Other::Live)
+                    .ok_or_else(|| "not a live stream id".to_string()),
+                "test-upkeep" => Ok(Other::Upkeep),
+                k => Err(format!("unknown job kind {k}")),
+            }
+        }
+    }
+
+    /// Fails every run (a retry for the live stream's, a permanent failure for the upkeep) and
+    /// records what it was asked to give up on.
+    #[derive(Clone, Default)]
+    pub struct Failing {
+        pub runs: Arc<Mutex<Vec<Subject>>>,
+        pub given_up: Arc<Mutex<Vec<(Subject, String)>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl JobHandler<Other> for Failing {
+        async fn run(&self, job: &Other) -> Result<(), JobError> {
+            self.runs.lock().unwrap().push(job.subject());
+            match job {
+                Other::Live(_) => Err(JobError::Retry("the ingest node is gone".into())),
+                Other::Upkeep => Err(JobError::Permanent("nothing to sweep".into())),
+            }
+        }
+        fn retry_after(&self, _attempt: u32) -> std::time::Duration {
+            std::time::Duration::from_millis(10)
+        }
+        async fn give_up(&self, job: &Other, error: &str) {
+            self.given_up.lock().unwrap().push((job.subject(), error.to_string()));
+        }
+    }
+}
+
+backend_test!(jobs_of_a_live_stream_or_of_nothing_run_and_give_up_without_touching_a_video, multi_thread = 2);
+async fn jobs_of_a_live_stream_or_of_nothing_run_and_give_up_without_touching_a_video(b: Backend) {
+    use other_kinds::{Failing, LANE, Other};
+    use vidi_core::id::LiveStreamId;
+    use vidi_core::jobs::{self, Lane, Registry, Subject};
+
+    // An API-only node holds a video, which no job here may touch.
+    let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+    let video = t.create_video("bystander").await;
+    let before = (
+        t.get(&format!("/videos/{video}")).await.text().await.unwrap(),
+        t.get(&format!("/videos/{video}/status")).await.text().await.unwrap(),
+    );
+    let repo = t.server.state.repo.clone();
+    let events = repo.events_after(None, None, 1000).await.unwrap().len();
+
+    let live = LiveStreamId::parse("li400mYKSgQ6xs7taUeSaEKr").unwrap();
+    let waker = vidi_core::jobs::Waker::new();
+    for job in [Other::Live(live.clone()), Other::Upkeep] {
+        assert!(jobs::enqueue(repo.as_ref(), &waker, &job, now_ms(), 2).await.unwrap());
+    }
+    let handler = Failing::default();
+    let mut registry = Registry::new();
+    registry.register::<Other>("test-live", handler.clone());
+    registry.register::<Other>("test-upkeep", handler.clone());
+    let ctx = vidi_worker::Ctx {
+        repo: repo.clone(),
+        blobs: t.server.state.blobs.clone(),
+        media: vidi_media::Media::default(),
+        cfg: vidi_worker::WorkerConfig { work_dir: t.dir.path().join(".work"), ..Default::default() },
+        waker,
+        held: vidi_worker::HeldJobs::default(),
+        outbound: vidi_outbound::Guard::new(false, Duration::from_secs(1)).unwrap(),
+    };
+    let lane = vidi_worker::lane_service(&ctx, Arc::new(registry), Lane::named(LANE).unwrap(), 1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = vidi_core::service::start(vec![lane], stop.clone());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handler.given_up.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "{}: given up on {:?}", b.label, handler.given_up.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    running.wait().await.unwrap();
+
+    // Each ran (the live stream's twice: it had two attempts) and its own handler gave it up.
+    let mut runs = handler.runs.lock().unwrap().clone();
+    runs.sort_by_key(|s| s.to_string());
+    assert_eq!(runs, [Subject::LiveStream(live.clone()), Subject::LiveStream(live.clone()), Subject::Nothing]);
+    let mut given_up = handler.given_up.lock().unwrap().clone();
+    given_up.sort_by_key(|(s, _)| s.to_string());
+    assert_eq!(
+        given_up,
+        [
+            (Subject::LiveStream(live.clone()), "the ingest node is gone".to_string()),
+            (Subject::Nothing, "nothing to sweep".to_string())
+        ],
+        "{}",
+        b.label
+    );
+    // Failed for good: nothing of either is queued or running any more (a unique key is freed
+    // when its job ends).
+    for job in [Other::Live(live), Other::Upkeep] {
+        let state = repo.job_state(&vidi_core::jobs::JobSpec::unique_key(&job)).await.unwrap();
+        assert!(state.as_ref().is_none_or(|(s, _, _)| s == "failed"), "{}: {state:?}", b.label);
+    }
+    // The video and the events outbox are as they were.
+    let after = (
+        t.get(&format!("/videos/{video}")).await.text().await.unwrap(),
+        t.get(&format!("/videos/{video}/status")).await.text().await.unwrap(),
+    );
+    assert_eq!(before, after, "{}", b.label);
+    assert_eq!(repo.events_after(None, None, 1000).await.unwrap().len(), events, "{}", b.label);
+}

@@ -207,3 +207,119 @@ async fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections(b: B
     let st = vidi.status(&done).await.unwrap();
     assert_eq!(st["ingest"]["status"], "uploaded", "{}: {st}", b.label);
 }
+
+/// The processes whose parent is this one and whose command is `comm` (ffmpeg, still running or
+/// not yet reaped).
+fn children_named(comm: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid …
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let ppid = stat[close + 2..].split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if &stat[open + 1..close] == comm && ppid == Some(me) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+backend_test!(a_stopped_node_leaves_no_task_no_child_and_no_job_behind, multi_thread = 2);
+async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
+    let clip = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
+    let bytes = std::fs::read(clip).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = vidi::Config {
+        workers: 1,
+        x264_preset: "medium".into(),
+        piece_secs: 0,
+        shutdown_grace_secs: 3,
+        ..config_for(&b, dir.path())
+    };
+    // The operator's view of the database (the node closes its own when it stops), opened
+    // before the count of tasks: its pool has its own.
+    let repo = vidi::open_repo(&cfg).await.unwrap();
+    let runtime = tokio::runtime::Handle::current();
+    let tasks_before = runtime.metrics().num_alive_tasks();
+    let server = vidi::start(cfg.clone()).await.expect("server starts");
+    // Every role of a full node is a named service.
+    let mut expected = vec![
+        "http",
+        "instance-heartbeat",
+        "ingest-recovery",
+        "scratch-sweep",
+        "lane-encode",
+        "lane-head",
+        "lane-short",
+    ];
+    if b.pg_url.is_some() {
+        expected.push("job-wakeups");
+    }
+    expected.push("webhooks");
+    let mut names = server.services().to_vec();
+    names.retain(|n| n != "job-wakeups" || b.pg_url.is_some());
+    let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    names.sort();
+    assert_eq!(names, want, "{}", b.label);
+
+    let key = server.first_key.clone().unwrap();
+    let http = common::test_client();
+    let created: serde_json::Value = http
+        .post(format!("{}/videos", server.url))
+        .basic_auth(&key, Some(""))
+        .json(&serde_json::json!({ "title": "stops" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["videoId"].as_str().unwrap().to_string();
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4"));
+    let r = http
+        .post(format!("{}/videos/{id}/source", server.url))
+        .basic_auth(&key, Some(""))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", b.label);
+    drop(http);
+
+    // The encode is under way: its job runs and its ffmpeg is our child.
+    let job_key = format!("encode:{id}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running = repo.job_state(&job_key).await.unwrap().is_some_and(|(s, _, _)| s == "running");
+        if running && !children_named("ffmpeg").is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: the encode never started", b.label);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stop = Instant::now();
+    server.shutdown();
+    tokio::time::timeout(Duration::from_secs(3 + 2), server.wait())
+        .await
+        .expect("every service stops within the grace")
+        .expect("and none failed");
+    assert!(stop.elapsed() < Duration::from_secs(5), "{}", b.label);
+    let (status, attempts, _) = repo.job_state(&job_key).await.unwrap().unwrap();
+    assert_eq!((status.as_str(), attempts), ("queued", 0), "{}: the job is handed back", b.label);
+
+    // Nothing the node started is left: no ffmpeg (killed and reaped), no task.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (children, tasks) = (children_named("ffmpeg"), runtime.metrics().num_alive_tasks());
+        if children.is_empty() && tasks <= tasks_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: left behind: ffmpeg {children:?}, {tasks} tasks", b.label);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
