@@ -20,7 +20,7 @@ async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) 
     let mut cfg = config_for(b, dir);
     for (k, v) in &install.env {
         if k == "VIDI_DATABASE_SCHEMA" {
-            cfg.database_schema = v.clone();
+            cfg.database.schema = Some(v.clone());
         }
     }
     vidi::open_repo(&cfg).await.unwrap()
