@@ -409,3 +409,27 @@ fn one_line(e: &figment::Error) -> ConfigError {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.contains('|')).collect();
     ConfigError(lines.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_has_its_row_in_settings_and_back() {
+        let fields = serde_json::to_value(Flat::default()).unwrap();
+        let fields: Vec<&String> = fields.as_object().unwrap().keys().collect();
+        for f in &fields {
+            assert!(setting(f).is_some(), "{f} has no row in SETTINGS");
+        }
+        for s in super::super::SETTINGS {
+            assert!(fields.iter().any(|f| *f == s.key), "{} is in SETTINGS, not in Flat", s.key);
+        }
+    }
+
+    #[test]
+    fn the_defaults_pass_their_own_checks() {
+        let (cfg, origins) = load(None, &[]).unwrap();
+        assert_eq!(cfg, Config::default());
+        assert_eq!(origins.of("workers"), Origin::Default);
+    }
+}
