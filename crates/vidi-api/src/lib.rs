@@ -49,11 +49,6 @@ pub struct ApiConfig {
     /// The largest source a chunked upload may announce (`Content-Range` total), in bytes; at
     /// most the contract's 50 GB.
     pub max_source_bytes: u64,
-    /// `source` URL imports: how long one may take, and the rate it must keep up (bytes per
-    /// second over each window). Their size is bounded by `max_request_bytes`.
-    pub import_timeout: Duration,
-    pub import_min_rate: u64,
-    pub import_rate_window: Duration,
     /// `VIDI_OUTBOUND_ALLOW_PRIVATE`: let user-given URLs reach private and loopback addresses.
     pub outbound_allow_private: bool,
     /// How long a node acts on what it read about an API key (found, revoked) before asking the
@@ -87,9 +82,6 @@ impl Default for ApiConfig {
             segment_cache_bytes: 128 << 20,
             work_dir: std::path::PathBuf::from("./vidi-data/.scratch"),
             max_source_bytes: vidi_core::upload::MAX_TOTAL_BYTES,
-            import_timeout: Duration::from_secs(3600),
-            import_min_rate: 16 * 1024,
-            import_rate_window: Duration::from_secs(30),
             outbound_allow_private: false,
             key_cache_ttl: auth::MAX_KEY_CACHE_TTL,
             visibility_ttl: visibility::MAX_VISIBILITY_TTL,

@@ -10,15 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vidi_api::{ApiConfig, AppState};
+use vidi_api::AppState;
 use vidi_core::id::{ApiKeyId, WorkspaceId};
 use vidi_core::jobs::{Lane, Registry, Waker};
 use vidi_core::model::ApiKeyInfo;
 use vidi_core::service::{self, Service};
 use vidi_core::{Blobs, Repo};
 use vidi_db::Db;
-use vidi_media::{Media, Tool};
-use vidi_storage::S3Config;
+use vidi_media::Media;
 
 pub use config::Config;
 
@@ -36,7 +35,7 @@ pub async fn open_repo(cfg: &Config) -> anyhow::Result<Arc<dyn Repo>> {
 /// [`open_repo`] as the concrete store: the processes that run workers also listen on it for
 /// jobs queued elsewhere (`Db::spawn_job_listener`).
 async fn open_db(cfg: &Config) -> anyhow::Result<Arc<Db>> {
-    let db = Db::open(cfg.database_url(), &cfg.data_dir, cfg.database_schema()).await?;
+    let db = Db::open(cfg.database.url.as_deref(), &cfg.storage.data_dir, cfg.database.schema.as_deref()).await?;
     db.migrate().await?;
     Ok(Arc::new(db))
 }
@@ -91,34 +90,9 @@ pub fn key_lines(keys: &[ApiKeyInfo]) -> Vec<String> {
         .collect()
 }
 
-fn media_for(cfg: &Config) -> Media {
-    let defaults = Media::default();
-    Media {
-        ffprobe: Tool { program: cfg.ffprobe.clone(), sandbox: cfg.media_sandbox, ..defaults.ffprobe },
-        // The cap of every run; each job narrows it to its own bound (`vidi_worker::time_bound`).
-        ffmpeg: Tool {
-            program: cfg.ffmpeg.clone(),
-            sandbox: cfg.media_sandbox,
-            timeout: job_timeout(cfg),
-            ..defaults.ffmpeg
-        },
-        priority: defaults.priority,
-    }
-}
-
-fn job_timeout(cfg: &Config) -> Duration {
-    Duration::from_secs(cfg.job_timeout_secs.max(1))
-}
-
 /// The media store `cfg` names (a local folder or an S3 bucket and prefix).
 pub async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
-    let s3 = S3Config {
-        endpoint: Some(cfg.s3_endpoint.clone()).filter(|s| !s.is_empty()),
-        region: Some(cfg.s3_region.clone()).filter(|s| !s.is_empty()),
-        access_key_id: None,
-        secret_access_key: None,
-    };
-    Ok(vidi_storage::open(cfg.storage_url(), &cfg.data_dir, &s3).await?)
+    Ok(vidi_storage::open(cfg.storage.url.as_deref(), &cfg.storage.data_dir, &cfg.s3()).await?)
 }
 
 fn worker_ctx(
@@ -128,28 +102,9 @@ fn worker_ctx(
     waker: Waker,
 ) -> anyhow::Result<vidi_worker::Ctx> {
     let (repo, blobs) = stores;
-    let wc = vidi_worker::WorkerConfig {
-        work_dir: cfg.data_dir.join(".work"),
-        preset: cfg.x264_preset.clone(),
-        stale_after: Duration::from_secs(cfg.job_stale_secs.max(1)),
-        // Six beats per staleness window: a busy but live worker is never mistaken for a dead one.
-        heartbeat: Duration::from_millis((cfg.job_stale_secs.max(1) * 1000 / 6).max(200)),
-        piece_secs: cfg.piece_secs,
-        retry_base: Duration::from_secs(cfg.job_retry_secs.max(1)),
-        follow_timeout: Duration::from_secs(cfg.follow_timeout_secs.max(1)),
-        job_timeout: job_timeout(cfg),
-        import_max_bytes: cfg.max_request_bytes,
-        import_timeout: Duration::from_secs(cfg.import_timeout_secs.max(1)),
-        import_min_rate: cfg.import_min_rate,
-        import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
-        ..vidi_worker::WorkerConfig::default()
-    };
-    let wc = vidi_worker::WorkerConfig {
-        parallel_pieces: if cfg.parallel_pieces > 0 { cfg.parallel_pieces } else { wc.parallel_pieces },
-        ..wc
-    };
+    let wc = cfg.worker();
     // Imports run in the workers now: the same guard settings as the API's checks of the URL.
-    let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
+    let outbound = vidi_outbound::Guard::new(cfg.outbound.allow_private, Duration::from_secs(10))?;
     // Each lane service gives its workers a set of their own (`vidi_worker::lane_service`).
     let held = vidi_worker::HeldJobs::default();
     Ok(vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held, outbound })
@@ -157,18 +112,22 @@ fn worker_ctx(
 
 /// The lanes this node runs and each one's workers, from configuration (empty: no workers).
 pub fn lanes(cfg: &Config, role: Role) -> Vec<(Lane, usize)> {
+    let jobs = &cfg.jobs;
+    // At least one head worker (checked at load): without one, no video would become playable.
     match role {
         // `VIDI_WORKERS=0`: an API-only node, which runs no lane (its jobs go to worker nodes).
-        Role::Serve if cfg.workers == 0 => vec![],
-        // At least one head worker: without one, no video would ever become playable.
+        Role::Serve if jobs.workers == 0 => vec![],
         Role::Serve => {
-            vec![(Lane::ENCODE, cfg.workers), (Lane::HEAD, cfg.head_workers.max(1)), (Lane::SHORT, cfg.short_workers)]
+            vec![(Lane::ENCODE, jobs.workers), (Lane::HEAD, jobs.head_workers), (Lane::SHORT, jobs.short_workers)]
         }
-        Role::Worker => vec![
-            (Lane::ENCODE, cfg.workers.max(1)),
-            (Lane::HEAD, cfg.head_workers.max(1)),
-            (Lane::SHORT, cfg.short_workers),
-        ],
+        // A worker node always runs the encode lane: `VIDI_WORKERS=0` (API only) is `serve`'s.
+        Role::Worker => {
+            vec![
+                (Lane::ENCODE, jobs.workers.max(1)),
+                (Lane::HEAD, jobs.head_workers),
+                (Lane::SHORT, jobs.short_workers),
+            ]
+        }
     }
 }
 
@@ -214,7 +173,7 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     install_crypto();
     let repo = open_db(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
-    let ctx = worker_ctx(&cfg, (repo.clone(), blobs), media_for(&cfg), Waker::new())?;
+    let ctx = worker_ctx(&cfg, (repo.clone(), blobs), cfg.media(), Waker::new())?;
     let services = worker_services(&cfg, &repo, ctx, &lanes(&cfg, Role::Worker))?;
     let running = service::start(services, shutdown);
     tracing::info!(services = %running.names().join(", "), "vidi worker is running");
@@ -300,8 +259,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
 pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Server> {
     install_crypto();
     // Before anything is opened: a bad certificate stops the node at once.
-    let tls = match cfg.tls_files()? {
-        Some((cert, key)) => Some(tls::acceptor(&cert, &key)?),
+    let tls = match &cfg.http.tls {
+        Some(files) => Some(tls::acceptor(&files.cert, &files.key)?),
         None => None,
     };
     let db = open_db(&cfg).await?;
@@ -309,45 +268,17 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default", None).await?) } else { None };
     let blobs = open_blobs(&cfg).await?;
-    let listener = http::bind(cfg.http_addr)?;
+    let listener = http::bind(cfg.http.addr)?;
     let addr = listener.local_addr()?;
     let url = cfg.public_url_for(addr);
     let lanes = lanes(&cfg, Role::Serve);
-    let api = ApiConfig {
-        public_url: url.clone(),
-        max_request_bytes: cfg.max_request_bytes,
-        quota_bytes: cfg.quota_bytes,
-        access_ttl_s: cfg.access_token_ttl,
-        claim_stale_after: Duration::from_secs(cfg.claim_stale_secs.max(1)),
-        segment_cache_bytes: cfg.segment_cache_bytes,
-        // Apart from the workers' `.work`: an API node's probes and thumbnails must not compete
-        // with encodes for that space (nor fail with it when a ladder fills it).
-        work_dir: cfg.data_dir.join(".scratch"),
-        max_source_bytes: cfg.max_source_bytes,
-        import_timeout: Duration::from_secs(cfg.import_timeout_secs.max(1)),
-        import_min_rate: cfg.import_min_rate,
-        import_rate_window: Duration::from_secs(cfg.import_rate_window_secs.max(1)),
-        outbound_allow_private: cfg.outbound_allow_private,
-        key_cache_ttl: Duration::from_secs(cfg.key_cache_secs),
-        visibility_ttl: Duration::from_millis(cfg.visibility_cache_ms),
-        // Only where this process runs workers, whose short lane takes the job within
-        // milliseconds; an API-only node answers at once (its status says `uploading` until a
-        // worker elsewhere has joined the parts).
-        assembly_wait: Duration::from_secs(if lanes.is_empty() { 0 } else { cfg.assembly_wait_secs }),
-        webhook_limit: cfg.webhook_limit,
-        ..ApiConfig::default()
-    };
-    let media = media_for(&cfg);
+    // The assembly wait applies only where this process runs workers (see `ApiConfig`).
+    let api = cfg.api(url.clone(), !lanes.is_empty());
+    let media = cfg.media();
     // One waker for the process: jobs the API queues wake the workers beside it.
     let waker = Waker::new();
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
-    let limits = http::Limits {
-        header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
-        body_idle: Duration::from_secs(cfg.body_idle_secs.max(1)),
-        max_connections: cfg.max_connections.max(1),
-        shutdown_grace: Duration::from_secs(cfg.shutdown_grace_secs),
-    };
-    let mut services = vec![http_service(state.clone(), listener, limits, tls.clone())];
+    let mut services = vec![http_service(state.clone(), listener, cfg.limits(), tls.clone())];
     services.extend(vidi_api::services(&state));
     services.extend(worker_services(&cfg, &db, worker_ctx(&cfg, (db.clone(), blobs), media, waker)?, &lanes)?);
     let running = service::start(services, shutdown.clone());

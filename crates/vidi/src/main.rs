@@ -1,6 +1,7 @@
 //! `vidi`: one binary for every role.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vidi::Config;
@@ -39,6 +40,9 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Print the effective configuration, one `VIDI_*` variable a line with where its value came
+    /// from (secrets masked), after checking it as `serve` would.
+    Config,
 }
 
 #[derive(Subcommand)]
@@ -70,18 +74,36 @@ enum KeyCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG")
+                .unwrap_or_else(|_| vidi::config::LOG_DEFAULT.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let cfg = Config::load(cli.config)?;
-    match cli.command {
+    let done = match cli.command {
+        Command::Config => vidi::config::describe(cli.config.as_deref(), &vidi::config::env_vars())
+            .map(|text| print!("{text}"))
+            .map_err(anyhow::Error::from),
+        // The configuration is read and checked before anything starts.
+        command => Config::load(cli.config).and_then(|cfg| tokio::runtime::Runtime::new()?.block_on(run(command, cfg))),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        // One line, without the backtrace `main() -> Result` would print: what went wrong and,
+        // for a refused setting, its name as written and what it accepts.
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
+    match command {
         Command::Serve => {
             let server = vidi::start_with_shutdown(cfg, vidi::shutdown_on_signals()?).await?;
             if let Some(key) = &server.first_key {
@@ -133,5 +155,6 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", vidi_api::openapi::document());
             Ok(())
         }
+        Command::Config => unreachable!("answered before the runtime starts"),
     }
 }

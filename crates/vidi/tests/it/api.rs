@@ -62,7 +62,7 @@ async fn authentication_both_ways(b: Backend) {
 
 backend_test!(expired_access_tokens_are_refused);
 async fn expired_access_tokens_are_refused(b: Backend) {
-    let t = TestServer::start_with(&b, |c| c.access_token_ttl = 1).await;
+    let t = TestServer::start_with(&b, |c| c.auth.access_token_ttl = std::time::Duration::from_secs(1)).await;
     let tok: Value = t.post_json("/auth/api-key", json!({ "apiKey": t.key })).await.json().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = t

@@ -81,12 +81,12 @@ async fn kill_dash_nine_mid_upload_then_resume(b: Backend) {
     let mut cfg = config_for(&b, dir.path());
     for (k, v) in &vidi.env {
         match k.as_str() {
-            "VIDI_DATABASE_SCHEMA" => cfg.database_schema = v.clone(),
-            "VIDI_STORAGE_URL" => cfg.storage_url = v.clone(),
+            "VIDI_DATABASE_SCHEMA" => cfg.database.schema = Some(v.clone()),
+            "VIDI_STORAGE_URL" => cfg.storage.url = Some(v.clone()).filter(|u| !u.is_empty()),
             _ => {}
         }
     }
-    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http.addr = "127.0.0.1:0".parse().unwrap();
     let reader = vidi::start(cfg).await.unwrap();
     let ws = reader.state.repo.default_workspace().await.unwrap().unwrap();
     // The answer to the last part comes before the assembly, a job of the short lane.
@@ -111,8 +111,8 @@ async fn kill_dash_nine_mid_upload_then_resume(b: Backend) {
 /// A repo on the database of `install`, as an operator's second process sees it.
 async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) -> std::sync::Arc<dyn vidi_core::Repo> {
     let mut cfg = config_for(b, dir);
-    cfg.database_schema =
-        install.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").map(|(_, v)| v.clone()).unwrap_or_default();
+    cfg.database.schema =
+        install.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").map(|(_, v)| v.clone()).filter(|s| !s.is_empty());
     vidi::open_repo(&cfg).await.unwrap()
 }
 

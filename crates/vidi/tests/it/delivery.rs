@@ -64,7 +64,7 @@ async fn the_master_is_built_from_the_stored_renditions(b: Backend) {
     ))
     .unwrap();
     // Never split (6 s would otherwise be a head and a piece): one piece, sound muxed in.
-    let t = TestServer::start_with(&b, |c| c.piece_secs = 0).await;
+    let t = TestServer::start_with(&b, |c| c.encoding.piece_secs = 0).await;
     let (id, video) = upload_and_wait(&t, "whole", true, clip.clone()).await;
     let hls = video["assets"]["hls"].as_str().unwrap();
     let r = t.http.get(hls).send().await.unwrap();
@@ -84,7 +84,7 @@ backend_test!(the_master_of_a_video_in_pieces_names_its_audio_group, multi_threa
 /// master carries the session, the audio group's too.
 async fn the_master_of_a_video_in_pieces_names_its_audio_group(b: Backend) {
     let clip = std::fs::read(av_clip("deliv-9s.mp4", "size=640x360:rate=25", "frequency=440", 9, &[])).unwrap();
-    let t = TestServer::start_with(&b, |c| c.piece_secs = 4).await;
+    let t = TestServer::start_with(&b, |c| c.encoding.piece_secs = 4).await;
     let (_, video) = upload_and_wait(&t, "pieces", true, clip.clone()).await;
     let master = t.http.get(video["assets"]["hls"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     assert_eq!(master, master_in_pieces(""), "{}", b.label);

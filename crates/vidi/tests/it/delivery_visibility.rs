@@ -85,7 +85,7 @@ async fn another_node_stops_serving_a_video_made_private_or_deleted_within_a_sec
     let t = TestServer::start(&b).await;
     // A second API node on the same database and storage, which encodes nothing.
     let mut cfg = t.cfg.clone();
-    cfg.workers = 0;
+    cfg.jobs.workers = 0;
     let node2 = vidi::start(cfg).await.expect("second node starts");
     let (id, seg) = playable_video(&t).await;
     let on2 = format!("{}{seg}", node2.url);
@@ -114,7 +114,7 @@ async fn another_node_stops_serving_a_video_made_private_or_deleted_within_a_sec
 
 backend_test!(unknown_or_malformed_videos_are_refused_and_not_remembered);
 async fn unknown_or_malformed_videos_are_refused_and_not_remembered(b: Backend) {
-    let t = TestServer::start_with(&b, |c| c.workers = 0).await;
+    let t = TestServer::start_with(&b, |c| c.jobs.workers = 0).await;
     for path in [
         "/vod/vi0000000000000000000000/hls/240p/seg_00000.ts",
         "/vod/not-an-id/hls/240p/seg_00000.ts",

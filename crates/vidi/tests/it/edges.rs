@@ -22,8 +22,8 @@ const MARGIN: Duration = Duration::from_secs(2);
 
 async fn server(tweak: impl FnOnce(&mut vidi::Config)) -> TestServer {
     TestServer::start_with(&Backend::sqlite_local(), |c| {
-        c.header_timeout_secs = HEADER_SECS;
-        c.body_idle_secs = BODY_SECS;
+        c.http.header_timeout = Duration::from_secs(HEADER_SECS);
+        c.http.body_idle = Duration::from_secs(BODY_SECS);
         tweak(c);
     })
     .await
@@ -200,8 +200,8 @@ async fn connections_past_the_cap_are_refused_until_some_go() {
     const MAX: usize = 20;
     // A long header timeout: the test, not the timeout, decides when the held connections go.
     let t = server(|c| {
-        c.max_connections = MAX;
-        c.header_timeout_secs = 30;
+        c.http.max_connections = MAX;
+        c.http.header_timeout = Duration::from_secs(30);
     })
     .await;
     let addr = t.server.addr;
@@ -324,7 +324,7 @@ async fn cors_allows_any_origin_but_never_credentials() {
 #[tokio::test]
 async fn the_playback_cookie_is_http_only_lax_and_secure_behind_https() {
     for (public_url, secure) in [("https://vidi.example", true), ("", false)] {
-        let t = server(|c| c.public_url = public_url.into()).await;
+        let t = server(|c| c.http.public_url = Some(public_url.to_string()).filter(|u| !u.is_empty())).await;
         // `t.url` is the public URL: every request goes to the bound address instead.
         let base = format!("http://{}", t.server.addr);
         let api = |m: Method, path: &str| t.http.request(m, format!("{base}{path}")).basic_auth(&t.key, Some(""));

@@ -312,7 +312,7 @@ async fn audio_only_sources_play_as_one_audio_rendition(b: Backend) {
 
 #[tokio::test]
 async fn manifest_answers_202_until_playable_and_404_for_unknown_videos() {
-    let t = TestServer::start_with(&Backend::sqlite_local(), |c| c.workers = 0).await;
+    let t = TestServer::start_with(&Backend::sqlite_local(), |c| c.jobs.workers = 0).await;
     let id = t.create_video("waiting").await;
     let r = t.http.get(format!("{}/vod/{id}/hls/manifest.m3u8", t.url)).send().await.unwrap();
     assert_eq!(r.status(), 202);
@@ -479,8 +479,8 @@ async fn a_long_video_is_encoded_in_pieces_and_joined(b: Backend) {
     let bytes = std::fs::read(&source).unwrap();
     // Two workers, as if two machines shared the database and the store.
     let t = TestServer::start_with(&b, |c| {
-        c.piece_secs = 4;
-        c.workers = 2;
+        c.encoding.piece_secs = 4;
+        c.jobs.workers = 2;
     })
     .await;
     let id = t.create_video("long").await;
@@ -594,7 +594,7 @@ async fn a_paused_upload_withdraws_its_early_encoding_until_it_completes() {
     const PART: usize = 5 * 1024 * 1024;
     {
         let b = Backend::sqlite_local();
-        let t = TestServer::start_with(&b, |c| c.follow_timeout_secs = 1).await;
+        let t = TestServer::start_with(&b, |c| c.jobs.follow_timeout = std::time::Duration::from_secs(1)).await;
         let id = t.create_video("paused").await;
         assert_eq!(t.upload(&id, Some("part 1/2"), bytes[..PART].to_vec()).await.status(), 201);
         t.wait_status(&id, 60, |s| s["encoding"]["playable"] == true).await;

@@ -36,11 +36,11 @@ async fn a_second_videos_head_starts_while_another_ladder_holds_the_encode_lane(
     // A slow preset: the first ladder holds the encode lane for minutes, the second video's
     // head (one second of 360p) takes seconds.
     let t = common::TestServer::start_with(&b, |c| {
-        c.x264_preset = "slower".into();
-        c.piece_secs = 4;
+        c.encoding.x264_preset = "slower".into();
+        c.encoding.piece_secs = 4;
     })
     .await;
-    assert_eq!((t.cfg.workers, t.cfg.head_workers), (1, 1), "the defaults");
+    assert_eq!((t.cfg.jobs.workers, t.cfg.jobs.head_workers), (1, 1), "the defaults");
     let repo = t.server.state.repo.clone();
     let first = t.create_video("ladder").await;
     assert_eq!(t.upload(&first, None, long.clone()).await.status(), 201);
@@ -89,8 +89,8 @@ async fn in_a_burst_every_video_plays_before_any_ladder_completes(b: Backend) {
     let clip = av_clip("burst-360p-30s.mp4", "size=640x360:rate=30", "frequency=440", 30, &[]);
     let bytes = std::fs::read(clip).unwrap();
     // A slower preset than the default keeps the ladders long beside the heads on any machine.
-    let t = common::TestServer::start_with(&b, |c| c.x264_preset = "medium".into()).await;
-    assert_eq!((t.cfg.workers, t.cfg.head_workers), (1, 1), "the defaults");
+    let t = common::TestServer::start_with(&b, |c| c.encoding.x264_preset = "medium".into()).await;
+    assert_eq!((t.cfg.jobs.workers, t.cfg.jobs.head_workers), (1, 1), "the defaults");
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(t.create_video(&format!("burst {i}")).await);
@@ -141,7 +141,7 @@ async fn a_video_in_pieces_records_one_event_per_rendition_across_retries(b: Bac
     use vidi_core::jobs::{self, JobKind};
 
     let clip = std::fs::read(av_clip("first-360p-8s.mp4", "size=640x360:rate=30", "frequency=660", 8, &[])).unwrap();
-    let t = common::TestServer::start_with(&b, |c| c.piece_secs = 4).await;
+    let t = common::TestServer::start_with(&b, |c| c.encoding.piece_secs = 4).await;
     let repo = t.server.state.repo.clone();
     let ws = t.ws().await;
     let id = t.create_video("pieces").await;
@@ -229,7 +229,7 @@ async fn a_head_gives_its_lane_back_before_its_sound_ends(b: Backend) {
     let long =
         std::fs::read(av_clip("first-240p-180s.mp4", "size=320x240:rate=10", "frequency=440", 180, &[])).unwrap();
     let t = common::TestServer::start(&b).await;
-    assert_eq!(t.cfg.head_workers, 1, "the default");
+    assert_eq!(t.cfg.jobs.head_workers, 1, "the default");
     let repo = t.server.state.repo.clone();
     let first = t.create_video("long sound").await;
     assert_eq!(t.upload(&first, None, long.clone()).await.status(), 201);
@@ -287,8 +287,8 @@ async fn pieces_pause_while_another_video_encodes_its_head(b: Backend) {
     let short = std::fs::read(av_clip("first-360p-8s.mp4", "size=640x360:rate=30", "frequency=660", 8, &[])).unwrap();
     // A slow preset keeps the first video's pieces running for minutes.
     let t = common::TestServer::start_with(&b, |c| {
-        c.x264_preset = "slower".into();
-        c.piece_secs = 10;
+        c.encoding.x264_preset = "slower".into();
+        c.encoding.piece_secs = 10;
     })
     .await;
     let first = t.create_video("ladder").await;

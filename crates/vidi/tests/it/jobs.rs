@@ -132,7 +132,7 @@ async fn a_probed_video_whose_encoding_was_never_queued_is_queued_at_start(b: Ba
     let bytes = common::small_video();
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media/small.mp4");
     // No worker in this process: the jobs stay where the test can see them.
-    let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+    let t = common::TestServer::start_with(&b, |c| c.jobs.workers = 0).await;
     let id = t.create_video("lost job").await;
     assert_eq!(t.upload(&id, None, bytes.clone()).await.status(), 201);
     let repo = t.server.state.repo.clone();
@@ -157,7 +157,7 @@ async fn a_complete_upload_whose_assembly_was_lost_is_queued_at_start(b: Backend
     let bytes = common::big_video();
     let parts: Vec<Vec<u8>> = bytes.chunks(5 * 1024 * 1024).map(<[u8]>::to_vec).collect();
     let n = parts.len();
-    let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+    let t = common::TestServer::start_with(&b, |c| c.jobs.workers = 0).await;
     let id = t.create_video("lost assembly").await;
     for (i, p) in parts.iter().enumerate() {
         assert_eq!(t.upload(&id, Some(&format!("part {}/{n}", i + 1)), p.clone()).await.status(), 201);
@@ -186,11 +186,11 @@ async fn a_short_job_runs_while_an_encode_holds_the_encode_lane(b: Backend) {
     let long = std::fs::read(clip).unwrap();
     let t = common::TestServer::start_with(&b, |c| {
         // One job for the whole video at a slow preset: the encode lane stays busy.
-        c.x264_preset = "medium".into();
-        c.piece_secs = 0;
+        c.encoding.x264_preset = "medium".into();
+        c.encoding.piece_secs = 0;
     })
     .await;
-    assert_eq!(t.cfg.workers, 1, "the default: one encode worker");
+    assert_eq!(t.cfg.jobs.workers, 1, "the default: one encode worker");
     let repo = t.server.state.repo.clone();
     let busy = t.create_video("ladder").await;
     assert_eq!(t.upload(&busy, None, long.clone()).await.status(), 201);
@@ -233,11 +233,11 @@ async fn a_crashing_encoder_is_retried_then_fails_the_video_with_its_reason(b: B
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let t = common::TestServer::start_with(&b, |c| {
-        c.ffmpeg = script.display().to_string();
-        c.job_retry_secs = 1;
+        c.encoding.ffmpeg = script.display().to_string();
+        c.jobs.retry_base = Duration::from_secs(1);
         // The wrapper removes its mark outside the encoder's scratch, which the Landlock jail
         // rightly forbids; this test is about crashes, not confinement.
-        c.media_sandbox = false;
+        c.encoding.sandbox = false;
     })
     .await;
     let encoded = |s: &serde_json::Value| {
@@ -319,7 +319,7 @@ async fn a_job_queued_on_one_node_wakes_a_worker_on_another_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let vidi = Install::new(&b, dir.path(), &[]);
         let mut cfg = config_for(&b, dir.path());
-        cfg.database_schema = vidi.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").unwrap().1.clone();
+        cfg.database.schema = Some(vidi.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").unwrap().1.clone());
         let repo = vidi::open_repo(&cfg).await.unwrap();
         let mut worker = vidi.command(&["worker"]);
         worker.stdout(std::process::Stdio::null());
@@ -431,7 +431,7 @@ async fn jobs_of_a_live_stream_or_of_nothing_run_and_give_up_without_touching_a_
     use vidi_core::jobs::{self, Lane, Registry, Subject};
 
     // An API-only node holds a video, which no job here may touch.
-    let t = common::TestServer::start_with(&b, |c| c.workers = 0).await;
+    let t = common::TestServer::start_with(&b, |c| c.jobs.workers = 0).await;
     let video = t.create_video("bystander").await;
     let before = (
         t.get(&format!("/videos/{video}")).await.text().await.unwrap(),

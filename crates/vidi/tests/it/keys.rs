@@ -14,9 +14,9 @@ use vidi::Config;
 /// The environment that points the CLI at the installation `cfg` describes.
 fn env_of(cfg: &Config) -> Vec<(String, String)> {
     vec![
-        ("VIDI_DATA_DIR".into(), cfg.data_dir.display().to_string()),
-        ("VIDI_DATABASE_URL".into(), cfg.database_url.clone()),
-        ("VIDI_DATABASE_SCHEMA".into(), cfg.database_schema.clone()),
+        ("VIDI_DATA_DIR".into(), cfg.storage.data_dir.display().to_string()),
+        ("VIDI_DATABASE_URL".into(), cfg.database.url.clone().unwrap_or_default()),
+        ("VIDI_DATABASE_SCHEMA".into(), cfg.database.schema.clone().unwrap_or_default()),
         ("VIDI_LOG".into(), "warn".into()),
     ]
 }
@@ -185,7 +185,7 @@ async fn tokens(t: &TestServer, key: &str) -> Value {
 backend_test!(revocation_reaches_basic_auth_tokens_and_refresh_on_every_node);
 async fn revocation_reaches_basic_auth_tokens_and_refresh_on_every_node(b: Backend) {
     // A 1 s key cache keeps the test short; the default is 30 s (vidi-api checks that).
-    let t = TestServer::start_with(&b, |c| c.key_cache_secs = 1).await;
+    let t = TestServer::start_with(&b, |c| c.auth.key_cache = Duration::from_secs(1)).await;
     // A second node on the same database: it verifies the first one's tokens, and its own
     // caches must learn of the revocation too.
     let node2 = vidi::start(t.cfg.clone()).await.expect("second node starts");

@@ -20,7 +20,7 @@ async fn repo_of(b: &common::Backend, dir: &std::path::Path, install: &Install) 
     let mut cfg = config_for(b, dir);
     for (k, v) in &install.env {
         if k == "VIDI_DATABASE_SCHEMA" {
-            cfg.database_schema = v.clone();
+            cfg.database.schema = Some(v.clone());
         }
     }
     vidi::open_repo(&cfg).await.unwrap()
@@ -231,13 +231,11 @@ async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
     let clip = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
     let bytes = std::fs::read(clip).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = vidi::Config {
-        workers: 1,
-        x264_preset: "medium".into(),
-        piece_secs: 0,
-        shutdown_grace_secs: 3,
-        ..config_for(&b, dir.path())
-    };
+    let mut cfg = config_for(&b, dir.path());
+    cfg.jobs.workers = 1;
+    cfg.encoding.x264_preset = "medium".into();
+    cfg.encoding.piece_secs = 0;
+    cfg.http.shutdown_grace = Duration::from_secs(3);
     // The operator's view of the database (the node closes its own when it stops), opened
     // before the count of tasks: its pool has its own.
     let repo = vidi::open_repo(&cfg).await.unwrap();

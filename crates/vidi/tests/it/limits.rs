@@ -135,7 +135,7 @@ async fn a_4k_source_of_10_seconds_encodes_every_rung_up_to_2160p(b: Backend) {
     eprintln!(
         "4K 10 s source ({} bytes, debug build, x264 preset {}):",
         bytes.len(),
-        vidi::Config::default().x264_preset
+        vidi::Config::default().encoding.x264_preset
     );
     for t in timings {
         eprintln!("  {t}");
@@ -277,7 +277,7 @@ async fn full_disk_on(b: Backend, big: Vec<u8>, small: Vec<u8>) -> String {
     let label = b.label.clone();
     // Retries after 5 s, then 20 s: room for another video to encode in between, and a shorter
     // test than the default 10 s and 40 s.
-    let t = TestServer::start_with(&b, |c| c.job_retry_secs = 5).await;
+    let t = TestServer::start_with(&b, |c| c.jobs.retry_base = Duration::from_secs(5)).await;
     // Declared after the server: dropped (unmounted) before the server's folder is removed.
     let scratch = work_dir(t.dir.path());
     let _tmpfs = Tmpfs::mount(&scratch, SCRATCH).unwrap_or_else(|e| panic!("{label}: {e}"));

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod captions;
+mod config;
 mod crash;
 mod delivery;
 mod delivery_visibility;

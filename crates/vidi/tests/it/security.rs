@@ -134,7 +134,7 @@ async fn hostile_sources_fail_and_never_reach_another_workspace(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", b.label);
 
-    let media_root = t.cfg.data_dir.join("media");
+    let media_root = t.cfg.storage.data_dir.join("media");
     let victim_abs = media_root.join(format!("videos/{victim}/source"));
     let rel = format!("../{victim}/source");
     let corpus: Vec<(&str, Vec<u8>)> = vec![
@@ -303,10 +303,10 @@ async fn url_imports_are_bounded_in_size_time_and_rate(b: Backend) {
     let origin = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await });
     let t = TestServer::start_with(&b, |c| {
-        c.outbound_allow_private = true; // the origin is on loopback
-        c.import_min_rate = 1000;
-        c.import_rate_window_secs = 1;
-        c.max_request_bytes = 1024 * 1024;
+        c.outbound.allow_private = true; // the origin is on loopback
+        c.imports.min_rate = 1000;
+        c.imports.rate_window = Duration::from_secs(1);
+        c.uploads.max_request_bytes = 1024 * 1024;
     })
     .await;
     for (path, reason) in [
@@ -329,7 +329,7 @@ async fn url_imports_are_bounded_in_size_time_and_rate(b: Backend) {
 
 backend_test!(field_range_and_path_limits);
 async fn field_range_and_path_limits(b: Backend) {
-    let t = TestServer::start_with(&b, |c| c.max_source_bytes = 10 * 1024 * 1024).await;
+    let t = TestServer::start_with(&b, |c| c.uploads.max_source_bytes = 10 * 1024 * 1024).await;
     // Free-form fields are bounded, on create and on update.
     let long = "é".repeat(5_001);
     let tags: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
@@ -374,6 +374,7 @@ async fn field_range_and_path_limits(b: Backend) {
     let id = t.create_video("sparse").await;
     let r = t.upload(&id, Some("bytes 52428799900-52428799999/52428800000"), vec![7u8; 100]).await;
     assert!(r.status().is_success(), "{}", r.status());
-    let largest = files_under(&t.cfg.data_dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).max().unwrap_or(0);
+    let largest =
+        files_under(&t.cfg.storage.data_dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).max().unwrap_or(0);
     assert!(largest < 1024 * 1024 * 1024, "a file of {largest} bytes was made");
 }

@@ -35,9 +35,8 @@ async fn https_end_to_end_with_a_self_signed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(dir.path());
     let mut cfg = config_for(b, dir.path());
-    cfg.tls_cert = cert.clone();
-    cfg.tls_key = key;
-    cfg.header_timeout_secs = 1;
+    cfg.http.tls = Some(vidi::config::TlsFiles { cert: cert.clone().into(), key: key.into() });
+    cfg.http.header_timeout = Duration::from_secs(1);
     let server = vidi::start(cfg).await.expect("server starts with TLS");
     let api_key = server.first_key.clone().unwrap();
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
@@ -110,13 +109,17 @@ async fn tls_configurations_that_cannot_work_stop_the_node() {
     let (cert, key) = self_signed(dir.path());
     let start = |cert: &str, key: &str| {
         let mut cfg = config_for(b, dir.path());
-        cfg.tls_cert = cert.to_string();
-        cfg.tls_key = key.to_string();
+        cfg.http.tls = Some(vidi::config::TlsFiles { cert: cert.into(), key: key.into() });
         vidi::start(cfg)
     };
     let err = |r: anyhow::Result<vidi::Server>| format!("{:#}", r.err().expect("refused"));
-    assert!(err(start(&cert, "").await).contains("must be set together"));
-    assert!(err(start("", &key).await).contains("must be set together"));
+    // Half a pair is refused when the configuration is read, naming both.
+    let half = |name: &str, value: &str| {
+        let e = vidi::Config::load_from(None, &[(name.to_string(), value.to_string())]).expect_err("refused");
+        e.to_string()
+    };
+    assert!(half("VIDI_TLS_CERT", &cert).contains("VIDI_TLS_KEY is not"), "{}", half("VIDI_TLS_CERT", &cert));
+    assert!(half("VIDI_TLS_KEY", &key).contains("VIDI_TLS_CERT is not"));
     assert!(err(start("/nonexistent/cert.pem", &key).await).contains("VIDI_TLS_CERT"));
     // The key as the certificate, and the certificate as the key.
     assert!(err(start(&key, &key).await).contains("VIDI_TLS_CERT"));

@@ -440,7 +440,7 @@ async fn tenancy_and_bad_forms(b: Backend) {
 #[tokio::test]
 async fn over_large_parts_are_refused_while_spooling() {
     let b = &Backend::sqlite_local();
-    let t = TestServer::start_with(b, |c| c.max_request_bytes = 2 * MIB as u64).await;
+    let t = TestServer::start_with(b, |c| c.uploads.max_request_bytes = 2 * MIB as u64).await;
     let token = new_token(&t, 0).await;
     let big = vec![7u8; 3 * MIB];
     problem(send(&t, &token, None, "a.mp4", big.clone(), Field::None).await, 400, "uploaded-file-too-large").await;

@@ -205,7 +205,7 @@ async fn content_range_refusals_lose_nothing(b: Backend) {
 
 backend_test!(file_refusals);
 async fn file_refusals(b: Backend) {
-    let t = TestServer::start_with(&b, |c| c.max_request_bytes = 6 * MIB as u64).await;
+    let t = TestServer::start_with(&b, |c| c.uploads.max_request_bytes = 6 * MIB as u64).await;
     let id = t.create_video("files").await;
     problem(t.upload(&id, None, Vec::new()).await, 400, "uploaded-file-empty").await;
     problem(t.upload(&id, Some("part 1/1"), Vec::new()).await, 400, "uploaded-file-empty").await;
@@ -278,7 +278,7 @@ async fn source_from_a_url_and_from_a_clone(b: Backend) {
     let origin = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     // The origin is on loopback, which the outbound guard refuses unless told otherwise.
-    let t = TestServer::start_with(&b, |c| c.outbound_allow_private = true).await;
+    let t = TestServer::start_with(&b, |c| c.outbound.allow_private = true).await;
     let r = t.post_json("/videos", json!({"title": "fetched", "source": format!("http://{origin}/clip.mp4")})).await;
     assert_eq!(r.status(), 202);
     let v: Value = r.json().await.unwrap();

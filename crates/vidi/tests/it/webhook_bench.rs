@@ -50,8 +50,8 @@ async fn webhook_delivery_benchmark() {
     let backend = Backend { label: "sqlite+local".into(), pg_url: None, s3_url: None };
     let rx = Receiver::ok().await;
     let t = TestServer::start_with(&backend, |c| {
-        c.outbound_allow_private = true;
-        c.workers = 1;
+        c.outbound.allow_private = true;
+        c.jobs.workers = 1;
     })
     .await;
     let r = t.post_json("/webhooks", json!({ "events": ["video.encoding.quality.completed"], "url": rx.url })).await;

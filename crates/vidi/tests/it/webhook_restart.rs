@@ -38,13 +38,7 @@ async fn a_server_killed_mid_retry_loses_nothing_and_sends_nothing_twice(b: Back
     let hook = r.json::<Value>().await.unwrap()["webhookId"].as_str().unwrap().to_string();
 
     // Three events, as three encodes would record them, written from this process.
-    let env = |k: &str| install.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-    let cfg = vidi::Config {
-        data_dir: env("VIDI_DATA_DIR").into(),
-        database_url: env("VIDI_DATABASE_URL"),
-        database_schema: env("VIDI_DATABASE_SCHEMA"),
-        ..vidi::Config::default()
-    };
+    let cfg = vidi::Config::load_from(None, &install.env).unwrap();
     let repo = vidi::open_repo(&cfg).await.unwrap();
     let ws = repo.default_workspace().await.unwrap().unwrap();
     for _ in 0..3 {

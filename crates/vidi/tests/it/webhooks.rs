@@ -59,7 +59,7 @@ async fn delivery(t: &TestServer, hook: &str, id: &str) -> Value {
 
 backend_test!(the_webhooks_api_follows_the_contract);
 async fn the_webhooks_api_follows_the_contract(b: Backend) {
-    let t = TestServer::start_with(&b, |c| c.webhook_limit = 3).await;
+    let t = TestServer::start_with(&b, |c| c.webhooks.limit = 3).await;
     let r = t.post_json("/webhooks", json!({ "events": [QUALITY], "url": "https://example.com/hook" })).await;
     assert_eq!(r.status(), 201);
     let h: Value = r.json().await.unwrap();
@@ -171,7 +171,7 @@ async fn a_real_encode_delivers_every_rendition_signed(b: Backend) {
 
     let clip = std::fs::read(av_clip("events-720p.mp4", "size=1280x720:rate=25", "frequency=440", 2, &[])).unwrap();
     let rx = Receiver::ok().await;
-    let t = TestServer::start_with(&b, |c| c.outbound_allow_private = true).await;
+    let t = TestServer::start_with(&b, |c| c.outbound.allow_private = true).await;
     let hook = create_hook(&t, &[QUALITY], &rx.url).await;
     // Subscribed to other events only: gets nothing.
     create_hook(&t, &["live-stream.broadcast.started", "video.source.recorded"], &format!("{}?other", rx.url)).await;
@@ -243,8 +243,8 @@ async fn failures_are_retried_until_answered_and_deliveries_replay(b: Backend) {
     .await;
     let gone = Receiver::start(Arc::new(|_, _| Answer::status(410))).await;
     let t = TestServer::start_with(&b, |c| {
-        c.outbound_allow_private = true;
-        c.webhook_retry_base_ms = 100;
+        c.outbound.allow_private = true;
+        c.webhooks.retry_base = Duration::from_millis(100);
     })
     .await;
     let h1 = create_hook(&t, &[QUALITY], &flaky.url).await;
@@ -296,7 +296,7 @@ async fn a_slow_receiver_does_not_delay_a_fast_one(b: Backend) {
         Receiver::start(Arc::new(|_, _| Answer { status: 200, retry_after: None, delay: Duration::from_secs(5) }))
             .await;
     let fast = Receiver::ok().await;
-    let t = TestServer::start_with(&b, |c| c.outbound_allow_private = true).await;
+    let t = TestServer::start_with(&b, |c| c.outbound.allow_private = true).await;
     create_hook(&t, &[QUALITY], &slow.url).await;
     create_hook(&t, &[QUALITY], &fast.url).await;
     // 100 events: 25 videos of 4 renditions.
@@ -324,7 +324,7 @@ async fn private_addresses_get_nothing_unless_allowed(b: Backend) {
     let rx = Receiver::ok().await;
     let port = rx.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_string();
     // VIDI_OUTBOUND_ALLOW_PRIVATE is off (the default).
-    let t = TestServer::start_with(&b, |c| c.webhook_retry_base_ms = 100).await;
+    let t = TestServer::start_with(&b, |c| c.webhooks.retry_base = Duration::from_millis(100)).await;
     let literal = [
         format!("http://127.0.0.1:{port}/hook"),
         "http://169.254.169.254/latest/meta-data/".to_string(),

@@ -112,28 +112,29 @@ pub async fn scoped(body: impl Future<Output = ()>) {
 async fn drop_test_data(cfg: &Config) {
     use sqlx::Connection;
     let ours = |s: &str| s.starts_with("t_") && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if cfg.database_url.starts_with("postgres") && ours(&cfg.database_schema) {
+    let (url, schema) = (cfg.database.url.as_deref().unwrap_or(""), cfg.database.schema.as_deref().unwrap_or(""));
+    if url.starts_with("postgres") && ours(schema) {
         // Servers of the test are gone, but a pool may close its connections a moment later:
         // a bounded lock wait instead of hanging on one.
-        match sqlx::PgConnection::connect(&cfg.database_url).await {
+        match sqlx::PgConnection::connect(url).await {
             Ok(mut c) => {
-                let sql =
-                    format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE", cfg.database_schema);
+                let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
                 if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await {
-                    eprintln!("note: schema {} not dropped: {e}", cfg.database_schema);
+                    eprintln!("note: schema {schema} not dropped: {e}");
                 }
             }
-            Err(e) => eprintln!("note: schema {} not dropped: {e}", cfg.database_schema),
+            Err(e) => eprintln!("note: schema {schema} not dropped: {e}"),
         }
     }
-    if cfg.storage_url.starts_with("s3://") && cfg.storage_url.contains("/run-") {
+    let storage = cfg.storage.url.as_deref().unwrap_or("");
+    if storage.starts_with("s3://") && storage.contains("/run-") {
         match vidi::open_blobs(cfg).await {
             Ok(blobs) => {
                 if let Err(e) = blobs.delete_prefix("").await {
-                    eprintln!("note: {} not emptied: {e}", cfg.storage_url);
+                    eprintln!("note: {storage} not emptied: {e}");
                 }
             }
-            Err(e) => eprintln!("note: {} not emptied: {e}", cfg.storage_url),
+            Err(e) => eprintln!("note: {storage} not emptied: {e}"),
         }
     }
 }
@@ -154,14 +155,15 @@ pub struct TestServer {
 
 /// A config for `backend` with its own data folder, schema and bucket prefix.
 pub fn config_for(backend: &Backend, dir: &Path) -> Config {
-    let mut cfg =
-        Config { data_dir: dir.to_path_buf(), http_addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let mut cfg = Config::default();
+    cfg.storage.data_dir = dir.to_path_buf();
+    cfg.http.addr = "127.0.0.1:0".parse().unwrap();
     if let Some(pg) = &backend.pg_url {
-        cfg.database_url = pg.clone();
-        cfg.database_schema = unique("t_");
+        cfg.database.url = Some(pg.clone());
+        cfg.database.schema = Some(unique("t_"));
     }
     if let Some(s3) = &backend.s3_url {
-        cfg.storage_url = format!("{}/{}", s3.trim_end_matches('/'), unique("run-"));
+        cfg.storage.url = Some(format!("{}/{}", s3.trim_end_matches('/'), unique("run-")));
     }
     // Outside `backend_test!` (or in a spawned task) nothing is recorded and nothing dropped.
     let _ = CREATED.try_with(|c| c.borrow_mut().push(cfg.clone()));

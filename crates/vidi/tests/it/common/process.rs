@@ -38,9 +38,9 @@ impl Install {
         let mut env: Vec<(String, String)> = vec![
             ("VIDI_DATA_DIR".into(), dir.display().to_string()),
             ("VIDI_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
-            ("VIDI_DATABASE_URL".into(), cfg.database_url),
-            ("VIDI_DATABASE_SCHEMA".into(), cfg.database_schema),
-            ("VIDI_STORAGE_URL".into(), cfg.storage_url),
+            ("VIDI_DATABASE_URL".into(), cfg.database.url.unwrap_or_default()),
+            ("VIDI_DATABASE_SCHEMA".into(), cfg.database.schema.unwrap_or_default()),
+            ("VIDI_STORAGE_URL".into(), cfg.storage.url.unwrap_or_default()),
             ("VIDI_LOG".into(), "warn".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

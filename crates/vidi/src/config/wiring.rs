@@ -1,0 +1,111 @@
+//! The checked configuration handed to each library in the settings it takes. Values are used as
+//! they are: their ranges were checked at load, so nothing here clamps.
+
+use std::time::Duration;
+
+use vidi_media::{Media, Tool};
+
+use super::Config;
+use crate::http::Limits;
+
+impl Config {
+    /// The API's settings. `public_url` is known once the listener is bound; `runs_workers`:
+    /// whether this process runs workers.
+    pub fn api(&self, public_url: String, runs_workers: bool) -> vidi_api::ApiConfig {
+        vidi_api::ApiConfig {
+            public_url,
+            max_request_bytes: self.uploads.max_request_bytes,
+            quota_bytes: self.uploads.quota_bytes,
+            access_ttl_s: self.auth.access_token_ttl.as_secs() as i64,
+            claim_stale_after: self.uploads.claim_stale,
+            segment_cache_bytes: self.delivery.segment_cache_bytes,
+            // Apart from the workers' `.work`: an API node's probes and thumbnails must not compete
+            // with encodes for that space (nor fail with it when a ladder fills it).
+            work_dir: self.storage.data_dir.join(".scratch"),
+            max_source_bytes: self.uploads.max_source_bytes,
+            outbound_allow_private: self.outbound.allow_private,
+            key_cache_ttl: self.auth.key_cache,
+            visibility_ttl: self.delivery.visibility_cache,
+            // Only where this process runs workers, whose short lane takes the job within
+            // milliseconds; an API-only node answers at once (its status says `uploading` until a
+            // worker elsewhere has joined the parts).
+            assembly_wait: if runs_workers { self.uploads.assembly_wait } else { Duration::ZERO },
+            webhook_limit: self.webhooks.limit,
+            ..vidi_api::ApiConfig::default()
+        }
+    }
+
+    /// The workers' settings.
+    pub fn worker(&self) -> vidi_worker::WorkerConfig {
+        let jobs = &self.jobs;
+        vidi_worker::WorkerConfig {
+            work_dir: self.storage.data_dir.join(".work"),
+            preset: self.encoding.x264_preset.clone(),
+            stale_after: jobs.stale_after,
+            // Six beats per staleness window: a busy but live worker is never mistaken for a dead
+            // one (and no faster than five a second, whatever the window).
+            heartbeat: (jobs.stale_after / 6).max(Duration::from_millis(200)),
+            piece_secs: self.encoding.piece_secs,
+            parallel_pieces: self.encoding.parallel_pieces,
+            retry_base: jobs.retry_base,
+            follow_timeout: jobs.follow_timeout,
+            job_timeout: jobs.timeout,
+            import_max_bytes: self.uploads.max_request_bytes,
+            import_timeout: self.imports.timeout,
+            import_min_rate: self.imports.min_rate,
+            import_rate_window: self.imports.rate_window,
+            ..vidi_worker::WorkerConfig::default()
+        }
+    }
+
+    /// The webhook delivery settings.
+    pub fn hooks(&self) -> vidi_hooks::HooksConfig {
+        let w = &self.webhooks;
+        let defaults = vidi_hooks::HooksConfig::default();
+        vidi_hooks::HooksConfig {
+            concurrency: w.concurrency,
+            per_endpoint: w.per_endpoint,
+            timeout: w.timeout,
+            schedule: vidi_hooks::retry::Schedule { base: w.retry_base, window: w.retry_window, ..defaults.schedule },
+            poll: w.poll,
+            allow_private: self.outbound.allow_private,
+        }
+    }
+
+    /// The edges of every HTTP connection.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: self.http.header_timeout,
+            body_idle: self.http.body_idle,
+            max_connections: self.http.max_connections,
+            shutdown_grace: self.http.shutdown_grace,
+        }
+    }
+
+    /// The media tools, jailed as configured.
+    pub fn media(&self) -> Media {
+        let defaults = Media::default();
+        let e = &self.encoding;
+        Media {
+            ffprobe: Tool { program: e.ffprobe.clone(), sandbox: e.sandbox, ..defaults.ffprobe },
+            // The cap of every run; each job narrows it to its own bound (`vidi_worker::time_bound`).
+            ffmpeg: Tool {
+                program: e.ffmpeg.clone(),
+                sandbox: e.sandbox,
+                timeout: self.jobs.timeout,
+                ..defaults.ffmpeg
+            },
+            priority: defaults.priority,
+        }
+    }
+
+    /// S3's endpoint and region (its credentials come from `AWS_*`, read by the S3 client).
+    pub fn s3(&self) -> vidi_storage::S3Config {
+        vidi_storage::S3Config {
+            endpoint: self.storage.s3_endpoint.clone(),
+            region: self.storage.s3_region.clone(),
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
