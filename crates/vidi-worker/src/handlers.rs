@@ -22,6 +22,7 @@ pub fn register(registry: &mut Registry, ctx: &Ctx) {
     registry.register(jobs::PROBE, Arc::new(ProbeJob(ctx.clone())));
     registry.register(jobs::ASSEMBLE, Arc::new(Assemble(ctx.clone())));
     registry.register(jobs::IMPORT, Arc::new(Import(ctx.clone())));
+    registry.register(jobs::MP4, Arc::new(Mp4Job(ctx.clone())));
 }
 
 /// `retry_base`, then four times longer each time: 10 s, 40 s, 160 s … by default.
@@ -95,6 +96,24 @@ impl JobHandler for Finish {
     }
     async fn give_up(&self, job: &JobKind, error: &str) {
         fail_video(&self.0, job, error).await
+    }
+}
+
+struct Mp4Job(Ctx);
+
+#[async_trait]
+impl JobHandler for Mp4Job {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Mp4 { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
+        pieces::run_mp4(&self.0, workspace_id, video_id).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    /// The ladder still plays: only the MP4 is missing. It stays unlisted (still pending), and
+    /// the reason is logged rather than failing a playable video.
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        tracing::error!(video = %job.video_id(), error, "could not make the MP4");
     }
 }
 

@@ -228,7 +228,7 @@ pub(super) async fn player(
         muted: flag("muted").unwrap_or(false),
         hide_poster: flag("hidePoster").unwrap_or(false),
         api: true,
-        mp4: v.mp4_support.then(|| format!("{base}/mp4/source.mp4{avh}")),
+        mp4: (v.mp4_support && !v.encoding.mp4_pending).then(|| format!("{base}/mp4/source.mp4{avh}")),
         metadata: metadata(&q),
         theme_variables: THEME_VARIABLES.iter().fold(BTreeMap::new(), |mut m, (field, var)| {
             m.entry(*field).or_insert_with(Vec::new).push(*var);

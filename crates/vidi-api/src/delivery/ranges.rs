@@ -18,7 +18,8 @@ pub(super) async fn mp4(
     h: HeaderMap,
 ) -> ApiResult<Response> {
     let a = video(&state, &p, &h, &q).await?;
-    if !a.video.mp4_support {
+    // Turned off, or being made after it was turned on: not served (nor listed).
+    if !a.video.mp4_support || a.video.encoding.mp4_pending {
         return Err(ApiError::not_found("videoId"));
     }
     Ok(a.finish(ranged(&state, &mp4_key(a.video.id.as_str()), "video/mp4", SHORT, &h).await?))

@@ -12,6 +12,7 @@ mod delivery_visibility;
 mod edges;
 mod encoding;
 mod events;
+mod fields;
 mod first;
 mod jobs;
 mod keys;
