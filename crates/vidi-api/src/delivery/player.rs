@@ -289,6 +289,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sdk_bridge_knows_the_same_named_colours() {
+        // `setTheme` from the player SDK follows the grammar of stored themes: same names.
+        let js = std::str::from_utf8(SDK_BRIDGE_JS).unwrap();
+        let start = js.find("const NAMED_COLOURS = ").expect("the list") + "const NAMED_COLOURS = ".len();
+        let end = start + js[start..].find(';').unwrap();
+        let names: String = js[start..end].split('\'').skip(1).step_by(2).collect();
+        assert_eq!(names, vidi_core::player::NAMED_COLOURS);
+    }
+
+    #[test]
     fn the_configuration_cannot_end_its_script_element() {
         let config = PlayerConfig {
             title: "</script><script>alert(1)</script> & <!-- \u{2028}".into(),
