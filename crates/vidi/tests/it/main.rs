@@ -18,6 +18,7 @@ mod jobs;
 mod keys;
 mod lifecycle;
 mod limits;
+mod player_fields;
 mod player_sdk;
 mod players;
 mod security;
