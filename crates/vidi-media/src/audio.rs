@@ -47,11 +47,17 @@ pub fn hls_args(input: &str, out: &Path, window: Window) -> Vec<String> {
     a
 }
 
-/// A 1280×720 JPEG of the sound's waveform: the thumbnail of a video with no picture.
-pub async fn waveform(media: &Media, input: &str, out: &Path) -> Result<(), ToolError> {
+/// A 1280×720 JPEG of the waveform of the sound `window` keeps: the thumbnail of a video with no
+/// picture.
+pub async fn waveform(media: &Media, input: &str, window: Window, out: &Path) -> Result<(), ToolError> {
     let filter = "[0:a:0]aformat=channel_layouts=mono,showwavespic=s=1280x720:colors=0x5b8def,format=yuvj420p[w]";
     let args = crate::input::source(input);
-    crate::encode::jpeg(media, &[], args, input, &["-filter_complex", filter, "-map", "[w]"], out).await
+    let (start, length) = (format!("{:.3}", window.start_s), window.duration_s.map(|d| format!("{d:.3}")));
+    let mut before = vec!["-ss", start.as_str()];
+    if let Some(t) = &length {
+        before.extend(["-t", t.as_str()]);
+    }
+    crate::encode::jpeg(media, &before, args, input, &["-filter_complex", filter, "-map", "[w]"], out).await
 }
 
 #[cfg(test)]

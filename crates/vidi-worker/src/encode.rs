@@ -337,7 +337,7 @@ async fn make_thumbnail(
     out: &Path,
 ) -> Result<(), vidi_core::CoreError> {
     let made = if probe.video.is_none() {
-        waveform(&ctx.media, input, out).await
+        waveform(&ctx.media, input, Window { start_s: offset, duration_s: probe.duration_s }, out).await
     } else {
         match at {
             Some(at) => thumbnail(&ctx.media, input, offset + at, out).await,

@@ -206,3 +206,31 @@ async fn mp4_support_turned_on_later_makes_the_mp4(b: Backend) {
         assert_eq!(t.http.get(&mp4_url).send().await.unwrap().status(), 200);
     }
 }
+
+backend_test!(a_clip_of_sound_alone, multi_thread = 2);
+/// Sound with no picture has its own command lines (one AAC rendition, a waveform): the clip
+/// applies there too.
+async fn a_clip_of_sound_alone(b: Backend) {
+    let t = TestServer::start(&b).await;
+    let audio = std::fs::read(lavfi_video(
+        "clip-audio-4s.m4a",
+        &["-f", "lavfi", "-i", "sine", "-t", "4", "-c:a", "aac", "-f", "mp4"],
+    ))
+    .unwrap();
+    let v = create(&t, json!({"title": "sound", "clip": {"startTimecode": "1", "endTimecode": "00:00:03.000"}})).await;
+    let id = v["videoId"].as_str().unwrap();
+    assert_eq!(t.upload(id, None, audio).await.status(), 201);
+    let st = t.wait_status(id, 60, |s| s["encoding"]["playable"] == true).await;
+    assert_eq!(st["encoding"]["metadata"]["duration"], 2, "{}: {st}", b.label);
+    let rendition = v["assets"]["hls"].as_str().unwrap().replace("manifest.m3u8", "audio/index.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mp4 = v["assets"]["mp4"].as_str().unwrap();
+    while t.http.get(mp4).send().await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "{}: the MP4 never came", b.label);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (what, url) in [("rendition", rendition.as_str()), ("MP4", mp4)] {
+        let d = ffprobe_duration(url).await;
+        assert!((d - 2.0).abs() < 0.3, "{} {what}: {d} s", b.label);
+    }
+}
