@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { api, makeClip, newPage, openBrowser, pixels, shot, until, uploadSource, waitPlayable } from './helpers.mjs';
 
-// WebGL without a GPU: SwiftShader, which Chromium no longer falls back to unasked.
+// WebGL without a GPU: SwiftShader, which Chromium no longer falls back to unasked. Playback
+// waits are long: scripts/test.sh's servers encode in small pieces, on a loaded machine.
 const SOFTWARE_GL = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist'];
 
 const state = (page) => page.evaluate(() => {
@@ -98,7 +99,7 @@ describe('fields in the player page, in Chromium', () => {
       const on = await until('playing when asked', async () => {
         const s = await state(page);
         return { ok: !s.paused && s.currentTime > 1, ...s };
-      }, 30_000);
+      }, 90_000);
       assert.equal(on.muted, true, 'autoplay is muted, as browsers allow it');
       await shot(page, 'fields-autoplay-on');
     } finally {
@@ -117,7 +118,7 @@ describe('fields in the player page, in Chromium', () => {
       await until('the view draws the playing video', async () => {
         const s = await state(page);
         return { ok: s.canvas && s.view && s.view.frames > 5 && s.currentTime > 1, ...s, log };
-      }, 30_000);
+      }, 90_000);
       // Paused, so that only the view moves the picture.
       await page.evaluate(() => document.querySelector('video').pause());
       await sleep(500);
@@ -172,7 +173,7 @@ describe('fields in the player page, in Chromium', () => {
       const s = await until('the flat picture plays', async () => {
         const st = await state(page);
         return { ok: !st.paused && st.currentTime > 1, ...st };
-      }, 30_000);
+      }, 90_000);
       assert.equal(s.canvas, false, 'no view without WebGL');
       await shot(page, 'fields-panorama-flat');
     } finally {
