@@ -4,6 +4,7 @@
 
 pub mod blobs;
 pub mod board;
+pub mod clip;
 pub mod encoding;
 pub mod error;
 pub mod event;

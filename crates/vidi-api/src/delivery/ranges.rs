@@ -12,7 +12,8 @@ use super::{SHORT, respond};
 use crate::{ApiError, ApiResult, AppState};
 
 pub(super) async fn mp4(State(state): State<AppState>, a: Access, h: HeaderMap) -> ApiResult<Response> {
-    if !a.video.mp4_support {
+    // Turned off, or being made after it was turned on: not served (nor listed).
+    if !a.video.mp4_support || a.video.encoding.mp4_pending {
         return Err(ApiError::not_found("videoId"));
     }
     Ok(a.finish(ranged(&state, &mp4_key(a.video.id.as_str()), "video/mp4", SHORT, &h).await?))
