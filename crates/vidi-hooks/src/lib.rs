@@ -90,7 +90,14 @@ pub fn service(repo: Arc<dyn Repo>, cfg: HooksConfig) -> anyhow::Result<vidi_cor
         wake: Notify::new(),
     });
     Ok(vidi_core::service::Service::new("webhooks", move |shutdown: CancellationToken| async move {
-        tokio::join!(dispatch::run(ctx.clone(), shutdown.clone()), deliver::run(ctx.clone(), shutdown));
+        // Tasks of their own, as before they were a service: the runtime may run the two loops
+        // on two threads at once. Held in a set the service awaits, so neither outlives it.
+        let mut loops = tokio::task::JoinSet::new();
+        loops.spawn(dispatch::run(ctx.clone(), shutdown.clone()));
+        loops.spawn(deliver::run(ctx.clone(), shutdown));
+        while let Some(r) = loops.join_next().await {
+            r?;
+        }
         let all = ctx.cfg.concurrency.max(1) as u32;
         let _ = ctx.slots.acquire_many(all).await;
         Ok(())
