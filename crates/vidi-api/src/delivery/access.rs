@@ -220,12 +220,15 @@ async fn admit(
             return Ok(Some(Session { id: session, set_cookie: !had_cookie, secure }));
         }
     }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "video-private-token-invalid",
-        "This video is private: its media needs a valid private token, used in the playback session it opened.",
-        "token",
-    ))
+    let title = match subject.id {
+        MediaId::Video(_) => {
+            "This video is private: its media needs a valid private token, used in the playback session it opened."
+        }
+        MediaId::LiveStream(_) => {
+            "This live stream is private: its media needs a valid private token, used in the playback session it opened."
+        }
+    };
+    Err(ApiError::new(StatusCode::FORBIDDEN, "video-private-token-invalid", title, "token"))
 }
 
 /// Binds or checks a private token's playback session.
