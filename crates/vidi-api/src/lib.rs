@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::captions::routes())
         .merge(resources::chapters::routes())
         .merge(resources::players::routes())
+        .merge(resources::live_streams::routes())
         .merge(resources::upload::routes())
         .merge(resources::upload_tokens::routes())
         .merge(resources::webhooks::routes())

@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 use crate::resources::{
-    account, auth, captions, chapters, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
+    account, auth, captions, chapters, live_streams, players, source, thumbnail, upload, upload_tokens, videos,
+    webhooks,
 };
 
 struct Security;
@@ -36,6 +37,8 @@ impl Modify for Security {
         chapters::list, chapters::show, chapters::upload, chapters::delete,
         players::create, players::list, players::show, players::update, players::delete,
         players::upload_logo, players::delete_logo,
+        live_streams::create, live_streams::list, live_streams::show, live_streams::update, live_streams::delete,
+        live_streams::upload_thumbnail, live_streams::delete_thumbnail,
         upload::upload, upload_tokens::create, upload_tokens::list, upload_tokens::show, upload_tokens::delete,
         webhooks::create, webhooks::list, webhooks::show, webhooks::delete,
         webhooks::secret, webhooks::deliveries, webhooks::delivery, webhooks::replay,

@@ -60,6 +60,12 @@ pub fn logo_key(player_id: &str, unique: &str, ext: &str) -> String {
     format!("players/{player_id}/logo-{unique}.{ext}")
 }
 
+/// A live stream's uploaded thumbnail. `unique` changes with every upload, so replacing one never
+/// overwrites the object a concurrent upload is about to record (the replaced key is deleted).
+pub fn live_thumbnail_key(live_stream_id: &str, unique: &str) -> String {
+    format!("live/{live_stream_id}/thumbnail-{unique}.jpg")
+}
+
 /// What a text track file of a video is: captions (subtitles) or chapters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackKind {

@@ -12,6 +12,7 @@ pub mod id;
 pub mod jobs;
 pub mod keys;
 pub mod language;
+pub mod live;
 pub mod model;
 pub mod player;
 pub mod probe;

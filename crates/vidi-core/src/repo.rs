@@ -14,6 +14,7 @@ mod encoding;
 mod events;
 mod jobs;
 mod lanes;
+mod live_streams;
 mod players;
 mod private;
 mod renditions;
@@ -30,6 +31,7 @@ pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
 pub use lanes::{JobTiming, LaneRepo};
+pub use live_streams::{LiveStreamFilter, LiveStreamRepo, LiveStreamSort};
 pub use players::{PlayerRepo, PlayerSort};
 pub use private::PrivateRepo;
 pub use renditions::{Rendition, RenditionRepo, RenditionRole};
@@ -57,6 +59,7 @@ pub trait Repo:
     + RenditionRepo
     + CaptionRepo
     + ChapterRepo
+    + LiveStreamRepo
 {
 }
 
@@ -76,5 +79,6 @@ impl<T> Repo for T where
         + RenditionRepo
         + CaptionRepo
         + ChapterRepo
+        + LiveStreamRepo
 {
 }

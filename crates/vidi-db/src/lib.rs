@@ -12,6 +12,7 @@ mod events;
 mod inline;
 mod jobs;
 mod lanes;
+mod live_streams;
 mod players;
 mod private;
 mod renditions;

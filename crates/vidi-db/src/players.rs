@@ -112,6 +112,8 @@ impl PlayerRepo for Db {
             let Some((logo,)) = logo else { return Err(CoreError::NotFound) };
             sqlx::query("UPDATE videos SET player_id = NULL WHERE workspace_id = $1 AND player_id = $2")
                 .bind(ws.as_str()).bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            sqlx::query("UPDATE live_streams SET player_id = NULL WHERE workspace_id = $1 AND player_id = $2")
+                .bind(ws.as_str()).bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             sqlx::query("DELETE FROM players WHERE id = $1 AND workspace_id = $2")
                 .bind(id.as_str()).bind(ws.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;

@@ -156,7 +156,7 @@ macro_rules! write_filters {
     };
 }
 
-fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
     serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}").into()))
 }
 
@@ -165,7 +165,7 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_pattern(s: &str) -> String {
+pub(crate) fn like_pattern(s: &str) -> String {
     let mut out = String::from("%");
     for c in s.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -146,10 +146,11 @@ async fn look_up(state: &AppState, id: &MediaId) -> ApiResult<Visibility> {
             let v = state.repo.video_for_delivery(vid).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
             Ok(Visibility { id: id.clone(), workspace_id: v.workspace_id, public: v.public })
         }
-        // No live stream exists until the live-streaming subsystem stores them (issue 21): its
-        // repository answers here then, and everything downstream (the memory, tokens, sessions)
-        // already takes a live stream.
-        MediaId::LiveStream(_) => Err(ApiError::not_found("liveStreamId")),
+        MediaId::LiveStream(lid) => {
+            let l =
+                state.repo.live_stream_for_delivery(lid).await.map_err(|e| ApiError::from_core(e, "liveStreamId"))?;
+            Ok(Visibility { id: id.clone(), workspace_id: l.workspace_id, public: l.public })
+        }
     }
 }
 
@@ -219,12 +220,15 @@ async fn admit(
             return Ok(Some(Session { id: session, set_cookie: !had_cookie, secure }));
         }
     }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "video-private-token-invalid",
-        "This video is private: its media needs a valid private token, used in the playback session it opened.",
-        "token",
-    ))
+    let title = match subject.id {
+        MediaId::Video(_) => {
+            "This video is private: its media needs a valid private token, used in the playback session it opened."
+        }
+        MediaId::LiveStream(_) => {
+            "This live stream is private: its media needs a valid private token, used in the playback session it opened."
+        }
+    };
+    Err(ApiError::new(StatusCode::FORBIDDEN, "video-private-token-invalid", title, "token"))
 }
 
 /// Binds or checks a private token's playback session.
@@ -239,8 +243,11 @@ async fn admit_private(
         MediaId::Video(vid) => {
             Ok(state.repo.admit_private(ws, vid, token, session, vidi_core::time::now_ms(), SESSION_TTL_MS).await?)
         }
-        // A live stream's tokens come with its repository (issue 21); none can be valid before.
-        MediaId::LiveStream(_) => Ok(false),
+        // A table of their own (`LiveStreamRepo`), with the same single-use rule.
+        MediaId::LiveStream(lid) => Ok(state
+            .repo
+            .admit_live_private(ws, lid, token, session, vidi_core::time::now_ms(), SESSION_TTL_MS)
+            .await?),
     }
 }
 

@@ -29,7 +29,7 @@ use crate::{ApiError, ApiResult, AppState};
 use access::session;
 use hls::{hls_file, master};
 use player::{asset, hls_js, player};
-use ranges::{mp4, thumbnail};
+use ranges::{live_thumbnail, mp4, thumbnail};
 use tracks::{caption_file, chapter_file};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -52,6 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/vod/{videoId}/token/{token}/captions/{file}", get(caption_file))
         .route("/vod/{videoId}/token/{token}/chapters/{file}", get(chapter_file))
         .route("/vod/{videoId}/token/{token}/session", get(session))
+        // A live stream's uploaded thumbnail, public or under a private token (contract §7).
+        .route("/live/{liveStreamId}/thumbnail.jpg", get(live_thumbnail))
+        .route("/live/{liveStreamId}/token/{token}/thumbnail.jpg", get(live_thumbnail))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))
         .route("/assets/player/{file}", get(asset))

@@ -5,10 +5,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use vidi_core::id::MediaId;
 use vidi_core::keys::mp4_key;
 
 use super::access::Access;
 use super::{SHORT, respond};
+use crate::visibility::Visibility;
 use crate::{ApiError, ApiResult, AppState};
 
 pub(super) async fn mp4(State(state): State<AppState>, a: Access, h: HeaderMap) -> ApiResult<Response> {
@@ -21,6 +23,18 @@ pub(super) async fn mp4(State(state): State<AppState>, a: Access, h: HeaderMap) 
 
 pub(super) async fn thumbnail(State(state): State<AppState>, a: Access, h: HeaderMap) -> ApiResult<Response> {
     let key = a.video.encoding.thumbnail_key.clone().ok_or_else(|| ApiError::not_found("videoId"))?;
+    Ok(a.finish(ranged(&state, &key, "image/jpeg", SHORT, &h).await?))
+}
+
+/// A live stream's uploaded thumbnail (`/live/{liveStreamId}/thumbnail.jpg`); 404 when none.
+pub(super) async fn live_thumbnail(
+    State(state): State<AppState>,
+    a: Access<Visibility>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    let MediaId::LiveStream(id) = &a.video.id else { return Err(ApiError::not_found("liveStreamId")) };
+    let l = state.repo.live_stream_for_delivery(id).await.map_err(|e| ApiError::from_core(e, "liveStreamId"))?;
+    let key = l.thumbnail_key.ok_or_else(|| ApiError::not_found("liveStreamId"))?;
     Ok(a.finish(ranged(&state, &key, "image/jpeg", SHORT, &h).await?))
 }
 

@@ -4,6 +4,7 @@ pub mod account;
 pub mod auth;
 pub mod captions;
 pub mod chapters;
+pub mod live_streams;
 pub mod players;
 pub mod source;
 pub mod thumbnail;

@@ -101,6 +101,28 @@ fn image_kind(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The JPEG made from the image file of an upload form (JPEG, PNG or WebP, at most 8 MiB), in a
+/// scratch folder that lives as long as the returned guard. Videos and live streams both take
+/// thumbnails this way.
+pub(crate) async fn uploaded_jpeg(state: &AppState, form: &mut Form) -> ApiResult<(Scratch, std::path::PathBuf)> {
+    let bytes = form.small_file(MAX_IMAGE).await?;
+    let kind = image_kind(&bytes).ok_or_else(|| {
+        ApiError::bad_request(
+            "uploaded-file-extension-invalid",
+            "Only [jpg, jpeg, png, webp] extensions are supported.",
+            "file",
+        )
+    })?;
+    let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
+    let src = scratch.path().join(format!("upload.{kind}"));
+    tokio::fs::write(&src, &bytes).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
+    let out = scratch.path().join("thumbnail.jpg");
+    vidi_media::encode::thumbnail_from_image(&state.media, &src, kind, &out)
+        .await
+        .map_err(|_| ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file"))?;
+    Ok((scratch, out))
+}
+
 /// Upload a thumbnail image (JPEG, PNG or WebP, at most 8 MiB).
 #[utoipa::path(post, path = "/videos/{videoId}/thumbnail", tag = "Videos", operation_id = "POST_videos-videoId-thumbnail",
     params(("videoId" = String, Path)),
@@ -117,21 +139,7 @@ pub async fn upload(
     let mut form = Form::open(&headers, body)?;
     let result = async {
         let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-        let bytes = form.small_file(MAX_IMAGE).await?;
-        let kind = image_kind(&bytes).ok_or_else(|| {
-            ApiError::bad_request(
-                "uploaded-file-extension-invalid",
-                "Only [jpg, jpeg, png, webp] extensions are supported.",
-                "file",
-            )
-        })?;
-        let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
-        let src = scratch.path().join(format!("upload.{kind}"));
-        tokio::fs::write(&src, &bytes).await.map_err(|e| ApiError::from(vidi_core::CoreError::from(e)))?;
-        let out = scratch.path().join("thumbnail.jpg");
-        vidi_media::encode::thumbnail_from_image(&state.media, &src, kind, &out).await.map_err(|_| {
-            ApiError::bad_request("uploaded-file-invalid-file", "The uploaded file is invalid.", "file")
-        })?;
+        let (_scratch, out) = uploaded_jpeg(&state, &mut form).await?;
         store(&state, &v, &out).await;
         let v = state.repo.get_video(auth.ws(), &v.id).await.or_404("videoId")?;
         Ok(Json(VideoOut::build(&state, v).await?))

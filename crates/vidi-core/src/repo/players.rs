@@ -30,8 +30,8 @@ pub trait PlayerRepo: Send + Sync {
     /// Stores the name, the settings and `updated_at`.
     async fn update_player(&self, player: &PlayerTheme) -> CoreResult<()>;
     /// Deletes the player and, in the same transaction, detaches it from the workspace's videos
-    /// (contract §8: they omit `playerId` afterwards). Returns its logo's key, for the caller to
-    /// delete from the media store.
+    /// and live streams (contract §8: they omit `playerId` afterwards). Returns its logo's key,
+    /// for the caller to delete from the media store.
     async fn delete_player(&self, ws: &WorkspaceId, id: &PlayerId) -> CoreResult<Option<String>>;
     /// Sets (or with `None`, clears) the logo and its link; returns the key of the logo it
     /// replaced, for the caller to delete from the media store.

@@ -87,3 +87,55 @@ async fn another_workspace_gets_not_found_and_changes_nothing(b: Backend) {
     repo.delete_video(&mine, &vid).await.unwrap();
     not_found(repo.workspace_of_video(&vid).await, "workspace_of_video of a deleted video", label);
 }
+
+backend_test!(another_workspace_cannot_reach_a_live_stream);
+async fn another_workspace_cannot_reach_a_live_stream(b: Backend) {
+    use vidi_core::id::LiveStreamId;
+    use vidi_core::live::{LiveStream, Restream};
+    use vidi_core::repo::LiveStreamFilter;
+
+    let t = TestServer::start(&b).await;
+    let repo = t.server.state.repo.clone();
+    let label = b.label.as_str();
+    let mine = t.ws().await;
+    let other = repo.create_workspace("other").await.unwrap();
+    let id = LiveStreamId::generate();
+    let live = LiveStream {
+        id: id.clone(),
+        workspace_id: mine.clone(),
+        name: "mine".into(),
+        stream_key: uuid::Uuid::new_v4().to_string(),
+        record: false,
+        public: false,
+        player_id: None,
+        restreams: vec![Restream { name: "yt".into(), server_url: "rtmp://h/app".into(), stream_key: "k".into() }],
+        thumbnail_key: Some("live/x/thumbnail-a.jpg".into()),
+        created_at: now_ms(),
+        updated_at: now_ms(),
+    };
+    repo.insert_live_stream(&live).await.unwrap();
+    repo.mint_live_tokens(&mine, &[(&id, "ltok-mine")], now_ms(), now_ms() + 60_000).await.unwrap();
+
+    not_found(repo.get_live_stream(&other, &id).await, "get_live_stream", label);
+    let page = vidi_core::model::PageRequest { page: 1, size: 25 };
+    let (theirs, n) = repo.list_live_streams(&other, &LiveStreamFilter::default(), page).await.unwrap();
+    assert!(theirs.is_empty() && n == 0, "{label}");
+    let mut changed = live.clone();
+    changed.workspace_id = other.clone();
+    changed.name = "stolen".into();
+    not_found(repo.update_live_stream(&changed).await, "update_live_stream", label);
+    not_found(repo.set_live_thumbnail(&other, &id, None, now_ms()).await, "set_live_thumbnail", label);
+    not_found(repo.delete_live_stream(&other, &id).await, "delete_live_stream", label);
+    not_found(repo.mint_live_tokens(&other, &[(&id, "ltok-other")], now_ms(), now_ms() + 60_000).await, "mint", label);
+    not_found(repo.admit_live_private(&other, &id, "ltok-mine", "s1", now_ms(), 60_000).await, "admit", label);
+
+    // Nothing changed, and the workspace's own calls work.
+    assert_eq!(repo.get_live_stream(&mine, &id).await.unwrap(), live, "{label}");
+    assert!(!repo.admit_live_private(&mine, &id, "ltok-other", "s1", now_ms(), 60_000).await.unwrap(), "{label}");
+    assert!(repo.admit_live_private(&mine, &id, "ltok-mine", "s1", now_ms(), 60_000).await.unwrap(), "{label}");
+    // Single use: another session is refused, the bound one admitted again.
+    assert!(!repo.admit_live_private(&mine, &id, "ltok-mine", "s2", now_ms(), 60_000).await.unwrap(), "{label}");
+    assert!(repo.admit_live_private(&mine, &id, "ltok-mine", "s1", now_ms(), 60_000).await.unwrap(), "{label}");
+    assert_eq!(repo.delete_live_stream(&mine, &id).await.unwrap().as_deref(), Some("live/x/thumbnail-a.jpg"));
+    not_found(repo.get_live_stream(&mine, &id).await, "get after delete", label);
+}
