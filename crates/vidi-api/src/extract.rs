@@ -1,9 +1,11 @@
-//! Request parsing with api.video's errors: JSON bodies read field by field (so a wrong type names
-//! the attribute, and `null` can be told apart from absent), and query strings decoded as forms
-//! with the `tags[]` and `metadata[key]` conventions of the official clients.
+//! Request parsing with api.video's errors: JSON bodies as typed structs ([`JsonBody`]) whose
+//! fields read through [`de`], so a wrong type names the attribute exactly as the field-by-field
+//! reading did; and query strings decoded as forms with the `tags[]` and `metadata[key]`
+//! conventions of the official clients.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use vidi_core::model::MetadataPair;
 
@@ -35,6 +37,152 @@ pub fn parse_object(body: &Bytes) -> ApiResult<Map<String, Value>> {
     }
 }
 
+fn wrong(name: &str, expected: &str) -> ApiError {
+    ApiError::invalid_attribute(name, format!("The \"{name}\" attribute must be {expected}."))
+}
+
+/// A typed JSON body. The body must be a JSON object (else `invalid-payload`, as for
+/// [`JsonObject`]); its fields are only checked when the handler calls [`JsonBody::read`], so a
+/// handler answers a missing video or an invalid path before a bad attribute, as it always has.
+pub struct JsonBody<T>(ApiResult<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let JsonObject(map) = JsonObject::from_request(req, state).await?;
+        Ok(JsonBody(typed(map)))
+    }
+}
+
+impl<T> JsonBody<T> {
+    /// The body, or the problem of its first wrong attribute.
+    pub fn read(self) -> ApiResult<T> {
+        self.0
+    }
+}
+
+/// What a [`de`] function's error message starts with; the rest is the expected type's words.
+const EXPECTED: &str = "\u{0}expected ";
+
+/// Deserialises an object into `T`, a wrong attribute answered as `invalid-attribute` named by
+/// its top-level field (the name api.video gives it).
+pub fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let name = match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
+            _ => String::new(),
+        };
+        let message = e.into_inner().to_string();
+        match message.strip_prefix(EXPECTED) {
+            Some(expected) => wrong(&name, expected),
+            None => ApiError::invalid_attribute(&name, message),
+        }
+    })
+}
+
+/// The attribute readers: each takes one JSON value (`null` counting as absent) and says what it
+/// expected when the value is of another type. [`Fields`] and [`de`] both use them, so a typed
+/// body and a field read by name fail with the same words.
+mod read {
+    use super::*;
+
+    pub type Read<T> = Result<Option<T>, &'static str>;
+
+    pub fn string(v: &Value) -> Read<String> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            _ => Err("a string"),
+        }
+    }
+
+    pub fn boolean(v: &Value) -> Read<bool> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            _ => Err("a boolean"),
+        }
+    }
+
+    pub fn integer(v: &Value) -> Read<i64> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Number(n) if n.is_i64() => Ok(n.as_i64()),
+            _ => Err("an integer"),
+        }
+    }
+
+    pub fn strings(v: &Value) -> Read<Vec<String>> {
+        let expected = "an array of strings";
+        match v {
+            Value::Null => Ok(None),
+            Value::Array(items) => {
+                items.iter().map(|v| v.as_str().map(str::to_string).ok_or(expected)).collect::<Result<_, _>>().map(Some)
+            }
+            _ => Err(expected),
+        }
+    }
+
+    pub fn metadata(v: &Value) -> Read<Vec<MetadataPair>> {
+        let expected = "an array of {\"key\": string, \"value\": string} objects";
+        match v {
+            Value::Null => Ok(None),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    let key = v.get("key").and_then(Value::as_str);
+                    let value = v.get("value").and_then(Value::as_str);
+                    match (key, value) {
+                        (Some(k), Some(v)) if !k.is_empty() => {
+                            Ok(MetadataPair { key: k.to_string(), value: v.to_string() })
+                        }
+                        _ => Err(expected),
+                    }
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            _ => Err(expected),
+        }
+    }
+}
+
+/// `deserialize_with` functions for the fields of typed bodies: `#[serde(default,
+/// deserialize_with = "de::string")]` on an `Option<String>` reads absent and `null` as `None`
+/// and any other type as the attribute's `invalid-attribute` problem.
+pub mod de {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+    use vidi_core::model::MetadataPair;
+
+    use super::{EXPECTED, read};
+
+    fn with<'de, D: Deserializer<'de>, T>(d: D, f: fn(&Value) -> read::Read<T>) -> Result<Option<T>, D::Error> {
+        let v = Value::deserialize(d)?;
+        f(&v).map_err(|expected| serde::de::Error::custom(format!("{EXPECTED}{expected}")))
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        with(d, read::string)
+    }
+
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        with(d, read::boolean)
+    }
+
+    pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        with(d, read::integer)
+    }
+
+    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        with(d, read::strings)
+    }
+
+    pub fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<MetadataPair>>, D::Error> {
+        with(d, read::metadata)
+    }
+}
+
 /// Typed access to a JSON object's fields, each failure naming the attribute.
 pub trait Fields {
     /// `Ok(None)` when absent; `null` counts as absent unless the caller checks [`Fields::is_null`].
@@ -46,67 +194,29 @@ pub trait Fields {
     fn is_null(&self, name: &str) -> bool;
 }
 
-fn wrong(name: &str, expected: &str) -> ApiError {
-    ApiError::invalid_attribute(name, format!("The \"{name}\" attribute must be {expected}."))
+fn field<T>(m: &Map<String, Value>, name: &str, f: fn(&Value) -> read::Read<T>) -> ApiResult<Option<T>> {
+    m.get(name).map_or(Ok(None), |v| f(v).map_err(|expected| wrong(name, expected)))
 }
 
 impl Fields for Map<String, Value> {
     fn string(&self, name: &str) -> ApiResult<Option<String>> {
-        match self.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(wrong(name, "a string")),
-        }
+        field(self, name, read::string)
     }
 
     fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
-        match self.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(wrong(name, "a boolean")),
-        }
+        field(self, name, read::boolean)
     }
 
     fn integer(&self, name: &str) -> ApiResult<Option<i64>> {
-        match self.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
-            Some(_) => Err(wrong(name, "an integer")),
-        }
+        field(self, name, read::integer)
     }
 
     fn strings(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
-        match self.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| wrong(name, "an array of strings")))
-                .collect::<ApiResult<Vec<_>>>()
-                .map(Some),
-            Some(_) => Err(wrong(name, "an array of strings")),
-        }
+        field(self, name, read::strings)
     }
 
     fn metadata(&self, name: &str) -> ApiResult<Option<Vec<MetadataPair>>> {
-        let expected = "an array of {\"key\": string, \"value\": string} objects";
-        match self.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    let key = v.get("key").and_then(Value::as_str);
-                    let value = v.get("value").and_then(Value::as_str);
-                    match (key, value) {
-                        (Some(k), Some(v)) if !k.is_empty() => {
-                            Ok(MetadataPair { key: k.to_string(), value: v.to_string() })
-                        }
-                        _ => Err(wrong(name, expected)),
-                    }
-                })
-                .collect::<ApiResult<Vec<_>>>()
-                .map(Some),
-            Some(_) => Err(wrong(name, expected)),
-        }
+        field(self, name, read::metadata)
     }
 
     fn is_null(&self, name: &str) -> bool {
