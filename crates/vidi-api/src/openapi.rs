@@ -10,9 +10,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::resources::{
-    account, auth, captions, chapters, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
-};
+use crate::resources::tracks::{captions, chapters};
+use crate::resources::{account, auth, players, source, thumbnail, upload, upload_tokens, videos, webhooks};
 
 struct Security;
 

@@ -2,11 +2,10 @@
 
 pub mod account;
 pub mod auth;
-pub mod captions;
-pub mod chapters;
 pub mod players;
 pub mod source;
 pub mod thumbnail;
+pub mod tracks;
 pub mod upload;
 pub mod upload_tokens;
 pub mod videos;
