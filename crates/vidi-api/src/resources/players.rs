@@ -22,7 +22,7 @@ use super::source::Form;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -178,15 +178,11 @@ pub async fn list(
 ) -> ApiResult<Json<Page<PlayerThemeOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort = match q.get("sortBy") {
-        None | Some("") => None,
-        Some("name") => Some(PlayerSort::Name),
-        Some("createdAt") => Some(PlayerSort::CreatedAt),
-        Some("updatedAt") => Some(PlayerSort::UpdatedAt),
-        Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be one of name, createdAt, updatedAt.")),
-    };
-    let descending = sort_order(&q, false)?;
-    let (players, total) = state.repo.list_players(auth.ws(), sort.unwrap_or_default(), descending, req).await?;
+    let fields =
+        [("name", PlayerSort::Name), ("createdAt", PlayerSort::CreatedAt), ("updatedAt", PlayerSort::UpdatedAt)];
+    let sort = sort(&q, &fields, false)?;
+    let (players, total) =
+        state.repo.list_players(auth.ws(), sort.by.unwrap_or_default(), sort.descending, req).await?;
     let data = players.iter().map(|p| PlayerThemeOut::build(&state, p)).collect();
     Ok(Json(page("/players", &q, req, total, data)))
 }

@@ -14,7 +14,7 @@ use vidi_core::upload_token::{MAX_TTL_SECS, UploadToken};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -86,13 +86,9 @@ pub async fn list(
 ) -> ApiResult<Json<Page<UploadTokenOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort = match q.get("sortBy") {
-        None | Some("") | Some("createdAt") => UploadTokenSort::CreatedAt,
-        Some("ttl") => UploadTokenSort::Ttl,
-        Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be createdAt or ttl.")),
-    };
-    let descending = sort_order(&q, false)?;
-    let (tokens, total) = state.repo.list_upload_tokens(auth.ws(), sort, descending, req, now_ms()).await?;
+    let sort = sort(&q, &[("createdAt", UploadTokenSort::CreatedAt), ("ttl", UploadTokenSort::Ttl)], false)?;
+    let (tokens, total) =
+        state.repo.list_upload_tokens(auth.ws(), sort.by.unwrap_or_default(), sort.descending, req, now_ms()).await?;
     let data = tokens.iter().map(UploadTokenOut::from).collect();
     Ok(Json(page("/upload-tokens", &q, req, total, data)))
 }

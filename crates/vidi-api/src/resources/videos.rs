@@ -19,7 +19,7 @@ use super::players::check_player_of;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState, ingest};
 
 // ---- wire types ------------------------------------------------------------------------------
@@ -428,29 +428,22 @@ pub async fn list(
 ) -> ApiResult<Json<Page<VideoOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort_by = match q.get("sortBy") {
-        None | Some("") => None,
-        Some("createdAt") => Some(VideoSort::CreatedAt),
-        Some("title") => Some(VideoSort::Title),
-        Some("publishedAt") => Some(VideoSort::PublishedAt),
-        Some("updatedAt") => Some(VideoSort::UpdatedAt),
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortBy",
-                "sortBy must be one of title, createdAt, publishedAt, updatedAt.",
-            ));
-        }
-    };
+    let fields = [
+        ("title", VideoSort::Title),
+        ("createdAt", VideoSort::CreatedAt),
+        ("publishedAt", VideoSort::PublishedAt),
+        ("updatedAt", VideoSort::UpdatedAt),
+    ];
     // Newest first unless a sort was asked for.
-    let descending = sort_order(&q, sort_by.is_none())?;
+    let sort = sort(&q, &fields, true)?;
     let filter = VideoFilter {
         title: q.get("title").filter(|s| !s.is_empty()).map(str::to_string),
         description: q.get("description").filter(|s| !s.is_empty()).map(str::to_string),
         tags: q.list("tags").into_iter().filter(|t| !t.is_empty()).collect(),
         metadata: q.map("metadata"),
         live_stream_id: q.get("liveStreamId").filter(|s| !s.is_empty()).map(str::to_string),
-        sort_by: sort_by.unwrap_or_default(),
-        descending,
+        sort_by: sort.by.unwrap_or_default(),
+        descending: sort.descending,
     };
     let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
     let data = VideoOut::build_all(&state, videos).await?;
