@@ -69,10 +69,7 @@ const EXPECTED: &str = "\u{0}expected ";
 /// its top-level field (the name api.video gives it).
 pub fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-        let name = match e.path().iter().next() {
-            Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
-            _ => String::new(),
-        };
+        let name = attribute_name(e.path());
         let message = e.into_inner().to_string();
         match message.strip_prefix(EXPECTED) {
             Some(expected) => wrong(&name, expected),
@@ -81,9 +78,50 @@ pub fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> ApiResult<T> {
     })
 }
 
+/// The name api.video gives an attribute at `path`: `title`, `clip[startTimecode]`,
+/// `metadata[0]`.
+fn attribute_name(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut name = String::new();
+    for (i, segment) in path.iter().enumerate() {
+        match segment {
+            Segment::Map { key } if i == 0 => name.push_str(key),
+            Segment::Map { key } => name.push_str(&format!("[{key}]")),
+            Segment::Seq { index } => name.push_str(&format!("[{index}]")),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    name
+}
+
+/// A PATCH field where `null` means something (clear the value) and absence means "leave it":
+/// read with `#[serde(default, deserialize_with = "de::nullable_string")]`.
+pub enum Nullable<T> {
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Default for Nullable<T> {
+    fn default() -> Self {
+        Nullable::Absent
+    }
+}
+
+impl<T> Nullable<T> {
+    /// `None` when absent, else the new value (`Some(None)` for `null`).
+    pub fn given(self) -> Option<Option<T>> {
+        match self {
+            Nullable::Absent => None,
+            Nullable::Null => Some(None),
+            Nullable::Value(v) => Some(Some(v)),
+        }
+    }
+}
+
 /// The attribute readers: each takes one JSON value (`null` counting as absent) and says what it
-/// expected when the value is of another type. [`Fields`] and [`de`] both use them, so a typed
-/// body and a field read by name fail with the same words.
+/// expected when the value is of another type: the words api.video's clients have always seen
+/// in the problem's `detail`.
 mod read {
     use super::*;
 
@@ -181,46 +219,13 @@ pub mod de {
     pub fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<MetadataPair>>, D::Error> {
         with(d, read::metadata)
     }
-}
 
-/// Typed access to a JSON object's fields, each failure naming the attribute.
-pub trait Fields {
-    /// `Ok(None)` when absent; `null` counts as absent unless the caller checks [`Fields::is_null`].
-    fn string(&self, name: &str) -> ApiResult<Option<String>>;
-    fn boolean(&self, name: &str) -> ApiResult<Option<bool>>;
-    fn integer(&self, name: &str) -> ApiResult<Option<i64>>;
-    fn strings(&self, name: &str) -> ApiResult<Option<Vec<String>>>;
-    fn metadata(&self, name: &str) -> ApiResult<Option<Vec<MetadataPair>>>;
-    fn is_null(&self, name: &str) -> bool;
-}
-
-fn field<T>(m: &Map<String, Value>, name: &str, f: fn(&Value) -> read::Read<T>) -> ApiResult<Option<T>> {
-    m.get(name).map_or(Ok(None), |v| f(v).map_err(|expected| wrong(name, expected)))
-}
-
-impl Fields for Map<String, Value> {
-    fn string(&self, name: &str) -> ApiResult<Option<String>> {
-        field(self, name, read::string)
-    }
-
-    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
-        field(self, name, read::boolean)
-    }
-
-    fn integer(&self, name: &str) -> ApiResult<Option<i64>> {
-        field(self, name, read::integer)
-    }
-
-    fn strings(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
-        field(self, name, read::strings)
-    }
-
-    fn metadata(&self, name: &str) -> ApiResult<Option<Vec<MetadataPair>>> {
-        field(self, name, read::metadata)
-    }
-
-    fn is_null(&self, name: &str) -> bool {
-        matches!(self.get(name), Some(Value::Null))
+    /// Only called when the field is present (absent is the `Default`), so `null` is `Null`.
+    pub fn nullable_string<'de, D: Deserializer<'de>>(d: D) -> Result<super::Nullable<String>, D::Error> {
+        Ok(match with(d, read::string)? {
+            None => super::Nullable::Null,
+            Some(s) => super::Nullable::Value(s),
+        })
     }
 }
 
@@ -285,15 +290,51 @@ mod tests {
         assert_eq!(Query::parse(Some("tags=solo")).list("tags"), vec!["solo"]);
     }
 
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Sample {
+        #[serde(default, deserialize_with = "de::string")]
+        title: Option<String>,
+        #[serde(default, deserialize_with = "de::nullable_string")]
+        player_id: Nullable<String>,
+        #[serde(default)]
+        clip: Option<Clip>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Clip {
+        #[serde(default, deserialize_with = "de::string")]
+        start_timecode: Option<String>,
+    }
+
+    fn sample(body: &'static [u8]) -> ApiResult<Sample> {
+        typed(parse_object(&Bytes::from_static(body)).unwrap())
+    }
+
     #[test]
-    fn fields_name_the_attribute() {
-        let m = parse_object(&Bytes::from_static(br#"{"title": 3, "tags": ["a", 1], "public": null}"#)).unwrap();
-        let e = m.string("title").unwrap_err();
-        assert_eq!(e.status(), 400);
-        assert!(m.strings("tags").is_err());
-        assert_eq!(m.boolean("public").unwrap(), None);
-        assert!(m.is_null("public"));
+    fn typed_bodies_name_the_attribute() {
+        let wrong_type = sample(br#"{"title": 3}"#).err().unwrap();
+        let expected = ApiError::invalid_attribute("title", "The \"title\" attribute must be a string.");
+        assert_eq!(format!("{wrong_type:?}"), format!("{expected:?}"));
+        let nested = sample(br#"{"clip": {"startTimecode": 1}}"#).err().unwrap();
+        let expected = ApiError::invalid_attribute(
+            "clip[startTimecode]",
+            "The \"clip[startTimecode]\" attribute must be a string.",
+        );
+        assert_eq!(format!("{nested:?}"), format!("{expected:?}"));
+        let s = sample(br#"{"title": null, "playerId": null, "unknown": 1}"#).unwrap();
+        assert!(s.title.is_none() && s.clip.is_none());
+        assert_eq!(s.player_id.given(), Some(None));
+        assert_eq!(sample(b"{}").unwrap().player_id.given(), None);
+        assert_eq!(sample(br#"{"playerId": "pl1"}"#).unwrap().player_id.given(), Some(Some("pl1".into())));
+        assert!(sample(br#"{"playerId": false}"#).is_err());
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
         assert!(parse_object(&Bytes::from_static(b"[1]")).is_err());
         assert!(parse_object(&Bytes::from_static(b"{oops")).is_err());
+        assert!(parse_object(&Bytes::from_static(b"  ")).is_err());
     }
 }

@@ -8,5 +8,6 @@ pub mod thumbnail;
 pub mod tracks;
 pub mod upload;
 pub mod upload_tokens;
+pub mod video_payloads;
 pub mod videos;
 pub mod webhooks;

@@ -16,9 +16,10 @@ use vidi_core::probe::Probe;
 use vidi_core::time::{Rfc3339Ms, now_ms};
 
 use super::players::check_player_of;
+use super::video_payloads::{VideoCreationPayload, VideoUpdatePayload};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
+use crate::extract::{JsonBody, Query};
 use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState, ingest};
 
@@ -326,20 +327,21 @@ pub(crate) fn valid_timecode(s: &str) -> bool {
 
 /// Create a video object.
 #[utoipa::path(post, path = "/videos", tag = "Videos", operation_id = "POST_videos",
-    request_body(content = serde_json::Value, description = "VideoCreationPayload: title (required), description, source, public, panoramic, mp4Support, playerId, tags, metadata, clip, watermark"),
+    request_body = VideoCreationPayload,
     responses((status = 201, body = VideoOut), (status = 202, body = VideoOut), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<VideoCreationPayload>,
 ) -> ApiResult<impl IntoResponse> {
-    let title = body.string("title")?.ok_or_else(|| ApiError::attribute_required("title"))?;
+    let body = body.read()?;
+    let title = body.title.ok_or_else(|| ApiError::attribute_required("title"))?;
     check_title(&title)?;
-    if let Some(clip) = body.get("clip").filter(|c| !c.is_null()) {
-        for key in ["startTimecode", "endTimecode"] {
-            if let Some(tc) = clip.get(key)
-                && !tc.as_str().is_some_and(valid_timecode)
+    if let Some(clip) = &body.clip {
+        for (key, tc) in [("startTimecode", &clip.start_timecode), ("endTimecode", &clip.end_timecode)] {
+            if let Some(tc) = tc
+                && !valid_timecode(tc)
             {
                 return Err(ApiError::invalid_attribute(
                     &format!("clip[{key}]"),
@@ -348,7 +350,7 @@ pub async fn create(
             }
         }
     }
-    let player_id = body.string("playerId")?.filter(|p| !p.is_empty());
+    let player_id = body.player_id.filter(|p| !p.is_empty());
     if let Some(p) = &player_id {
         check_player_of(&state, auth.ws(), p).await?;
     }
@@ -357,13 +359,13 @@ pub async fn create(
         id: VideoId::generate(),
         workspace_id: auth.ws().clone(),
         title,
-        description: check_description(body.string("description")?)?,
-        public: body.boolean("public")?.unwrap_or(true),
-        panoramic: body.boolean("panoramic")?.unwrap_or(false),
-        mp4_support: body.boolean("mp4Support")?.unwrap_or(true),
+        description: check_description(body.description)?,
+        public: body.public.unwrap_or(true),
+        panoramic: body.panoramic.unwrap_or(false),
+        mp4_support: body.mp4_support.unwrap_or(true),
         player_id,
-        tags: clean_tags(body.strings("tags")?.unwrap_or_default())?,
-        metadata: check_metadata(body.metadata("metadata")?.unwrap_or_default())?,
+        tags: clean_tags(body.tags.unwrap_or_default())?,
+        metadata: check_metadata(body.metadata.unwrap_or_default())?,
         source_kind: SourceKind::Upload,
         source_ref: None,
         created_at: now,
@@ -372,7 +374,7 @@ pub async fn create(
         ingest: Ingest::empty(),
         encoding: EncodingState::default(),
     };
-    let source = body.string("source")?.filter(|s| !s.trim().is_empty());
+    let source = body.source.filter(|s| !s.trim().is_empty());
     if let Some(src) = &source {
         let src = src.trim();
         if let Some(original) = VideoId::parse(src) {
@@ -463,45 +465,48 @@ pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<Stri
 /// Update a video's editable fields; arrays replace the stored ones, `playerId: null` detaches.
 #[utoipa::path(patch, path = "/videos/{videoId}", tag = "Videos", operation_id = "PATCH_videos-videoId",
     params(("videoId" = String, Path)),
-    request_body(content = serde_json::Value, description = "VideoUpdatePayload: playerId (or null), title, description, public, panoramic, mp4Support, tags, metadata"),
+    request_body = VideoUpdatePayload,
     responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    body: JsonBody<VideoUpdatePayload>,
 ) -> ApiResult<Json<VideoOut>> {
     let mut v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-    if let Some(t) = body.string("title")? {
+    let body = body.read()?;
+    if let Some(t) = body.title {
         check_title(&t)?;
         v.title = t;
     }
-    if body.contains_key("description") {
-        v.description = check_description(body.string("description")?)?;
+    if let Some(d) = body.description.given() {
+        v.description = check_description(d)?;
     }
-    if let Some(b) = body.boolean("public")? {
+    if let Some(b) = body.public {
         v.public = b;
     }
-    if let Some(b) = body.boolean("panoramic")? {
+    if let Some(b) = body.panoramic {
         v.panoramic = b;
     }
-    if let Some(b) = body.boolean("mp4Support")? {
+    if let Some(b) = body.mp4_support {
         v.mp4_support = b;
     }
-    if body.is_null("playerId") {
-        v.player_id = None;
-    } else if let Some(p) = body.string("playerId")? {
-        // A player of another workspace is one that does not exist (contract §8).
-        if !p.is_empty() && v.player_id.as_deref() != Some(p.as_str()) {
-            check_player_of(&state, auth.ws(), &p).await?;
+    match body.player_id.given() {
+        None => {}
+        Some(None) => v.player_id = None,
+        Some(Some(p)) => {
+            // A player of another workspace is one that does not exist (contract §8).
+            if !p.is_empty() && v.player_id.as_deref() != Some(p.as_str()) {
+                check_player_of(&state, auth.ws(), &p).await?;
+            }
+            v.player_id = Some(p).filter(|p| !p.is_empty());
         }
-        v.player_id = Some(p).filter(|p| !p.is_empty());
     }
-    if let Some(tags) = body.strings("tags")? {
+    if let Some(tags) = body.tags {
         v.tags = clean_tags(tags)?;
     }
-    if let Some(m) = body.metadata("metadata")? {
+    if let Some(m) = body.metadata {
         v.metadata = check_metadata(m)?;
     }
     v.updated_at = now_ms();
