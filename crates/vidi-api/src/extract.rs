@@ -96,16 +96,12 @@ fn attribute_name(path: &serde_path_to_error::Path) -> String {
 
 /// A PATCH field where `null` means something (clear the value) and absence means "leave it":
 /// read with `#[serde(default, deserialize_with = "de::nullable_string")]`.
+#[derive(Default)]
 pub enum Nullable<T> {
+    #[default]
     Absent,
     Null,
     Value(T),
-}
-
-impl<T> Default for Nullable<T> {
-    fn default() -> Self {
-        Nullable::Absent
-    }
 }
 
 impl<T> Nullable<T> {
@@ -329,6 +325,8 @@ mod tests {
         assert_eq!(sample(b"{}").unwrap().player_id.given(), None);
         assert_eq!(sample(br#"{"playerId": "pl1"}"#).unwrap().player_id.given(), Some(Some("pl1".into())));
         assert!(sample(br#"{"playerId": false}"#).is_err());
+        let clip = sample(br#"{"clip": {"startTimecode": "00:00:01"}}"#).unwrap().clip.unwrap();
+        assert_eq!(clip.start_timecode.as_deref(), Some("00:00:01"));
     }
 
     #[test]
