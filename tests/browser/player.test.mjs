@@ -186,11 +186,19 @@ async function withPage(browser, name, body) {
   }
 }
 
-// Opens `url` and asserts that the <video> element plays past `seconds` with no fatal error on
-// the way.
+// `url` asking the page to autoplay, as an embedding page does (`?autoplay=true`): the player
+// page plays only when asked, or when its theme forces it, as api.video's does.
+function autoplaying(url) {
+  const u = new URL(url);
+  u.searchParams.set('autoplay', 'true');
+  return u.href;
+}
+
+// Opens `url` (asking it to autoplay) and asserts that the <video> element plays past `seconds`
+// with no fatal error on the way.
 async function assertPlays(browser, url, name, seconds = PLAYED_SECONDS) {
   await withPage(browser, name, async ({ page, problems }) => {
-    const res = await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+    const res = await page.goto(autoplaying(url), { waitUntil: 'load', timeout: 30_000 });
     assert.ok(res, `no response for ${url}`);
     assert.equal(res.status(), 200, `GET ${url}`);
     const deadline = Date.now() + PLAY_WITHIN_MS;
@@ -211,11 +219,11 @@ async function assertPlays(browser, url, name, seconds = PLAYED_SECONDS) {
   });
 }
 
-// Opens `url` and asserts that nothing plays: the page answers 4xx, or it loads but the
-// <video> element's currentTime does not move for NO_PLAY_WATCH_MS.
+// Opens `url` (asking it to autoplay) and asserts that nothing plays: the page answers 4xx, or
+// it loads but the <video> element's currentTime does not move for NO_PLAY_WATCH_MS.
 async function assertDoesNotPlay(browser, url, name) {
   await withPage(browser, name, async ({ page }) => {
-    const res = await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+    const res = await page.goto(autoplaying(url), { waitUntil: 'load', timeout: 30_000 });
     assert.ok(res, `no response for ${url}`);
     if (res.status() >= 400 && res.status() < 500) return;
     assert.ok(res.status() < 400, `GET ${url} answered ${res.status()}, expected 4xx or a page that does not play`);
@@ -394,7 +402,7 @@ describe('player page in Chromium', () => {
 
       // ?t= starts there.
       await withPage(browser, 'start-at', async ({ page, problems }) => {
-        await page.goto(`${assets.player}?t=3`, { waitUntil: 'load', timeout: 30_000 });
+        await page.goto(autoplaying(`${assets.player}?t=3`), { waitUntil: 'load', timeout: 30_000 });
         const first = await until('playing from ?t=3', async () => {
           const s = await videoState(page);
           return { ok: s.currentTime > 0 && s.readyState >= 2, ...s };
@@ -474,7 +482,7 @@ describe('player page in Chromium', () => {
     const browser = await openBrowser();
     try {
       await withPage(browser, 'captions', async ({ page, problems }) => {
-        await page.goto(assets.player, { waitUntil: 'load', timeout: 30_000 });
+        await page.goto(autoplaying(assets.player), { waitUntil: 'load', timeout: 30_000 });
         // The default caption is on, the other off, and its cue is on screen once played.
         const tracks = await until('the default caption shows its cue', () => page.evaluate(() => {
           const v = document.querySelector('video');

@@ -46,6 +46,10 @@ pub async fn queue_import(state: &AppState, ws: &WorkspaceId, id: &VideoId) {
 pub fn spawn_early_encode(state: AppState, ws: WorkspaceId, id: VideoId, session: String) {
     let tasks = state.clone();
     tasks.tasks.spawn(async move {
+        // A clip is encoded from the whole source: seeking into one still arriving would wait.
+        if state.repo.get_video(&ws, &id).await.is_ok_and(|v| v.clip.is_some()) {
+            return;
+        }
         let Ok(Some(path)) = state.blobs.growing_input(&session).await else {
             return;
         };

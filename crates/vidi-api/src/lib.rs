@@ -112,6 +112,8 @@ pub struct Inner {
     pub waker: vidi_core::jobs::Waker,
     /// Work a request starts and does not wait for.
     pub tasks: RequestTasks,
+    /// Playlists this process's producers (live packagers) answer from memory, before storage.
+    pub playlists: Arc<vidi_core::board::PlaylistBoard>,
 }
 
 /// Work a request starts and does not wait for (the probe of an upload still arriving, for its
@@ -165,8 +167,9 @@ impl AppState {
         let instance = format!("in{}", vidi_core::id::random_body());
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
         let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
-        let tasks = RequestTasks::default();
-        let inner = Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker, tasks };
+        let (tasks, playlists) = (RequestTasks::default(), Arc::default());
+        let inner =
+            Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker, tasks, playlists };
         Ok(AppState(Arc::new(inner)))
     }
 }

@@ -1,5 +1,5 @@
-//! What the segment route needs to know about a video before it serves one of its files: that it
-//! exists, whose it is, and whether it is public. A player fetches a segment every 0.5–2 s per
+//! What the segment route needs to know about a video or a live stream (a [`MediaId`]) before it
+//! serves one of its files: that it exists, whose it is, and whether it is public. A player fetches a segment every 0.5–2 s per
 //! viewer, and reading the video's row for each (the whole row, its probe parsed from JSON) was
 //! the largest fixed cost of a segment request (docs/performance.md). These facts change only
 //! through this API (`PATCH public`, `DELETE`), so this node forgets them the moment it changes
@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::id::{MediaId, WorkspaceId};
 
 /// The longest a node serves a video's files on what it read about the video: a video made
 /// private or deleted through another node stops being served here within this. The node that
@@ -27,17 +27,17 @@ pub const MAX_VISIBILITY_TTL: Duration = Duration::from_secs(1);
 /// catalogue can be large, so the map is bounded all the same.
 const CAP: usize = 50_000;
 
-/// A video's owner and visibility, as read from the database.
+/// A video's or live stream's owner and visibility, as read from the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Visibility {
-    pub id: VideoId,
+    pub id: MediaId,
     pub workspace_id: WorkspaceId,
     pub public: bool,
 }
 
 pub struct VisibilityCache {
     ttl: Duration,
-    map: Mutex<HashMap<VideoId, (Visibility, Instant)>>,
+    map: Mutex<HashMap<MediaId, (Visibility, Instant)>>,
     /// Bumped by every `forget`: a read that started before a change must not store what it read
     /// after the change has been made (it could put back the visibility the change replaced).
     epoch: AtomicU64,
@@ -56,7 +56,7 @@ impl VisibilityCache {
         VisibilityCache { ttl: ttl.min(MAX_VISIBILITY_TTL), map: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) }
     }
 
-    pub fn get(&self, id: &VideoId) -> Option<Visibility> {
+    pub fn get(&self, id: &MediaId) -> Option<Visibility> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -90,13 +90,20 @@ impl VisibilityCache {
         map.insert(v.id.clone(), (v, ticket.read_at));
     }
 
-    /// Forgets a video whose visibility changed or which was deleted. Call it once the change is
-    /// in the database: a read that starts later sees the change, and one that started earlier
-    /// stores nothing.
-    pub fn forget(&self, id: &VideoId) {
+    /// Forgets a video or live stream whose visibility changed or which was deleted. Call it
+    /// once the change is in the database: a read that starts later sees the change, and one
+    /// that started earlier stores nothing.
+    pub fn forget_media(&self, id: &MediaId) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
         map.remove(id);
+    }
+}
+
+impl VisibilityCache {
+    /// [`forget_media`](Self::forget_media) of a video.
+    pub fn forget(&self, id: &vidi_core::id::VideoId) {
+        self.forget_media(&MediaId::Video(id.clone()))
     }
 }
 
@@ -104,22 +111,24 @@ impl VisibilityCache {
 mod tests {
     use super::*;
 
+    use vidi_core::id::{LiveStreamId, VideoId};
+
+    fn video(id: &str) -> MediaId {
+        MediaId::Video(VideoId::from_trusted(id.into()))
+    }
+
     fn vis(id: &str, public: bool) -> Visibility {
-        Visibility {
-            id: VideoId::from_trusted(id.into()),
-            workspace_id: WorkspaceId::from_trusted("ws1".into()),
-            public,
-        }
+        Visibility { id: video(id), workspace_id: WorkspaceId::from_trusted("ws1".into()), public }
     }
 
     #[test]
     fn answers_while_fresh_and_forgets_on_change() {
         let c = VisibilityCache::new(Duration::from_secs(1));
-        let id = VideoId::from_trusted("vi1".into());
+        let id = video("vi1");
         assert_eq!(c.get(&id), None);
         c.insert(c.ticket(), vis("vi1", true));
         assert_eq!(c.get(&id), Some(vis("vi1", true)));
-        c.forget(&id);
+        c.forget_media(&id);
         assert_eq!(c.get(&id), None);
         // Read from the database longer ago than the TTL: not acted on.
         c.insert(
@@ -132,11 +141,23 @@ mod tests {
     #[test]
     fn a_read_that_straddles_a_change_is_not_stored() {
         let c = VisibilityCache::new(Duration::from_secs(1));
-        let id = VideoId::from_trusted("vi1".into());
+        let id = video("vi1");
         let t = c.ticket(); // a request starts reading: the video is public
-        c.forget(&id); // meanwhile it is made private
+        c.forget_media(&id); // meanwhile it is made private
         c.insert(t, vis("vi1", true)); // the stale answer arrives
         assert_eq!(c.get(&id), None);
+    }
+
+    #[test]
+    fn videos_and_live_streams_share_the_memory_apart() {
+        let c = VisibilityCache::new(Duration::from_secs(1));
+        let live = MediaId::LiveStream(LiveStreamId::from_trusted("li1".into()));
+        let ws = WorkspaceId::from_trusted("ws1".into());
+        c.insert(c.ticket(), Visibility { id: live.clone(), workspace_id: ws, public: false });
+        c.insert(c.ticket(), vis("vi1", true));
+        assert!(c.get(&live).is_some_and(|v| !v.public));
+        c.forget_media(&live);
+        assert_eq!((c.get(&live), c.get(&video("vi1"))), (None, Some(vis("vi1", true))));
     }
 
     #[test]
@@ -144,6 +165,6 @@ mod tests {
         assert_eq!(VisibilityCache::new(Duration::from_secs(60)).ttl, MAX_VISIBILITY_TTL);
         let c = VisibilityCache::new(Duration::ZERO);
         c.insert(c.ticket(), vis("vi1", true));
-        assert_eq!(c.get(&VideoId::from_trusted("vi1".into())), None);
+        assert_eq!(c.get(&video("vi1")), None);
     }
 }

@@ -142,3 +142,34 @@ mod tests {
         assert_eq!(base62_22(u128::MAX).len(), 22);
     }
 }
+
+/// What a viewer watches, as delivery names it: a video or a live stream. Their ids never collide
+/// (their prefixes differ), so one map can hold both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MediaId {
+    Video(VideoId),
+    LiveStream(LiveStreamId),
+}
+
+impl MediaId {
+    pub fn as_str(&self) -> &str {
+        match self {
+            MediaId::Video(id) => id.as_str(),
+            MediaId::LiveStream(id) => id.as_str(),
+        }
+    }
+
+    /// The name of the path parameter (and of the problem body's `name`) that carries it.
+    pub fn param(&self) -> &'static str {
+        match self {
+            MediaId::Video(_) => "videoId",
+            MediaId::LiveStream(_) => "liveStreamId",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -114,6 +114,10 @@ pub enum JobKind {
         /// How many pieces the video was split into, the head included.
         pieces: u32,
     },
+    /// Makes the MP4 of a video encoded without one, from its stored ladder (`mp4Support` turned
+    /// on afterwards), then lists it.
+    #[serde(rename_all = "camelCase")]
+    Mp4 { video_id: VideoId, workspace_id: WorkspaceId },
     /// Reads a complete source with ffprobe, stores what it found, then queues its encoding.
     #[serde(rename_all = "camelCase")]
     Probe { video_id: VideoId, workspace_id: WorkspaceId },
@@ -144,7 +148,8 @@ pub const FINISH: &str = "finish";
 pub const PROBE: &str = "probe";
 pub const ASSEMBLE: &str = "assemble";
 pub const IMPORT: &str = "import";
-const KINDS: [&str; 6] = [ENCODE, PIECE, FINISH, PROBE, ASSEMBLE, IMPORT];
+pub const MP4: &str = "mp4";
+const KINDS: [&str; 7] = [ENCODE, PIECE, FINISH, PROBE, ASSEMBLE, IMPORT, MP4];
 
 impl JobSpec for JobKind {
     fn name(&self) -> &'static str {
@@ -155,6 +160,7 @@ impl JobSpec for JobKind {
             JobKind::Probe { .. } => PROBE,
             JobKind::Assemble { .. } => ASSEMBLE,
             JobKind::Import { .. } => IMPORT,
+            JobKind::Mp4 { .. } => MP4,
         }
     }
 
@@ -166,6 +172,8 @@ impl JobSpec for JobKind {
             // An encode that follows an upload still arriving holds its worker as long as the
             // upload takes: not in the head lane, where it would hold up every other video.
             JobKind::Encode { growing: Some(_), .. } | JobKind::Piece { .. } | JobKind::Finish { .. } => Lane::ENCODE,
+            // A remux of a stored ladder: no encoding, but it reads and writes a whole video.
+            JobKind::Mp4 { .. } => Lane::ENCODE,
             // Seconds of work (or a download, which waits on the network, not the CPU): none of
             // it may queue behind a ladder.
             JobKind::Probe { .. } | JobKind::Assemble { .. } | JobKind::Import { .. } => Lane::SHORT,
@@ -185,6 +193,7 @@ impl JobSpec for JobKind {
             JobKind::Probe { video_id, .. } => format!("probe:{video_id}"),
             JobKind::Assemble { video_id, .. } => format!("assemble:{video_id}"),
             JobKind::Import { video_id, .. } => format!("import:{video_id}"),
+            JobKind::Mp4 { video_id, .. } => format!("mp4:{video_id}"),
         }
     }
 
@@ -202,7 +211,8 @@ impl JobKind {
             | JobKind::Finish { video_id, .. }
             | JobKind::Probe { video_id, .. }
             | JobKind::Assemble { video_id, .. }
-            | JobKind::Import { video_id, .. } => video_id,
+            | JobKind::Import { video_id, .. }
+            | JobKind::Mp4 { video_id, .. } => video_id,
         }
     }
 
@@ -213,7 +223,8 @@ impl JobKind {
             JobKind::Finish { workspace_id, .. }
             | JobKind::Probe { workspace_id, .. }
             | JobKind::Assemble { workspace_id, .. }
-            | JobKind::Import { workspace_id, .. } => Some(workspace_id),
+            | JobKind::Import { workspace_id, .. }
+            | JobKind::Mp4 { workspace_id, .. } => Some(workspace_id),
         }
     }
 }

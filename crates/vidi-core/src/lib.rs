@@ -3,6 +3,8 @@
 //! Nothing here knows about HTTP, SQL or S3.
 
 pub mod blobs;
+pub mod board;
+pub mod clip;
 pub mod encoding;
 pub mod error;
 pub mod event;

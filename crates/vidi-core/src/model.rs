@@ -123,6 +123,8 @@ pub struct Video {
     pub published_at: Option<i64>,
     pub ingest: Ingest,
     pub encoding: EncodingState,
+    /// The part of the source the video is made of (`clip` on create); `None`: all of it.
+    pub clip: Option<crate::clip::Clip>,
 }
 
 impl Video {
@@ -143,6 +145,9 @@ pub struct EncodingState {
     pub thumbnail_key: Option<String>,
     /// Why encoding failed, for the operator (the 2023 wire has no field for it).
     pub error: Option<String>,
+    /// `mp4Support` was turned on after the video was encoded: its MP4 is being made, and is
+    /// neither listed nor served until it is.
+    pub mp4_pending: bool,
 }
 
 /// One output of the encoder, as the status reports it.

@@ -125,10 +125,37 @@ pub const MAX_LOGO_HEIGHT: u32 = 100;
 /// A logo's click-through URL is stored and rendered as a link: bounded like other URLs.
 pub const MAX_LINK_CHARS: usize = 2048;
 
-/// Whether `s` is a CSS colour of a shape a theme may hold: `#rgb`, `#rgba`, `#rrggbb`,
-/// `#rrggbbaa`, `rgb()`/`rgba()`/`hsl()`/`hsla()` with numbers, percent signs, dots, commas,
-/// slashes and spaces inside, or a named colour (letters only). Nothing else can reach the player
-/// page's style sheet, so a theme cannot close a declaration or load a URL.
+/// The CSS named colours (CSS Color 4: the 148 keywords and `transparent`), sorted, separated
+/// by single spaces. The player page's SDK bridge holds the same string (`sdk-bridge.js`, checked
+/// by a test in `vidi-api`), so a theme set through the player SDK follows the same grammar.
+pub const NAMED_COLOURS: &str = "aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue \
+    blueviolet brown burlywood cadetblue chartreuse chocolate coral cornflowerblue cornsilk \
+    crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey darkkhaki \
+    darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon darkseagreen \
+    darkslateblue darkslategray darkslategrey darkturquoise darkviolet deeppink deepskyblue \
+    dimgray dimgrey dodgerblue firebrick floralwhite forestgreen fuchsia gainsboro \
+    ghostwhite gold goldenrod gray green greenyellow grey honeydew hotpink indianred indigo \
+    ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral lightcyan \
+    lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen \
+    lightskyblue lightslategray lightslategrey lightsteelblue lightyellow lime limegreen \
+    linen magenta maroon mediumaquamarine mediumblue mediumorchid mediumpurple \
+    mediumseagreen mediumslateblue mediumspringgreen mediumturquoise mediumvioletred \
+    midnightblue mintcream mistyrose moccasin navajowhite navy oldlace olive olivedrab \
+    orange orangered orchid palegoldenrod palegreen paleturquoise palevioletred papayawhip \
+    peachpuff peru pink plum powderblue purple rebeccapurple red rosybrown royalblue \
+    saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue \
+    slategray slategrey snow springgreen steelblue tan teal thistle tomato transparent \
+    turquoise violet wheat white whitesmoke yellow yellowgreen";
+
+/// Whether `s` is a colour a theme may hold, in one grammar for every colour field, on create,
+/// update and the player SDK's `setTheme`: the CSS forms api.video documents and CSS defines:
+/// `#rgb`, `#rgba`, `#rrggbb`, `#rrggbbaa`; `rgb()`/`rgba()` of three numbers or percentages and
+/// an optional alpha, `hsl()`/`hsla()` of a hue (a number, or an angle in deg, rad, grad or
+/// turn), two percentages and an optional alpha, each in the comma form or the space form
+/// (`rgb(0 0 0 / .5)`); or a named colour of the CSS list ([`NAMED_COLOURS`]), in any case. A
+/// word that is not a colour (`"nonsense"`) is refused like a malformed `rgba(`: the page would
+/// draw nothing. Nothing else can reach the player page's style sheet, so a theme can neither
+/// close a declaration nor load a URL.
 pub fn valid_colour(s: &str) -> bool {
     if s.is_empty() || s.len() > 64 {
         return false;
@@ -136,18 +163,57 @@ pub fn valid_colour(s: &str) -> bool {
     if let Some(hex) = s.strip_prefix('#') {
         return matches!(hex.len(), 3 | 4 | 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit());
     }
-    if s.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return s.len() >= 3;
-    }
     let lower = s.to_ascii_lowercase();
-    for f in ["rgba(", "rgb(", "hsla(", "hsl("] {
-        if let Some(inner) = lower.strip_prefix(f).and_then(|r| r.strip_suffix(')')) {
-            return !inner.trim().is_empty()
-                && inner.bytes().any(|b| b.is_ascii_digit())
-                && inner.bytes().all(|b| b.is_ascii_digit() || b" .,%/-".contains(&b) || b"deg".contains(&b));
-        }
+    if lower.bytes().all(|b| b.is_ascii_lowercase()) {
+        return NAMED_COLOURS.split(' ').any(|n| n == lower);
     }
-    false
+    let Some((function, inner)) = lower.split_once('(').and_then(|(f, r)| Some((f, r.strip_suffix(')')?))) else {
+        return false;
+    };
+    let hsl = match function {
+        "rgb" | "rgba" => false,
+        "hsl" | "hsla" => true,
+        _ => return false,
+    };
+    // The comma form (`rgba(255, 255, 255, .95)`) or the space form (`rgb(255 255 255 / 95%)`).
+    let (values, alpha): (Vec<&str>, Option<&str>) = if inner.contains(',') {
+        let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+        if inner.contains('/') || !(3..=4).contains(&parts.len()) {
+            return false;
+        }
+        (parts[..3].to_vec(), parts.get(3).copied())
+    } else {
+        match inner.split_once('/') {
+            Some((v, a)) => (v.split_ascii_whitespace().collect(), Some(a.trim())),
+            None => (inner.split_ascii_whitespace().collect(), None),
+        }
+    };
+    if values.len() != 3 {
+        return false;
+    }
+    let first = if hsl { hue(values[0]) } else { number_or_percent(values[0]) };
+    let rest = values[1..].iter().all(|v| if hsl { percent(v) } else { number_or_percent(v) });
+    first && rest && alpha.is_none_or(number_or_percent)
+}
+
+/// A CSS number: an optional sign, digits, and a fraction of at least one digit (`.5`, `1.25`).
+fn number(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (int, frac) = s.split_once('.').map_or((s, None), |(i, f)| (i, Some(f)));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && frac.is_none_or(|f| !f.is_empty() && digits(f)) && !(int.is_empty() && frac.is_none())
+}
+
+fn percent(s: &str) -> bool {
+    s.strip_suffix('%').is_some_and(number)
+}
+
+fn number_or_percent(s: &str) -> bool {
+    number(s) || percent(s)
+}
+
+fn hue(s: &str) -> bool {
+    number(s) || ["deg", "grad", "rad", "turn"].iter().any(|u| s.strip_suffix(u).is_some_and(number))
 }
 
 /// A logo's format and size in pixels, read from its header: PNG or JPEG, nothing else.
@@ -227,6 +293,12 @@ mod tests {
             "#00000080",
             "red",
             "transparent",
+            "RebeccaPurple",
+            "rgb(0 0 0 / 50%)",
+            "rgba(0, 0, 0)",
+            "hsl(0.5turn, 10%, 20%)",
+            "hsla(120, 100%, 50%, .3)",
+            "rgb(-1, 300, 1.5)",
         ] {
             assert!(valid_colour(ok), "{ok} should be accepted");
         }
@@ -242,6 +314,21 @@ mod tests {
             "rgba(0,0,0,1)) body{",
             "var(--x)",
             "</style>",
+            "nonsense",
+            "currentcolor",
+            "inherit",
+            "rgba(",
+            "rgb(0, 0)",
+            "rgb(0 0 0 0)",
+            "rgb(0, 0, 0 / 1)",
+            "rgb(0,,0,0)",
+            "rgb(1.,2,3)",
+            "hsl(120, 50, 50)",
+            "hsl(1e3deg, 5%, 5%)",
+            "rgb(0 0 0 /)",
+            "rgb(0 0 0 / 1 / 1)",
+            "rgbb(0,0,0)",
+            "rgb(0 deg 0)",
         ] {
             assert!(!valid_colour(bad), "{bad} should be refused");
         }

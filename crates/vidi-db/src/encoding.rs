@@ -108,6 +108,13 @@ impl EncodingRepo for Db {
         found(n)
     }
 
+    async fn set_mp4_pending(&self, ws: &WorkspaceId, id: &VideoId, pending: bool) -> CoreResult<()> {
+        let n = with_pool!(self, p => sqlx::query("UPDATE videos SET mp4_pending = $2 WHERE id = $1 AND workspace_id = $3")
+            .bind(id.as_str()).bind(pending).bind(ws.as_str())
+            .execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
+        found(n)
+    }
+
     async fn set_thumbnail(&self, ws: &WorkspaceId, id: &VideoId, key: &str) -> CoreResult<()> {
         self.set_video_field(
             ws,

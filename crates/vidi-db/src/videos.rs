@@ -1,6 +1,7 @@
 //! Videos: rows, filters, pages.
 
 use async_trait::async_trait;
+use vidi_core::clip::Clip;
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::model::{
     EncodingState, Ingest, IngestState, PageRequest, ProbeOutcome, SourceKind, UploadMode, Video, VideoFilter,
@@ -17,7 +18,8 @@ macro_rules! video_columns {
     () => {
         "id, workspace_id, title, description, public, panoramic, mp4_support, player_id, \
     tags, metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
-    filesize, parts_total, upload_session, source_key, probe, playable, thumbnail_key, encode_error"
+    filesize, parts_total, upload_session, source_key, probe, playable, thumbnail_key, encode_error, \
+    clip_start, clip_end, mp4_pending"
     };
 }
 
@@ -53,6 +55,9 @@ pub(crate) struct VideoRow {
     playable: bool,
     thumbnail_key: Option<String>,
     encode_error: Option<String>,
+    clip_start: Option<String>,
+    clip_end: Option<String>,
+    mp4_pending: bool,
 }
 
 impl VideoRow {
@@ -84,6 +89,9 @@ impl VideoRow {
             playable: r.get(22)?,
             thumbnail_key: r.get(23)?,
             encode_error: r.get(24)?,
+            clip_start: r.get(25)?,
+            clip_end: r.get(26)?,
+            mp4_pending: r.get(27)?,
         })
     }
 
@@ -117,7 +125,10 @@ impl VideoRow {
                 playable: self.playable,
                 thumbnail_key: self.thumbnail_key,
                 error: self.encode_error,
+                mp4_pending: self.mp4_pending,
             },
+            clip: (self.clip_start.is_some() || self.clip_end.is_some())
+                .then_some(Clip { start: self.clip_start, end: self.clip_end }),
         })
     }
 }
@@ -173,14 +184,17 @@ impl VideoRepo for Db {
             let mut tx = p.begin().await.map_err(db_err)?;
             sqlx::query(
                 "INSERT INTO videos (id, workspace_id, title, description, public, panoramic, mp4_support, player_id, tags, \
-                 metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)")
+                 metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
+                 clip_start, clip_end) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
                 .bind(v.id.as_str()).bind(v.workspace_id.as_str()).bind(&v.title).bind(&v.description)
                 .bind(v.public).bind(v.panoramic).bind(v.mp4_support).bind(&v.player_id)
                 .bind(to_json(&v.tags)).bind(to_json(&v.metadata))
                 .bind(v.source_kind.as_str()).bind(&v.source_ref)
                 .bind(v.created_at).bind(v.updated_at).bind(v.published_at)
                 .bind(v.ingest.state.as_str()).bind(v.ingest.mode.as_str())
+                .bind(v.clip.as_ref().and_then(|c| c.start.as_deref()))
+                .bind(v.clip.as_ref().and_then(|c| c.end.as_deref()))
                 .execute(&mut *tx).await.map_err(db_err)?;
             write_filters!(tx, v);
             tx.commit().await.map_err(db_err)

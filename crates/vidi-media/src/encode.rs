@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use vidi_core::clip::Window;
+
 use crate::ladder::{AUDIO_KBPS, Rendition};
 use crate::probe::Probe;
 use crate::{FFMPEG_PROGRESS, FFMPEG_QUIET, Jail, Media, ToolError};
@@ -36,9 +38,10 @@ pub struct Piece {
 impl Piece {
     pub const WHOLE: Piece = Piece { index: 0, start_s: 0.0, duration_s: None, ts_offset_s: 0.0, video_only: false };
 
-    /// Whether this is the head of a video in pieces (not a whole video).
+    /// Whether this is the head of a video in pieces (not a whole video, which has its sound and
+    /// may have a length of its own: a clip).
     pub fn is_head(&self) -> bool {
-        self.index == 0 && self.duration_s.is_some()
+        self.index == 0 && self.video_only
     }
 
     /// The segment file name pattern of this piece.
@@ -87,6 +90,21 @@ pub fn plan_pieces(duration_s: f64, piece_s: u32) -> Vec<Piece> {
         }
     });
     std::iter::once(head).chain(pieces).collect()
+}
+
+/// Moves pieces planned over a clip's length (see [`plan_pieces`]) onto the part of the source
+/// the clip keeps: each starts `window.start_s` later in the source, and the one that ran to the
+/// end stops where the clip does. Output timestamps (`ts_offset_s`) stay the clip's own, so every
+/// output starts at 0 and lasts the clip's length.
+pub fn clipped(pieces: Vec<Piece>, window: Window) -> Vec<Piece> {
+    pieces
+        .into_iter()
+        .map(|p| Piece {
+            start_s: p.start_s + window.start_s,
+            duration_s: p.duration_s.or(window.duration_s.map(|d| (d - p.start_s).max(0.0))),
+            ..p
+        })
+        .collect()
 }
 
 /// The ffmpeg arguments for one piece of the ladder (`Piece::WHOLE`: all of it) into
@@ -409,5 +427,18 @@ mod tests {
         assert_eq!(plan_pieces(5.0, 30), vec![Piece::WHOLE], "too short to split");
         assert_eq!(plan_pieces(32.0, 21)[2].start_s, HEAD_SECONDS + 20.0, "pieces are whole segments");
         assert_eq!(p[2].segment_pattern(), "seg_p002_%05d.ts");
+    }
+
+    #[test]
+    fn a_clip_moves_the_pieces_and_ends_the_last() {
+        let w = Window { start_s: 10.0, duration_s: Some(25.0) };
+        let p = clipped(plan_pieces(25.0, 20), w);
+        assert_eq!((p[0].start_s, p[0].duration_s, p[0].ts_offset_s), (10.0, Some(HEAD_SECONDS), 0.0));
+        assert_eq!((p[1].start_s, p[1].duration_s, p[1].ts_offset_s), (10.5, Some(24.5), HEAD_SECONDS));
+        assert!(p[0].is_head() && !p[1].is_head());
+        let whole = clipped(plan_pieces(2.0, 20), Window { start_s: 1.0, duration_s: Some(2.0) });
+        assert_eq!((whole[0].start_s, whole[0].duration_s), (1.0, Some(2.0)));
+        assert!(!whole[0].is_head(), "a clipped whole video is no head: it has its sound");
+        assert_eq!(clipped(plan_pieces(61.0, 20), Window::WHOLE), plan_pieces(61.0, 20));
     }
 }

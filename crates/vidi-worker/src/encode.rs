@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use vidi_core::clip::Window;
 use vidi_core::event::Encoding;
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::{self, Growing, JobKind};
@@ -17,7 +18,9 @@ use vidi_core::keys::{mp4_key, rendition_key, rendition_playlist_key, thumbnail_
 use vidi_core::model::{IngestState, ProbeOutcome, Quality, Video};
 use vidi_core::time::{now_ms, now_ns};
 use vidi_media::audio::{AUDIO_RENDITION, waveform};
-use vidi_media::encode::{Piece, check_hls_output, hls_piece_args, plan_pieces, remux_mp4, thumbnail, thumbnail_near};
+use vidi_media::encode::{
+    Piece, check_hls_output, clipped, hls_piece_args, plan_pieces, remux_mp4, thumbnail, thumbnail_near,
+};
 use vidi_media::ladder::{self, Rendition};
 use vidi_media::playlist;
 use vidi_media::priority::{Foreground, Owner};
@@ -48,6 +51,18 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         (Some((_, probe)), Err(_)) if !uploading => (probe, None),
         (_, Err(e)) => return Err(e),
     };
+    // The clip: the part of the source every output is made of, applied to the ladder, the sound
+    // and the thumbnail as they are encoded (so a clipped video costs and plays like any other),
+    // and to the MP4, which is a remux of the ladder. From here on, `probe` says how long the
+    // output is. A clip that starts past the source's end fails the video, saying so.
+    let window = vidi_core::clip::window_of(video.clip.as_ref(), &probe).map_err(JobError::Permanent)?;
+    if follow.is_some() && window != Window::WHOLE {
+        // Seeking into a file that is still arriving would wait for bytes in the middle of it:
+        // the upload's completion queues the encoding of the whole source.
+        tracing::info!(video = %id, "a clipped video waits for its upload to complete");
+        return Ok(());
+    }
+    let probe = Probe { duration_s: window.length(probe.duration_s), ..probe };
     // This job's bound on its ffmpeg runs: the whole video's, since it may encode all of it.
     // An upload still arriving sets its own pace, so following one is bounded by the cap alone.
     let bound = crate::time_bound(if follow.is_some() { None } else { probe.duration_s }, ctx.cfg.job_timeout);
@@ -82,6 +97,7 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         }
         _ => vec![Piece::WHOLE],
     };
+    let pieces = clipped(pieces, window);
     let demuxed_audio = probe.audio.is_some() && (pieces.len() > 1 || ladder.is_empty());
     // Until a video in pieces plays, it has the machine to itself: every other video's pieces and
     // sounds pause, and so does its own sound while its picture encodes (see `lead` and
@@ -108,6 +124,7 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
         work: &work,
         mp4: video.mp4_support,
         owner,
+        window,
     };
     for f in plan.folders() {
         tokio::fs::create_dir_all(work.join(f)).await.map_err(|e| JobError::Retry(e.to_string()))?;
@@ -137,6 +154,8 @@ struct Plan<'a> {
     mp4: bool,
     /// Whose background runs this job's foreground spares: its own sound's.
     owner: Owner,
+    /// The part of the source the video is made of (its clip).
+    window: Window,
 }
 
 impl Plan<'_> {
@@ -184,7 +203,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
     let thumb = async {
         // From an upload still arriving, a frame near the start: the rest may not be there yet.
         let at = if plan.follow { Some(0.5) } else { None };
-        let r = make_thumbnail(ctx, ws, id, probe, &input, at, &work.join("thumbnail.jpg")).await;
+        let r = make_thumbnail(ctx, ws, id, probe, &input, at, plan.window.start_s, &work.join("thumbnail.jpg")).await;
         thumb_done.store(true, Ordering::SeqCst);
         r
     };
@@ -199,7 +218,7 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
         video_args.splice(at..at, ["-follow".into(), "1".into(), "-rw_timeout".into(), timeout_us]);
     }
     let reached_us = std::sync::atomic::AtomicU64::new(0);
-    let audio_args = vidi_media::audio::hls_args(&input, work);
+    let audio_args = vidi_media::audio::hls_args(&input, work, plan.window);
     // What the lane release below waits for.
     let (video_done, sound_done, playable) = (AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false));
     let encode = async {
@@ -294,13 +313,19 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
         jobs::enqueue(ctx.repo.as_ref(), &ctx.waker, &finish, now_ms(), ctx.cfg.max_attempts).await?;
         return Ok(());
     }
-    let top = ladder.last().map(|t| work.join(t.name).join("index.m3u8"));
-    let sound = plan.demuxed_audio.then(|| work.join(AUDIO_RENDITION).join("index.m3u8"));
-    complete(ctx, ws, id, ladder, Mp4 { wanted: mp4, top, sound, with_audio: probe.audio.is_some() }, work).await
+    if complete(ctx, ws, id, ladder, mp4).await? {
+        let top = ladder.last().map(|t| work.join(t.name).join("index.m3u8"));
+        let sound = plan.demuxed_audio.then(|| work.join(AUDIO_RENDITION).join("index.m3u8"));
+        let quality = ladder.last().map(|r| r.name);
+        make_mp4(ctx, ws, id, quality, Mp4 { top, sound, with_audio: probe.audio.is_some() }, work).await?;
+    }
+    Ok(())
 }
 
 /// Makes and stores the thumbnail of video `id` from `input`: a frame at `at` seconds (by
-/// default a quarter in, at most 10 s), or a picture of the waveform of sound alone.
+/// default a quarter in, at most 10 s), or a picture of the waveform of sound alone. `probe` is of
+/// the output (its clip's length), which starts `offset` seconds into `input`.
+#[allow(clippy::too_many_arguments)] // each is one fact of the frame to take
 async fn make_thumbnail(
     ctx: &Ctx,
     ws: &WorkspaceId,
@@ -308,16 +333,17 @@ async fn make_thumbnail(
     probe: &Probe,
     input: &str,
     at: Option<f64>,
+    offset: f64,
     out: &Path,
 ) -> Result<(), vidi_core::CoreError> {
     let made = if probe.video.is_none() {
-        waveform(&ctx.media, input, out).await
+        waveform(&ctx.media, input, Window { start_s: offset, duration_s: probe.duration_s }, out).await
     } else {
         match at {
-            Some(at) => thumbnail(&ctx.media, input, at, out).await,
+            Some(at) => thumbnail(&ctx.media, input, offset + at, out).await,
             None => {
                 let at = probe.duration_s.map(|d| (d * 0.25).min(10.0)).unwrap_or(0.0);
-                thumbnail_near(&ctx.media, input, at, out).await
+                thumbnail_near(&ctx.media, input, offset + at, out).await
             }
         }
     };
@@ -335,9 +361,8 @@ async fn make_thumbnail(
     }
 }
 
-/// The MP4 of a video: wanted or not, and the local playlists it is a remux of.
+/// The local playlists the MP4 of a video is a remux of.
 pub(crate) struct Mp4 {
-    pub wanted: bool,
     /// The top rendition's playlist (none for sound alone).
     pub top: Option<PathBuf>,
     /// The sound's own rendition, when it has one.
@@ -346,34 +371,54 @@ pub(crate) struct Mp4 {
 }
 
 /// The ladder is all in the media store: every quality encoded (one event each), the video
-/// playable, then the MP4.
+/// playable. Returns whether the MP4 is wanted (`wanted`: as the job read it when it started),
+/// read again now: `mp4Support` turned on while the ladder encoded is this encoding's to honour.
+/// The `PATCH` writes the flag, then queues an `mp4` job, which makes nothing while the ladder's
+/// playlists are unfinished; they are finished before this reads the flag, so one of the two
+/// makes the MP4 (or both, which is harmless).
 pub(crate) async fn complete(
     ctx: &Ctx,
     ws: &WorkspaceId,
     id: &VideoId,
     ladder: &[Rendition],
-    mp4: Mp4,
-    work: &Path,
-) -> Result<(), JobError> {
+    wanted: bool,
+) -> Result<bool, JobError> {
     for r in ladder {
         ctx.repo.complete_quality(ws, id, Encoding::Hls, r.name, now_ns()).await?;
     }
     ctx.repo.set_playable(ws, id, true).await?;
     tracing::info!(video = %id, "ladder encoded");
+    Ok(wanted || ctx.repo.get_video(ws, id).await?.mp4_support)
+}
 
-    if mp4.wanted {
-        let quality = ladder.last().map(|r| r.name);
-        if let Some(q) = quality {
-            ctx.repo.set_quality_status(ws, id, "mp4", q, "encoding").await?;
+/// Makes the MP4 (a remux of the local playlists in `mp4`), stores it, then lists it: its
+/// quality (`quality`, the top rendition's; none for sound alone) encoded, with its event, and
+/// no longer pending.
+pub(crate) async fn make_mp4(
+    ctx: &Ctx,
+    ws: &WorkspaceId,
+    id: &VideoId,
+    quality: Option<&str>,
+    mp4: Mp4,
+    work: &Path,
+) -> Result<(), JobError> {
+    if let Some(q) = quality {
+        // Planned when the encoding started only if the MP4 was wanted then.
+        let mut planned = ctx.repo.qualities(ws, id).await?;
+        if !planned.iter().any(|p| p.kind == "mp4") {
+            planned.push(Quality { kind: "mp4".into(), quality: q.into(), status: "waiting".into() });
+            ctx.repo.plan_qualities(ws, id, &planned).await?;
         }
-        let inputs: Vec<&Path> = mp4.top.as_deref().into_iter().chain(mp4.sound.as_deref()).collect();
-        let out = work.join("source.mp4");
-        remux_mp4(&ctx.media, &inputs, &out, mp4.with_audio).await.map_err(|e| JobError::Retry(e.to_string()))?;
-        ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
-        if let Some(q) = quality {
-            ctx.repo.complete_quality(ws, id, Encoding::Mp4, q, now_ns()).await?;
-        }
+        ctx.repo.set_quality_status(ws, id, "mp4", q, "encoding").await?;
     }
+    let inputs: Vec<&Path> = mp4.top.as_deref().into_iter().chain(mp4.sound.as_deref()).collect();
+    let out = work.join("source.mp4");
+    remux_mp4(&ctx.media, &inputs, &out, mp4.with_audio).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    ctx.blobs.put_file(&mp4_key(id.as_str()), &out).await?;
+    if let Some(q) = quality {
+        ctx.repo.complete_quality(ws, id, Encoding::Mp4, q, now_ns()).await?;
+    }
+    ctx.repo.set_mp4_pending(ws, id, false).await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub fn register(registry: &mut Registry, ctx: &Ctx) {
     registry.register::<JobKind>(jobs::PROBE, ProbeJob(ctx.clone()));
     registry.register::<JobKind>(jobs::ASSEMBLE, Assemble(ctx.clone()));
     registry.register::<JobKind>(jobs::IMPORT, Import(ctx.clone()));
+    registry.register::<JobKind>(jobs::MP4, Mp4Job(ctx.clone()));
 }
 
 /// `retry_base`, then four times longer each time: 10 s, 40 s, 160 s … by default.
@@ -94,6 +95,24 @@ impl JobHandler<JobKind> for Finish {
     }
     async fn give_up(&self, job: &JobKind, error: &str) {
         fail_video(&self.0, job, error).await
+    }
+}
+
+struct Mp4Job(Ctx);
+
+#[async_trait]
+impl JobHandler<JobKind> for Mp4Job {
+    async fn run(&self, job: &JobKind) -> Result<(), JobError> {
+        let JobKind::Mp4 { video_id, workspace_id } = job else { return Err(wrong_kind(job)) };
+        pieces::run_mp4(&self.0, workspace_id, video_id).await
+    }
+    fn retry_after(&self, attempt: u32) -> Duration {
+        backoff(&self.0, attempt)
+    }
+    /// The ladder still plays: only the MP4 is missing. It stays unlisted (still pending), and
+    /// the reason is logged rather than failing a playable video.
+    async fn give_up(&self, job: &JobKind, error: &str) {
+        tracing::error!(video = %job.video_id(), error, "could not make the MP4");
     }
 }
 

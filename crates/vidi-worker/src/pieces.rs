@@ -22,10 +22,10 @@ use vidi_media::ladder::{self, Rendition};
 use vidi_media::playlist::{entries, joined};
 use vidi_media::{Jail, Probe};
 
-use vidi_core::keys::{piece_playlist_key, rendition_key, rendition_playlist_key};
+use vidi_core::keys::{mp4_key, piece_playlist_key, rendition_key, rendition_playlist_key};
 use vidi_media::audio::AUDIO_RENDITION;
 
-use crate::encode::{Mp4, complete, stored_probe};
+use crate::encode::{Mp4, complete, make_mp4, stored_probe};
 use crate::{Ctx, JobError};
 
 /// Queues the pieces after the head (no-op for those already queued or running).
@@ -153,13 +153,65 @@ pub(crate) async fn run_finish(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, count:
         tokio::fs::create_dir_all(work.join(top.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
         futures::future::join_all((0..ctx.cfg.parallel_pieces.max(1)).map(|_| help(ctx, id))).await;
         let top = finish(ctx, ws, id, &ladder, count, &work).await?;
+        if !complete(ctx, ws, id, &ladder, video.mp4_support).await? {
+            return Ok(());
+        }
         // The sound was encoded whole beside the head; the MP4 needs it beside the picture.
-        let sound = match (video.mp4_support, probe.audio.is_some()) {
-            (true, true) => Some(fetch_rendition(ctx, id, AUDIO_RENDITION, &work).await?),
-            _ => None,
+        let sound = match probe.audio.is_some() {
+            true => Some(fetch_rendition(ctx, id, AUDIO_RENDITION, &work).await?),
+            false => None,
         };
-        let mp4 = Mp4 { wanted: video.mp4_support, top: Some(top), sound, with_audio: probe.audio.is_some() };
-        complete(ctx, ws, id, &ladder, mp4, &work).await
+        let mp4 = Mp4 { top: Some(top), sound, with_audio: probe.audio.is_some() };
+        make_mp4(ctx, ws, id, ladder.last().map(|r| r.name), mp4, &work).await
+    }
+    .await;
+    scratch.remove().await;
+    r
+}
+
+/// The `mp4` job: the MP4 of video `id`, whose ladder was encoded without one, remuxed from the
+/// stored renditions (the top one, and the sound when it is a rendition of its own) as the end of
+/// an encoding makes it. Nothing to do when `mp4Support` was turned off again, when the MP4 is
+/// there already, or while the ladder is still encoding: its end reads the flag again and makes
+/// the MP4 itself (see `encode::complete`).
+pub(crate) async fn run_mp4(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<(), JobError> {
+    let video = ctx.repo.get_video(ws, id).await?;
+    let probe = stored_probe(&video)?;
+    let ladder = ladder::for_probe(&probe).unwrap_or_default();
+    let top = ladder.last().map(|r| r.name);
+    let made = ctx.blobs.size(&mp4_key(id.as_str())).await?.is_some()
+        && (top.is_none()
+            || ctx.repo.qualities(ws, id).await?.iter().any(|q| q.kind == "mp4" && q.status == "encoded"));
+    if !video.mp4_support || made {
+        return Ok(ctx.repo.set_mp4_pending(ws, id, false).await?);
+    }
+    // The sound has a rendition of its own for sound alone and for a video in pieces.
+    let sound = ctx.blobs.size(&rendition_playlist_key(id.as_str(), AUDIO_RENDITION)).await?.is_some();
+    let names: Vec<&str> = top.into_iter().chain(sound.then_some(AUDIO_RENDITION)).collect();
+    for name in &names {
+        let text = match ctx.blobs.size(&rendition_playlist_key(id.as_str(), name)).await? {
+            Some(_) => read(ctx, &rendition_playlist_key(id.as_str(), name)).await?,
+            None => Vec::new(),
+        };
+        if !vidi_media::playlist::is_ended(&text) {
+            tracing::info!(video = %id, "the ladder is still encoding: its end makes the MP4");
+            return Ok(());
+        }
+    }
+    let ctx = &ctx.with_ffmpeg_timeout(crate::time_bound(probe.duration_s, ctx.cfg.job_timeout));
+    let work = ctx.cfg.work_dir.join(format!("{id}-mp4-{}", uuid::Uuid::new_v4().simple()));
+    let scratch = vidi_core::scratch::Scratch::new(work.clone());
+    let r = async {
+        let top_playlist = match top {
+            Some(name) => Some(fetch_rendition(ctx, id, name, &work).await?),
+            None => None,
+        };
+        let sound = match sound {
+            true => Some(fetch_rendition(ctx, id, AUDIO_RENDITION, &work).await?),
+            false => None,
+        };
+        let mp4 = Mp4 { top: top_playlist, sound, with_audio: probe.audio.is_some() };
+        make_mp4(ctx, ws, id, top, mp4, &work).await
     }
     .await;
     scratch.remove().await;

@@ -149,6 +149,161 @@
   const renditions = new Renditions();
   Object.defineProperty(video, 'videoRenditions', { value: renditions, configurable: true });
 
+  // ---- Panoramic (360°) videos --------------------------------------------------------------
+
+  // A panoramic video's frames are equirectangular: the whole sphere around the camera, longitude
+  // across and latitude down. The page draws the part of that sphere the viewer looks at, with
+  // WebGL: two triangles over a canvas laid on the picture, and a fragment shader that turns each
+  // pixel into a direction (the view's yaw and pitch, its field of view) and reads the frame
+  // where that direction meets the sphere. The viewer turns the view by dragging (mouse, pen and
+  // touch alike: pointer events) or with the arrow keys once the view has the focus. Where WebGL
+  // is missing the canvas is never added, and the flat frame plays as any video.
+  const PANORAMA_VERTEX = 'attribute vec2 p; varying vec2 uv; void main() { uv = p; gl_Position = vec4(p, 0.0, 1.0); }';
+  const PANORAMA_FRAGMENT = `precision mediump float;
+    varying vec2 uv;
+    uniform sampler2D frame;
+    uniform float yaw, pitch, tanHalfFov, aspect;
+    const float PI = 3.14159265;
+    void main() {
+      // The ray through this pixel, the camera looking down -z; then pitched (about x: up is
+      // positive) and turned (about y: right is positive).
+      vec3 d = normalize(vec3(uv.x * tanHalfFov * aspect, uv.y * tanHalfFov, -1.0));
+      float cp = cos(pitch), sp = sin(pitch);
+      d = vec3(d.x, d.y * cp - d.z * sp, d.y * sp + d.z * cp);
+      float cy = cos(yaw), sy = sin(yaw);
+      d = vec3(d.x * cy - d.z * sy, d.y, d.x * sy + d.z * cy);
+      // Longitude 0 (straight ahead) is the middle of the frame, the zenith its top row.
+      float lon = atan(d.x, -d.z);
+      float lat = asin(clamp(d.y, -1.0, 1.0));
+      gl_FragColor = texture2D(frame, vec2(fract(lon / (2.0 * PI) + 0.5), 0.5 - lat / PI));
+    }`;
+  const FOV = (75 * Math.PI) / 180; // vertical, as 360° players commonly open
+  const KEY_STEP = (5 * Math.PI) / 180;
+  const MAX_PITCH = (85 * Math.PI) / 180;
+
+  function panorama() {
+    if (!config.panoramic) return;
+    const canvas = document.createElement('canvas');
+    canvas.className = 'panorama';
+    const gl = canvas.getContext('webgl', { alpha: false, antialias: false });
+    if (!gl) return; // the flat picture stays
+    const shader = (type, text) => {
+      const s = gl.createShader(type);
+      gl.shaderSource(s, text);
+      gl.compileShader(s);
+      return s;
+    };
+    const program = gl.createProgram();
+    gl.attachShader(program, shader(gl.VERTEX_SHADER, PANORAMA_VERTEX));
+    gl.attachShader(program, shader(gl.FRAGMENT_SHADER, PANORAMA_FRAGMENT));
+    gl.linkProgram(program);
+    if (!gl.getProgramParameter(program, gl.LINK_STATUS)) return;
+    gl.useProgram(program);
+    gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
+    const at = gl.getAttribLocation(program, 'p');
+    gl.enableVertexAttribArray(at);
+    gl.vertexAttribPointer(at, 2, gl.FLOAT, false, 0, 0);
+    const uniform = (name) => gl.getUniformLocation(program, name);
+    const [uYaw, uPitch, uTan, uAspect] = ['yaw', 'pitch', 'tanHalfFov', 'aspect'].map(uniform);
+    gl.bindTexture(gl.TEXTURE_2D, gl.createTexture());
+    // Frames are rarely powers of two: no mipmaps, no repeat (the shader wraps longitude itself).
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+
+    const view = { yaw: 0, pitch: 0, frames: 0 };
+    let framed = false; // a frame is in the texture
+    let dirty = true; // the view moved since it was drawn
+    const turn = (dYaw, dPitch) => {
+      view.yaw = (view.yaw + dYaw) % (2 * Math.PI);
+      view.pitch = Math.max(-MAX_PITCH, Math.min(MAX_PITCH, view.pitch + dPitch));
+      dirty = true;
+    };
+
+    function draw() {
+      requestAnimationFrame(draw);
+      const ratio = window.devicePixelRatio || 1;
+      const w = Math.max(1, Math.round(canvas.clientWidth * ratio));
+      const h = Math.max(1, Math.round(canvas.clientHeight * ratio));
+      if (canvas.width !== w || canvas.height !== h) {
+        canvas.width = w;
+        canvas.height = h;
+        dirty = true;
+      }
+      // A new frame while playing (or the first one): into the texture.
+      const fresh = video.readyState >= 2 && (!framed || !video.paused || video.seeking);
+      if (fresh) {
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, video);
+        if (!framed) canvas.style.visibility = 'visible';
+        framed = true;
+      }
+      if (!framed || !(fresh || dirty)) return;
+      gl.viewport(0, 0, w, h);
+      gl.uniform1f(uYaw, view.yaw);
+      gl.uniform1f(uPitch, view.pitch);
+      gl.uniform1f(uTan, Math.tan(FOV / 2));
+      gl.uniform1f(uAspect, w / h);
+      gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+      view.frames++;
+      dirty = false;
+    }
+
+    // Dragging moves the picture with the pointer (a drag to the right looks left); a press
+    // that does not move plays or pauses, as a click on a flat picture does.
+    let drag = null;
+    canvas.addEventListener('pointerdown', (e) => {
+      drag = { x: e.clientX, y: e.clientY, moved: 0, id: e.pointerId };
+      canvas.setPointerCapture(e.pointerId);
+      canvas.classList.add('dragging');
+    });
+    canvas.addEventListener('pointermove', (e) => {
+      if (!drag || e.pointerId !== drag.id) return;
+      const perPixel = FOV / Math.max(1, canvas.clientHeight);
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      drag.moved += Math.abs(dx) + Math.abs(dy);
+      drag.x = e.clientX;
+      drag.y = e.clientY;
+      turn(-dx * perPixel, dy * perPixel);
+    });
+    const release = (e) => {
+      if (!drag || e.pointerId !== drag.id) return;
+      const click = drag.moved < 4 && e.type === 'pointerup';
+      drag = null;
+      canvas.classList.remove('dragging');
+      if (click) {
+        if (video.paused) video.play().catch(() => {});
+        else video.pause();
+      }
+    };
+    canvas.addEventListener('pointerup', release);
+    canvas.addEventListener('pointercancel', release);
+    // The arrow keys turn the view while it has the focus; media-chrome's own arrow keys (seek,
+    // volume) are kept from seeing them then.
+    const KEYS = { ArrowLeft: [-KEY_STEP, 0], ArrowRight: [KEY_STEP, 0], ArrowUp: [0, KEY_STEP], ArrowDown: [0, -KEY_STEP] };
+    canvas.tabIndex = 0;
+    canvas.setAttribute('role', 'application');
+    canvas.setAttribute('aria-label', '360° view: drag, or use the arrow keys, to look around');
+    for (const type of ['keydown', 'keyup']) {
+      canvas.addEventListener(type, (e) => {
+        if (!KEYS[e.key]) return;
+        e.stopPropagation();
+        e.preventDefault();
+        if (type === 'keydown') turn(...KEYS[e.key]);
+      });
+    }
+
+    canvas.style.visibility = 'hidden'; // until it has a frame: the poster shows meanwhile
+    canvas.setAttribute('slot', 'media');
+    video.after(canvas);
+    player.classList.add('panoramic');
+    // For the browser tests and for debugging from the console.
+    window.vidiPanorama = view;
+    requestAnimationFrame(draw);
+  }
+
   // ---- Playback ------------------------------------------------------------------------------
 
   // Live: from the live edge. Otherwise from `?t=` (or 0): a video still being encoded has a
@@ -216,6 +371,7 @@
   theme();
   behaviour();
   chapters();
+  panorama();
   // Until the first rendition exists the manifest answers 202: wait for it, and only for that.
   (async function wait(attempt) {
     const r = await fetch(config.hls).catch(() => null);

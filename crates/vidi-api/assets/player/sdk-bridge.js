@@ -195,13 +195,60 @@
     if (active) post({ ...data, type });
   }
 
-  // Same grammar as the server's for stored themes (vidi_core::player::valid_colour).
+  // The server's grammar for stored themes (vidi_core::player::valid_colour), rule for rule:
+  // hex, rgb[a]()/hsl[a]() in the comma or the space form, or a CSS named colour (the same list,
+  // NAMED_COLOURS, checked against the server's by a test).
+  const NAMED_COLOURS = 'aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue '
+    + 'blueviolet brown burlywood cadetblue chartreuse chocolate coral cornflowerblue '
+    + 'cornsilk crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey '
+    + 'darkkhaki darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon '
+    + 'darkseagreen darkslateblue darkslategray darkslategrey darkturquoise darkviolet '
+    + 'deeppink deepskyblue dimgray dimgrey dodgerblue firebrick floralwhite forestgreen '
+    + 'fuchsia gainsboro ghostwhite gold goldenrod gray green greenyellow grey honeydew '
+    + 'hotpink indianred indigo ivory khaki lavender lavenderblush lawngreen lemonchiffon '
+    + 'lightblue lightcoral lightcyan lightgoldenrodyellow lightgray lightgreen lightgrey '
+    + 'lightpink lightsalmon lightseagreen lightskyblue lightslategray lightslategrey '
+    + 'lightsteelblue lightyellow lime limegreen linen magenta maroon mediumaquamarine '
+    + 'mediumblue mediumorchid mediumpurple mediumseagreen mediumslateblue mediumspringgreen '
+    + 'mediumturquoise mediumvioletred midnightblue mintcream mistyrose moccasin navajowhite '
+    + 'navy oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen '
+    + 'paleturquoise palevioletred papayawhip peachpuff peru pink plum powderblue purple '
+    + 'rebeccapurple red rosybrown royalblue saddlebrown salmon sandybrown seagreen seashell '
+    + 'sienna silver skyblue slateblue slategray slategrey snow springgreen steelblue tan '
+    + 'teal thistle tomato transparent turquoise violet wheat white whitesmoke yellow '
+    + 'yellowgreen';
+  const NAMED = new Set(NAMED_COLOURS.split(' '));
+  const CSS_NUMBER = /^[+-]?(\d+|\d*\.\d+)$/;
+  const isNumber = (v) => CSS_NUMBER.test(v);
+  const isPercent = (v) => v.endsWith('%') && isNumber(v.slice(0, -1));
+  const isNumberOrPercent = (v) => isNumber(v) || isPercent(v);
+  const isHue = (v) => isNumber(v) || ['deg', 'grad', 'rad', 'turn'].some((u) => v.endsWith(u) && isNumber(v.slice(0, -u.length)));
   function validColour(s) {
     if (typeof s !== 'string' || !s || s.length > 64) return false;
     if (s[0] === '#') return /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.test(s);
-    if (/^[a-z]+$/i.test(s)) return s.length >= 3;
-    const m = /^(?:rgba|rgb|hsla|hsl)\((.*)\)$/i.exec(s);
-    return !!m && m[1].trim() !== '' && /\d/.test(m[1]) && /^[0-9 .,%/deg-]*$/i.test(m[1]);
+    const lower = s.toLowerCase();
+    if (/^[a-z]+$/.test(lower)) return NAMED.has(lower);
+    const m = /^(rgba?|hsla?)\((.*)\)$/.exec(lower);
+    if (!m) return false;
+    const hsl = m[1].startsWith('hsl');
+    const inner = m[2];
+    let values;
+    let alpha;
+    if (inner.includes(',')) {
+      const parts = inner.split(',').map((p) => p.trim());
+      if (inner.includes('/') || parts.length < 3 || parts.length > 4) return false;
+      values = parts.slice(0, 3);
+      alpha = parts[3];
+    } else {
+      const slash = inner.indexOf('/');
+      const head = slash < 0 ? inner : inner.slice(0, slash);
+      if (slash >= 0) alpha = inner.slice(slash + 1).trim();
+      values = head.split(/[ \t\n\r\f]+/).filter((v) => v !== '');
+    }
+    if (values.length !== 3) return false;
+    const first = hsl ? isHue(values[0]) : isNumberOrPercent(values[0]);
+    const rest = values.slice(1).every((v) => (hsl ? isPercent(v) : isNumberOrPercent(v)));
+    return first && rest && (alpha === undefined || isNumberOrPercent(alpha));
   }
 
   const NUMBER = '-?\\d{1,6}(?:\\.\\d{1,6})?';

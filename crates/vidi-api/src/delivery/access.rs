@@ -1,15 +1,21 @@
-//! Who may see a video: anyone when it is public; with a private token otherwise, which opens a
-//! playback session that later requests must present (contract §6).
+//! Who may see a video or a live stream (a [`MediaId`]): anyone when it is public; with a
+//! private token otherwise, which opens a playback session that later requests must present
+//! (contract §6; live streams follow the same pattern, contract §7).
+//!
+//! A delivery handler takes an [`Access`] as an extractor: the subject named by the path
+//! (`videoId` or `liveStreamId`), looked up (the whole row, or only its [`Visibility`] for the
+//! routes a player repeats every second), and admitted, with the session it was admitted under.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use vidi_core::id::{VideoId, WorkspaceId};
+use vidi_core::id::{LiveStreamId, MediaId, VideoId, WorkspaceId};
 use vidi_core::model::Video;
 
-use super::{Params, QueryMap, respond};
+use super::respond;
 use crate::visibility::Visibility;
 use crate::{ApiError, ApiResult, AppState};
 
@@ -34,8 +40,9 @@ const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
 ///   never sent over plain http.
 const SESSION_COOKIE: &str = "vidi_playback";
 
-/// A video the caller may see (the whole row, or only its [`Visibility`] for the segment route),
-/// with the playback session it was admitted under (private only).
+/// A video or live stream the caller may see (for a video, the whole row, or only its
+/// [`Visibility`] for the segment route), with the playback session it was admitted under
+/// (private only).
 pub(super) struct Access<V = Video> {
     pub(super) video: V,
     pub(super) session: Option<Session>,
@@ -95,60 +102,111 @@ pub(super) async fn video(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> ApiResult<Access> {
-    let id = path_id(params)?;
+    let MediaId::Video(id) = media_id(params)? else {
+        return Err(ApiError::not_found("videoId"));
+    };
     let ticket = state.visibility.ticket();
     let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
+    let seen = Visibility { id: MediaId::Video(v.id.clone()), workspace_id: v.workspace_id.clone(), public: v.public };
     // What was just read serves the next segment requests too.
-    state
-        .visibility
-        .insert(ticket, Visibility { id: v.id.clone(), workspace_id: v.workspace_id.clone(), public: v.public });
-    let session = admit(state, &v.workspace_id, &v.id, v.public, params, headers, query).await?;
+    state.visibility.insert(ticket, seen.clone());
+    let session = admit(state, &seen, params, headers, query).await?;
     Ok(Access { video: v, session })
 }
 
-/// Like [`video`], for the requests a player repeats every second or two (segments and rendition
-/// playlists), which need only whose the video is and whether it is public: answered from this
-/// node's [`crate::visibility::VisibilityCache`] when it knows the video, so that a segment costs
-/// no database read. A private video's token and session are still checked in the database on
-/// every request.
+/// Like [`video`], for any subject, for the requests a player repeats every second or two
+/// (segments and rendition playlists), which need only whose the subject is and whether it is
+/// public: answered from this node's [`crate::visibility::VisibilityCache`] when it knows it, so
+/// that a segment costs no database read. A private subject's token and session are still
+/// checked in the database on every request.
 pub(super) async fn visible(
     state: &AppState,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> ApiResult<Access<Visibility>> {
-    let id = path_id(params)?;
+    let id = media_id(params)?;
     let v = match state.visibility.get(&id) {
         Some(v) => v,
         None => {
             let ticket = state.visibility.ticket();
-            let v = state.repo.video_for_delivery(&id).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
-            let v = Visibility { id: v.id, workspace_id: v.workspace_id, public: v.public };
+            let v = look_up(state, &id).await?;
             state.visibility.insert(ticket, v.clone());
             v
         }
     };
-    let session = admit(state, &v.workspace_id, &v.id, v.public, params, headers, query).await?;
+    let session = admit(state, &v, params, headers, query).await?;
     Ok(Access { video: v, session })
 }
 
-fn path_id(params: &HashMap<String, String>) -> ApiResult<VideoId> {
-    let raw = params.get("videoId").map(String::as_str).unwrap_or("");
-    VideoId::parse(raw).ok_or_else(|| ApiError::not_found("videoId"))
+/// Whose a subject is and whether it is public, from the database.
+async fn look_up(state: &AppState, id: &MediaId) -> ApiResult<Visibility> {
+    match id {
+        MediaId::Video(vid) => {
+            let v = state.repo.video_for_delivery(vid).await.map_err(|e| ApiError::from_core(e, "videoId"))?;
+            Ok(Visibility { id: id.clone(), workspace_id: v.workspace_id, public: v.public })
+        }
+        // No live stream exists until the live-streaming subsystem stores them (issue 21): its
+        // repository answers here then, and everything downstream (the memory, tokens, sessions)
+        // already takes a live stream.
+        MediaId::LiveStream(_) => Err(ApiError::not_found("liveStreamId")),
+    }
 }
 
-/// Whether the caller may see a video of `ws` that is `public` or not; the playback session it is
-/// admitted under when the video is private.
+/// The subject the path names: `videoId` or `liveStreamId`. A malformed id is a 404, as an
+/// unknown one is.
+fn media_id(params: &HashMap<String, String>) -> ApiResult<MediaId> {
+    if let Some(raw) = params.get("liveStreamId") {
+        return LiveStreamId::parse(raw).map(MediaId::LiveStream).ok_or_else(|| ApiError::not_found("liveStreamId"));
+    }
+    let raw = params.get("videoId").map(String::as_str).unwrap_or("");
+    VideoId::parse(raw).map(MediaId::Video).ok_or_else(|| ApiError::not_found("videoId"))
+}
+
+/// The path parameters and the query of a delivery request, read once for the extractors.
+async fn path_and_query(
+    parts: &mut Parts,
+    state: &AppState,
+) -> ApiResult<(HashMap<String, String>, HashMap<String, String>)> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::not_found("videoId"))?;
+    // A query that is not `k=v` pairs is treated as none: delivery URLs are pasted by hand.
+    let query =
+        Query::<HashMap<String, String>>::from_request_parts(parts, state).await.map(|q| q.0).unwrap_or_default();
+    Ok((params, query))
+}
+
+/// A video's whole row, admitted: what the MP4, thumbnail, master, tracks and player need.
+impl FromRequestParts<AppState> for Access<Video> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (params, query) = path_and_query(parts, state).await?;
+        video(state, &params, &parts.headers, &query).await
+    }
+}
+
+/// Any subject's visibility, admitted: what segments and rendition playlists need.
+impl FromRequestParts<AppState> for Access<Visibility> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (params, query) = path_and_query(parts, state).await?;
+        visible(state, &params, &parts.headers, &query).await
+    }
+}
+
+/// Whether the caller may see `subject`; the playback session it is admitted under when the
+/// subject is private.
 async fn admit(
     state: &AppState,
-    ws: &WorkspaceId,
-    id: &VideoId,
-    public: bool,
+    subject: &Visibility,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> ApiResult<Option<Session>> {
-    if public {
+    if subject.public {
         return Ok(None);
     }
     if let Some(t) = params.get("token") {
@@ -156,7 +214,7 @@ async fn admit(
             Some((s, cookie)) => (s, cookie),
             None => (uuid::Uuid::new_v4().simple().to_string(), false),
         };
-        if state.repo.admit_private(ws, id, t, &session, vidi_core::time::now_ms(), SESSION_TTL_MS).await? {
+        if admit_private(state, &subject.workspace_id, &subject.id, t, &session).await? {
             let secure = state.cfg.public_url.starts_with("https://");
             return Ok(Some(Session { id: session, set_cookie: !had_cookie, secure }));
         }
@@ -169,15 +227,26 @@ async fn admit(
     ))
 }
 
+/// Binds or checks a private token's playback session.
+async fn admit_private(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &MediaId,
+    token: &str,
+    session: &str,
+) -> ApiResult<bool> {
+    match id {
+        MediaId::Video(vid) => {
+            Ok(state.repo.admit_private(ws, vid, token, session, vidi_core::time::now_ms(), SESSION_TTL_MS).await?)
+        }
+        // A live stream's tokens come with its repository (issue 21); none can be valid before.
+        MediaId::LiveStream(_) => Ok(false),
+    }
+}
+
 /// `GET /vod/{id}/token/{token}/session`: opens (or continues) the playback session of a private
 /// token and names it, for clients that add `?avh=` to their requests themselves (contract §6).
-pub(super) async fn session(
-    State(state): State<AppState>,
-    Path(p): Params,
-    q: QueryMap,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
+pub(super) async fn session(a: Access) -> ApiResult<Response> {
     let token = a.session.as_ref().map(|s| s.id.clone()).unwrap_or_default();
     let body = serde_json::json!({ "session_token": token }).to_string();
     Ok(a.finish(respond(StatusCode::OK, "application/json", "no-store", body.into())))

@@ -10,7 +10,7 @@ use vidi_core::keys::{master_key, rendition_key};
 
 use vidi_media::playlist::{self, MasterParts};
 
-use super::access::{video, visible};
+use super::access::{Access, video, visible};
 use super::ranges::{partial, ranged, requested_range, unsatisfiable};
 use super::tracks;
 use super::{GROWING, IMMUTABLE, Params, QueryMap, SHORT, read_small, respond};
@@ -21,13 +21,7 @@ const M3U8: &str = "application/vnd.apple.mpegurl";
 
 /// The master playlist, built from the renditions the encode stored; 202 with an empty body while
 /// the video exists but is not playable yet (the browser uploader polls for exactly that).
-pub(super) async fn master(
-    State(state): State<AppState>,
-    Path(p): Params,
-    q: QueryMap,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
+pub(super) async fn master(State(state): State<AppState>, a: Access) -> ApiResult<Response> {
     let v = &a.video;
     if !v.encoding.playable {
         // A source that failed will never play: 404, so uploaders polling for 202 stop.
@@ -77,6 +71,13 @@ pub(super) async fn hls_file(
     };
     if !safe(&quality) || !safe(&file) {
         return Err(ApiError::not_found("file"));
+    }
+    if file.ends_with(".m3u8")
+        && let Some(current) = state.playlists.get(&v.id, &format!("{quality}/{file}"))
+    {
+        // Its producer runs here and answers from memory: it changes too often to be cached.
+        let body = playlist::with_session(current.body.to_vec(), &a.avh());
+        return Ok(a.finish(respond(StatusCode::OK, M3U8, GROWING, body.into())));
     }
     let key = rendition_key(v.id.as_str(), &quality, &file);
     if file.ends_with(".m3u8") {

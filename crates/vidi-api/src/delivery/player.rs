@@ -56,6 +56,8 @@ pub(super) struct PlayerConfig {
     pub poster: Option<String>,
     /// Start at the live edge (a live stream) instead of `start_at`.
     pub live: bool,
+    /// A 360° video (`panoramic`): equirectangular frames, drawn as a view the viewer turns.
+    pub panoramic: bool,
     /// Seconds to start at (`?t=`).
     pub start_at: f64,
     pub autoplay: bool,
@@ -189,7 +191,9 @@ fn start_at(t: Option<&String>) -> f64 {
 }
 
 /// The embeddable player: the video's title unless hidden, its thumbnail as poster, starting at
-/// `?t=` seconds (and muted autoplay unless `?autoplay=false`, or unless the SDK built the URL).
+/// `?t=` seconds. It autoplays (muted, as browsers allow) only when asked: by its theme
+/// (`forceAutoplay`), by the URL (`?autoplay=true`, which is what the player SDK's `autoplay`
+/// option writes), or later by the SDK's `play` command; as api.video's player does.
 pub(super) async fn player(
     State(state): State<AppState>,
     Path(mut p): Params,
@@ -211,9 +215,6 @@ pub(super) async fn player(
     let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
     // The options `@api.video/player-sdk` puts in the query (`chromeless`: no controls, no title).
     let chromeless = flag("chromeless").unwrap_or(false);
-    // A URL built by the SDK (it always writes `id` and `ts` in the query) gets api.video's
-    // default, no autoplay, which apps written for it expect; Vidi's own links autoplay muted.
-    let by_sdk = q.contains_key("id") && q.contains_key("ts");
     let mut config = PlayerConfig {
         video_id: v.id.to_string(),
         title: v.title.clone(),
@@ -221,14 +222,15 @@ pub(super) async fn player(
         hls: format!("{base}/hls/manifest.m3u8{avh}"),
         poster: v.encoding.thumbnail_key.as_ref().map(|_| format!("{base}/thumbnail.jpg{avh}")),
         live: false,
+        panoramic: v.panoramic,
         start_at: start_at(q.get("t")),
-        autoplay: flag("autoplay").unwrap_or(!by_sdk),
+        autoplay: flag("autoplay").unwrap_or(false),
         controls: !(flag("hideControls").unwrap_or(false) || chromeless),
         looped: flag("loop").unwrap_or(false),
         muted: flag("muted").unwrap_or(false),
         hide_poster: flag("hidePoster").unwrap_or(false),
         api: true,
-        mp4: v.mp4_support.then(|| format!("{base}/mp4/source.mp4{avh}")),
+        mp4: (v.mp4_support && !v.encoding.mp4_pending).then(|| format!("{base}/mp4/source.mp4{avh}")),
         metadata: metadata(&q),
         theme_variables: THEME_VARIABLES.iter().fold(BTreeMap::new(), |mut m, (field, var)| {
             m.entry(*field).or_insert_with(Vec::new).push(*var);
@@ -287,6 +289,16 @@ const SEGMENT: &percent_encoding::AsciiSet =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sdk_bridge_knows_the_same_named_colours() {
+        // `setTheme` from the player SDK follows the grammar of stored themes: same names.
+        let js = std::str::from_utf8(SDK_BRIDGE_JS).unwrap();
+        let start = js.find("const NAMED_COLOURS = ").expect("the list") + "const NAMED_COLOURS = ".len();
+        let end = start + js[start..].find(';').unwrap();
+        let names: String = js[start..end].split('\'').skip(1).step_by(2).collect();
+        assert_eq!(names, vidi_core::player::NAMED_COLOURS);
+    }
 
     #[test]
     fn the_configuration_cannot_end_its_script_element() {

@@ -2,35 +2,24 @@
 //! and the thumbnail.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use vidi_core::keys::mp4_key;
 
-use super::access::video;
-use super::{Params, QueryMap, SHORT, respond};
+use super::access::Access;
+use super::{SHORT, respond};
 use crate::{ApiError, ApiResult, AppState};
 
-pub(super) async fn mp4(
-    State(state): State<AppState>,
-    Path(p): Params,
-    q: QueryMap,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
-    if !a.video.mp4_support {
+pub(super) async fn mp4(State(state): State<AppState>, a: Access, h: HeaderMap) -> ApiResult<Response> {
+    // Turned off, or being made after it was turned on: not served (nor listed).
+    if !a.video.mp4_support || a.video.encoding.mp4_pending {
         return Err(ApiError::not_found("videoId"));
     }
     Ok(a.finish(ranged(&state, &mp4_key(a.video.id.as_str()), "video/mp4", SHORT, &h).await?))
 }
 
-pub(super) async fn thumbnail(
-    State(state): State<AppState>,
-    Path(p): Params,
-    q: QueryMap,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    let a = video(&state, &p, &h, &q).await?;
+pub(super) async fn thumbnail(State(state): State<AppState>, a: Access, h: HeaderMap) -> ApiResult<Response> {
     let key = a.video.encoding.thumbnail_key.clone().ok_or_else(|| ApiError::not_found("videoId"))?;
     Ok(a.finish(ranged(&state, &key, "image/jpeg", SHORT, &h).await?))
 }

@@ -18,23 +18,12 @@ use crate::auth::Auth;
 use crate::error::OrNotFound;
 use crate::extract::{JsonBody, de};
 use crate::{ApiError, ApiResult, AppState};
+use vidi_core::clip::{Window, fps_of, seconds, window_of};
 
 const MAX_IMAGE: usize = 8 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/videos/{videoId}/thumbnail", post(upload).patch(pick))
-}
-
-/// Seconds for a timecode: `124`, `hh:mm:ss(.ms)` or `hh:mm:ss:frame`.
-fn seconds(tc: &str, fps: f64) -> f64 {
-    let parts: Vec<&str> = tc.split(':').collect();
-    let n = |s: &str| s.parse::<f64>().unwrap_or(0.0);
-    match parts.as_slice() {
-        [s] => n(s),
-        [h, m, s] => n(h) * 3600.0 + n(m) * 60.0 + n(s),
-        [h, m, s, f] => n(h) * 3600.0 + n(m) * 60.0 + n(s) + n(f) / fps.max(1.0),
-        _ => 0.0,
-    }
 }
 
 /// Stores the JPEG at `out` as the video's thumbnail and records it. A failure here is logged,
@@ -89,13 +78,16 @@ pub async fn pick(
         Some(ProbeOutcome::Probed(p)) => Some(p),
         _ => None,
     };
-    let fps = probe.as_ref().and_then(|p| p.video.as_ref()).and_then(|v| v.framerate).unwrap_or(25.0);
-    let duration = probe.as_ref().and_then(|p| p.duration_s).unwrap_or(0.0);
+    let fps = fps_of(probe);
+    // A timecode is of the video, which is its clip of the source.
+    let window = probe.and_then(|p| window_of(v.clip.as_ref(), p).ok()).unwrap_or(Window::WHOLE);
+    let duration = window.length(probe.and_then(|p| p.duration_s)).unwrap_or(0.0);
     // A timecode past the end falls back to the first frame (as api.video does).
     let mut at = seconds(&tc, fps);
     if at >= duration {
         at = 0.0;
     }
+    let at = window.start_s + at;
     // Media tools read local files only, and write only in a scratch folder of this request's.
     let scratch = Scratch::create(&state.cfg.work_dir, "api")?;
     let input = state.blobs.local_input(&key, scratch.path()).await?;

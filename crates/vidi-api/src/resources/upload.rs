@@ -220,6 +220,7 @@ fn new_video(ws: &WorkspaceId, file_name: &str) -> Video {
         published_at: Some(now),
         ingest: Ingest::empty(),
         encoding: EncodingState::default(),
+        clip: None,
     }
 }
 

@@ -51,9 +51,11 @@ pub struct VideoCreationPayload {
     /// The part of the source the video is made of.
     #[serde(default)]
     pub clip: Option<VideoClip>,
-    /// An image over the video (api.video's `video-watermark`).
+    /// api.video's `video-watermark`, documented as its clients send it. Refused when given (not
+    /// `null`), whatever its shape: the 2023 surface Vidi serves has no `/watermarks`.
     #[serde(default)]
-    pub watermark: Option<VideoWatermark>,
+    #[schema(value_type = Option<VideoWatermark>)]
+    pub watermark: Option<serde::de::IgnoredAny>,
 }
 
 /// `clip`: each timecode `hh:mm:ss(.ms|:frame)` or seconds.
@@ -68,24 +70,18 @@ pub struct VideoClip {
     pub end_timecode: Option<String>,
 }
 
-/// `watermark`: the id of an uploaded image and where it goes, as CSS lengths.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// `watermark`: the id of an uploaded image and where it goes, as CSS lengths. Only documented
+/// (the field is refused), so it is never read.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
 pub struct VideoWatermark {
-    #[serde(default, deserialize_with = "de::string")]
     pub id: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub top: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub left: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub bottom: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub right: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub width: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub height: Option<String>,
-    #[serde(default, deserialize_with = "de::string")]
     pub opacity: Option<String>,
 }
 

@@ -35,6 +35,9 @@ pub trait EncodingRepo: Send + Sync + 'static {
     ) -> CoreResult<bool>;
     async fn qualities(&self, ws: &WorkspaceId, id: &VideoId) -> CoreResult<Vec<Quality>>;
     async fn set_playable(&self, ws: &WorkspaceId, id: &VideoId, playable: bool) -> CoreResult<()>;
+    /// Marks the MP4 as being made after the fact (`mp4Support` turned on once the video was
+    /// encoded), or made.
+    async fn set_mp4_pending(&self, ws: &WorkspaceId, id: &VideoId, pending: bool) -> CoreResult<()>;
     async fn set_thumbnail(&self, ws: &WorkspaceId, id: &VideoId, key: &str) -> CoreResult<()>;
     async fn set_encode_error(&self, ws: &WorkspaceId, id: &VideoId, error: Option<&str>) -> CoreResult<()>;
 }

@@ -129,3 +129,33 @@ async fn unknown_or_malformed_videos_are_refused_and_not_remembered(b: Backend) 
     // It exists and is public, but has no media yet.
     common::problem(r, 404, "resource-not-found").await;
 }
+
+backend_test!(a_playlist_its_producer_holds_in_memory_is_served_from_there_first);
+async fn a_playlist_its_producer_holds_in_memory_is_served_from_there_first(b: Backend) {
+    use vidi_core::id::{MediaId, VideoId};
+    let t = TestServer::start(&b).await;
+    let id = t.create_video("memory").await;
+    let path = format!("/vod/{id}/hls/720p/live.m3u8");
+    // Nothing in storage, nothing in memory: not found.
+    assert_eq!(t.http.get(format!("{}{path}", t.url)).send().await.unwrap().status(), 404, "{}", b.label);
+
+    // A producer in this process publishes versions; each request gets the current one, uncached.
+    let subject = MediaId::Video(VideoId::parse(&id).unwrap());
+    let board = t.server.state.playlists.clone();
+    for n in 1..=2 {
+        let text = format!("#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:{n}\n");
+        board.publish(&subject, "720p/live.m3u8", bytes::Bytes::from(text.clone()));
+        let r = t.http.get(format!("{}{path}", t.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", b.label);
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{}", b.label);
+        assert_eq!(r.text().await.unwrap(), text, "{}", b.label);
+    }
+    // The visibility rules still apply: a private video's playlist needs its token.
+    let r = t.patch_json(&format!("/videos/{id}"), json!({ "public": false })).await;
+    assert_eq!(r.status(), 200, "{}", b.label);
+    assert_eq!(t.http.get(format!("{}{path}", t.url)).send().await.unwrap().status(), 403, "{}", b.label);
+    // Withdrawn (the stream ended): storage answers again.
+    board.withdraw(&subject);
+    t.patch_json(&format!("/videos/{id}"), json!({ "public": true })).await;
+    assert_eq!(t.http.get(format!("{}{path}", t.url)).send().await.unwrap().status(), 404, "{}", b.label);
+}

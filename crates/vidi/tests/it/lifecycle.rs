@@ -265,17 +265,7 @@ async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
 
     let key = server.first_key.clone().unwrap();
     let http = common::test_client();
-    let created: serde_json::Value = http
-        .post(format!("{}/videos", server.url))
-        .basic_auth(&key, Some(""))
-        .json(&serde_json::json!({ "title": "stops" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["videoId"].as_str().unwrap().to_string();
+    let id = common::create_video_at(&http, &server.url, &key, "stops").await;
     let form =
         reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("clip.mp4"));
     let r = http

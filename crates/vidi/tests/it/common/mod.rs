@@ -275,6 +275,22 @@ impl Drop for TestServer {
     }
 }
 
+/// Creates a video titled `title` through the API at `url` with `key`; returns its id. For tests
+/// that hold a server without a [`TestServer`] around it (another node, a process).
+pub async fn create_video_at(http: &Client, url: &str, key: &str, title: &str) -> String {
+    let v: Value = http
+        .post(format!("{url}/videos"))
+        .basic_auth(key, Some(""))
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["videoId"].as_str().unwrap().to_string()
+}
+
 /// The suite's HTTP client: a request that gets no answer fails its test after three minutes
 /// rather than hanging the whole run.
 pub fn test_client() -> Client {

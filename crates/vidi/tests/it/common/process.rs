@@ -78,18 +78,7 @@ impl Install {
     }
 
     pub async fn create_video(&self, title: &str) -> String {
-        let v: Value = self
-            .http
-            .post(format!("{}/videos", self.url))
-            .basic_auth(&self.key, Some(""))
-            .json(&serde_json::json!({ "title": title }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["videoId"].as_str().unwrap().to_string()
+        super::create_video_at(&self.http, &self.url, &self.key, title).await
     }
 
     /// One multipart upload request, optionally with a Content-Range.
