@@ -10,9 +10,9 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
+use crate::resources::tracks::{captions, chapters};
 use crate::resources::{
-    account, auth, captions, chapters, live_streams, players, source, thumbnail, upload, upload_tokens, videos,
-    webhooks,
+    account, auth, live_streams, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
 };
 
 struct Security;

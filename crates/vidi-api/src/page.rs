@@ -46,13 +46,39 @@ fn int_param(q: &Query, name: &str, default: u32, max: u32) -> ApiResult<u32> {
     }
 }
 
-/// Reads `sortOrder` (`asc` or `desc`, any case); `default_descending` when it is absent.
-pub fn sort_order(q: &Query, default_descending: bool) -> ApiResult<bool> {
-    match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") => Ok(default_descending),
-        Some("asc") => Ok(false),
-        Some("desc") => Ok(true),
-        Some(_) => Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc.")),
+/// A list's order as asked: `sortBy` (one of the resource's fields, `None` when absent) and
+/// `sortOrder`.
+pub struct Sort<T> {
+    pub by: Option<T>,
+    pub descending: bool,
+}
+
+/// Reads `sortBy` and `sortOrder` (`asc` or `desc`, any case), the one place every list does.
+/// `fields` are the resource's sortable fields as api.video names them, in the order the error
+/// lists them. Without `sortOrder` a list is ascending, except one with no `sortBy` when
+/// `unsorted_descending` (videos: newest first).
+pub fn sort<T: Copy>(q: &Query, fields: &[(&str, T)], unsorted_descending: bool) -> ApiResult<Sort<T>> {
+    let by = match q.get("sortBy") {
+        None | Some("") => None,
+        Some(name) => match fields.iter().find(|(f, _)| *f == name) {
+            Some((_, by)) => Some(*by),
+            None => return Err(ApiError::invalid_query("sortBy", sort_by_expected(fields))),
+        },
+    };
+    let descending = match q.get("sortOrder").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => by.is_none() && unsorted_descending,
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(ApiError::invalid_query("sortOrder", "sortOrder must be asc or desc.")),
+    };
+    Ok(Sort { by, descending })
+}
+
+fn sort_by_expected<T>(fields: &[(&str, T)]) -> String {
+    let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+    match names.as_slice() {
+        [a, b] => format!("sortBy must be {a} or {b}."),
+        _ => format!("sortBy must be one of {}.", names.join(", ")),
     }
 }
 
@@ -113,6 +139,22 @@ mod tests {
         assert_eq!(rels, ["self", "first", "previous", "next", "last"]);
         assert_eq!(p.pagination.links[0].uri, "/videos?title=a+b&currentPage=2&pageSize=10");
         assert_eq!(p.pagination.pages_total, 3);
+    }
+
+    #[test]
+    fn sort_reads_both_parameters_in_one_place() {
+        let fields = [("name", 1), ("createdAt", 2), ("updatedAt", 3)];
+        let s = sort(&Query::parse(Some("sortBy=createdAt&sortOrder=DESC")), &fields, false).unwrap();
+        assert_eq!((s.by, s.descending), (Some(2), true));
+        let s = sort(&Query::parse(None), &fields, true).unwrap();
+        assert_eq!((s.by, s.descending), (None, true));
+        let s = sort(&Query::parse(Some("sortBy=name")), &fields, true).unwrap();
+        assert_eq!((s.by, s.descending), (Some(1), false));
+        let e = sort(&Query::parse(Some("sortBy=ttl")), &fields, false).err().unwrap();
+        assert_eq!(e.status(), 400);
+        assert_eq!(sort_by_expected(&fields), "sortBy must be one of name, createdAt, updatedAt.");
+        assert_eq!(sort_by_expected(&[("createdAt", 0), ("ttl", 1)]), "sortBy must be createdAt or ttl.");
+        assert!(sort(&Query::parse(Some("sortOrder=up")), &fields, false).is_err());
     }
 
     #[test]

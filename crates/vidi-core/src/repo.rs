@@ -8,8 +8,6 @@
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
 mod auth;
-mod captions;
-mod chapters;
 mod encoding;
 mod events;
 mod jobs;
@@ -19,14 +17,13 @@ mod players;
 mod private;
 mod renditions;
 mod token_uploads;
+mod tracks;
 mod upload_tokens;
 mod uploads;
 mod videos;
 mod webhooks;
 
 pub use auth::AuthRepo;
-pub use captions::{CaptionRepo, TextTrack};
-pub use chapters::ChapterRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
@@ -36,6 +33,7 @@ pub use players::{PlayerRepo, PlayerSort};
 pub use private::PrivateRepo;
 pub use renditions::{Rendition, RenditionRepo, RenditionRole};
 pub use token_uploads::{TokenUploadKey, TokenUploadRepo, TokenUploadSlot};
+pub use tracks::{TextTrack, TrackKind, TrackRepo};
 pub use upload_tokens::{UploadTokenRepo, UploadTokenSort};
 pub use uploads::{ChunkClaim, ChunkCommit, UploadRepo};
 pub use videos::VideoRepo;
@@ -57,9 +55,8 @@ pub trait Repo:
     + TokenUploadRepo
     + WebhookRepo
     + RenditionRepo
-    + CaptionRepo
-    + ChapterRepo
     + LiveStreamRepo
+    + TrackRepo
 {
 }
 
@@ -77,8 +74,7 @@ impl<T> Repo for T where
         + TokenUploadRepo
         + WebhookRepo
         + RenditionRepo
-        + CaptionRepo
-        + ChapterRepo
         + LiveStreamRepo
+        + TrackRepo
 {
 }

@@ -5,8 +5,6 @@
 //! the dialects differ are marked where they occur.
 
 mod auth;
-mod captions;
-mod chapters;
 mod encoding;
 mod events;
 mod inline;
@@ -17,6 +15,7 @@ mod players;
 mod private;
 mod renditions;
 mod token_uploads;
+mod tracks;
 mod upload_tokens;
 mod uploads;
 mod videos;

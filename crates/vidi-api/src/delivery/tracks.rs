@@ -54,11 +54,7 @@ fn language_of(file: &str, ext: &str) -> Option<Language> {
 }
 
 async fn track(state: &AppState, v: &Video, kind: TrackKind, lang: &Language) -> ApiResult<TextTrack> {
-    let found = match kind {
-        TrackKind::Captions => state.repo.get_caption(&v.workspace_id, &v.id, lang).await,
-        TrackKind::Chapters => state.repo.get_chapter(&v.workspace_id, &v.id, lang).await,
-    };
-    found.map_err(|e| ApiError::from_core(e, "file"))
+    state.repo.get_track(kind, &v.workspace_id, &v.id, lang).await.map_err(|e| ApiError::from_core(e, "file"))
 }
 
 async fn serve_vtt(state: &AppState, a: &Access, kind: TrackKind, file: &str) -> ApiResult<Response> {
@@ -122,7 +118,7 @@ fn duration(v: &Video) -> f64 {
 
 /// The master's subtitle group: one track per caption, the default one `DEFAULT=YES`.
 pub(super) async fn subtitle_tracks(state: &AppState, v: &Video) -> ApiResult<Vec<SubtitleTrack>> {
-    let captions = state.repo.all_captions(&v.workspace_id, &v.id).await?;
+    let captions = state.repo.all_tracks(TrackKind::Captions, &v.workspace_id, &v.id).await?;
     Ok(captions
         .iter()
         .map(|c| SubtitleTrack {
@@ -143,7 +139,7 @@ pub(super) async fn player_tracks(
     base: &str,
     avh: &str,
 ) -> ApiResult<(Vec<CaptionTrack>, Vec<Chapter>)> {
-    let captions = state.repo.all_captions(&v.workspace_id, &v.id).await?;
+    let captions = state.repo.all_tracks(TrackKind::Captions, &v.workspace_id, &v.id).await?;
     let tracks: Vec<CaptionTrack> = captions
         .iter()
         .map(|c| CaptionTrack {
@@ -153,7 +149,7 @@ pub(super) async fn player_tracks(
             default: c.is_default,
         })
         .collect();
-    let files = state.repo.all_chapters(&v.workspace_id, &v.id).await?;
+    let files = state.repo.all_tracks(TrackKind::Chapters, &v.workspace_id, &v.id).await?;
     let preferred = captions.iter().find(|c| c.is_default).map(|c| &c.language);
     let Some(file) = files.iter().find(|f| Some(&f.language) == preferred).or(files.first()) else {
         return Ok((tracks, Vec::new()));

@@ -5,11 +5,11 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vidi_core::time::now_ms;
 
 use crate::auth::{random_secret, sha256_hex};
-use crate::extract::{Fields, JsonObject};
+use crate::extract::{JsonBody, de};
 use crate::{ApiError, ApiResult, AppState};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -20,18 +20,20 @@ pub struct AccessToken {
     pub expires_in: i64,
 }
 
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-#[schema(rename_all = "camelCase")]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthenticatePayload {
-    api_key: String,
+    #[serde(default, deserialize_with = "de::string")]
+    #[schema(required = true, value_type = String)]
+    api_key: Option<String>,
 }
 
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-#[schema(rename_all = "camelCase")]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RefreshTokenPayload {
-    refresh_token: String,
+    #[serde(default, deserialize_with = "de::string")]
+    #[schema(required = true, value_type = String)]
+    refresh_token: Option<String>,
 }
 
 pub fn routes() -> Router<AppState> {
@@ -52,8 +54,11 @@ async fn tokens_for(state: &AppState, owner: &vidi_core::model::KeyOwner, refres
 #[utoipa::path(post, path = "/auth/api-key", tag = "Advanced authentication", operation_id = "POST_auth-api-key",
     request_body = AuthenticatePayload,
     responses((status = 200, body = AccessToken), (status = 400, body = crate::error::Problem)))]
-pub async fn authenticate(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Json<AccessToken>> {
-    let key = body.string("apiKey")?.ok_or_else(|| ApiError::attribute_required("apiKey"))?;
+pub async fn authenticate(
+    State(state): State<AppState>,
+    body: JsonBody<AuthenticatePayload>,
+) -> ApiResult<Json<AccessToken>> {
+    let key = body.read()?.api_key.ok_or_else(|| ApiError::attribute_required("apiKey"))?;
     let owner = state.auth.owner_of_key(state.repo.as_ref(), &key).await?.ok_or_else(ApiError::bad_credentials)?;
     let refresh = random_secret();
     let expires = now_ms() + state.cfg.refresh_ttl_s * 1000;
@@ -65,8 +70,11 @@ pub async fn authenticate(State(state): State<AppState>, JsonObject(body): JsonO
 #[utoipa::path(post, path = "/auth/refresh", tag = "Advanced authentication", operation_id = "POST_auth-refresh",
     request_body = RefreshTokenPayload,
     responses((status = 200, body = AccessToken), (status = 400, body = crate::error::Problem)))]
-pub async fn refresh(State(state): State<AppState>, JsonObject(body): JsonObject) -> ApiResult<Json<AccessToken>> {
-    let old = body.string("refreshToken")?.ok_or_else(|| ApiError::attribute_required("refreshToken"))?;
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: JsonBody<RefreshTokenPayload>,
+) -> ApiResult<Json<AccessToken>> {
+    let old = body.read()?.refresh_token.ok_or_else(|| ApiError::attribute_required("refreshToken"))?;
     let new = random_secret();
     let now = now_ms();
     // The old token stays usable for a minute after its rotation, so a retried refresh whose

@@ -8,8 +8,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use vidi_core::id::{LiveStreamId, random_body};
 use vidi_core::keys::live_thumbnail_key;
 use vidi_core::live::{LiveStream, MAX_RESTREAMS, Restream};
@@ -22,8 +22,8 @@ use super::thumbnail::uploaded_jpeg;
 use super::videos::PRIVATE_TOKEN_TTL_MS;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::extract::{JsonBody, Nullable, Query, de};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -101,6 +101,24 @@ pub struct LiveStreamCreationPayload {
     player_id: Option<String>,
     /// At most 5 destinations.
     restreams: Option<Vec<RestreamsRequestObject>>,
+}
+
+/// What the two bodies carry, as read: `null` told apart from absent where §7 answers it
+/// differently (`name: null` is refused, `playerId: null` detaches), `restreams` kept as JSON
+/// for [`restreams_of`], which names each item's errors as §7 spells them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveBody {
+    #[serde(default, deserialize_with = "de::nullable_string")]
+    name: Nullable<String>,
+    #[serde(default, deserialize_with = "de::boolean")]
+    record: Option<bool>,
+    #[serde(default, deserialize_with = "de::boolean")]
+    public: Option<bool>,
+    #[serde(default, deserialize_with = "de::nullable_string")]
+    player_id: Nullable<String>,
+    #[serde(default)]
+    restreams: Option<Value>,
 }
 
 /// `PATCH /live-streams/{liveStreamId}`: all optional; `restreams` replaces the whole list and
@@ -192,21 +210,20 @@ const NOT_BLANK: &str = "This value should not be blank.";
 const MISSING_APP: &str = "Missing app name: rtmp://[host]/[app name].";
 const BAD_RTMP_URL: &str = "RTMP URL should have the following format: rtmp://[host]/[app name].";
 
-/// A live stream's name: a non-blank string.
-fn name_of(body: &Map<String, Value>) -> ApiResult<Option<String>> {
-    if body.is_null("name") {
-        return Err(ApiError::invalid_attribute("name", NOT_NULL));
-    }
-    match body.string("name")? {
-        Some(n) if n.trim().is_empty() => Err(ApiError::invalid_attribute("name", NOT_BLANK)),
-        n => Ok(n),
+/// A live stream's name: a non-blank string (`None`: not given).
+fn name_of(name: Nullable<String>) -> ApiResult<Option<String>> {
+    match name.given() {
+        None => Ok(None),
+        Some(None) => Err(ApiError::invalid_attribute("name", NOT_NULL)),
+        Some(Some(n)) if n.trim().is_empty() => Err(ApiError::invalid_attribute("name", NOT_BLANK)),
+        Some(n) => Ok(n),
     }
 }
 
 /// The `restreams` of a payload, checked as contract §7 says; `None` when absent (or null,
 /// which clients send for "not set").
-fn restreams_of(body: &Map<String, Value>) -> ApiResult<Option<Vec<Restream>>> {
-    let items = match body.get("restreams") {
+fn restreams_of(given: Option<&Value>) -> ApiResult<Option<Vec<Restream>>> {
+    let items = match given {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
         Some(_) => {
@@ -273,11 +290,12 @@ fn check_rtmp_url(raw: &str) -> Result<(), &'static str> {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<LiveBody>,
 ) -> ApiResult<Json<LiveStreamOut>> {
-    let name = name_of(&body)?.ok_or_else(|| ApiError::attribute_required("name"))?;
-    let restreams = restreams_of(&body)?.unwrap_or_default();
-    let player_id = body.string("playerId")?.filter(|p| !p.is_empty());
+    let body = body.read()?;
+    let name = name_of(body.name)?.ok_or_else(|| ApiError::attribute_required("name"))?;
+    let restreams = restreams_of(body.restreams.as_ref())?.unwrap_or_default();
+    let player_id = body.player_id.given().flatten().filter(|p| !p.is_empty());
     if let Some(p) = &player_id {
         check_player_of(&state, auth.ws(), p).await?;
     }
@@ -287,8 +305,8 @@ pub async fn create(
         workspace_id: auth.ws().clone(),
         name,
         stream_key: uuid::Uuid::new_v4().to_string(),
-        record: body.boolean("record")?.unwrap_or(false),
-        public: body.boolean("public")?.unwrap_or(true),
+        record: body.record.unwrap_or(false),
+        public: body.public.unwrap_or(true),
         player_id,
         restreams,
         thumbnail_key: None,
@@ -314,23 +332,19 @@ pub async fn list(
 ) -> ApiResult<Json<Page<LiveStreamOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort = match q.get("sortBy") {
-        // A live stream is usable, "published", from its creation.
-        None | Some("") | Some("createdAt") | Some("publishedAt") => LiveStreamSort::CreatedAt,
-        Some("name") => LiveStreamSort::Name,
-        Some("updatedAt") => LiveStreamSort::UpdatedAt,
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortBy",
-                "sortBy must be one of createdAt, publishedAt, name, updatedAt.",
-            ));
-        }
-    };
+    // A live stream is usable, "published", from its creation.
+    let fields = [
+        ("createdAt", LiveStreamSort::CreatedAt),
+        ("publishedAt", LiveStreamSort::CreatedAt),
+        ("name", LiveStreamSort::Name),
+        ("updatedAt", LiveStreamSort::UpdatedAt),
+    ];
+    let order = sort(&q, &fields, false)?;
     let filter = LiveStreamFilter {
         stream_key: q.get("streamKey").filter(|s| !s.is_empty()).map(str::to_string),
         name: q.get("name").filter(|s| !s.is_empty()).map(str::to_string),
-        sort,
-        descending: sort_order(&q, false)?,
+        sort: order.by.unwrap_or(LiveStreamSort::CreatedAt),
+        descending: order.descending,
     };
     let (lives, total) = state.repo.list_live_streams(auth.ws(), &filter, req).await?;
     let data = LiveStreamOut::build_all(&state, lives).await?;
@@ -357,30 +371,33 @@ pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    body: JsonBody<LiveBody>,
 ) -> ApiResult<Json<LiveStreamOut>> {
     let mut l = state.repo.get_live_stream(auth.ws(), &live_stream_id(&id)?).await.or_404("liveStreamId")?;
-    if let Some(n) = name_of(&body)? {
+    let body = body.read()?;
+    if let Some(n) = name_of(body.name)? {
         l.name = n;
     }
-    if let Some(r) = restreams_of(&body)? {
+    if let Some(r) = restreams_of(body.restreams.as_ref())? {
         l.restreams = r;
     }
-    if let Some(b) = body.boolean("record")? {
+    if let Some(b) = body.record {
         l.record = b;
     }
     let was_public = l.public;
-    if let Some(b) = body.boolean("public")? {
+    if let Some(b) = body.public {
         l.public = b;
     }
-    if body.is_null("playerId") {
-        l.player_id = None;
-    } else if let Some(p) = body.string("playerId")? {
-        // A player of another workspace is one that does not exist (contract §8).
-        if !p.is_empty() && l.player_id.as_deref() != Some(p.as_str()) {
-            check_player_of(&state, auth.ws(), &p).await?;
+    match body.player_id.given() {
+        None => {}
+        Some(None) => l.player_id = None,
+        Some(Some(p)) => {
+            // A player of another workspace is one that does not exist (contract §8).
+            if !p.is_empty() && l.player_id.as_deref() != Some(p.as_str()) {
+                check_player_of(&state, auth.ws(), &p).await?;
+            }
+            l.player_id = Some(p).filter(|p| !p.is_empty());
         }
-        l.player_id = Some(p).filter(|p| !p.is_empty());
     }
     l.updated_at = now_ms().max(l.updated_at);
     state.repo.update_live_stream(&l).await.or_404("liveStreamId")?;

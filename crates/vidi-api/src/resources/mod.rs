@@ -2,13 +2,13 @@
 
 pub mod account;
 pub mod auth;
-pub mod captions;
-pub mod chapters;
 pub mod live_streams;
 pub mod players;
 pub mod source;
 pub mod thumbnail;
+pub mod tracks;
 pub mod upload;
 pub mod upload_tokens;
+pub mod video_payloads;
 pub mod videos;
 pub mod webhooks;

@@ -7,8 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 use vidi_core::id::{PlayerId, WorkspaceId, random_body};
 use vidi_core::keys::logo_key;
 use vidi_core::player::{
@@ -21,8 +20,8 @@ use vidi_core::time::{now_ms, to_rfc3339};
 use super::source::Form;
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::extract::{JsonBody, Query, de};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -98,20 +97,108 @@ pub(crate) async fn check_player_of(state: &AppState, ws: &WorkspaceId, raw: &st
     }
 }
 
-/// Applies the fields of a creation or update payload. Unknown fields are ignored (the spec's own
-/// examples send some); known ones must have the right type and, for colours, a colour's shape.
-fn apply(body: &Map<String, Value>, name: &mut Option<String>, s: &mut ThemeSettings) -> ApiResult<()> {
-    if let Some(n) = body.string("name")? {
+/// The body of a creation or an update: api.video's `player-theme-creation-payload` and
+/// `player-theme-update-payload`, which have the same fields, all optional. Unknown fields are
+/// ignored (the spec's own examples send some, such as `shapeMargin` and `language`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayerThemePayload {
+    /// A name for the theme.
+    #[serde(default, deserialize_with = "de::string")]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// RGBA colour of timer text (default rgba(255, 255, 255, 1)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub text: Option<String>,
+    /// RGBA colour of all controls (default rgba(255, 255, 255, 1)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub link: Option<String>,
+    /// RGBA colour of all controls when hovered (default rgba(255, 255, 255, 1)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub link_hover: Option<String>,
+    /// RGBA colour of the play button when hovered.
+    #[serde(default, deserialize_with = "de::string")]
+    pub link_active: Option<String>,
+    /// RGBA colour of the playback bar's played content (default rgba(88, 131, 255, .95)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub track_played: Option<String>,
+    /// RGBA colour of the playback bar's downloaded but unplayed content (default rgba(255, 255, 255, .35)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub track_unplayed: Option<String>,
+    /// RGBA colour of the playback bar's background (default rgba(255, 255, 255, .2)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub track_background: Option<String>,
+    /// RGBA colour of the top half of the background (default rgba(0, 0, 0, .7)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub background_top: Option<String>,
+    /// RGBA colour of the bottom half of the background (default rgba(0, 0, 0, .7)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub background_bottom: Option<String>,
+    /// RGBA colour of the title text (default rgba(255, 255, 255, 1)).
+    #[serde(default, deserialize_with = "de::string")]
+    pub background_text: Option<String>,
+    /// Enables or disables Player SDK access (default true).
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub enable_api: Option<bool>,
+    /// Enables or disables the player's controls (default true).
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub enable_controls: Option<bool>,
+    /// Enables or disables autoplay (default false).
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub force_autoplay: Option<bool>,
+    /// Enables or disables hiding the title (default false).
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub hide_title: Option<bool>,
+    /// Enables or disables looping (default false).
+    #[serde(default, deserialize_with = "de::boolean")]
+    pub force_loop: Option<bool>,
+}
+
+impl PlayerThemePayload {
+    /// The colours given, by wire name, in [`COLOUR_FIELDS`]' order.
+    fn colours(&self) -> [(&'static str, &Option<String>); 10] {
+        [
+            ("text", &self.text),
+            ("link", &self.link),
+            ("linkHover", &self.link_hover),
+            ("linkActive", &self.link_active),
+            ("trackPlayed", &self.track_played),
+            ("trackUnplayed", &self.track_unplayed),
+            ("trackBackground", &self.track_background),
+            ("backgroundTop", &self.background_top),
+            ("backgroundBottom", &self.background_bottom),
+            ("backgroundText", &self.background_text),
+        ]
+    }
+
+    /// The switches given, by wire name, in [`SWITCH_FIELDS`]' order.
+    fn switches(&self) -> [(&'static str, Option<bool>); 5] {
+        [
+            ("enableApi", self.enable_api),
+            ("enableControls", self.enable_controls),
+            ("forceAutoplay", self.force_autoplay),
+            ("hideTitle", self.hide_title),
+            ("forceLoop", self.force_loop),
+        ]
+    }
+}
+
+/// Applies a creation or update payload: the fields given must have, for colours, a colour's
+/// shape, and the name a bounded length. On an error the caller drops what was changed.
+fn apply(body: PlayerThemePayload, name: &mut Option<String>, s: &mut ThemeSettings) -> ApiResult<()> {
+    debug_assert!(body.colours().iter().map(|c| c.0).eq(COLOUR_FIELDS));
+    debug_assert!(body.switches().iter().map(|c| c.0).eq(SWITCH_FIELDS));
+    if let Some(n) = &body.name {
         if n.chars().count() > MAX_NAME_CHARS {
             return Err(ApiError::invalid_attribute(
                 "name",
                 format!("The name must be at most {MAX_NAME_CHARS} characters."),
             ));
         }
-        *name = Some(n);
+        *name = Some(n.clone());
     }
-    for field in COLOUR_FIELDS {
-        let Some(c) = body.string(field)? else { continue };
+    for (field, colour) in body.colours() {
+        let Some(c) = colour.clone() else { continue };
         if !valid_colour(&c) {
             return Err(ApiError::invalid_attribute(
                 field,
@@ -125,8 +212,8 @@ fn apply(body: &Map<String, Value>, name: &mut Option<String>, s: &mut ThemeSett
             None => s.link_active = Some(c), // the one optional colour
         }
     }
-    for field in SWITCH_FIELDS {
-        if let Some(b) = body.boolean(field)?
+    for (field, switch) in body.switches() {
+        if let Some(b) = switch
             && let Some(slot) = s.switch_mut(field)
         {
             *slot = b;
@@ -139,17 +226,17 @@ fn apply(body: &Map<String, Value>, name: &mut Option<String>, s: &mut ThemeSett
 
 /// Create a player theme.
 #[utoipa::path(post, path = "/players", tag = "Player Themes", operation_id = "POST_players",
-    request_body(content = serde_json::Value, description = "PlayerThemeCreationPayload: name (≤ 100 characters), text, link, linkHover, linkActive, trackPlayed, trackUnplayed, trackBackground, backgroundTop, backgroundBottom, backgroundText (colours), enableApi, enableControls, forceAutoplay, hideTitle, forceLoop (booleans); all optional"),
+    request_body = PlayerThemePayload,
     responses((status = 201, body = PlayerThemeOut), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<PlayerThemePayload>,
 ) -> ApiResult<(StatusCode, Json<PlayerThemeOut>)> {
     let mut name = None;
     let mut settings = ThemeSettings::default();
-    apply(&body, &mut name, &mut settings)?;
+    apply(body.read()?, &mut name, &mut settings)?;
     let now = now_ms();
     let player = PlayerTheme {
         id: PlayerId::generate(),
@@ -178,15 +265,11 @@ pub async fn list(
 ) -> ApiResult<Json<Page<PlayerThemeOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort = match q.get("sortBy") {
-        None | Some("") => None,
-        Some("name") => Some(PlayerSort::Name),
-        Some("createdAt") => Some(PlayerSort::CreatedAt),
-        Some("updatedAt") => Some(PlayerSort::UpdatedAt),
-        Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be one of name, createdAt, updatedAt.")),
-    };
-    let descending = sort_order(&q, false)?;
-    let (players, total) = state.repo.list_players(auth.ws(), sort.unwrap_or_default(), descending, req).await?;
+    let fields =
+        [("name", PlayerSort::Name), ("createdAt", PlayerSort::CreatedAt), ("updatedAt", PlayerSort::UpdatedAt)];
+    let sort = sort(&q, &fields, false)?;
+    let (players, total) =
+        state.repo.list_players(auth.ws(), sort.by.unwrap_or_default(), sort.descending, req).await?;
     let data = players.iter().map(|p| PlayerThemeOut::build(&state, p)).collect();
     Ok(Json(page("/players", &q, req, total, data)))
 }
@@ -208,17 +291,17 @@ pub async fn show(
 /// Update a player theme; fields not given keep their value.
 #[utoipa::path(patch, path = "/players/{playerId}", tag = "Player Themes", operation_id = "PATCH_players-playerId",
     params(("playerId" = String, Path)),
-    request_body(content = serde_json::Value, description = "PlayerThemeUpdatePayload: the creation payload's fields, all optional"),
+    request_body(content = PlayerThemePayload, description = "The fields to change; those not given keep their value."),
     responses((status = 200, body = PlayerThemeOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    body: JsonBody<PlayerThemePayload>,
 ) -> ApiResult<Json<PlayerThemeOut>> {
     let mut p = state.repo.get_player(auth.ws(), &player_id(&id)?).await.or_404("playerId")?;
-    apply(&body, &mut p.name, &mut p.settings)?;
+    apply(body.read()?, &mut p.name, &mut p.settings)?;
     p.updated_at = now_ms().max(p.updated_at);
     state.repo.update_player(&p).await.or_404("playerId")?;
     Ok(Json(PlayerThemeOut::build(&state, &p)))

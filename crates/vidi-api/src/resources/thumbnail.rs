@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use serde::Deserialize;
 use vidi_core::keys::thumbnail_key;
 use vidi_core::model::{IngestState, ProbeOutcome, Video};
 use vidi_core::scratch::Scratch;
@@ -15,7 +16,7 @@ use super::source::Form;
 use super::videos::{VideoOut, valid_timecode, video_id};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject};
+use crate::extract::{JsonBody, de};
 use crate::{ApiError, ApiResult, AppState};
 use vidi_core::clip::{Window, fps_of, seconds, window_of};
 
@@ -39,20 +40,31 @@ async fn store(state: &AppState, v: &Video, out: &std::path::Path) {
     }
 }
 
+/// The body of a pick: api.video's `video-thumbnail-pick-payload`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(title = "ThumbnailPickPayload")]
+pub struct ThumbnailPickPayload {
+    /// The frame to take: `hh:mm:ss.ms`, `hh:mm:ss:frame` or seconds, such as `00:01:00.000`;
+    /// past the end, the first frame.
+    #[serde(default, deserialize_with = "de::string")]
+    #[schema(required = true, value_type = String, example = "00:00:00.000")]
+    pub timecode: Option<String>,
+}
+
 /// Pick the thumbnail from a frame of the video.
 #[utoipa::path(patch, path = "/videos/{videoId}/thumbnail", tag = "Videos", operation_id = "PATCH_videos-videoId-thumbnail",
     params(("videoId" = String, Path)),
-    request_body(content = serde_json::Value, description = "{\"timecode\": \"00:01:00.000\"}"),
+    request_body = ThumbnailPickPayload,
     responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn pick(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    body: JsonBody<ThumbnailPickPayload>,
 ) -> ApiResult<Json<VideoOut>> {
     let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-    let tc = body.string("timecode")?.ok_or_else(|| ApiError::attribute_required("timecode"))?;
+    let tc = body.read()?.timecode.ok_or_else(|| ApiError::attribute_required("timecode"))?;
     if !valid_timecode(&tc) {
         return Err(ApiError::invalid_attribute(
             "timecode",

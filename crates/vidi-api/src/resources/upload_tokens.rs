@@ -5,7 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vidi_core::id::UploadTokenId;
 use vidi_core::repo::UploadTokenSort;
 use vidi_core::time::{now_ms, to_rfc3339};
@@ -13,8 +13,8 @@ use vidi_core::upload_token::{MAX_TTL_SECS, UploadToken};
 
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::extract::{JsonBody, Query, de};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -46,21 +46,30 @@ impl From<&UploadToken> for UploadTokenOut {
     }
 }
 
+/// The body of a creation: api.video's `token-creation-payload`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenCreationPayload {
+    /// How many seconds the token is valid; 0 or absent: until it is deleted.
+    #[serde(default, deserialize_with = "de::integer")]
+    #[schema(minimum = 0, maximum = 2147483647, default = 0)]
+    pub ttl: Option<i64>,
+}
+
 fn token_id(raw: &str) -> ApiResult<UploadTokenId> {
     UploadTokenId::parse(raw).ok_or_else(|| ApiError::not_found("uploadToken"))
 }
 
 /// Generate an upload token, valid for `ttl` seconds (0 or absent: until deleted).
 #[utoipa::path(post, path = "/upload-tokens", tag = "Upload Tokens", operation_id = "POST_upload-tokens",
-    request_body(content = serde_json::Value, description = "TokenCreationPayload: {ttl?: integer 0..2147483647}"),
+    request_body = TokenCreationPayload,
     responses((status = 200, body = UploadTokenOut), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<TokenCreationPayload>,
 ) -> ApiResult<Json<UploadTokenOut>> {
-    let ttl = body.integer("ttl")?.unwrap_or(0);
+    let ttl = body.read()?.ttl.unwrap_or(0);
     if !(0..=MAX_TTL_SECS).contains(&ttl) {
         return Err(ApiError::invalid_attribute(
             "ttl",
@@ -86,13 +95,9 @@ pub async fn list(
 ) -> ApiResult<Json<Page<UploadTokenOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort = match q.get("sortBy") {
-        None | Some("") | Some("createdAt") => UploadTokenSort::CreatedAt,
-        Some("ttl") => UploadTokenSort::Ttl,
-        Some(_) => return Err(ApiError::invalid_query("sortBy", "sortBy must be createdAt or ttl.")),
-    };
-    let descending = sort_order(&q, false)?;
-    let (tokens, total) = state.repo.list_upload_tokens(auth.ws(), sort, descending, req, now_ms()).await?;
+    let sort = sort(&q, &[("createdAt", UploadTokenSort::CreatedAt), ("ttl", UploadTokenSort::Ttl)], false)?;
+    let (tokens, total) =
+        state.repo.list_upload_tokens(auth.ws(), sort.by.unwrap_or_default(), sort.descending, req, now_ms()).await?;
     let data = tokens.iter().map(UploadTokenOut::from).collect();
     Ok(Json(page("/upload-tokens", &q, req, total, data)))
 }

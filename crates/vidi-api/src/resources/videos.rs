@@ -19,10 +19,11 @@ use vidi_core::probe::Probe;
 use vidi_core::time::{Rfc3339Ms, now_ms};
 
 use super::players::check_player_of;
+use super::video_payloads::{VideoClip, VideoCreationPayload, VideoUpdatePayload};
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
-use crate::page::{Page, page, page_request, sort_order};
+use crate::extract::{JsonBody, Query};
+use crate::page::{Page, page, page_request, sort};
 use crate::{ApiError, ApiResult, AppState, ingest};
 
 // ---- wire types ------------------------------------------------------------------------------
@@ -308,26 +309,22 @@ fn check_title(title: &str) -> ApiResult<()> {
 /// Reads `clip` (contract §3, op 5): each timecode `hh:mm:ss(.ms|:frame)` or seconds, and the end
 /// after the start. Whether it starts before the source ends is known only once the source is
 /// probed: the encoding fails the video then, saying so.
-fn check_clip(body: &serde_json::Map<String, serde_json::Value>) -> ApiResult<Option<Clip>> {
-    let Some(clip) = body.get("clip").filter(|c| !c.is_null()) else {
+fn check_clip(clip: Option<&VideoClip>) -> ApiResult<Option<Clip>> {
+    let Some(clip) = clip else {
         return Ok(None);
     };
-    if !clip.is_object() {
-        return Err(ApiError::invalid_attribute("clip", "The clip must be an object: startTimecode, endTimecode."));
-    }
     let mut out = Clip::default();
-    for (key, slot) in [("startTimecode", &mut out.start), ("endTimecode", &mut out.end)] {
-        match clip.get(key) {
-            None | Some(serde_json::Value::Null) => {}
-            Some(tc) => match tc.as_str().filter(|tc| valid_timecode(tc)) {
-                Some(tc) => *slot = Some(tc.to_string()),
-                None => {
-                    return Err(ApiError::invalid_attribute(
-                        &format!("clip[{key}]"),
-                        "The timecode must be hh:mm:ss(.ms), hh:mm:ss:frame or seconds.",
-                    ));
-                }
-            },
+    for (key, given, slot) in
+        [("startTimecode", &clip.start_timecode, &mut out.start), ("endTimecode", &clip.end_timecode, &mut out.end)]
+    {
+        if let Some(tc) = given {
+            if !valid_timecode(tc) {
+                return Err(ApiError::invalid_attribute(
+                    &format!("clip[{key}]"),
+                    "The timecode must be hh:mm:ss(.ms), hh:mm:ss:frame or seconds.",
+                ));
+            }
+            *slot = Some(tc.clone());
         }
     }
     // Frames count at the source's rate, unknown yet: any rate orders two timecodes the same
@@ -343,26 +340,27 @@ fn check_clip(body: &serde_json::Map<String, serde_json::Value>) -> ApiResult<Op
 
 /// Create a video object.
 #[utoipa::path(post, path = "/videos", tag = "Videos", operation_id = "POST_videos",
-    request_body(content = serde_json::Value, description = "VideoCreationPayload: title (required), description, source, public, panoramic, mp4Support, playerId, tags, metadata, clip, watermark"),
+    request_body = VideoCreationPayload,
     responses((status = 201, body = VideoOut), (status = 202, body = VideoOut), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<VideoCreationPayload>,
 ) -> ApiResult<impl IntoResponse> {
-    let title = body.string("title")?.ok_or_else(|| ApiError::attribute_required("title"))?;
+    let body = body.read()?;
+    let title = body.title.ok_or_else(|| ApiError::attribute_required("title"))?;
     check_title(&title)?;
-    let clip = check_clip(&body)?;
+    let clip = check_clip(body.clip.as_ref())?;
     // The 2023 surface Vidi serves has no `/watermarks`, so no id a user holds can name one:
     // refused rather than accepted and ignored.
-    if body.get("watermark").is_some_and(|w| !w.is_null()) {
+    if body.watermark.is_some() {
         return Err(ApiError::invalid_attribute(
             "watermark",
             "Watermarks are not supported: this server has no watermark resource. Remove the \"watermark\" attribute.",
         ));
     }
-    let player_id = body.string("playerId")?.filter(|p| !p.is_empty());
+    let player_id = body.player_id.filter(|p| !p.is_empty());
     if let Some(p) = &player_id {
         check_player_of(&state, auth.ws(), p).await?;
     }
@@ -371,13 +369,13 @@ pub async fn create(
         id: VideoId::generate(),
         workspace_id: auth.ws().clone(),
         title,
-        description: check_description(body.string("description")?)?,
-        public: body.boolean("public")?.unwrap_or(true),
-        panoramic: body.boolean("panoramic")?.unwrap_or(false),
-        mp4_support: body.boolean("mp4Support")?.unwrap_or(true),
+        description: check_description(body.description)?,
+        public: body.public.unwrap_or(true),
+        panoramic: body.panoramic.unwrap_or(false),
+        mp4_support: body.mp4_support.unwrap_or(true),
         player_id,
-        tags: clean_tags(body.strings("tags")?.unwrap_or_default())?,
-        metadata: check_metadata(body.metadata("metadata")?.unwrap_or_default())?,
+        tags: clean_tags(body.tags.unwrap_or_default())?,
+        metadata: check_metadata(body.metadata.unwrap_or_default())?,
         source_kind: SourceKind::Upload,
         source_ref: None,
         created_at: now,
@@ -387,7 +385,7 @@ pub async fn create(
         encoding: EncodingState::default(),
         clip,
     };
-    let source = body.string("source")?.filter(|s| !s.trim().is_empty());
+    let source = body.source.filter(|s| !s.trim().is_empty());
     if let Some(src) = &source {
         let src = src.trim();
         if let Some(original) = VideoId::parse(src) {
@@ -443,29 +441,22 @@ pub async fn list(
 ) -> ApiResult<Json<Page<VideoOut>>> {
     let q = Query::parse(raw.as_deref());
     let req = page_request(&q)?;
-    let sort_by = match q.get("sortBy") {
-        None | Some("") => None,
-        Some("createdAt") => Some(VideoSort::CreatedAt),
-        Some("title") => Some(VideoSort::Title),
-        Some("publishedAt") => Some(VideoSort::PublishedAt),
-        Some("updatedAt") => Some(VideoSort::UpdatedAt),
-        Some(_) => {
-            return Err(ApiError::invalid_query(
-                "sortBy",
-                "sortBy must be one of title, createdAt, publishedAt, updatedAt.",
-            ));
-        }
-    };
+    let fields = [
+        ("title", VideoSort::Title),
+        ("createdAt", VideoSort::CreatedAt),
+        ("publishedAt", VideoSort::PublishedAt),
+        ("updatedAt", VideoSort::UpdatedAt),
+    ];
     // Newest first unless a sort was asked for.
-    let descending = sort_order(&q, sort_by.is_none())?;
+    let sort = sort(&q, &fields, true)?;
     let filter = VideoFilter {
         title: q.get("title").filter(|s| !s.is_empty()).map(str::to_string),
         description: q.get("description").filter(|s| !s.is_empty()).map(str::to_string),
         tags: q.list("tags").into_iter().filter(|t| !t.is_empty()).collect(),
         metadata: q.map("metadata"),
         live_stream_id: q.get("liveStreamId").filter(|s| !s.is_empty()).map(str::to_string),
-        sort_by: sort_by.unwrap_or_default(),
-        descending,
+        sort_by: sort.by.unwrap_or_default(),
+        descending: sort.descending,
     };
     let (videos, total) = state.repo.list_videos(auth.ws(), &filter, req).await?;
     let data = VideoOut::build_all(&state, videos).await?;
@@ -485,46 +476,49 @@ pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<Stri
 /// Update a video's editable fields; arrays replace the stored ones, `playerId: null` detaches.
 #[utoipa::path(patch, path = "/videos/{videoId}", tag = "Videos", operation_id = "PATCH_videos-videoId",
     params(("videoId" = String, Path)),
-    request_body(content = serde_json::Value, description = "VideoUpdatePayload: playerId (or null), title, description, public, panoramic, mp4Support, tags, metadata"),
+    request_body = VideoUpdatePayload,
     responses((status = 200, body = VideoOut), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    body: JsonBody<VideoUpdatePayload>,
 ) -> ApiResult<Json<VideoOut>> {
     let mut v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-    if let Some(t) = body.string("title")? {
+    let body = body.read()?;
+    if let Some(t) = body.title {
         check_title(&t)?;
         v.title = t;
     }
-    if body.contains_key("description") {
-        v.description = check_description(body.string("description")?)?;
+    if let Some(d) = body.description.given() {
+        v.description = check_description(d)?;
     }
-    if let Some(b) = body.boolean("public")? {
+    if let Some(b) = body.public {
         v.public = b;
     }
-    if let Some(b) = body.boolean("panoramic")? {
+    if let Some(b) = body.panoramic {
         v.panoramic = b;
     }
-    let mp4_turned_on = body.boolean("mp4Support")?.is_some_and(|b| b && !v.mp4_support);
-    if let Some(b) = body.boolean("mp4Support")? {
+    let mp4_turned_on = body.mp4_support.is_some_and(|b| b && !v.mp4_support);
+    if let Some(b) = body.mp4_support {
         v.mp4_support = b;
     }
-    if body.is_null("playerId") {
-        v.player_id = None;
-    } else if let Some(p) = body.string("playerId")? {
-        // A player of another workspace is one that does not exist (contract §8).
-        if !p.is_empty() && v.player_id.as_deref() != Some(p.as_str()) {
-            check_player_of(&state, auth.ws(), &p).await?;
+    match body.player_id.given() {
+        None => {}
+        Some(None) => v.player_id = None,
+        Some(Some(p)) => {
+            // A player of another workspace is one that does not exist (contract §8).
+            if !p.is_empty() && v.player_id.as_deref() != Some(p.as_str()) {
+                check_player_of(&state, auth.ws(), &p).await?;
+            }
+            v.player_id = Some(p).filter(|p| !p.is_empty());
         }
-        v.player_id = Some(p).filter(|p| !p.is_empty());
     }
-    if let Some(tags) = body.strings("tags")? {
+    if let Some(tags) = body.tags {
         v.tags = clean_tags(tags)?;
     }
-    if let Some(m) = body.metadata("metadata")? {
+    if let Some(m) = body.metadata {
         v.metadata = check_metadata(m)?;
     }
     v.updated_at = now_ms();

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vidi_core::event::EventKind;
 use vidi_core::id::{DeliveryId, WebhookId};
 use vidi_core::time::{now_ms, to_rfc3339};
@@ -15,7 +15,7 @@ use vidi_core::webhook::{Attempt, Delivery, DeliveryState, Webhook, new_secret};
 
 use crate::auth::Auth;
 use crate::error::OrNotFound;
-use crate::extract::{Fields, JsonObject, Query};
+use crate::extract::{JsonBody, Query, de};
 use crate::page::{Page, page, page_request};
 use crate::{ApiError, ApiResult, AppState};
 
@@ -152,17 +152,33 @@ fn delivery_id(raw: &str) -> ApiResult<DeliveryId> {
 /// The longest URL accepted (browsers' practical limit; keeps a list page bounded).
 pub const MAX_URL_CHARS: usize = 2048;
 
+/// The body of a creation: api.video's `webhooks-creation-payload`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(title = "WebhooksCreationPayload")]
+pub struct WebhooksCreationPayload {
+    /// The events to be notified of: `video.encoding.quality.completed`,
+    /// `live-stream.broadcast.started`, `live-stream.broadcast.ended`, `video.source.recorded`.
+    #[serde(default, deserialize_with = "de::strings")]
+    #[schema(required = true, value_type = Vec<String>, min_items = 1, example = json!(["video.encoding.quality.completed"]))]
+    pub events: Option<Vec<String>>,
+    /// Where notifications are sent: an absolute http or https URL.
+    #[serde(default, deserialize_with = "de::string")]
+    #[schema(required = true, value_type = String, max_length = 2048, example = "https://example.com/webhooks")]
+    pub url: Option<String>,
+}
+
 /// Create a webhook.
 #[utoipa::path(post, path = "/webhooks", tag = "Webhooks", operation_id = "POST_webhooks",
-    request_body(content = serde_json::Value, description = "WebhooksCreationPayload: events (required; video.encoding.quality.completed, live-stream.broadcast.started, live-stream.broadcast.ended, video.source.recorded), url (required, http or https)"),
+    request_body = WebhooksCreationPayload,
     responses((status = 201, body = WebhookOut), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    JsonObject(body): JsonObject,
+    body: JsonBody<WebhooksCreationPayload>,
 ) -> ApiResult<impl IntoResponse> {
-    let names = body.strings("events")?.ok_or_else(|| ApiError::attribute_required("events"))?;
+    let body = body.read()?;
+    let names = body.events.ok_or_else(|| ApiError::attribute_required("events"))?;
     if names.is_empty() {
         return Err(ApiError::invalid_attribute("events", "At least one event is required."));
     }
@@ -178,7 +194,7 @@ pub async fn create(
             events.push(kind);
         }
     }
-    let raw = body.string("url")?.ok_or_else(|| ApiError::attribute_required("url"))?;
+    let raw = body.url.ok_or_else(|| ApiError::attribute_required("url"))?;
     let raw = raw.trim();
     if raw.chars().count() > MAX_URL_CHARS {
         return Err(ApiError::invalid_attribute("url", format!("The URL holds at most {MAX_URL_CHARS} characters.")));

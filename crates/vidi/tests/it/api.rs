@@ -320,6 +320,77 @@ async fn openapi_document_is_served_and_committed() {
     }
 }
 
+/// Every JSON request body in the document is a typed schema (issue 20): a body documented as
+/// `serde_json::Value` (an empty schema) or as an object without properties tells a client
+/// nothing, so each one, and each of its properties, must say its type.
+#[tokio::test]
+async fn openapi_has_no_untyped_json_request_body() {
+    let t = TestServer::start(&Backend::sqlite_local()).await;
+    let doc: Value = t.get("/openapi.json").await.json().await.unwrap();
+    let resolve = |s: &Value| -> Value {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let name = r.strip_prefix("#/components/schemas/").expect("a local schema reference");
+                doc["components"]["schemas"][name].clone()
+            }
+            None => s.clone(),
+        }
+    };
+    fn untyped(s: &Value, resolve: &dyn Fn(&Value) -> Value, at: &str, found: &mut Vec<String>) {
+        let s = resolve(s);
+        let composed = ["allOf", "oneOf", "anyOf"].iter().any(|k| s.get(k).is_some());
+        if composed {
+            for k in ["allOf", "oneOf", "anyOf"] {
+                for (i, part) in s.get(k).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    untyped(part, resolve, &format!("{at}.{k}[{i}]"), found);
+                }
+            }
+            return;
+        }
+        let Some(kind) = s.get("type") else {
+            found.push(format!("{at}: no type"));
+            return;
+        };
+        let is = |t: &str| kind == t || kind.as_array().is_some_and(|a| a.iter().any(|k| k == t));
+        if is("object") {
+            match s.get("properties").and_then(Value::as_object) {
+                Some(props) if !props.is_empty() => {
+                    for (name, p) in props {
+                        untyped(p, resolve, &format!("{at}.{name}"), found);
+                    }
+                }
+                _ => found.push(format!("{at}: an object without properties")),
+            }
+        }
+        if is("array") {
+            match s.get("items") {
+                Some(items) => untyped(items, resolve, &format!("{at}[]"), found),
+                None => found.push(format!("{at}: an array without items")),
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut bodies = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(content) = op.pointer("/requestBody/content").and_then(Value::as_object) else { continue };
+            for (ct, media) in content {
+                if !ct.contains("json") {
+                    continue;
+                }
+                bodies += 1;
+                let at = format!("{} {path}", method.to_uppercase());
+                match media.get("schema") {
+                    Some(s) => untyped(s, &resolve, &at, &mut found),
+                    None => found.push(format!("{at}: no schema")),
+                }
+            }
+        }
+    }
+    assert!(bodies >= 10, "only {bodies} JSON request bodies found: is the walk looking in the right place?");
+    assert!(found.is_empty(), "untyped JSON request bodies in /openapi.json:\n{}", found.join("\n"));
+}
+
 backend_test!(a_page_of_private_videos_carries_a_working_token_each);
 /// A page of private videos mints one token per video (in one statement): each URL carries its
 /// own token, and each token opens its own video and no other.

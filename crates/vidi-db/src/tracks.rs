@@ -1,13 +1,13 @@
-//! [`CaptionRepo`]: captions of a video, and the statements chapters share with them (the two
-//! tables differ only in captions' `is_default`, so each statement is written once, for a table
-//! named by [`TrackKind`], a fixed string chosen here and never user text).
+//! [`TrackRepo`]: captions and chapters of a video. The two tables differ only in captions'
+//! `is_default`, so each statement is written once, for a table named by [`TrackKind`] (a fixed
+//! string chosen here, never user text).
 
 use async_trait::async_trait;
 use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::keys::TrackKind;
 use vidi_core::language::Language;
 use vidi_core::model::PageRequest;
-use vidi_core::repo::{CaptionRepo, TextTrack};
+use vidi_core::repo::{TextTrack, TrackRepo};
 use vidi_core::{CoreError, CoreResult};
 
 use crate::{Db, db_err, with_pool};
@@ -43,7 +43,7 @@ fn columns(kind: TrackKind) -> &'static str {
     }
 }
 
-pub(crate) async fn put(
+async fn put(
     db: &Db,
     kind: TrackKind,
     ws: &WorkspaceId,
@@ -88,7 +88,7 @@ pub(crate) async fn put(
     })
 }
 
-pub(crate) async fn get(
+async fn get(
     db: &Db,
     kind: TrackKind,
     ws: &WorkspaceId,
@@ -106,7 +106,7 @@ pub(crate) async fn get(
 }
 
 /// A page of a video's tracks (all of them with `None`), oldest first, and how many there are.
-pub(crate) async fn list(
+async fn list(
     db: &Db,
     kind: TrackKind,
     ws: &WorkspaceId,
@@ -136,7 +136,7 @@ pub(crate) async fn list(
     Ok((rows.into_iter().map(TextTrack::from).collect(), total as u64))
 }
 
-pub(crate) async fn delete(
+async fn delete(
     db: &Db,
     kind: TrackKind,
     ws: &WorkspaceId,
@@ -166,33 +166,41 @@ pub(crate) async fn delete(
 }
 
 #[async_trait]
-impl CaptionRepo for Db {
-    async fn put_caption(
+impl TrackRepo for Db {
+    async fn put_track(
         &self,
+        kind: TrackKind,
         ws: &WorkspaceId,
         video: &VideoId,
         language: &Language,
         key: &str,
         now: i64,
     ) -> CoreResult<(TextTrack, Option<String>)> {
-        put(self, TrackKind::Captions, ws, video, language, key, now).await
+        put(self, kind, ws, video, language, key, now).await
     }
 
-    async fn get_caption(&self, ws: &WorkspaceId, video: &VideoId, language: &Language) -> CoreResult<TextTrack> {
-        get(self, TrackKind::Captions, ws, video, language).await
-    }
-
-    async fn list_captions(
+    async fn get_track(
         &self,
+        kind: TrackKind,
+        ws: &WorkspaceId,
+        video: &VideoId,
+        language: &Language,
+    ) -> CoreResult<TextTrack> {
+        get(self, kind, ws, video, language).await
+    }
+
+    async fn list_tracks(
+        &self,
+        kind: TrackKind,
         ws: &WorkspaceId,
         video: &VideoId,
         page: PageRequest,
     ) -> CoreResult<(Vec<TextTrack>, u64)> {
-        list(self, TrackKind::Captions, ws, video, Some(page)).await
+        list(self, kind, ws, video, Some(page)).await
     }
 
-    async fn all_captions(&self, ws: &WorkspaceId, video: &VideoId) -> CoreResult<Vec<TextTrack>> {
-        Ok(list(self, TrackKind::Captions, ws, video, None).await?.0)
+    async fn all_tracks(&self, kind: TrackKind, ws: &WorkspaceId, video: &VideoId) -> CoreResult<Vec<TextTrack>> {
+        Ok(list(self, kind, ws, video, None).await?.0)
     }
 
     async fn set_caption_default(
@@ -233,7 +241,13 @@ impl CaptionRepo for Db {
         })
     }
 
-    async fn delete_caption(&self, ws: &WorkspaceId, video: &VideoId, language: &Language) -> CoreResult<String> {
-        delete(self, TrackKind::Captions, ws, video, language).await
+    async fn delete_track(
+        &self,
+        kind: TrackKind,
+        ws: &WorkspaceId,
+        video: &VideoId,
+        language: &Language,
+    ) -> CoreResult<String> {
+        delete(self, kind, ws, video, language).await
     }
 }
