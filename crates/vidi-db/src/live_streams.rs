@@ -7,6 +7,7 @@ use vidi_core::model::PageRequest;
 use vidi_core::repo::{LiveStreamFilter, LiveStreamRepo, LiveStreamSort};
 use vidi_core::{CoreError, CoreResult};
 
+use crate::private::LIVE_TOKENS;
 use crate::videos::{json, like_pattern, to_json};
 use crate::{Arg, Db, bind_args, db_err, found, with_pool};
 
@@ -175,35 +176,8 @@ impl LiveStreamRepo for Db {
         now: i64,
         expires_at: i64,
     ) -> CoreResult<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        // Reads of private live streams are rare next to videos': sweeping on each is cheap.
-        with_pool!(self, p => sqlx::query("DELETE FROM live_private_tokens WHERE expires_at < $1")
-            .bind(now).execute(p).await.map(|_| ()).map_err(db_err))?;
-        // One statement, joined to the workspace's live streams, so a token is stored only for
-        // a live stream of `ws` (VALUES columns are column1, column2… on both dialects).
-        let mut values = String::new();
-        let mut args = vec![Arg::Int(expires_at), Arg::Text(ws.as_str().to_string())];
-        for (i, (live, token)) in tokens.iter().enumerate() {
-            if i > 0 {
-                values.push_str(", ");
-            }
-            values.push_str(&format!("(${}, ${})", args.len() + 1, args.len() + 2));
-            args.push(Arg::Text(token.to_string()));
-            args.push(Arg::Text(live.as_str().to_string()));
-        }
-        let sql = format!(
-            "INSERT INTO live_private_tokens (token, live_stream_id, expires_at) SELECT t.column1, l.id, $1 \
-             FROM (VALUES {values}) AS t JOIN live_streams l ON l.id = t.column2 WHERE l.workspace_id = $2"
-        );
-        // Only placeholders are built into the text; every value is bound.
-        let n = with_pool!(self, p => bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), &args)
-            .execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
-        if n < tokens.len() as u64 {
-            return Err(CoreError::NotFound);
-        }
-        Ok(())
+        let pairs: Vec<(&str, &str)> = tokens.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+        self.mint_tokens(&LIVE_TOKENS, ws, &pairs, now, expires_at).await
     }
 
     async fn admit_live_private(
@@ -215,32 +189,6 @@ impl LiveStreamRepo for Db {
         now: i64,
         session_ttl: i64,
     ) -> CoreResult<bool> {
-        // As for videos: joined from the live stream (no row when it is not `ws`'s, NULLs when
-        // the token is unknown); binding is one conditional write, so two first requests racing
-        // bind the token to exactly one session.
-        let row: Option<(Option<i64>, Option<String>)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT t.expires_at, t.session FROM live_streams l \
-             LEFT JOIN live_private_tokens t ON t.live_stream_id = l.id AND t.token = $1 \
-             WHERE l.id = $2 AND l.workspace_id = $3")
-            .bind(token).bind(id.as_str()).bind(ws.as_str()).fetch_optional(p).await.map_err(db_err))?;
-        match row.ok_or(CoreError::NotFound)? {
-            (None, _) => Ok(false),
-            (Some(exp), _) if exp < now => Ok(false),
-            (_, Some(bound)) => Ok(bound == session),
-            (_, None) => {
-                let r = with_pool!(self, p => sqlx::query(
-                    "UPDATE live_private_tokens SET session = $3, expires_at = $4 \
-                     WHERE token = $1 AND live_stream_id = $2 AND session IS NULL")
-                    .bind(token).bind(id.as_str()).bind(session).bind(now + session_ttl)
-                    .execute(p).await.map(|r| r.rows_affected()).map_err(db_err))?;
-                if r == 1 {
-                    return Ok(true);
-                }
-                let bound: Option<(Option<String>,)> = with_pool!(self, p => sqlx::query_as(
-                    "SELECT session FROM live_private_tokens WHERE token = $1 AND live_stream_id = $2")
-                    .bind(token).bind(id.as_str()).fetch_optional(p).await.map_err(db_err))?;
-                Ok(bound.and_then(|(s,)| s).is_some_and(|s| s == session))
-            }
-        }
+        self.admit_token(&LIVE_TOKENS, ws, id.as_str(), token, session, now, session_ttl).await
     }
 }
