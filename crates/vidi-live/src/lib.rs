@@ -1,0 +1,21 @@
+//! Live streaming, a subsystem of its own that the binary registers as services.
+//!
+//! The path of a broadcast, and the module of each step:
+//! - [`rtmp`]: the RTMP and RTMPS listeners. A publisher's connection is parsed (sans-IO), its
+//!   stream key checked at `publish` before any media is accepted, its FLV tags turned into
+//!   [`media::MediaEvent`]s and handed to a [`ingest::Feed`].
+//! - [`ingest`]: the seam between a connection and the rest: [`ingest::Publish`] admits or
+//!   refuses a publisher, and each admitted one gets a [`ingest::Feed`].
+//! - [`fmp4`]: the segmenter, which repackages those events (no re-encoding) into a CMAF init
+//!   segment, parts of 200–333 ms and segments cut on keyframes.
+//! - [`playlist`]: the low-latency HLS media playlist, written by hand (m3u8-rs drops the LL
+//!   tags), and the blocking-reload rules of draft-pantos-hls-rfc8216bis.
+//!
+//! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
+//! from memory, never from storage), and none of it is needed by the API or the encoders.
+
+pub mod fmp4;
+pub mod ingest;
+pub mod media;
+pub mod playlist;
+pub mod rtmp;

@@ -1,0 +1,1 @@
+//! The RTMP and RTMPS ingest service.
