@@ -114,6 +114,8 @@ pub struct Inner {
     pub tasks: RequestTasks,
     /// Playlists this process's producers (live packagers) answer from memory, before storage.
     pub playlists: Arc<vidi_core::board::PlaylistBoard>,
+    /// The broadcasts this process holds (its RTMP ingest), for live delivery.
+    pub live: Arc<dyn vidi_core::live::LiveOutput>,
 }
 
 /// Work a request starts and does not wait for (the probe of an upload still arriving, for its
@@ -161,6 +163,7 @@ impl AppState {
         media: Media,
         cfg: ApiConfig,
         waker: vidi_core::jobs::Waker,
+        live: Arc<dyn vidi_core::live::LiveOutput>,
     ) -> anyhow::Result<Self> {
         let auth = auth::Authenticator::load(repo.as_ref(), &cfg).await?;
         let outbound = vidi_outbound::Guard::new(cfg.outbound_allow_private, Duration::from_secs(10))?;
@@ -168,8 +171,21 @@ impl AppState {
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
         let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
         let (tasks, playlists) = (RequestTasks::default(), Arc::default());
-        let inner =
-            Inner { repo, blobs, media, cfg, auth, instance, outbound, segments, visibility, waker, tasks, playlists };
+        let inner = Inner {
+            repo,
+            blobs,
+            media,
+            cfg,
+            auth,
+            instance,
+            outbound,
+            segments,
+            visibility,
+            waker,
+            tasks,
+            playlists,
+            live,
+        };
         Ok(AppState(Arc::new(inner)))
     }
 }

@@ -103,6 +103,11 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// One broadcast of a live stream (`bc…`): it names the broadcast's folder in the media store.
+    BroadcastId, "bc"
+);
+
+prefixed_id!(
     /// A player theme (`pt…`, as real api.video responses have it; the spec's examples say `pl…`).
     PlayerId, "pt"
 );

@@ -66,6 +66,12 @@ pub fn live_thumbnail_key(live_stream_id: &str, unique: &str) -> String {
     format!("live/{live_stream_id}/thumbnail-{unique}.jpg")
 }
 
+/// The thumbnail a broadcast takes from its own picture every few seconds, served when none was
+/// uploaded.
+pub fn live_auto_thumbnail_key(live_stream_id: &str) -> String {
+    format!("live/{live_stream_id}/thumbnail-live.jpg")
+}
+
 /// What a text track file of a video is: captions (subtitles) or chapters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackKind {

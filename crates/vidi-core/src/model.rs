@@ -17,6 +17,8 @@ pub enum SourceKind {
     Upload,
     Download,
     Clone,
+    /// The recording of a broadcast (`source_ref` is the live stream's id).
+    Live,
 }
 
 impl SourceKind {
@@ -25,12 +27,14 @@ impl SourceKind {
             SourceKind::Upload => "upload",
             SourceKind::Download => "download",
             SourceKind::Clone => "clone",
+            SourceKind::Live => "live",
         }
     }
     pub fn parse(s: &str) -> Self {
         match s {
             "download" => SourceKind::Download,
             "clone" => SourceKind::Clone,
+            "live" => SourceKind::Live,
             _ => SourceKind::Upload,
         }
     }
@@ -116,7 +120,7 @@ pub struct Video {
     pub tags: Vec<String>,
     pub metadata: Vec<MetadataPair>,
     pub source_kind: SourceKind,
-    /// For `Download` (a URL) and `Clone` (a video id).
+    /// For `Download` (a URL), `Clone` (a video id) and `Live` (a live stream id).
     pub source_ref: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,

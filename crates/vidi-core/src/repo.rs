@@ -8,6 +8,7 @@
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
 mod auth;
+mod broadcasts;
 mod encoding;
 mod events;
 mod jobs;
@@ -24,6 +25,7 @@ mod videos;
 mod webhooks;
 
 pub use auth::AuthRepo;
+pub use broadcasts::BroadcastRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
@@ -56,6 +58,7 @@ pub trait Repo:
     + WebhookRepo
     + RenditionRepo
     + LiveStreamRepo
+    + BroadcastRepo
     + TrackRepo
 {
 }
@@ -75,6 +78,7 @@ impl<T> Repo for T where
         + WebhookRepo
         + RenditionRepo
         + LiveStreamRepo
+        + BroadcastRepo
         + TrackRepo
 {
 }

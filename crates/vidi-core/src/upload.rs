@@ -174,6 +174,8 @@ pub fn check_source_open(kind: SourceKind, ingest: &Ingest) -> Result<(), RangeE
     match kind {
         SourceKind::Download => return Err(RangeError::AlreadyDownloaded),
         SourceKind::Clone => return Err(RangeError::AlreadyCopied),
+        // A recording's source is its broadcast's, stored before the video exists.
+        SourceKind::Live => return Err(RangeError::AlreadyUploaded),
         SourceKind::Upload => {}
     }
     if matches!(ingest.state, IngestState::Uploaded | IngestState::Assembling) {

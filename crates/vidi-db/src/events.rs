@@ -12,9 +12,13 @@ use crate::{Db, db_err, with_pool};
 /// Appends the event `$body` (an `EventBody`) of workspace `$ws` (a `&str`) to the outbox inside
 /// `$tx`, the transaction of the change that causes it, so both are written or neither is.
 /// Evaluates to whether the event is new: one whose `dedup_key` is already recorded (the same
-/// rendition encoded again) is not recorded twice.
+/// rendition encoded again) is not recorded twice. `$occurrence` tells apart events of one
+/// subject that may happen again (see `EventBody::dedup_key`).
 macro_rules! append_event {
-    ($tx:expr, $ws:expr, $body:expr, $now_ns:expr) => {{
+    ($tx:expr, $ws:expr, $body:expr, $now_ns:expr) => {
+        $crate::events::append_event!($tx, $ws, $body, $now_ns, "")
+    };
+    ($tx:expr, $ws:expr, $body:expr, $now_ns:expr, $occurrence:expr) => {{
         let body: &vidi_core::event::EventBody = &$body;
         sqlx::query(
             "INSERT INTO events (id, workspace_id, kind, subject, dedup_key, fields, emitted_at_ns) \
@@ -24,7 +28,7 @@ macro_rules! append_event {
         .bind($ws)
         .bind(body.kind().as_str())
         .bind(body.subject())
-        .bind(body.dedup_key(""))
+        .bind(body.dedup_key($occurrence))
         .bind(body.fields().to_string())
         .bind($now_ns)
         .execute(&mut *$tx)

@@ -5,6 +5,7 @@
 //! the dialects differ are marked where they occur.
 
 mod auth;
+mod broadcasts;
 mod encoding;
 mod events;
 mod inline;

@@ -11,11 +11,11 @@ use crate::private::LIVE_TOKENS;
 use crate::videos::{json, like_pattern, to_json};
 use crate::{Arg, Db, bind_args, db_err, found, with_pool};
 
-const COLUMNS: &str =
-    "id, workspace_id, name, stream_key, record, public, player_id, restreams, thumbnail_key, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, workspace_id, name, stream_key, record, public, player_id, restreams, thumbnail_key, \
+     broadcasting, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
-struct LiveRow {
+pub(crate) struct LiveRow {
     id: String,
     workspace_id: String,
     name: String,
@@ -25,12 +25,13 @@ struct LiveRow {
     player_id: Option<String>,
     restreams: String,
     thumbnail_key: Option<String>,
+    broadcasting: bool,
     created_at: i64,
     updated_at: i64,
 }
 
 impl LiveRow {
-    fn into_live(self) -> CoreResult<LiveStream> {
+    pub(crate) fn into_live(self) -> CoreResult<LiveStream> {
         let restreams: Vec<Restream> = json(&self.restreams)?;
         Ok(LiveStream {
             id: LiveStreamId::from_trusted(self.id),
@@ -42,6 +43,7 @@ impl LiveRow {
             player_id: self.player_id,
             restreams,
             thumbnail_key: self.thumbnail_key,
+            broadcasting: self.broadcasting,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

@@ -155,6 +155,33 @@ macro_rules! write_filters {
         }
     };
 }
+pub(crate) use write_filters;
+
+/// Inserts video `$v` (its row, tags and metadata) inside `$tx`. Its source key, size and live
+/// stream are written too, for videos whose source exists before they do (recordings).
+macro_rules! insert_video_row {
+    ($tx:expr, $v:expr) => {{
+        let v: &vidi_core::model::Video = $v;
+        let live = (v.source_kind == vidi_core::model::SourceKind::Live).then_some(v.source_ref.as_deref()).flatten();
+        sqlx::query(
+            "INSERT INTO videos (id, workspace_id, title, description, public, panoramic, mp4_support, player_id, tags, \
+             metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
+             clip_start, clip_end, source_key, filesize, live_stream_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)")
+            .bind(v.id.as_str()).bind(v.workspace_id.as_str()).bind(&v.title).bind(&v.description)
+            .bind(v.public).bind(v.panoramic).bind(v.mp4_support).bind(&v.player_id)
+            .bind(to_json(&v.tags)).bind(to_json(&v.metadata))
+            .bind(v.source_kind.as_str()).bind(&v.source_ref)
+            .bind(v.created_at).bind(v.updated_at).bind(v.published_at)
+            .bind(v.ingest.state.as_str()).bind(v.ingest.mode.as_str())
+            .bind(v.clip.as_ref().and_then(|c| c.start.as_deref()))
+            .bind(v.clip.as_ref().and_then(|c| c.end.as_deref()))
+            .bind(&v.ingest.source_key).bind(v.ingest.filesize.map(|n| n as i64)).bind(live)
+            .execute(&mut *$tx).await.map_err(db_err)?;
+        write_filters!($tx, v);
+    }};
+}
+pub(crate) use insert_video_row;
 
 pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> CoreResult<T> {
     serde_json::from_str(s).map_err(|e| CoreError::Database(format!("corrupt JSON column: {e}").into()))
@@ -182,21 +209,7 @@ impl VideoRepo for Db {
     async fn insert_video(&self, v: &Video) -> CoreResult<()> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
-            sqlx::query(
-                "INSERT INTO videos (id, workspace_id, title, description, public, panoramic, mp4_support, player_id, tags, \
-                 metadata, source_kind, source_ref, created_at, updated_at, published_at, ingest_state, upload_mode, \
-                 clip_start, clip_end) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
-                .bind(v.id.as_str()).bind(v.workspace_id.as_str()).bind(&v.title).bind(&v.description)
-                .bind(v.public).bind(v.panoramic).bind(v.mp4_support).bind(&v.player_id)
-                .bind(to_json(&v.tags)).bind(to_json(&v.metadata))
-                .bind(v.source_kind.as_str()).bind(&v.source_ref)
-                .bind(v.created_at).bind(v.updated_at).bind(v.published_at)
-                .bind(v.ingest.state.as_str()).bind(v.ingest.mode.as_str())
-                .bind(v.clip.as_ref().and_then(|c| c.start.as_deref()))
-                .bind(v.clip.as_ref().and_then(|c| c.end.as_deref()))
-                .execute(&mut *tx).await.map_err(db_err)?;
-            write_filters!(tx, v);
+            insert_video_row!(tx, v);
             tx.commit().await.map_err(db_err)
         })
     }

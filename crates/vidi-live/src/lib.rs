@@ -11,11 +11,23 @@
 //! - [`playlist`]: the low-latency HLS media playlist, written by hand (m3u8-rs drops the LL
 //!   tags), and the blocking-reload rules of draft-pantos-hls-rfc8216bis.
 //!
+//! - [`broadcast`]: the broadcasts this node holds (the one-publisher rule, the reconnect grace)
+//!   and what delivery reads of them; each broadcast runs in its own task (`session`).
+//! - [`record`]: each broadcast of a live stream with `record: true` becomes a video.
+//!
 //! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
 //! from memory, never from storage), and none of it is needed by the API or the encoders.
 
+pub mod broadcast;
+pub mod config;
 pub mod fmp4;
 pub mod ingest;
 pub mod media;
 pub mod playlist;
+pub mod record;
 pub mod rtmp;
+pub mod service;
+mod session;
+
+pub use broadcast::Broadcasts;
+pub use config::LiveConfig;

@@ -124,6 +124,7 @@ pub(crate) async fn import(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<
         }
         SourceKind::Download => download(ctx, &reference, &dest).await?,
         SourceKind::Upload => return Err(JobError::Permanent("an uploaded video has nothing to import".into())),
+        SourceKind::Live => return Err(JobError::Permanent("a recording's source is stored by its broadcast".into())),
     };
     ctx.repo.source_ready(ws, id, &dest, size, now_ms()).await?;
     then(ctx, probe).await

@@ -156,6 +156,14 @@ fn worker_services(
     }
     let mut registry = Registry::new();
     vidi_worker::register(&mut registry, &ctx);
+    // Recordings of broadcasts are made wherever short jobs run.
+    let recorder = vidi_live::record::Recorder {
+        repo: ctx.repo.clone(),
+        blobs: ctx.blobs.clone(),
+        waker: ctx.waker.clone(),
+        max_attempts: ctx.cfg.max_attempts,
+    };
+    vidi_live::record::register(&mut registry, recorder);
     let registry = Arc::new(registry);
     let mut services = vec![vidi_worker::sweep_service(&ctx)];
     let waker = ctx.waker.clone();
@@ -277,8 +285,14 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let media = cfg.media();
     // One waker for the process: jobs the API queues wake the workers beside it.
     let waker = Waker::new();
-    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone()).await?;
+    // The broadcasts of this node's RTMP ingest, which delivery reads live playlists from.
+    let node = format!("in{}", vidi_core::id::random_body());
+    let broadcasts =
+        vidi_live::Broadcasts::new(repo.clone(), blobs.clone(), media.clone(), waker.clone(), cfg.live(), node);
+    let live: Arc<dyn vidi_core::live::LiveOutput> = Arc::new(broadcasts.clone());
+    let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone(), live).await?;
     let mut services = vec![http_service(state.clone(), listener, cfg.limits(), tls.clone())];
+    services.push(vidi_live::service::broadcasts_service(&broadcasts));
     services.extend(vidi_api::services(&state));
     services.extend(worker_services(&cfg, &db, worker_ctx(&cfg, (db.clone(), blobs), media, waker)?, &lanes)?);
     let running = service::start(services, shutdown.clone());

@@ -6,11 +6,13 @@
 //! - `access`: who may see a video (public, or a private token and its playback session);
 //! - `ranges`: byte ranges, and the files served with them (MP4, thumbnail);
 //! - `hls`: the master playlist, rendition playlists and segments;
+//! - `live`: a broadcast's playlists (low-latency HLS) and files, from the ingest node's memory;
 //! - `player`: the embeddable player page (its files are under `assets/player/`);
 //! - `tracks`: caption and chapter files, the master's subtitle group, the player's tracks.
 
 mod access;
 mod hls;
+mod live;
 mod player;
 mod ranges;
 mod tracks;
@@ -55,6 +57,12 @@ pub fn routes() -> Router<AppState> {
         // A live stream's uploaded thumbnail, public or under a private token (contract §7).
         .route("/live/{liveStreamId}/thumbnail.jpg", get(live_thumbnail))
         .route("/live/{liveStreamId}/token/{token}/thumbnail.jpg", get(live_thumbnail))
+        // Live HLS (`live`): the multivariant playlist is `{id}.m3u8` (private `token/{t}.m3u8`),
+        // its media playlist and files are in the folder of that name.
+        .route("/live/{file}", get(live::master))
+        .route("/live/{liveStreamId}/token/{file}", get(live::master))
+        .route("/live/{liveStreamId}/{file}", get(live::file))
+        .route("/live/{liveStreamId}/token/{token}/{file}", get(live::file))
         .route("/embed/vod/{videoId}", get(player))
         .route("/assets/hls.min.js", get(hls_js))
         .route("/assets/player/{file}", get(asset))

@@ -1,7 +1,6 @@
 //! `/live-streams`: create, list, show, update, delete, and the uploaded thumbnail (contract
-//! rows 18–24, §2 LiveStream, §7), plus the public route that serves that thumbnail. Ingest
-//! (RTMP), the live playlists and the live player page are not here: until they exist a live
-//! stream never broadcasts.
+//! rows 18–24, §2 LiveStream, §7). Broadcasts are crate `vidi-live`'s; their playlists, files and
+//! thumbnails are served by `delivery::live`.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -186,8 +185,7 @@ impl LiveStreamOut {
             record: l.record,
             public: l.public,
             player_id: l.player_id,
-            // No ingest yet: nothing broadcasts.
-            broadcasting: false,
+            broadcasting: l.broadcasting,
             restreams: l
                 .restreams
                 .into_iter()
@@ -310,6 +308,7 @@ pub async fn create(
         player_id,
         restreams,
         thumbnail_key: None,
+        broadcasting: false,
         created_at: now,
         updated_at: now,
     };
@@ -415,6 +414,9 @@ pub async fn update(
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = live_stream_id(&id)?;
     let thumbnail = state.repo.delete_live_stream(auth.ws(), &id).await.or_404("liveStreamId")?;
+    // A broadcast of it is cut: at once when its publisher is on this node, at the holding node's
+    // next heartbeat otherwise.
+    state.live.cut(&id);
     state.visibility.forget_media(&vidi_core::id::MediaId::LiveStream(id));
     drop_thumbnail(&state, thumbnail).await;
     Ok(StatusCode::NO_CONTENT)

@@ -65,6 +65,22 @@ pub struct VideoSourceOut {
     pub uri: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Only on the recording of a broadcast (the 2023 schema's `video-source-live-stream`).
+    #[serde(rename = "liveStream", skip_serializing_if = "Option::is_none")]
+    pub live_stream: Option<VideoSourceLiveStream>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoSourceLiveStream {
+    pub live_stream_id: String,
+    pub links: Vec<SourceLink>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SourceLink {
+    pub rel: String,
+    pub uri: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -117,7 +133,17 @@ impl VideoOut {
             published_at: v.published_at.map(Rfc3339Ms),
             updated_at: Rfc3339Ms(v.updated_at),
             metadata: v.metadata.into_iter().map(|m| MetadataOut { key: m.key, value: m.value }).collect(),
-            source: VideoSourceOut { uri: format!("/videos/{id}/source"), kind: v.source_kind.as_str().into() },
+            source: VideoSourceOut {
+                uri: format!("/videos/{id}/source"),
+                kind: v.source_kind.as_str().into(),
+                live_stream: match (v.source_kind, &v.source_ref) {
+                    (SourceKind::Live, Some(live)) => Some(VideoSourceLiveStream {
+                        links: vec![SourceLink { rel: "self".into(), uri: format!("/live-streams/{live}") }],
+                        live_stream_id: live.clone(),
+                    }),
+                    _ => None,
+                },
+            },
             assets: VideoAssets {
                 hls: format!("{vod}/hls/manifest.m3u8"),
                 iframe: format!(

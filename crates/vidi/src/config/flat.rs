@@ -67,6 +67,11 @@ pub(super) struct Flat {
     webhook_retry_base_ms: u64,
     webhook_retry_hours: u64,
     webhook_poll_ms: u64,
+    rtmp_addr: String,
+    rtmps_addr: String,
+    live_reconnect_secs: u64,
+    live_part_ms: u64,
+    live_segment_secs: u64,
 }
 
 impl Default for Flat {
@@ -134,6 +139,11 @@ impl From<&Config> for Flat {
             webhook_retry_base_ms: c.webhooks.retry_base.as_millis() as u64,
             webhook_retry_hours: c.webhooks.retry_window.as_secs() / 3600,
             webhook_poll_ms: c.webhooks.poll.as_millis() as u64,
+            rtmp_addr: c.live.rtmp_addr.map_or("off".into(), |a| a.to_string()),
+            rtmps_addr: c.live.rtmps_addr.map_or("off".into(), |a| a.to_string()),
+            live_reconnect_secs: c.live.reconnect_grace.as_secs(),
+            live_part_ms: c.live.part_target.as_millis() as u64,
+            live_segment_secs: c.live.segment_target.as_secs(),
         }
     }
 }
@@ -153,6 +163,13 @@ impl Flat {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n as usize,
         };
+        let rtmps_addr = o.addr_or_off("rtmps_addr", &f.rtmps_addr)?;
+        if rtmps_addr.is_some() && tls.is_none() {
+            // RTMPS uses the certificate HTTPS does.
+            let why =
+                format!("{} needs a TLS certificate: set VIDI_TLS_CERT and VIDI_TLS_KEY", o.written("rtmps_addr"));
+            return Err(ConfigError(why));
+        }
         Ok(Config {
             http: Http {
                 addr: o.addr("http_addr", &f.http_addr)?,
@@ -219,6 +236,13 @@ impl Flat {
                 retry_base: o.millis("webhook_retry_base_ms", f.webhook_retry_base_ms)?,
                 retry_window: Duration::from_secs(o.int("webhook_retry_hours", f.webhook_retry_hours)? * 3600),
                 poll: o.millis("webhook_poll_ms", f.webhook_poll_ms)?,
+            },
+            live: Live {
+                rtmp_addr: o.addr_or_off("rtmp_addr", &f.rtmp_addr)?,
+                rtmps_addr,
+                reconnect_grace: o.secs("live_reconnect_secs", f.live_reconnect_secs)?,
+                part_target: o.millis("live_part_ms", f.live_part_ms)?,
+                segment_target: o.secs("live_segment_secs", f.live_segment_secs)?,
             },
         })
     }
@@ -342,6 +366,11 @@ impl Origins {
 
     fn addr(&self, key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
         v.trim().parse().map_err(|_| self.refuse(key))
+    }
+
+    /// An address, or `None` for `off`.
+    fn addr_or_off(&self, key: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        if v.trim().eq_ignore_ascii_case("off") { Ok(None) } else { self.addr(key, v).map(Some) }
     }
 
     /// A text setting: `None` when empty (unset), else the text once it is acceptable.

@@ -38,6 +38,7 @@ pub struct Config {
     pub encoding: Encoding,
     pub outbound: Outbound,
     pub webhooks: Webhooks,
+    pub live: Live,
 }
 
 /// The listener and the edges of every connection.
@@ -201,6 +202,21 @@ pub struct Webhooks {
     pub poll: Duration,
 }
 
+/// Live ingest and packaging.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Live {
+    /// Where publishers connect over RTMP (`None`: no RTMP listener on this node).
+    pub rtmp_addr: Option<SocketAddr>,
+    /// RTMPS, with the HTTP listener's TLS certificate (`None`: none).
+    pub rtmps_addr: Option<SocketAddr>,
+    /// A publisher that returns within this continues the same broadcast and recording.
+    pub reconnect_grace: Duration,
+    /// PART-TARGET of the low-latency playlists.
+    pub part_target: Duration,
+    /// Segments close at the first keyframe after this.
+    pub segment_target: Duration,
+}
+
 impl Default for Config {
     /// The built-in defaults, the first layer of [`Config::load`]. The libraries' own defaults
     /// are taken where they have one, so a default is written once.
@@ -260,6 +276,16 @@ impl Default for Config {
                 retry_base: hooks.schedule.base,
                 retry_window: hooks.schedule.window,
                 poll: hooks.poll,
+            },
+            live: {
+                let d = vidi_live::LiveConfig::default();
+                Live {
+                    rtmp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 1935))),
+                    rtmps_addr: None,
+                    reconnect_grace: d.reconnect_grace,
+                    part_target: d.part_target,
+                    segment_target: d.segment_target,
+                }
             },
         }
     }

@@ -16,6 +16,8 @@ pub enum Kind {
     Bool,
     /// An IP address and port, such as `127.0.0.1:8080`.
     Addr,
+    /// An IP address and port, or `off` (the listener is not started).
+    AddrOrOff,
     /// Any text; `required`: not empty.
     Text {
         required: bool,
@@ -50,6 +52,7 @@ impl Setting {
             Kind::Int { lo, hi, unit } => format!("a whole number of {unit} from {lo} to {hi}"),
             Kind::Bool => "true or false".into(),
             Kind::Addr => "an IP address and port, such as 127.0.0.1:8080 or [::]:8080".into(),
+            Kind::AddrOrOff => "an IP address and port, such as 0.0.0.0:1935, or off".into(),
             Kind::Text { required: true } => "a non-empty text".into(),
             Kind::Text { required: false } => "a text".into(),
             Kind::Name => "ASCII letters, digits and _".into(),
@@ -132,6 +135,11 @@ pub const SETTINGS: &[Setting] = &[
     int("webhook_retry_base_ms", "webhooks", 1, HOUR * 1000, "milliseconds"),
     int("webhook_retry_hours", "webhooks", 1, 30 * 24, "hours"),
     int("webhook_poll_ms", "webhooks", 10, 60_000, "milliseconds"),
+    of("rtmp_addr", "live", Kind::AddrOrOff),
+    of("rtmps_addr", "live", Kind::AddrOrOff),
+    int("live_reconnect_secs", "live", 0, HOUR, "seconds"),
+    int("live_part_ms", "live", 200, 333, "milliseconds"),
+    int("live_segment_secs", "live", 1, 10, "seconds"),
 ];
 
 /// The setting with this file key.

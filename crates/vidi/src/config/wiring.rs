@@ -72,6 +72,18 @@ impl Config {
         }
     }
 
+    /// Live ingest and packaging.
+    pub fn live(&self) -> vidi_live::LiveConfig {
+        let l = &self.live;
+        vidi_live::LiveConfig {
+            part_target: l.part_target,
+            segment_target: l.segment_target,
+            reconnect_grace: l.reconnect_grace,
+            max_attempts: self.worker().max_attempts,
+            ..vidi_live::LiveConfig::default()
+        }
+    }
+
     /// The edges of every HTTP connection.
     pub fn limits(&self) -> Limits {
         Limits {

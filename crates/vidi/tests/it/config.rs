@@ -107,6 +107,11 @@ const CASES: &[Case] = &[
     case("VIDI_WEBHOOK_RETRY_BASE_MS", "100", |c| c.webhooks.retry_base == Duration::from_millis(100)),
     case("VIDI_WEBHOOK_RETRY_HOURS", "2", |c| c.webhooks.retry_window == secs(2 * 3600)),
     case("VIDI_WEBHOOK_POLL_MS", "50", |c| c.webhooks.poll == Duration::from_millis(50)),
+    case("VIDI_RTMP_ADDR", "off", |c| c.live.rtmp_addr.is_none()),
+    case("VIDI_RTMPS_ADDR", "off", |c| c.live.rtmps_addr.is_none()),
+    case("VIDI_LIVE_RECONNECT_SECS", "0", |c| c.live.reconnect_grace.is_zero()),
+    case("VIDI_LIVE_PART_MS", "333", |c| c.live.part_target == Duration::from_millis(333)),
+    case("VIDI_LIVE_SEGMENT_SECS", "4", |c| c.live.segment_target == secs(4)),
 ];
 
 /// Read by the binary rather than [`Config`]: tested through it.
@@ -227,6 +232,10 @@ const BAD: &[(&str, &str, &str)] = &[
     ("VIDI_WEBHOOK_RETRY_BASE_MS", "0", "from 1 to"),
     ("VIDI_WEBHOOK_RETRY_HOURS", "0", "from 1 to 720"),
     ("VIDI_WEBHOOK_POLL_MS", "5", "from 10 to 60000"),
+    ("VIDI_RTMP_ADDR", "1935", "or off"),
+    ("VIDI_RTMPS_ADDR", "0.0.0.0:1936", "needs a TLS certificate"),
+    ("VIDI_LIVE_PART_MS", "500", "milliseconds from 200 to 333"),
+    ("VIDI_LIVE_SEGMENT_SECS", "0", "seconds from 1 to 10"),
     ("VIDI_ACCESS_TOKEN_TTL", "0", "from 1 to"),
     ("VIDI_KEY_CACHE_SECS", "31", "seconds from 0 to 30"),
     ("VIDI_VISIBILITY_CACHE_MS", "5000", "milliseconds from 0 to 1000"),

@@ -110,6 +110,7 @@ async fn another_workspace_cannot_reach_a_live_stream(b: Backend) {
         player_id: None,
         restreams: vec![Restream { name: "yt".into(), server_url: "rtmp://h/app".into(), stream_key: "k".into() }],
         thumbnail_key: Some("live/x/thumbnail-a.jpg".into()),
+        broadcasting: false,
         created_at: now_ms(),
         updated_at: now_ms(),
     };

@@ -1,0 +1,329 @@
+//! The broadcasts this node holds: which publisher feeds which live stream, and what delivery
+//! reads of them. Implements both seams: [`Publish`] for the RTMP service (admit or refuse a
+//! publisher, by key, before any media) and [`LiveOutput`] for delivery (playlists and files
+//! from memory, with low-latency HLS's blocking reloads).
+//!
+//! One publisher per live stream. A second one is refused while the first sends media; a first
+//! that has gone silent (OBS reconnecting after a network change, before the old TCP connection
+//! is closed) is cut and replaced. A publisher that returns within the reconnect grace continues
+//! the same broadcast: its playlist goes on after a discontinuity and its recording is one video.
+//! The broadcast itself runs in its own task ([`crate::session`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vidi_core::id::{BroadcastId, LiveStreamId, VideoId};
+use vidi_core::jobs::Waker;
+use vidi_core::live::{Broadcast, LiveOutput, LiveRefusal, LiveStream};
+use vidi_core::time::now_ms;
+use vidi_core::{Blobs, Repo};
+use vidi_media::Media;
+
+use crate::config::LiveConfig;
+use crate::ingest::{Feed, Publish, Refusal};
+use crate::media::MediaEvent;
+use crate::session::{self, View};
+
+/// Events queued between a publisher's connection and its broadcast: about a second of media.
+/// A full queue makes the connection wait, which stops reading its socket (TCP back-pressure).
+const QUEUE: usize = 256;
+
+/// The broadcasts of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Broadcasts(pub(crate) Arc<Shared>);
+
+pub(crate) struct Shared {
+    pub(crate) repo: Arc<dyn Repo>,
+    pub(crate) blobs: Arc<dyn Blobs>,
+    pub(crate) media: Media,
+    pub(crate) waker: Waker,
+    pub(crate) cfg: LiveConfig,
+    /// This process's id: the node recorded with each broadcast it holds.
+    pub(crate) node: String,
+    held: Mutex<HashMap<LiveStreamId, Arc<Held>>>,
+    /// Every broadcast's task and the work they start: waited for at shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// Fired at shutdown: every broadcast ends cleanly (playlist ended, recording queued).
+    pub(crate) stop: CancellationToken,
+    generations: AtomicU64,
+}
+
+/// A live stream whose broadcast this node holds (publishing, or within its reconnect grace, or
+/// ended and lingering so that players read the ENDLIST).
+pub(crate) struct Held {
+    pub(crate) live: LiveStream,
+    pub(crate) broadcast: Broadcast,
+    pub(crate) events: mpsc::Sender<(u64, MediaEvent)>,
+    pub(crate) publisher: Mutex<Option<Publisher>>,
+    pub(crate) view: Mutex<View>,
+    /// Notified each time the view changes (a part, a segment, the end).
+    pub(crate) changed: Notify,
+    /// Fired to end the broadcast now (the live stream was deleted, the node stops).
+    pub(crate) cut: CancellationToken,
+}
+
+/// The publisher currently feeding a broadcast.
+pub(crate) struct Publisher {
+    pub(crate) generation: u64,
+    /// Unix ms of its last media (its admission, until it sends some).
+    pub(crate) last_media: Arc<AtomicI64>,
+    pub(crate) cut: CancellationToken,
+}
+
+impl Held {
+    /// The current publisher and when it last sent media; `None` when there is none.
+    pub(crate) fn last_media(&self) -> Option<i64> {
+        lock(&self.publisher).as_ref().map(|p| p.last_media.load(Ordering::Relaxed))
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Broadcasts {
+    pub fn new(
+        repo: Arc<dyn Repo>,
+        blobs: Arc<dyn Blobs>,
+        media: Media,
+        waker: Waker,
+        cfg: LiveConfig,
+        node: String,
+    ) -> Self {
+        Broadcasts(Arc::new(Shared {
+            repo,
+            blobs,
+            media,
+            waker,
+            cfg,
+            node,
+            held: Mutex::default(),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            generations: AtomicU64::new(0),
+        }))
+    }
+
+    /// Ends every broadcast (playlists ended, flags flipped, recordings queued) and waits for
+    /// their tasks. New publishers are refused from the first moment.
+    pub async fn shut_down(&self) {
+        self.0.stop.cancel();
+        self.0.tasks.close();
+        self.0.tasks.wait().await;
+    }
+
+    /// The live streams this node holds a broadcast of.
+    pub fn held(&self) -> Vec<LiveStreamId> {
+        lock(&self.0.held).keys().cloned().collect()
+    }
+
+    fn get(&self, id: &LiveStreamId) -> Option<Arc<Held>> {
+        lock(&self.0.held).get(id).cloned()
+    }
+
+    /// Forgets a broadcast whose task has ended (only that one: a new broadcast of the same live
+    /// stream may have taken its place).
+    pub(crate) fn forget(shared: &Shared, id: &LiveStreamId, broadcast: &BroadcastId) {
+        let mut held = lock(&shared.held);
+        if held.get(id).is_some_and(|h| &h.broadcast.id == broadcast) {
+            held.remove(id);
+        }
+    }
+
+    fn admit(&self, held: Arc<Held>, peer: SocketAddr) -> Box<dyn Feed> {
+        let generation = self.0.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let last_media = Arc::new(AtomicI64::new(now_ms()));
+        let cut = held.cut.child_token();
+        *lock(&held.publisher) = Some(Publisher { generation, last_media: last_media.clone(), cut: cut.clone() });
+        tracing::info!(live_stream = %held.live.id, broadcast = %held.broadcast.id, %peer, generation, "publisher admitted");
+        Box::new(PublisherFeed { held, generation, last_media, cut })
+    }
+}
+
+#[async_trait]
+impl Publish for Broadcasts {
+    async fn begin(&self, stream_key: &str, peer: SocketAddr) -> Result<Box<dyn Feed>, Refusal> {
+        if self.0.stop.is_cancelled() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let live = match self.0.repo.live_stream_by_key(stream_key).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err(Refusal::UnknownKey),
+            Err(e) => return Err(Refusal::Other(format!("the database did not answer: {e}"))),
+        };
+        let silence = self.0.cfg.silence.as_millis() as i64;
+        // A broadcast held here: continue it, unless its publisher is still sending.
+        if let Some(held) = self.get(&live.id).filter(|h| !h.cut.is_cancelled()) {
+            {
+                let mut publisher = lock(&held.publisher);
+                if let Some(p) = publisher.as_ref() {
+                    if now_ms() - p.last_media.load(Ordering::Relaxed) < silence {
+                        return Err(Refusal::Busy);
+                    }
+                    tracing::info!(live_stream = %live.id, "a silent publisher is replaced by a new one");
+                    p.cut.cancel();
+                    *publisher = None;
+                }
+            }
+            return Ok(self.admit(held, peer));
+        }
+        // A new broadcast.
+        let now = now_ms();
+        let broadcast = Broadcast {
+            id: BroadcastId::generate(),
+            live_stream_id: live.id.clone(),
+            workspace_id: live.workspace_id.clone(),
+            node: self.0.node.clone(),
+            record: live.record,
+            video_id: VideoId::generate(),
+            started_at: now,
+            heartbeat_at: now,
+            ended_at: None,
+        };
+        if let Err(e) = self.0.repo.open_broadcast(&broadcast).await {
+            return Err(Refusal::Other(format!("the broadcast could not be recorded: {e}")));
+        }
+        let (events, rx) = mpsc::channel(QUEUE);
+        let held = Arc::new(Held {
+            view: Mutex::new(View::new(&self.0.cfg)),
+            live,
+            broadcast,
+            events,
+            publisher: Mutex::default(),
+            changed: Notify::new(),
+            cut: self.0.stop.child_token(),
+        });
+        // Two publishers of one key racing past the check above: the first one in wins.
+        let raced = {
+            let mut map = lock(&self.0.held);
+            let raced = map.get(&held.live.id).is_some_and(|h| !h.cut.is_cancelled());
+            if !raced {
+                map.insert(held.live.id.clone(), held.clone());
+            }
+            raced
+        };
+        if raced {
+            let _ = self.0.repo.end_broadcast(&held.broadcast.id, now_ms()).await;
+            return Err(Refusal::Busy);
+        }
+        tracing::info!(live_stream = %held.live.id, broadcast = %held.broadcast.id, "broadcast opened");
+        self.0.tasks.spawn(session::run(self.0.clone(), held.clone(), rx));
+        Ok(self.admit(held, peer))
+    }
+}
+
+/// One admitted publisher's side of its broadcast.
+struct PublisherFeed {
+    held: Arc<Held>,
+    generation: u64,
+    last_media: Arc<AtomicI64>,
+    cut: CancellationToken,
+}
+
+#[async_trait]
+impl Feed for PublisherFeed {
+    async fn push(&mut self, event: MediaEvent) -> anyhow::Result<()> {
+        if event.dts().is_some() {
+            self.last_media.store(now_ms(), Ordering::Relaxed);
+        }
+        tokio::select! {
+            sent = self.held.events.send((self.generation, event)) => {
+                sent.map_err(|_| anyhow::anyhow!("the broadcast has ended"))
+            }
+            () = self.cut.cancelled() => Err(anyhow::anyhow!("the publisher was cut")),
+        }
+    }
+
+    fn cut(&self) -> CancellationToken {
+        self.cut.clone()
+    }
+}
+
+impl Drop for PublisherFeed {
+    fn drop(&mut self) {
+        // Gone, unless a newer publisher already took its place.
+        let mut publisher = lock(&self.held.publisher);
+        if publisher.as_ref().is_some_and(|p| p.generation == self.generation) {
+            *publisher = None;
+            tracing::info!(live_stream = %self.held.live.id, generation = self.generation, "publisher left");
+        }
+    }
+}
+
+#[async_trait]
+impl LiveOutput for Broadcasts {
+    fn master(&self, id: &LiveStreamId, media: &str) -> Option<String> {
+        let held = self.get(id)?;
+        let view = lock(&held.view);
+        view.master(media)
+    }
+
+    async fn media(&self, id: &LiveStreamId, msn: Option<u64>, part: Option<u32>) -> Result<String, LiveRefusal> {
+        let held = self.get(id).ok_or(LiveRefusal::NotHere)?;
+        let limit = lock(&held.view).playlist.block_limit();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Armed before the check, so a change between the check and the wait wakes it.
+            let changed = held.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let view = lock(&held.view);
+                if !view.started() {
+                    return Err(LiveRefusal::NotHere);
+                }
+                match view.playlist.reload(msn, part) {
+                    crate::playlist::Reload::Now => return Ok(view.playlist.render()),
+                    crate::playlist::Reload::Bad(why) => return Err(LiveRefusal::BadRequest(why)),
+                    crate::playlist::Reload::Wait => {}
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(LiveRefusal::Timeout);
+            }
+        }
+    }
+
+    async fn file(&self, id: &LiveStreamId, name: &str) -> Option<Bytes> {
+        let held = self.get(id)?;
+        let limit = lock(&held.view).playlist.block_limit();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = held.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let view = lock(&held.view);
+                if let Some(b) = view.files.get(name) {
+                    return Some(b.clone());
+                }
+                // Only the part about to be made is waited for (a preload hint's); anything
+                // else that is not here is not coming.
+                if !view.is_next(name) {
+                    return None;
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn cut(&self, id: &LiveStreamId) {
+        if let Some(held) = self.get(id) {
+            tracing::info!(live_stream = %id, "live stream deleted: its broadcast is cut");
+            held.cut.cancel();
+        }
+    }
+}
+
+/// How long an ended broadcast stays readable here, so that players get the ENDLIST.
+pub(crate) const LINGER: Duration = Duration::from_secs(10);

@@ -1,0 +1,372 @@
+//! One broadcast, run by its own task: the publisher's events go through the segmenter; each part
+//! and segment goes into the in-memory view delivery reads, and each segment (with its init) to
+//! the media store for the recording and for other nodes; the `broadcasting` flag follows the
+//! media; a thumbnail is taken every few seconds. The broadcast ends when its publisher has been
+//! gone for the reconnect grace, when it is cut (live stream deleted), or when the node stops;
+//! then the playlist is ended, the flag flipped, and the recording queued.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use vidi_core::live::broadcast_prefix;
+use vidi_core::time::now_ms;
+
+use crate::broadcast::{Broadcasts, Held, LINGER, Shared, lock};
+use crate::config::LiveConfig;
+use crate::fmp4::{Output, Segmenter, SegmenterConfig};
+use crate::media::{AudioConfig, MediaEvent, VideoConfig};
+use crate::playlist::{LivePlaylist, init_name, part_name, segment_name};
+use crate::record::{self, Manifest};
+
+/// What delivery reads of a broadcast: its playlist and its recent files.
+pub(crate) struct View {
+    pub(crate) playlist: LivePlaylist,
+    pub(crate) files: HashMap<String, Bytes>,
+    /// The names of each media sequence number's files, to let old ones go.
+    by_msn: BTreeMap<u64, Vec<String>>,
+    video: Option<VideoConfig>,
+    audio: Option<AudioConfig>,
+    /// Bytes and seconds of the segments so far, for the master playlist's BANDWIDTH.
+    bytes: u64,
+    seconds: f64,
+    /// The part the segmenter makes next: a request for it waits (a preload hint's).
+    next: (u64, u32),
+    ended: bool,
+    window: usize,
+}
+
+impl View {
+    pub(crate) fn new(cfg: &LiveConfig) -> Self {
+        View {
+            playlist: LivePlaylist::new(cfg.part_target, cfg.segment_target, cfg.window),
+            files: HashMap::new(),
+            by_msn: BTreeMap::new(),
+            video: None,
+            audio: None,
+            bytes: 0,
+            seconds: 0.0,
+            next: (0, 0),
+            ended: false,
+            window: cfg.window,
+        }
+    }
+
+    /// Some media has been packaged: there is a playlist to serve.
+    pub(crate) fn started(&self) -> bool {
+        self.files.keys().any(|n| n.starts_with("init"))
+    }
+
+    /// Whether `name` is the part (or the segment) being made now.
+    pub(crate) fn is_next(&self, name: &str) -> bool {
+        if self.ended {
+            return false;
+        }
+        let Some(stem) = name.strip_suffix(".m4s") else { return false };
+        match stem.split_once('.') {
+            Some((msn, part)) => (msn.parse(), part.parse()) == (Ok(self.next.0), Ok(self.next.1)),
+            None => stem.parse() == Ok(self.next.0),
+        }
+    }
+
+    /// The multivariant playlist: one variant (Vidi repackages, it does not transcode, unless
+    /// the optional ladder is on), its codecs and resolution from the publisher's configuration.
+    pub(crate) fn master(&self, media: &str) -> Option<String> {
+        if !self.started() {
+            return None;
+        }
+        let codecs: Vec<&str> =
+            [self.video.as_ref().map(|v| v.codec.as_str()), self.audio.as_ref().map(|a| a.codec.as_str())]
+                .into_iter()
+                .flatten()
+                .collect();
+        // Measured once a segment exists; a guess for the first seconds (players only use it
+        // to choose among variants, and there is one).
+        let bandwidth =
+            if self.seconds > 0.0 { (self.bytes as f64 * 8.0 / self.seconds * 1.2) as u64 } else { 3_000_000 };
+        let mut inf = format!("BANDWIDTH={bandwidth},CODECS=\"{}\"", codecs.join(","));
+        if let Some(v) = self.video.as_ref().filter(|v| v.width > 0 && v.height > 0) {
+            inf += &format!(",RESOLUTION={}x{}", v.width, v.height);
+        }
+        Some(format!("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:{inf}\n{media}\n"))
+    }
+
+    fn remember(&mut self, msn: u64, name: String, bytes: Bytes) {
+        self.by_msn.entry(msn).or_default().push(name.clone());
+        self.files.insert(name, bytes);
+    }
+
+    /// Takes one segmenter output into the view.
+    fn apply(&mut self, o: &Output) {
+        match o {
+            Output::Init { number, bytes } => {
+                self.files.insert(init_name(*number), bytes.clone());
+            }
+            Output::Part { msn, index, bytes, .. } => {
+                self.remember(*msn, part_name(*msn, *index), bytes.clone());
+                self.next = (*msn, index + 1);
+            }
+            Output::Segment { msn, duration, bytes, .. } => {
+                self.remember(*msn, segment_name(*msn), bytes.clone());
+                self.bytes += bytes.len() as u64;
+                self.seconds += duration.as_secs_f64();
+                self.next = (msn + 1, 0);
+                self.prune(*msn);
+            }
+        }
+        self.playlist.apply(o);
+    }
+
+    /// Parts leave after a few segments (the draft keeps them downloadable three target
+    /// durations after they leave the playlist); segments after twice the window.
+    fn prune(&mut self, last: u64) {
+        let keep_segments = last.saturating_sub(2 * self.window as u64);
+        let keep_parts = last.saturating_sub(3);
+        let old: Vec<u64> = self.by_msn.range(..keep_parts).map(|(m, _)| *m).collect();
+        for msn in old {
+            let names = self.by_msn.remove(&msn).unwrap_or_default();
+            let (gone, kept): (Vec<String>, Vec<String>) =
+                names.into_iter().partition(|n| msn < keep_segments || n.matches('.').count() == 2);
+            for n in gone {
+                self.files.remove(&n);
+            }
+            if !kept.is_empty() {
+                self.by_msn.insert(msn, kept);
+            }
+        }
+    }
+}
+
+/// Runs broadcast `held` until it ends; `events` are its publishers' (tagged by generation).
+pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::Receiver<(u64, MediaEvent)>) {
+    let cfg = shared.cfg.clone();
+    let live = &held.live.id;
+    let prefix = broadcast_prefix(live, &held.broadcast.id);
+    let mut segmenter = Segmenter::new(SegmenterConfig {
+        part_target: cfg.part_target,
+        segment_target: cfg.segment_target,
+        first_msn: 0,
+    });
+    let (store, stored) = Store::start(&shared, prefix.clone());
+    let mut generation = 0u64;
+    let mut on = false;
+    let mut flips = 0u32;
+    let mut gone_since: Option<i64> = None;
+    let mut next_thumbnail = tokio::time::Instant::now();
+    let thumbnailing = Arc::new(AtomicBool::new(false));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            got = events.recv() => {
+                let Some((g, event)) = got else { break };
+                if g < generation {
+                    continue; // a replaced publisher's last events
+                }
+                if g > generation {
+                    // A new publisher: its clock restarts, the playlist goes on after a gap.
+                    if generation != 0 {
+                        segmenter.discontinuity();
+                    }
+                    generation = g;
+                }
+                if event.dts().is_some() && !on {
+                    on = flip(&shared, &held, true, &mut flips).await;
+                }
+                match &event {
+                    MediaEvent::VideoConfig(v) => lock(&held.view).video = Some(v.clone()),
+                    MediaEvent::AudioConfig(a) => lock(&held.view).audio = Some(a.clone()),
+                    _ => {}
+                }
+                let outputs = segmenter.push(event);
+                publish(&held, &store, outputs);
+            }
+            _ = tick.tick() => {
+                let last_media = held.last_media();
+                let now = now_ms();
+                let silent = last_media.is_none_or(|t| now - t >= cfg.silence.as_millis() as i64);
+                if on && silent {
+                    on = !flip(&shared, &held, false, &mut flips).await;
+                }
+                match (last_media, gone_since) {
+                    (Some(_), _) => gone_since = None,
+                    (None, None) => gone_since = Some(now),
+                    (None, Some(t)) if now - t >= cfg.reconnect_grace.as_millis() as i64 => break,
+                    _ => {}
+                }
+                if on && held.live.thumbnail_key.is_none() && tokio::time::Instant::now() >= next_thumbnail {
+                    next_thumbnail = tokio::time::Instant::now() + cfg.thumbnail_every;
+                    thumbnail(&shared, &held, &thumbnailing);
+                }
+            }
+            () = held.cut.cancelled() => break,
+        }
+    }
+    // The end: the part and segment in flight, then ENDLIST.
+    if let Some(p) = lock(&held.publisher).take() {
+        p.cut.cancel();
+    }
+    publish(&held, &store, segmenter.flush());
+    {
+        let mut view = lock(&held.view);
+        view.ended = true;
+        view.playlist.end();
+    }
+    held.changed.notify_waiters();
+    if on {
+        flip(&shared, &held, false, &mut flips).await;
+    }
+    drop(store);
+    let manifest = stored.await.unwrap_or_default();
+    end(&shared, &held, manifest).await;
+    // Players still polling read the ENDLIST for a while; the node's stop does not wait for it.
+    tokio::select! {
+        () = tokio::time::sleep(LINGER) => {}
+        () = shared.stop.cancelled() => {}
+    }
+    Broadcasts::forget(&shared, live, &held.broadcast.id);
+}
+
+/// Records the end, and queues the recording.
+async fn end(shared: &Shared, held: &Held, manifest: Manifest) {
+    let b = &held.broadcast;
+    if let Err(e) = shared.repo.end_broadcast(&b.id, now_ms()).await {
+        // The stale sweep of another node ends it later, and queues its recording then.
+        tracing::error!(broadcast = %b.id, error = %e, "could not record the end of a broadcast");
+        return;
+    }
+    tracing::info!(live_stream = %b.live_stream_id, broadcast = %b.id, segments = manifest.segments.len(), "broadcast ended");
+    if b.record && !manifest.segments.is_empty() {
+        record::queue(shared, b).await;
+    }
+}
+
+/// Flips `broadcasting` (and records its event). Returns whether the flag now has that value.
+async fn flip(shared: &Shared, held: &Held, on: bool, flips: &mut u32) -> bool {
+    *flips += 1;
+    let occurrence = format!("{}:{flips}", held.broadcast.id);
+    match shared.repo.set_broadcasting(&held.live.workspace_id, &held.live.id, on, &occurrence, now_ms()).await {
+        Ok(_) => {
+            tracing::info!(live_stream = %held.live.id, broadcasting = on, "broadcasting flipped");
+            true
+        }
+        Err(e) => {
+            // Tried again at the next media or tick.
+            tracing::warn!(live_stream = %held.live.id, error = %e, "could not flip broadcasting");
+            false
+        }
+    }
+}
+
+/// Takes outputs into the view (and wakes the requests waiting for them), and queues the
+/// segments and inits for the media store.
+fn publish(held: &Held, store: &mpsc::UnboundedSender<Output>, outputs: Vec<Output>) {
+    if outputs.is_empty() {
+        return;
+    }
+    {
+        let mut view = lock(&held.view);
+        for o in &outputs {
+            view.apply(o);
+        }
+    }
+    held.changed.notify_waiters();
+    for o in outputs {
+        if !matches!(o, Output::Part { .. }) {
+            let _ = store.send(o);
+        }
+    }
+}
+
+/// Writes a broadcast's inits and segments to the media store, in order, each segment followed
+/// by the manifest that lists it: what the recording is made from, even after a crash.
+struct Store;
+
+impl Store {
+    fn start(
+        shared: &Arc<Shared>,
+        prefix: String,
+    ) -> (mpsc::UnboundedSender<Output>, tokio::task::JoinHandle<Manifest>) {
+        // Unbounded, but bounded in practice by the publisher's bitrate: a store slower than
+        // the stream for minutes would show in the logs long before memory does.
+        let (tx, mut rx) = mpsc::unbounded_channel::<Output>();
+        let blobs = shared.blobs.clone();
+        let task = shared.tasks.spawn(async move {
+            let mut manifest = Manifest::default();
+            while let Some(o) = rx.recv().await {
+                let (key, bytes) = match &o {
+                    Output::Init { number, bytes } => (format!("{prefix}{}", init_name(*number)), bytes.clone()),
+                    Output::Segment { msn, bytes, .. } => (format!("{prefix}{}", segment_name(*msn)), bytes.clone()),
+                    Output::Part { .. } => continue,
+                };
+                if let Err(e) = put(blobs.as_ref(), &key, bytes).await {
+                    tracing::error!(key, error = %e, "a live segment could not be stored: the recording will miss it");
+                    continue;
+                }
+                if let Output::Segment { msn, duration, init, discontinuity, .. } = o {
+                    manifest.push(msn, init, duration, discontinuity);
+                    let json = serde_json::to_vec(&manifest).expect("plain data");
+                    if let Err(e) = put(blobs.as_ref(), &format!("{prefix}{}", record::MANIFEST), json.into()).await {
+                        tracing::warn!(error = %e, "the broadcast's manifest could not be stored");
+                    }
+                }
+            }
+            manifest
+        });
+        (tx, task)
+    }
+}
+
+/// A store write, tried three times (a live segment has no second chance).
+async fn put(blobs: &dyn vidi_core::Blobs, key: &str, bytes: Bytes) -> vidi_core::CoreResult<()> {
+    let mut attempt = 0;
+    loop {
+        match blobs.put_bytes(key, bytes.to_vec()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= 2 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+}
+
+/// Takes the live thumbnail from the newest segment, in the background (one at a time).
+fn thumbnail(shared: &Arc<Shared>, held: &Arc<Held>, busy: &Arc<AtomicBool>) {
+    let input = {
+        let view = lock(&held.view);
+        let segment = view.by_msn.keys().rev().find_map(|m| view.files.get(&segment_name(*m)));
+        let init = view.files.keys().filter(|n| n.starts_with("init")).max().and_then(|n| view.files.get(n));
+        match (init, segment) {
+            (Some(i), Some(s)) => [i.as_ref(), s.as_ref()].concat(),
+            _ => return,
+        }
+    };
+    if busy.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (shared2, held, busy) = (shared.clone(), held.clone(), busy.clone());
+    shared.tasks.spawn(async move {
+        let dir = std::env::temp_dir().join(format!("vidi-live-{}", held.broadcast.id));
+        let r = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            let (src, out) = (dir.join("last.mp4"), dir.join("thumbnail.jpg"));
+            tokio::fs::write(&src, &input).await?;
+            vidi_media::encode::thumbnail(&shared2.media, &src.to_string_lossy(), 0.0, &out)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let key = vidi_core::keys::live_auto_thumbnail_key(held.live.id.as_str());
+            shared2.blobs.put_file(&key, &out).await.map_err(|e| std::io::Error::other(e.to_string()))
+        }
+        .await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        if let Err(e) = r {
+            tracing::warn!(live_stream = %held.live.id, error = %e, "the live thumbnail could not be taken");
+        }
+        busy.store(false, Ordering::Release);
+    });
+}
