@@ -14,8 +14,11 @@
 //! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
 //! from memory, never from storage), and none of it is needed by the API or the encoders.
 
+pub mod avc;
 pub mod fmp4;
 pub mod ingest;
 pub mod media;
 pub mod playlist;
 pub mod rtmp;
+#[cfg(test)]
+mod testing;
