@@ -67,7 +67,7 @@ impl LivePlaylist {
                 // last_parts − 1 is the last index; exceeding it by more than the limit.
                 p as i64 - (last_parts as i64 - 1) > limit as i64
             } else {
-                msn > last_msn && p > limit || nothing_yet && p > limit
+                (msn > last_msn || nothing_yet) && p > limit
             };
             if beyond {
                 return Reload::Bad("_HLS_part is beyond the Advance Part Limit");

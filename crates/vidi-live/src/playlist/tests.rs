@@ -259,6 +259,9 @@ fn preload_hints_while_live_only() {
     assert!(fresh.render().ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"7.0.m4s\"\n"));
 }
 
+/// A listed segment: msn, EXTINF (`None` for the open one), parts as (duration, independent).
+type ListedSegment = (u64, Option<f64>, Vec<(f64, bool)>);
+
 /// One rendered playlist, parsed back for the invariants.
 #[derive(Debug, Default)]
 struct Parsed {
@@ -266,8 +269,7 @@ struct Parsed {
     part_target: f64,
     hold_back: f64,
     media_sequence: u64,
-    /// (msn, EXTINF or None for the open one, parts: (duration, independent)).
-    segments: Vec<(u64, Option<f64>, Vec<(f64, bool)>)>,
+    segments: Vec<ListedSegment>,
     hint: bool,
     ended: bool,
 }
