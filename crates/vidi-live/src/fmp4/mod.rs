@@ -445,7 +445,14 @@ impl Segmenter {
         self.close_part(out, i64::MAX);
         let end = self.segment.as_ref().map_or(self.end, |s| s.part_start);
         self.close_segment(out, end);
-        self.end = self.end.max(end);
+        // A rebase continues after the last frame of either track (audio may end a few
+        // milliseconds after the video), so neither track's clock goes backwards.
+        let tracks_end = [&self.video_track, &self.audio_track]
+            .iter()
+            .filter_map(|t| t.last_dts.map(|last| t.expected_end(last)))
+            .max()
+            .unwrap_or(end);
+        self.end = self.end.max(end).max(tracks_end);
     }
 }
 
