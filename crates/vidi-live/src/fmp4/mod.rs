@@ -310,14 +310,20 @@ impl Segmenter {
                 let segment_target = self.config.segment_target.as_millis() as i64;
                 let track = if video { &self.video_track } else { &self.audio_track };
                 let (since_part, delta) = (dts - seg.part_start, track.delta());
-                if sync && dts - seg.start >= segment_target {
+                // The last lead sample, when the part holds another before it (it may move on).
+                let held = track.queue.back().map(|s| s.dts).filter(|_| track.queue.len() >= 2);
+                // Within half a frame of the target counts as reached: a publisher's keyframe
+                // every 2 s lands at 1999 ms as often as at 2001 ms once rounded to milliseconds.
+                if sync && (dts - seg.start) as f64 + delta / 2.0 >= segment_target as f64 {
+                    if let Some(held) = held.filter(|_| since_part > part_target) {
+                        self.close_part(out, held);
+                    }
                     self.close_part(out, dts);
                     self.close_segment(out, dts);
                     self.open_segment(dts);
-                } else if since_part > part_target && track.queue.len() >= 2 {
-                    // The held sample turned out longer than the last delta: closing after it
-                    // would overrun PART-TARGET, so it opens the next part instead.
-                    let held = track.queue.back().expect("len ≥ 2").dts;
+                } else if let Some(held) = held.filter(|_| since_part > part_target) {
+                    // The held sample turned out longer than expected: closing after it would
+                    // overrun PART-TARGET, so it opens the next part instead.
                     self.close_part(out, held);
                 } else if since_part as f64 + delta > part_target as f64 + 1.0 {
                     // The sample would end past the target (by more than the input's
@@ -407,17 +413,21 @@ impl Segmenter {
         self.end = self.end.max(at);
     }
 
-    /// Where the samples just taken end: the last lead sample's decode time plus its track's
-    /// last delta (the other track's, when no lead sample was left).
+    /// Where the samples just taken end: the last lead sample's expected end (the other
+    /// track's, when no lead sample was left; otherwise that track may overhang by part of a
+    /// frame: the part follows the lead's timeline).
     fn taken_end(&self, taken: &[(bool, Vec<Sample>)]) -> i64 {
-        let lead_video = self.lead_is_video();
-        let end_of = |video: bool| {
-            let track = if video { &self.video_track } else { &self.audio_track };
-            let samples = &taken.iter().find(|(v, _)| *v == video)?.1;
-            samples.last().map(|s| track.expected_end(s.dts))
-        };
         let part_start = self.segment.as_ref().map_or(self.end, |s| s.part_start);
-        end_of(lead_video).or_else(|| end_of(!lead_video)).unwrap_or(part_start).max(part_start)
+        let last = |video: bool| taken.iter().find(|(v, _)| *v == video)?.1.last().map(|s| (video, s.dts));
+        let lead_video = self.lead_is_video();
+        let Some((video, last_dts)) = last(lead_video).or_else(|| last(!lead_video)) else {
+            return part_start;
+        };
+        let track = if video { &self.video_track } else { &self.audio_track };
+        // The last duration is a guess: it may not take the part past PART-TARGET, which the
+        // samples themselves fit in (the part would have closed before them otherwise).
+        let part_target = self.config.part_target.as_millis() as i64;
+        track.expected_end(last_dts).min(part_start + part_target).max(last_dts + 1).max(part_start)
     }
 
     fn close_segment(&mut self, out: &mut Vec<Output>, at: i64) {
