@@ -55,6 +55,9 @@ pub struct SegmenterConfig {
     pub first_msn: u64,
 }
 
+/// Frames of the non-lead track held while the lead track sends nothing (~10 s of AAC at 48 kHz).
+const MAX_FOLLOWER_QUEUE: usize = 512;
+
 /// A frame waiting for its part, on the output timeline (milliseconds).
 struct Sample {
     dts: i64,
@@ -300,6 +303,11 @@ impl Segmenter {
         let dts = track.admit(dts);
         let sample = Sample { dts, cts, sync, data };
         if !lead {
+            // A lead track that stalls (video frames stop, audio goes on) must not make the
+            // queue grow without end: past ~10 s of audio, the oldest frames go.
+            if track.queue.len() >= MAX_FOLLOWER_QUEUE {
+                track.queue.pop_front();
+            }
             track.queue.push_back(sample);
             return;
         }
