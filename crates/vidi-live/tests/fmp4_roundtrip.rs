@@ -133,7 +133,7 @@ fn fmp4_samples_and_timestamps_equal_the_flv_input() {
         first_msn: 0,
     };
     let mut segmenter = Segmenter::new(config);
-    let mut outputs: Vec<Output> = events.into_iter().flat_map(|e| segmenter.push(e)).collect();
+    let mut outputs: Vec<Output> = events.iter().cloned().flat_map(|e| segmenter.push(e)).collect();
     outputs.extend(segmenter.flush());
 
     let mut whole = Vec::new();
@@ -169,6 +169,8 @@ fn fmp4_samples_and_timestamps_equal_the_flv_input() {
         }
     }
 
+    let g_last = |kind: &str| got.iter().filter(|p| p.0 == kind).map(|p| p.2).fold(f64::MIN, f64::max);
+
     // Each part alone after the init: a low-latency player may start at any independent part
     // (it must decode cleanly), and every part must demux.
     let mut total = 0;
@@ -181,12 +183,18 @@ fn fmp4_samples_and_timestamps_equal_the_flv_input() {
     }
     assert_eq!(total, got.len(), "the parts hold the segments' packets");
 
-    // The same outputs as a finished broadcast's directory: ffmpeg's HLS reader (a legacy
-    // player: segments only) gets every packet through the hand-written playlist.
+    // The same publisher again after a reconnect (its clock restarts at 0), then both as a
+    // finished broadcast's directory: ffmpeg's HLS reader (a legacy player: segments only) gets
+    // every packet through the hand-written playlist, across the discontinuity and the new
+    // init, on one increasing timeline.
+    segmenter.discontinuity();
+    let mut again: Vec<Output> = events.into_iter().flat_map(|e| segmenter.push(e)).collect();
+    again.extend(segmenter.flush());
+    assert!(matches!(again[0], Output::Init { number: 1, .. }));
     let hls = dir.path().join("hls");
     std::fs::create_dir(&hls).unwrap();
     let mut playlist = LivePlaylist::new(config.part_target, config.segment_target, 100);
-    for output in &outputs {
+    for output in outputs.iter().chain(&again) {
         let (name, bytes) = match output {
             Output::Init { number, bytes } => (init_name(*number), bytes),
             Output::Part { msn, index, bytes, .. } => (part_name(*msn, *index), bytes),
@@ -197,7 +205,20 @@ fn fmp4_samples_and_timestamps_equal_the_flv_input() {
     }
     playlist.end();
     std::fs::write(hls.join("index.m3u8"), playlist.render()).unwrap();
+    let text = playlist.render();
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"), "{text}");
     let listed = probe(&hls.join("index.m3u8"), true);
-    assert_eq!(listed.len(), got.len(), "packets through the playlist");
+    assert_eq!(listed.len(), 2 * got.len(), "packets through the playlist");
+    let video: Vec<f64> = listed.iter().filter(|p| p.0 == "video").map(|p| p.2).collect();
+    assert!(video.windows(2).all(|w| w[1] > w[0]), "video decode times increase across the reconnect");
+    // The timeline resumes after the later track's end (the AAC runs a few frames past the
+    // video).
+    let first_end = (g_last("video") + 1000.0 / 30.0).max(g_last("audio") + 1024_000.0 / 44_100.0);
+    let n = video.len() / 2;
+    assert!(
+        (video[n] - first_end).abs() <= 2.0,
+        "the second publisher starts at {} ms, the first ended at {first_end}",
+        video[n]
+    );
     eprintln!("round trip of {} packets in {} parts: {:?}", got.len(), parts.len(), started.elapsed());
 }
