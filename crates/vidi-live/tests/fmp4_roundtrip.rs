@@ -213,7 +213,7 @@ fn fmp4_samples_and_timestamps_equal_the_flv_input() {
     assert!(video.windows(2).all(|w| w[1] > w[0]), "video decode times increase across the reconnect");
     // The timeline resumes after the later track's end (the AAC runs a few frames past the
     // video).
-    let first_end = (g_last("video") + 1000.0 / 30.0).max(g_last("audio") + 1024_000.0 / 44_100.0);
+    let first_end = (g_last("video") + 1000.0 / 30.0).max(g_last("audio") + 1_024_000.0 / 44_100.0);
     let n = video.len() / 2;
     assert!(
         (video[n] - first_end).abs() <= 2.0,
