@@ -24,7 +24,7 @@ use bytes::Bytes;
 pub use boxes::{AUDIO_TRACK, VIDEO_TIMESCALE, VIDEO_TRACK};
 use boxes::{FragmentSample, Run, VideoTrack};
 
-use crate::media::{AudioConfig, MediaEvent};
+use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 
 /// What the segmenter produces, in order. A part's bytes are one `moof`+`mdat` pair; a segment's
 /// bytes are its parts concatenated, so a legacy player reading the segment and a low-latency
@@ -188,6 +188,22 @@ impl Segmenter {
     pub fn init_bytes(&self) -> Option<(u32, Bytes)> {
         let (number, ..) = self.init?;
         self.latest_init.clone().map(|b| (number, b))
+    }
+
+    /// The configurations in effect (for a multivariant playlist's RESOLUTION, or a log line).
+    pub fn video_config(&self) -> Option<&VideoConfig> {
+        self.video.as_ref().map(|v| &v.config)
+    }
+    pub fn audio_config(&self) -> Option<&AudioConfig> {
+        self.audio.as_ref()
+    }
+
+    /// The CODECS attribute of a multivariant playlist for the tracks configured, video first
+    /// (`avc1.64001f,mp4a.40.2`); empty before any configuration.
+    pub fn codecs(&self) -> String {
+        let video = self.video.as_ref().map(|v| v.config.codec.as_str());
+        let audio = self.audio.as_ref().map(|a| a.codec.as_str());
+        video.into_iter().chain(audio).collect::<Vec<_>>().join(",")
     }
 
     /// The media sequence number the next segment will have (a reconnect that starts a new

@@ -184,11 +184,13 @@ fn a_changed_configuration_starts_a_new_init_and_segment() {
 #[test]
 fn first_msn_and_late_joiners() {
     let mut s = Segmenter::new(SegmenterConfig { first_msn: 41, ..config(200, 1000) });
-    assert!(s.init_bytes().is_none());
+    assert!(s.init_bytes().is_none() && s.codecs().is_empty());
     let out = run(&mut s, testing::events(AV));
     let first = out.iter().find_map(|o| if let Output::Segment { msn, .. } = o { Some(*msn) } else { None });
     assert_eq!(first, Some(41));
     assert_eq!(s.next_msn(), 44);
+    assert_eq!(s.codecs(), "avc1.64001f,mp4a.40.2");
+    assert_eq!(s.video_config().map(|v| (v.width, v.height)), Some((1280, 720)));
     let Output::Init { bytes, .. } = &out[0] else { panic!() };
     assert_eq!(s.init_bytes(), Some((0, bytes.clone())));
 }
