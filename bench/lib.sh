@@ -167,7 +167,7 @@ start_vidi() {
   AUTH_HEADER="Authorization: Basic $(printf '%s:' "$VIDI_KEY" | base64 -w0)"
   VIDI_PORT=$(free_port)
   VIDI_URL=http://127.0.0.1:$VIDI_PORT
-  (cd "$dir" && exec env VIDI_DATA_DIR="$dir/data" VIDI_HTTP_ADDR="127.0.0.1:$VIDI_PORT" VIDI_LOG="${VIDI_LOG:-warn}" "$@" \
+  (cd "$dir" && exec env VIDI_DATA_DIR="$dir/data" VIDI_HTTP_ADDR="127.0.0.1:$VIDI_PORT" VIDI_RTMP_ADDR="${VIDI_RTMP_ADDR:-127.0.0.1:0}" VIDI_LOG="${VIDI_LOG:-warn}" "$@" \
     "$VIDI_BIN" serve >>"$logf" 2>&1) &
   VIDI_PID=$!
   register_pid "$VIDI_PID"

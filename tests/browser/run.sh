@@ -56,7 +56,7 @@ if [ -z "${VIDI_TLS_URL:-}" ]; then
     -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null \
     || { echo "browser tests: openssl could not make a certificate" >&2; exit 2; }
   tls_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  tls_env=(VIDI_HTTP_ADDR="127.0.0.1:$tls_port" VIDI_TLS_CERT="$tls_dir/cert.pem" VIDI_TLS_KEY="$tls_dir/key.pem"
+  tls_env=(VIDI_HTTP_ADDR="127.0.0.1:$tls_port" VIDI_RTMP_ADDR=127.0.0.1:0 VIDI_TLS_CERT="$tls_dir/cert.pem" VIDI_TLS_KEY="$tls_dir/key.pem"
     VIDI_PUBLIC_URL="https://127.0.0.1:$tls_port" VIDI_LOG="${VIDI_LOG:-warn}")
   if [ -n "${VIDI_DATA_DIR:-}" ]; then
     VIDI_TLS_API_KEY=$VIDI_API_KEY # the same database

@@ -6,6 +6,7 @@
 //!   [`media::MediaEvent`]s and handed to a [`ingest::Feed`].
 //! - [`ingest`]: the seam between a connection and the rest: [`ingest::Publish`] admits or
 //!   refuses a publisher, and each admitted one gets a [`ingest::Feed`].
+//! - [`avc`]: reads the publisher's H.264 and AAC configurations (picture size, codec strings).
 //! - [`fmp4`]: the segmenter, which repackages those events (no re-encoding) into a CMAF init
 //!   segment, parts of 200–333 ms and segments cut on keyframes.
 //! - [`playlist`]: the low-latency HLS media playlist, written by hand (m3u8-rs drops the LL
@@ -18,6 +19,7 @@
 //! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
 //! from memory, never from storage), and none of it is needed by the API or the encoders.
 
+pub mod avc;
 pub mod broadcast;
 pub mod config;
 pub mod fmp4;
@@ -28,6 +30,8 @@ pub mod record;
 pub mod rtmp;
 pub mod service;
 mod session;
+#[cfg(test)]
+mod testing;
 
 pub use broadcast::Broadcasts;
 pub use config::LiveConfig;

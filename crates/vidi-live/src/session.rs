@@ -19,7 +19,7 @@ use crate::broadcast::{Broadcasts, Held, LINGER, Shared, lock};
 use crate::config::LiveConfig;
 use crate::fmp4::{Output, Segmenter, SegmenterConfig};
 use crate::media::{AudioConfig, MediaEvent, VideoConfig};
-use crate::playlist::{LivePlaylist, init_name, part_name, segment_name};
+use crate::playlist::{LivePlaylist, Resource, init_name, part_name, segment_name};
 use crate::record::{self, Manifest};
 
 /// What delivery reads of a broadcast: its playlist and its recent files.
@@ -60,16 +60,16 @@ impl View {
         self.files.keys().any(|n| n.starts_with("init"))
     }
 
-    /// Whether `name` is the part (or the segment) being made now.
+    /// Whether `name` is the part the playlist hints at (or the segment being made): a request
+    /// for it waits until it exists.
     pub(crate) fn is_next(&self, name: &str) -> bool {
         if self.ended {
             return false;
         }
-        let Some(stem) = name.strip_suffix(".m4s") else { return false };
-        match stem.split_once('.') {
-            Some((msn, part)) => (msn.parse(), part.parse()) == (Ok(self.next.0), Ok(self.next.1)),
-            None => stem.parse() == Ok(self.next.0),
+        if self.playlist.resource(name) == Resource::Hinted {
+            return true;
         }
+        name.strip_suffix(".m4s").and_then(|s| s.parse::<u64>().ok()) == Some(self.next.0)
     }
 
     /// The multivariant playlist: one variant (Vidi repackages, it does not transcode, unless

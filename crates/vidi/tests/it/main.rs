@@ -19,6 +19,7 @@ mod jobs;
 mod keys;
 mod lifecycle;
 mod limits;
+mod live;
 mod live_streams;
 mod player_fields;
 mod player_sdk;

@@ -158,6 +158,8 @@ pub fn config_for(backend: &Backend, dir: &Path) -> Config {
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.to_path_buf();
     cfg.http.addr = "127.0.0.1:0".parse().unwrap();
+    // Many servers run at once: each takes a free RTMP port (`Server::rtmp_addr`).
+    cfg.live.rtmp_addr = Some("127.0.0.1:0".parse().unwrap());
     if let Some(pg) = &backend.pg_url {
         cfg.database.url = Some(pg.clone());
         cfg.database.schema = Some(unique("t_"));

@@ -42,6 +42,8 @@ impl Install {
             ("VIDI_DATABASE_SCHEMA".into(), cfg.database.schema.unwrap_or_default()),
             ("VIDI_STORAGE_URL".into(), cfg.storage.url.unwrap_or_default()),
             ("VIDI_LOG".into(), "warn".into()),
+            // Many servers run at once: each takes a free RTMP port, none the default one.
+            ("VIDI_RTMP_ADDR".into(), "127.0.0.1:0".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut install = Install {
