@@ -18,4 +18,5 @@ pub mod fmp4;
 pub mod ingest;
 pub mod media;
 pub mod playlist;
+pub mod restream;
 pub mod rtmp;
