@@ -50,10 +50,7 @@ pub enum MediaEvent {
         data: Bytes,
     },
     /// One raw AAC frame (no ADTS header).
-    Audio {
-        dts: i64,
-        data: Bytes,
-    },
+    Audio { dts: i64, data: Bytes },
 }
 
 impl MediaEvent {
