@@ -44,10 +44,9 @@ use crate::media::MediaEvent;
 use queue::Queue;
 use relay::{Link, Relay, Server};
 
-/// Bytes sent to a destination on one connection past which it counts as taking media: the RTMP
-/// handshake, `connect` and `publish` take under 5 KB.
-const PUSHING_AFTER: u64 = 16 * 1024;
-/// How often a pusher's state is looked at (for the logs; [`Restreamer::statuses`] looks now).
+use relay::PUSHING_AFTER;
+/// How often the end of ffmpeg runs is looked for, for the logs ([`Restreamer::statuses`] looks
+/// when called).
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How long [`Restreamer::stop`] lets pushers send what is queued before killing them.
 pub const DRAIN: Duration = Duration::from_secs(3);
@@ -322,17 +321,26 @@ async fn push(
 
     // The relay and the log watcher end with the supervision, however it ends.
     let done = stop.child_token();
+    // The relay logs what happens to connections as it happens; this logs how ffmpeg's runs end
+    // (each one, unless several end between two looks), with ffmpeg's last word.
     let watcher = async {
-        let mut last: Option<PushState> = None;
+        let mut reported = 0;
         loop {
-            let (state, status, _) = watch.state();
-            if last.as_ref() != Some(&state) {
-                log(&state, status.starts);
-                last = Some(state);
+            let status = supervisor.status();
+            let ended = if status.pid.is_some() { status.starts.saturating_sub(1) } else { status.starts };
+            if ended > reported {
+                reported = ended;
+                let said = status.stderr_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                let exit = status.last_exit.unwrap_or_default();
+                tracing::warn!(runs = ended, %exit, ffmpeg = %redact(said, &dest.stream_key), "restream: ffmpeg ended");
             }
+            if done.is_cancelled() {
+                return;
+            }
+            // One last look once the supervision is over.
             tokio::select! {
                 () = tokio::time::sleep(WATCH_EVERY) => {}
-                () = done.cancelled() => return,
+                () = done.cancelled() => {}
             }
         }
     };
@@ -356,17 +364,8 @@ async fn push(
         done.cancel();
     };
     tokio::join!(relay.serve(done.clone()), watcher, supervise);
-    if stop.is_cancelled() {
-        tracing::info!("restream: stopped");
-    }
-}
-
-fn log(state: &PushState, starts: u32) {
-    match state {
-        PushState::Connecting => tracing::info!(starts, "restream: connecting"),
-        PushState::Pushing => tracing::info!(starts, "restream: pushing"),
-        PushState::Retrying { error } => tracing::warn!(starts, %error, "restream: failed; retrying with backoff"),
-        PushState::Refused { .. } | PushState::Stopped => {}
+    if watch.refused.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        tracing::info!(starts = supervisor.status().starts, "restream: stopped");
     }
 }
 

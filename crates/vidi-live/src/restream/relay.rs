@@ -20,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// Bytes sent to a destination on one connection past which it counts as taking media: the RTMP
+/// handshake, `connect` and `publish` take under 5 KB.
+pub const PUSHING_AFTER: u64 = 16 * 1024;
+
 /// How long a connection (TCP, then TLS) to a destination may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -100,11 +104,20 @@ impl Relay {
                 },
                 () = stop.cancelled() => return,
             };
-            self.update(|l| *l = Link { attempts: l.attempts + 1, ..Link::default() });
+            let mut attempt = 0;
+            self.update(|l| {
+                *l = Link { attempts: l.attempts + 1, ..Link::default() };
+                attempt = l.attempts;
+            });
+            tracing::info!(attempt, "restream: connecting");
             let outcome = tokio::select! {
                 r = self.relay(client) => r,
                 () = stop.cancelled() => return,
             };
+            match &outcome {
+                Ok(()) => tracing::info!(attempt, "restream: ffmpeg ended the stream"),
+                Err(error) => tracing::warn!(attempt, %error, "restream: failed; retrying with backoff"),
+            }
             self.update(|l| {
                 l.connected = false;
                 l.error = outcome.err();
@@ -138,6 +151,8 @@ impl Relay {
     /// Copies both ways until either side ends, counting what goes to the destination.
     async fn pump<S: AsyncRead + AsyncWrite>(&self, client: TcpStream, upstream: S) -> Result<(), String> {
         self.update(|l| l.connected = true);
+        tracing::info!(tls = self.server.tls, "restream: connected");
+        let mut sent = 0u64;
         let (mut from_client, mut to_client) = client.into_split();
         let (mut from_up, mut to_up) = tokio::io::split(upstream);
         let out = async {
@@ -150,6 +165,10 @@ impl Relay {
                 }
                 to_up.write_all(&buf[..n]).await.map_err(|e| format!("the destination stopped taking data: {e}"))?;
                 self.update(|l| l.sent += n as u64);
+                if sent <= PUSHING_AFTER && sent + n as u64 > PUSHING_AFTER {
+                    tracing::info!("restream: pushing");
+                }
+                sent += n as u64;
             }
         };
         let back = async {

@@ -149,6 +149,29 @@ async fn ready_receiver(port: u16, key: &str, out: &Path) -> Child {
     rx
 }
 
+/// Everything the test binary logs (one global subscriber: a thread's own default misses events
+/// whose interest another test's thread cached first). Tests tell their lines apart by the live
+/// stream's id.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::default());
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || Sink(logs)).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+        logs
+    })
+}
+
 async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ok() {
@@ -184,6 +207,7 @@ async fn a_live_destination_receives_the_stream_while_a_down_one_retries() {
         eprintln!("skipped: no ffmpeg");
         return;
     }
+    let logs = logs();
     let dir = tempfile::tempdir().unwrap();
     let events = read_flv(&std::fs::read(source(dir.path()).await).unwrap());
     let (port, (_down, down_port)) = (free_port(), closed_port());
@@ -195,7 +219,8 @@ async fn a_live_destination_receives_the_stream_while_a_down_one_retries() {
         dest("down", format!("rtmp://127.0.0.1:{down_port}/app"), "key-down-0002"),
     ];
     let cancel = CancellationToken::new();
-    let r = Restreamer::start(&live_stream(), &destinations, &guard(true), &settings(), &cancel);
+    let id = live_stream();
+    let r = Restreamer::start(&id, &destinations, &guard(true), &settings(), &cancel);
     // Each ffmpeg reads from its first keyframe on: feed once both runs have started.
     wait_for("both ffmpegs", Duration::from_secs(5), || r.statuses().iter().all(|s| s.starts >= 1)).await;
 
@@ -240,6 +265,21 @@ async fn a_live_destination_receives_the_stream_while_a_down_one_retries() {
     let (codecs, duration) = probe(&out).await;
     assert_eq!(codecs, ["h264", "aac"]);
     assert!((duration - SECONDS).abs() < 0.2, "received {duration} s of {SECONDS} s");
+
+    // Each state in the logs, with the live stream and the destination's name; keys never.
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let line = |destination: &str, what: &str| {
+        logs.lines().any(|l| {
+            l.contains(&format!("live_stream={id}"))
+                && l.contains(&format!("destination={destination}"))
+                && l.contains(what)
+        })
+    };
+    assert!(line("live", "restream: connecting") && line("live", "restream: pushing"), "{logs}");
+    assert!(line("down", "restream: failed; retrying") && line("down", "Connection refused"), "{logs}");
+    assert!(line("down", "restream: ffmpeg ended"), "{logs}");
+    assert!(line("live", "restream: stopped") && line("down", "restream: stopped"), "{logs}");
+    assert!(!logs.contains("key-live-0001") && !logs.contains("key-down-0002"), "{logs}");
 }
 
 /// A loopback destination is refused when private addresses are not allowed: an address in the
@@ -386,4 +426,58 @@ async fn rtmps_checks_the_certificate_against_the_name_of_the_url() {
     assert!(ended.success(), "{ended}: {log} {codecs:?} {duration}");
     assert_eq!(codecs, ["h264", "aac"]);
     assert!((duration - SECONDS).abs() < 0.2, "received {duration} s of {SECONDS} s");
+}
+
+/// A destination that accepts the connection and never answers holds its ffmpeg in the RTMP
+/// handshake: the pusher's queue fills and drops, and `send` never waits for it.
+#[tokio::test]
+async fn a_stalled_destination_drops_media_and_never_blocks_send() {
+    if !have_ffmpeg() {
+        eprintln!("skipped: no ffmpeg");
+        return;
+    }
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hole.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let destinations = [dest("stalled", format!("rtmp://127.0.0.1:{port}/app"), "key-0001")];
+    let cancel = CancellationToken::new();
+    let r = Restreamer::start(&live_stream(), &destinations, &guard(true), &settings(), &cancel);
+    let dir = tempfile::tempdir().unwrap();
+    let once = read_flv(&std::fs::read(source(dir.path()).await).unwrap());
+    wait_for("ffmpeg", Duration::from_secs(5), || r.statuses()[0].starts >= 1).await;
+
+    // Two minutes of broadcast (about 11 MB), handed over as fast as it comes.
+    let length = (SECONDS * 1000.0) as i64 + 80;
+    let started = Instant::now();
+    for round in 0..40 {
+        for e in &once {
+            r.send(&match e.clone() {
+                MediaEvent::Video { dts, cts, keyframe, data } => {
+                    MediaEvent::Video { dts: dts + round * length, cts, keyframe, data }
+                }
+                MediaEvent::Audio { dts, data } => MediaEvent::Audio { dts: dts + round * length, data },
+                config => config,
+            });
+        }
+        tokio::task::yield_now().await;
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "send waited: {took:?}");
+    wait_for("drops", Duration::from_secs(5), || r.statuses()[0].dropped > 0).await;
+    let s = r.statuses();
+    assert_eq!(s[0].state, PushState::Connecting, "{s:?}");
+    assert!(s[0].sent < PUSHING_AFTER, "{s:?}");
+    let pid = s[0].pid.expect("ffmpeg runs");
+
+    // Cancelled rather than stopped: a stuck ffmpeg is killed at once, not drained.
+    let t = Instant::now();
+    cancel.cancel();
+    r.stop().await;
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(!alive(pid), "ffmpeg {pid} left behind");
 }
