@@ -241,8 +241,9 @@ impl Restreamer {
     /// destination taking media gets the end of the stream (ffmpeg closes the RTMP stream), for
     /// at most [`DRAIN`]; a pusher waiting to retry is stopped at once. Returns once every ffmpeg has exited or been
     /// killed, and been reaped.
-    pub async fn stop(self) {
-        for p in &self.pushers {
+    pub async fn stop(mut self) {
+        let pushers = std::mem::take(&mut self.pushers);
+        for p in &pushers {
             p.watch.ending.store(true, std::sync::atomic::Ordering::Relaxed);
             p.queue.close();
             // A pusher between runs (backing off after a failure) has nothing to finish.
@@ -252,7 +253,7 @@ impl Restreamer {
         }
         let deadline = tokio::time::Instant::now() + DRAIN;
         let mut left = Vec::new();
-        for p in self.pushers {
+        for p in pushers {
             let mut task = p.task;
             match tokio::time::timeout_at(deadline, &mut task).await {
                 Ok(ended) => joined(&p.name, ended),
@@ -263,6 +264,14 @@ impl Restreamer {
         for (name, task) in left {
             joined(&name, task.await);
         }
+    }
+}
+
+/// A restreamer dropped without [`Restreamer::stop`] (its broadcast's task failed) stops its
+/// pushers all the same; their tasks kill and reap ffmpeg without anyone waiting for them.
+impl Drop for Restreamer {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -452,19 +452,9 @@ async fn a_stalled_destination_drops_media_and_never_blocks_send() {
     wait_for("ffmpeg", Duration::from_secs(5), || r.statuses()[0].starts >= 1).await;
 
     // Two minutes of broadcast (about 11 MB), handed over as fast as it comes.
-    let length = (SECONDS * 1000.0) as i64 + 80;
     let started = Instant::now();
-    for round in 0..40 {
-        for e in &once {
-            r.send(&match e.clone() {
-                MediaEvent::Video { dts, cts, keyframe, data } => {
-                    MediaEvent::Video { dts: dts + round * length, cts, keyframe, data }
-                }
-                MediaEvent::Audio { dts, data } => MediaEvent::Audio { dts: dts + round * length, data },
-                config => config,
-            });
-        }
-        tokio::task::yield_now().await;
+    for e in looped(&once, 40) {
+        r.send(&e);
     }
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "send waited: {took:?}");
@@ -480,4 +470,64 @@ async fn a_stalled_destination_drops_media_and_never_blocks_send() {
     r.stop().await;
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(!alive(pid), "ffmpeg {pid} left behind");
+}
+
+/// `events` played `rounds` times in a row, each round's times after the previous one's.
+fn looped(events: &[MediaEvent], rounds: i64) -> Vec<MediaEvent> {
+    let length = (SECONDS * 1000.0) as i64 + 80;
+    let shift = |e: &MediaEvent, by: i64| match e.clone() {
+        MediaEvent::Video { dts, cts, keyframe, data } => MediaEvent::Video { dts: dts + by, cts, keyframe, data },
+        MediaEvent::Audio { dts, data } => MediaEvent::Audio { dts: dts + by, data },
+        config => config,
+    };
+    (0..rounds).flat_map(|round| events.iter().map(move |e| shift(e, round * length))).collect()
+}
+
+/// A destination that drops mid-broadcast and comes back gets the stream again, from a keyframe,
+/// on a new ffmpeg run after the backoff.
+#[tokio::test]
+async fn a_destination_that_drops_is_pushed_again_when_it_returns() {
+    if !have_ffmpeg() {
+        eprintln!("skipped: no ffmpeg");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let events = looped(&read_flv(&std::fs::read(source(dir.path()).await).unwrap()), 3);
+    let port = free_port();
+    let (first, second) = (dir.path().join("first.flv"), dir.path().join("second.flv"));
+    let mut rx = ready_receiver(port, "key-0001", &first).await;
+    let destinations = [dest("flaky", format!("rtmp://127.0.0.1:{port}/app"), "key-0001")];
+    let cancel = CancellationToken::new();
+    let r = Restreamer::start(&live_stream(), &destinations, &guard(true), &settings(), &cancel);
+    wait_for("ffmpeg", Duration::from_secs(5), || r.statuses()[0].starts >= 1).await;
+
+    // Three times real time; the receiver dies after a third of the broadcast, another takes
+    // its place at once.
+    let started = Instant::now();
+    let mut replaced = false;
+    for e in &events {
+        if let Some(dts) = e.dts()
+            && let Some(wait) = Duration::from_millis(dts as u64 / 3).checked_sub(started.elapsed())
+        {
+            tokio::time::sleep(wait).await;
+        }
+        if !replaced && e.dts().is_some_and(|t| t > 3000) {
+            replaced = true;
+            rx.kill().await.unwrap();
+            rx = ready_receiver(port, "key-0001", &second).await;
+        }
+        r.send(e);
+    }
+    wait_for("the second receiver to take media", Duration::from_secs(5), || {
+        let s = &r.statuses()[0];
+        s.starts >= 2 && s.state == PushState::Pushing
+    })
+    .await;
+    r.stop().await;
+    tokio::time::timeout(Duration::from_secs(10), rx.wait()).await.expect("the receiver ends").unwrap();
+    let (codecs, duration) = probe(&second).await;
+    assert_eq!(codecs, ["h264", "aac"]);
+    // What came after the drop (6.2 s), less the backoff, ffmpeg's start and the wait for a
+    // keyframe, all slower on a busy machine: at least a few keyframe intervals.
+    assert!((1.5..=6.3).contains(&duration), "the second receiver got {duration} s");
 }
