@@ -42,9 +42,8 @@ use vidi_media::{Restart, Supervisor, Tool};
 
 use crate::media::MediaEvent;
 use queue::Queue;
-use relay::{Link, Relay, Server};
+use relay::{Link, PUSHING_AFTER, Relay, Server};
 
-use relay::PUSHING_AFTER;
 /// How often the end of ffmpeg runs is looked for, for the logs ([`Restreamer::statuses`] looks
 /// when called).
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -239,8 +238,8 @@ impl Restreamer {
 
     /// Ends every push: each running ffmpeg gets what is queued and the end of its input, so a
     /// destination taking media gets the end of the stream (ffmpeg closes the RTMP stream), for
-    /// at most [`DRAIN`]; a pusher waiting to retry is stopped at once. Returns once every ffmpeg has exited or been
-    /// killed, and been reaped.
+    /// at most [`DRAIN`]; a pusher waiting to retry is stopped at once. Returns once every
+    /// ffmpeg has exited or been killed, and been reaped.
     pub async fn stop(mut self) {
         let pushers = std::mem::take(&mut self.pushers);
         for p in &pushers {
@@ -328,7 +327,8 @@ async fn push(
     *watch.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor.clone());
     tracing::info!(server = %server.tc_url, "restream: starting");
 
-    // The relay and the log watcher end with the supervision, however it ends.
+    // The relay and the log watcher end with the supervision, however it ends (the relay first
+    // forwards what the last ffmpeg wrote before it exited, unless stopped hard).
     let done = stop.child_token();
     // The relay logs what happens to connections as it happens; this logs how ffmpeg's runs end
     // (each one, unless several end between two looks), with ffmpeg's last word.
@@ -372,7 +372,7 @@ async fn push(
         }
         done.cancel();
     };
-    tokio::join!(relay.serve(done.clone()), watcher, supervise);
+    tokio::join!(relay.serve(done.clone(), stop.clone()), watcher, supervise);
     if watch.refused.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
         tracing::info!(starts = supervisor.status().starts, "restream: stopped");
     }

@@ -90,8 +90,10 @@ pub struct Relay {
 
 impl Relay {
     /// Relays ffmpeg's connections, one at a time (a pusher runs one ffmpeg at a time), until
-    /// `stop` fires.
-    pub async fn serve(self, stop: CancellationToken) {
+    /// `done` fires. A connection under way when it does is relayed to its end (the end of a
+    /// broadcast: what ffmpeg wrote before it exited must reach the destination), unless `stop`
+    /// fires too (a destination that stopped reading must not hold the pusher).
+    pub async fn serve(self, done: CancellationToken, stop: CancellationToken) {
         loop {
             let client = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -102,7 +104,7 @@ impl Relay {
                         continue;
                     }
                 },
-                () = stop.cancelled() => return,
+                () = done.cancelled() => return,
             };
             let mut attempt = 0;
             self.update(|l| {
