@@ -24,8 +24,8 @@
 //! `VIDI_OUTBOUND_ALLOW_PRIVATE=true` lets both through (the guard passed in carries it).
 
 pub mod flv;
-pub mod queue;
-pub mod relay;
+mod queue;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -325,7 +325,8 @@ async fn push(
     };
     let supervisor = Arc::new(Supervisor::new(&settings.ffmpeg, args, settings.restart.clone()).fed(feed));
     *watch.supervisor.lock().unwrap_or_else(|p| p.into_inner()) = Some(supervisor.clone());
-    tracing::info!(server = %server.tc_url, "restream: starting");
+    // Host and application only: a URL may carry credentials, and the key is never logged.
+    tracing::info!(tls = server.tls, host = %server.host, port = server.port, app = %server.app, "restream: starting");
 
     // The relay and the log watcher end with the supervision, however it ends (the relay first
     // forwards what the last ffmpeg wrote before it exited, unless stopped hard).
@@ -379,7 +380,8 @@ async fn push(
 }
 
 /// ffmpeg copies its FLV input to the relay's loopback port, announcing the destination's own
-/// application, stream key and tcUrl (the URL itself holds no key: it would show in messages).
+/// application, stream key and tcUrl. The URL itself holds nothing of the user's (ffmpeg takes
+/// app and key from the options, and a key in the URL would show in its messages).
 fn ffmpeg_args(server: &Server, key: &str, relay_port: u16) -> Vec<String> {
     let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error"].map(String::from).into();
     args.extend(
@@ -413,7 +415,7 @@ fn ffmpeg_args(server: &Server, key: &str, relay_port: u16) -> Vec<String> {
         ]
         .map(String::from),
     );
-    args.push(format!("rtmp://127.0.0.1:{relay_port}/{}", server.app));
+    args.push(format!("rtmp://127.0.0.1:{relay_port}/relay"));
     args
 }
 

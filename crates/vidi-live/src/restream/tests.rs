@@ -121,7 +121,8 @@ fn read_flv(b: &[u8]) -> Vec<MediaEvent> {
 /// `ffmpeg -listen 1` receiving `rtmp://127.0.0.1:{port}/app/{key}` into `out`.
 fn receiver(port: u16, key: &str, out: &Path) -> Child {
     Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-listen", "1", "-f", "flv", "-i"])
+        // Warnings: ffmpeg's server warns when the app or the stream key is not the expected one.
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-y", "-listen", "1", "-f", "flv", "-i"])
         .arg(format!("rtmp://127.0.0.1:{port}/app/{key}"))
         .args(["-c", "copy", "-f", "flv"])
         .arg(out)
@@ -129,6 +130,14 @@ fn receiver(port: u16, key: &str, out: &Path) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap()
+}
+
+/// What the receiver writing `out` logged, once it checked that the pusher announced the
+/// destination's application and stream key.
+fn receiver_log(out: &Path) -> String {
+    let log = std::fs::read_to_string(out.with_extension("log")).unwrap();
+    assert!(!log.contains("don't match") && !log.contains("Unexpected stream"), "{log}");
+    log
 }
 
 /// Whether something listens on the loopback `port` (read from /proc: connecting to find out
@@ -260,7 +269,7 @@ async fn a_live_destination_receives_the_stream_while_a_down_one_retries() {
         assert!(!alive(*pid), "ffmpeg {pid} left behind");
     }
     let ended = tokio::time::timeout(Duration::from_secs(10), rx.wait()).await.expect("the receiver ends").unwrap();
-    let log = std::fs::read_to_string(out.with_extension("log")).unwrap();
+    let log = receiver_log(&out);
     assert!(ended.success(), "{ended}: {log}");
     let (codecs, duration) = probe(&out).await;
     assert_eq!(codecs, ["h264", "aac"]);
@@ -419,7 +428,7 @@ async fn rtmps_checks_the_certificate_against_the_name_of_the_url() {
         .await
         .unwrap_or_else(|_| panic!("{before:?}"))
         .unwrap();
-    let log = std::fs::read_to_string(out.with_extension("log")).unwrap();
+    let log = receiver_log(&out);
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     assert!(size > 100_000, "received {size} bytes; {before:?} {log}");
     let (codecs, duration) = probe(&out).await;
@@ -525,6 +534,7 @@ async fn a_destination_that_drops_is_pushed_again_when_it_returns() {
     .await;
     r.stop().await;
     tokio::time::timeout(Duration::from_secs(10), rx.wait()).await.expect("the receiver ends").unwrap();
+    receiver_log(&second);
     let (codecs, duration) = probe(&second).await;
     assert_eq!(codecs, ["h264", "aac"]);
     // What came after the drop (6.2 s), less the backoff, ffmpeg's start and the wait for a
