@@ -25,7 +25,6 @@
 //! closes the connection; [`crate::ingest::Feed::push`] waiting stops the reading.
 
 mod chunks;
-mod codec;
 mod conn;
 mod flv;
 mod server;
