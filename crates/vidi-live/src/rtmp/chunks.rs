@@ -28,6 +28,11 @@ const EXTENDED: u32 = 0xFF_FFFF;
 const MAX_CHUNK_STREAMS: usize = 64;
 /// The RTMP message type of Set Chunk Size.
 const SET_CHUNK_SIZE: u8 = 1;
+/// The RTMP message type of Window Acknowledgement Size.
+const WINDOW_ACK_SIZE: u8 = 5;
+/// rml_rtmp adds each read's length to a `u32` until it reaches the peer's window: a window
+/// near `u32::MAX` overflows it (a panic in debug builds). Honest windows are a few MB.
+const MAX_WINDOW_ACK_SIZE: u32 = 0x7FFF_FFFF;
 
 /// Why the guard refused a connection's bytes. The text goes to the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +51,8 @@ pub(crate) enum ChunkError {
     TooManyChunkStreams,
     #[error("invalid chunk size {0}")]
     BadChunkSize(u64),
+    #[error("window acknowledgement size {0} is too large")]
+    BadWindow(u32),
 }
 
 /// What the guard remembers of a chunk stream's last header (what a compressed header reuses).
@@ -63,8 +70,8 @@ struct InMessage {
     message_type: u8,
     length: u32,
     received: u32,
-    /// The first bytes of a Set Chunk Size message (4 are needed; a chunk size of 1 can split
-    /// them over chunks).
+    /// The first bytes of a Set Chunk Size or Window Acknowledgement Size message (4 are
+    /// needed; a chunk size of 1 can split them over chunks).
     control: Vec<u8>,
 }
 
@@ -193,7 +200,7 @@ impl ChunkGuard {
         self.chunk_left -= n;
         let message = self.message.as_mut().expect("a chunk payload belongs to a message");
         message.received += n;
-        if message.message_type == SET_CHUNK_SIZE && message.control.len() < 4 {
+        if matches!(message.message_type, SET_CHUNK_SIZE | WINDOW_ACK_SIZE) && message.control.len() < 4 {
             let take = (4 - message.control.len()).min(bytes.len());
             message.control.extend_from_slice(&bytes[..take]);
         }
@@ -207,16 +214,17 @@ impl ChunkGuard {
     fn finish(&mut self) -> Result<(), ChunkError> {
         self.chunk_left = 0;
         let Some(message) = self.message.take() else { return Ok(()) };
-        if message.message_type == SET_CHUNK_SIZE {
-            // rml_rtmp refuses a short Set Chunk Size itself (and closes); the guard only needs
-            // the new size when there is one.
-            if let Ok(raw) = <[u8; 4]>::try_from(message.control.as_slice()) {
-                let size = u32::from_be_bytes(raw);
-                if size == 0 || size > 0x7FFF_FFFF {
-                    return Err(ChunkError::BadChunkSize(u64::from(size)));
-                }
-                self.chunk_size = size;
+        // rml_rtmp refuses a short control message itself (and closes); the guard only needs
+        // the value when there is one.
+        let Ok(raw) = <[u8; 4]>::try_from(message.control.as_slice()) else { return Ok(()) };
+        let value = u32::from_be_bytes(raw);
+        match message.message_type {
+            SET_CHUNK_SIZE if value == 0 || value > 0x7FFF_FFFF => {
+                return Err(ChunkError::BadChunkSize(u64::from(value)));
             }
+            SET_CHUNK_SIZE => self.chunk_size = value,
+            WINDOW_ACK_SIZE if value > MAX_WINDOW_ACK_SIZE => return Err(ChunkError::BadWindow(value)),
+            _ => {}
         }
         Ok(())
     }

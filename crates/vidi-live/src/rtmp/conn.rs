@@ -97,34 +97,38 @@ impl Conn {
     /// close.
     pub(crate) fn input(&mut self, bytes: &[u8]) -> Result<Vec<Action>, Closed> {
         let mut actions = Vec::new();
-        let rest = match &mut self.phase {
-            Phase::Handshake(h) => match h.process_bytes(bytes) {
-                Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
-                    self.out.extend_from_slice(&response_bytes);
-                    return Ok(actions);
-                }
-                Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
-                    self.out.extend_from_slice(&response_bytes);
-                    let (session, results) =
-                        ServerSession::new(ServerSessionConfig::new()).map_err(|e| Closed::Protocol(e.to_string()))?;
-                    self.phase = Phase::Session(Box::new(session));
-                    self.results(results, &mut actions)?;
-                    remaining_bytes
-                }
-                Err(e) => return Err(Closed::Protocol(format!("handshake: {e:?}"))),
-            },
-            Phase::Session(_) => bytes.to_vec(),
-        };
-        if rest.is_empty() {
+        let Phase::Handshake(h) = &mut self.phase else {
+            self.chunks(bytes, &mut actions)?;
             return Ok(actions);
+        };
+        match h.process_bytes(bytes) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                self.out.extend_from_slice(&response_bytes);
+            }
+            Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
+                self.out.extend_from_slice(&response_bytes);
+                let (session, results) =
+                    ServerSession::new(ServerSessionConfig::new()).map_err(|e| Closed::Protocol(e.to_string()))?;
+                self.phase = Phase::Session(Box::new(session));
+                self.results(results, &mut actions)?;
+                self.chunks(&remaining_bytes, &mut actions)?;
+            }
+            Err(e) => return Err(Closed::Protocol(format!("handshake: {e:?}"))),
         }
-        self.guard.check(&rest).map_err(|e| Closed::Protocol(e.to_string()))?;
-        let Phase::Session(session) = &mut self.phase else { unreachable!("handshake done") };
-        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(&rest)))
+        Ok(actions)
+    }
+
+    /// Chunk stream bytes: through the guard, then rml_rtmp's session.
+    fn chunks(&mut self, bytes: &[u8], actions: &mut Vec<Action>) -> Result<(), Closed> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.guard.check(bytes).map_err(|e| Closed::Protocol(e.to_string()))?;
+        let session = self.session()?;
+        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
             .map_err(|_| Closed::ParserPanic)?
             .map_err(|e| Closed::Protocol(e.to_string()))?;
-        self.results(results, &mut actions)?;
-        Ok(actions)
+        self.results(results, actions)
     }
 
     /// Admits the pending publisher (after [`Publish::begin`] said yes).

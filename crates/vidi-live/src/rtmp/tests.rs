@@ -221,6 +221,15 @@ fn an_oversized_message_is_refused_at_its_header() {
 }
 
 #[test]
+fn a_window_that_would_overflow_the_parser_is_refused() {
+    let mut p = Pair::new(4 << 20, true);
+    p.connect("s");
+    // Window Acknowledgement Size (type 5) of u32::MAX on chunk stream 2.
+    p.send(&[0x02, 0, 0, 0, 0, 0, 4, 5, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    assert!(matches!(&p.closed, Some(Closed::Protocol(r)) if r.contains("window")), "{:?}", p.closed);
+}
+
+#[test]
 fn a_bogus_codec_is_refused_by_name() {
     let mut p = Pair::new(4 << 20, true);
     p.connect("s");
@@ -344,7 +353,7 @@ proptest! {
             if fmt <= 1 { bytes.extend(&len.to_be_bytes()[1..]); bytes.push(kind); }
             if fmt == 0 { bytes.extend(1u32.to_le_bytes()); }
             if ts == 0xFF_FFFF { bytes.extend(ext.to_be_bytes()); }
-            if kind == 1 { bytes.extend(ext.to_be_bytes()); }
+            if kind == 1 || kind == 5 { bytes.extend(ext.to_be_bytes()); }
             bytes.extend((0..payload).map(|i| i as u8));
         }
         feed(&bytes, &pieces, 16 << 10)?;
