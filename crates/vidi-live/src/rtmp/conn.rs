@@ -26,6 +26,11 @@ use crate::media::MediaEvent;
 /// The one RTMP application: `rtmp://HOST/s/{streamKey}`.
 pub(super) const APP: &str = "s";
 
+/// The longest message before a publisher is admitted. Until then a peer sends only commands
+/// (`connect`, `publish`: a few hundred bytes), and anyone can connect: keeping this small
+/// bounds what unadmitted connections can make the node hold.
+const MAX_MESSAGE_BEFORE_ADMISSION: u32 = 64 << 10;
+
 /// What the driver must do after some input.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -59,6 +64,8 @@ enum Phase {
 pub(crate) struct Conn {
     phase: Phase,
     guard: ChunkGuard,
+    /// The longest message once admitted.
+    max_message: u32,
     clock: Clock,
     /// The `publish` request waiting for [`Publish::begin`]'s answer.
     pending_publish: Option<u32>,
@@ -70,7 +77,8 @@ impl Conn {
     pub(crate) fn new(max_message: u32) -> Self {
         Conn {
             phase: Phase::Handshake(Box::new(Handshake::new(PeerType::Server))),
-            guard: ChunkGuard::new(max_message),
+            guard: ChunkGuard::new(max_message.min(MAX_MESSAGE_BEFORE_ADMISSION)),
+            max_message,
             clock: Clock::default(),
             pending_publish: None,
             publishing: false,
@@ -123,11 +131,15 @@ impl Conn {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.guard.check(bytes).map_err(|e| Closed::Protocol(e.to_string()))?;
-        let session = self.session()?;
-        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| Closed::ParserPanic)?
-            .map_err(|e| Closed::Protocol(e.to_string()))?;
+        let Phase::Session(session) = &mut self.phase else { unreachable!("chunks follow the handshake") };
+        let guard = &mut self.guard;
+        // The guard is there so that rml_rtmp never panics; should a case slip past it, the
+        // panic closes this connection only.
+        let results = catch_unwind(AssertUnwindSafe(|| {
+            guard.check(bytes).map_err(|e| Closed::Protocol(e.to_string()))?;
+            session.handle_input(bytes).map_err(|e| Closed::Protocol(e.to_string()))
+        }))
+        .map_err(|_| Closed::ParserPanic)??;
         self.results(results, actions)
     }
 
@@ -136,6 +148,7 @@ impl Conn {
         let id = self.pending_publish.take().expect("a publish request is pending");
         let results = self.session()?.accept_request(id).map_err(|e| Closed::Protocol(e.to_string()))?;
         self.publishing = true;
+        self.guard.set_max_message(self.max_message);
         self.results(results, &mut Vec::new())
     }
 
