@@ -247,12 +247,15 @@ fn tls_acceptor(dir: &std::path::Path) -> tokio_rustls::TlsAcceptor {
         CertificateDer::pem_file_iter(&cert).unwrap().collect::<Result<_, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_file(&key).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .unwrap();
+    // As the binary's acceptor (crates/vidi/src/tls.rs) sets it: ffmpeg offers no ALPN, so the
+    // HTTPS acceptor serves RTMPS as it is.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
