@@ -47,6 +47,10 @@ pub(crate) enum Closed {
     Finished,
     #[error("{0}")]
     Refused(String),
+    /// Media the segmenter cannot take (another codec, a malformed configuration): the
+    /// publisher's operator has to change a setting, so this is logged as a warning.
+    #[error("{0}")]
+    Media(String),
     #[error("protocol error: {0}")]
     Protocol(String),
     /// rml_rtmp panicked on the input. The guard exists so that this never happens; the
@@ -238,7 +242,7 @@ impl Conn {
         match tag {
             Ok(Tag::Event(event)) => actions.push(Action::Media(event)),
             Ok(Tag::Skip) => {}
-            Err(e) => return Err(Closed::Refused(e.to_string())),
+            Err(e) => return Err(Closed::Media(e.to_string())),
         }
         Ok(())
     }
@@ -287,9 +291,7 @@ pub(super) async fn run<S>(
     // port scan does not flood the log. A refused codec is the publisher operator's to fix.
     match outcome {
         Closed::Finished => info!(%peer, key = %key, "rtmp: publisher finished"),
-        Closed::Refused(reason) if reason.contains("codec") => {
-            warn!(%peer, key = %key, "rtmp: publisher refused: {reason}")
-        }
+        Closed::Media(reason) => warn!(%peer, key = %key, "rtmp: publisher refused: {reason}"),
         Closed::Refused(reason) => info!(%peer, key = %key, "rtmp: refused: {reason}"),
         Closed::Protocol(reason) if key.is_empty() => debug!(%peer, "rtmp: closed: {reason}"),
         Closed::Protocol(reason) => info!(%peer, key = %key, "rtmp: closed: {reason}"),

@@ -251,7 +251,7 @@ fn a_bogus_codec_is_refused_by_name() {
     p.connect("s");
     p.publish("key");
     p.audio(vec![0x2F, 0xFF, 0xFB], 0);
-    assert!(matches!(&p.closed, Some(Closed::Refused(r)) if r.contains("MP3")), "{:?}", p.closed);
+    assert!(matches!(&p.closed, Some(Closed::Media(r)) if r.contains("MP3")), "{:?}", p.closed);
 }
 
 #[test]
