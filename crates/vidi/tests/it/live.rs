@@ -104,7 +104,21 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     let events = ["live-stream.broadcast.started", "live-stream.broadcast.ended", "video.source.recorded"];
     let r = t.post_json("/webhooks", json!({ "events": events, "url": rx.url })).await;
     assert_eq!(r.status(), 201);
-    let live = create_live(&t, json!({ "name": "launch", "record": true })).await;
+    // Two restream destinations: a listening RTMP receiver, and a port where nothing listens.
+    let out = t.dir.path().join("restreamed.flv");
+    let port = free_port();
+    let mut receiver = Command::new("ffmpeg")
+        .args(["-v", "error", "-listen", "1", "-i", &format!("rtmp://127.0.0.1:{port}/app/dest-key")])
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(&out)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let restreams = json!([
+        { "name": "up", "serverUrl": format!("rtmp://127.0.0.1:{port}/app"), "streamKey": "dest-key" },
+        { "name": "down", "serverUrl": format!("rtmp://127.0.0.1:{}/app", free_port()), "streamKey": "nobody" },
+    ]);
+    let live = create_live(&t, json!({ "name": "launch", "record": true, "restreams": restreams })).await;
     let (id, key) = (live["liveStreamId"].as_str().unwrap(), live["streamKey"].as_str().unwrap());
 
     // A wrong key is refused at `publish`: ffmpeg gives up at once, and nothing broadcasts.
@@ -215,6 +229,17 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     assert_eq!(kinds, [events[0], events[1], events[0], events[1], events[2]]);
     assert!(hits.iter().all(|h| h.json()["liveStreamId"] == id));
     assert_eq!(hits[4].json()["videoId"], vid);
+
+    // The reachable destination got the broadcast though the other one never answered.
+    let st = tokio::time::timeout(Duration::from_secs(20), receiver.wait()).await.expect("the restream ended").unwrap();
+    assert!(st.success());
+    let mut codecs = probe_codecs(&std::fs::read(&out).unwrap());
+    codecs.sort();
+    assert_eq!(codecs, ["aac", "h264"]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 backend_test!(a_silent_publisher_is_replaced_and_a_deleted_stream_is_cut, multi_thread = 2);
