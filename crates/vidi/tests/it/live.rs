@@ -173,6 +173,18 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     assert_eq!(s, 200);
     assert!(!probe_codecs(&[init.as_slice(), p.as_slice()].concat()).is_empty());
 
+    // No thumbnail was uploaded: the broadcast's own picture is served, refreshed as it goes.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, jpeg) = get_bytes(&t, &format!("/live/{id}/thumbnail.jpg")).await;
+        if s == 200 {
+            assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live thumbnail");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A blocking reload for the next part answers once it exists, well within the limit.
     let asked = Instant::now();
     let (s, next) = get_bytes(&t, &format!("{media_path}?_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
