@@ -180,7 +180,8 @@ def run(label, schema, served, work):
     paths = sorted({p for _, p in served & set(operations(doc))})
     cmd += ["--include-path-regex", "^(" + "|".join(re.escape(p) for p in paths) + ")$"]
     started = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    # In the work folder: schemathesis and hypothesis leave their caches where they run.
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     took = time.time() - started
     with open(os.path.join(work, f"{label}.log"), "w") as f:
         f.write(out.stdout + out.stderr)

@@ -465,7 +465,7 @@ mod props {
         fn lookups_agree_with_a_model(pairs in pairs()) {
             let q = Query::parse(Some(&encode(&pairs, false)));
             for name in ["tags", "metadata", "tags[]"] {
-                let last = pairs.iter().filter(|(k, _)| k == name).next_back().map(|(_, v)| v.as_str());
+                let last = pairs.iter().rfind(|(k, _)| k == name).map(|(_, v)| v.as_str());
                 prop_assert_eq!(q.get(name), last);
             }
             let tags: Vec<String> = pairs

@@ -40,10 +40,10 @@ impl Modify for Conventions {
             for op in ops.into_iter().flatten() {
                 for (status, response) in op.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else { continue };
-                    if status.starts_with('4') || status.starts_with('5') {
-                        if let Some(c) = response.content.shift_remove("application/json") {
-                            response.content.insert("application/problem+json".into(), c);
-                        }
+                    if (status.starts_with('4') || status.starts_with('5'))
+                        && let Some(c) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert("application/problem+json".into(), c);
                     }
                 }
                 for p in op.parameters.iter_mut().flatten() {

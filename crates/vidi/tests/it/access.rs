@@ -240,7 +240,14 @@ async fn another_workspace_reads_and_writes_nothing_across_the_whole_surface(b: 
     // live stream with a thumbnail; an upload token; a webhook.
     let video = t.create_video("a's").await;
     assert_eq!(t.upload(&video, None, small_video()).await.status(), 201, "{label}");
-    t.wait_status(&video, 180, |s| s["encoding"]["playable"] == true).await;
+    // Every rendition and the MP4 done, so nothing changes A's objects but B.
+    t.wait_status(&video, 180, |s| {
+        let qualities = s["encoding"]["qualities"].as_array().cloned().unwrap_or_default();
+        s["encoding"]["playable"] == true
+            && qualities.iter().any(|q| q["type"] == "mp4")
+            && qualities.iter().all(|q| q["status"] == "encoded")
+    })
+    .await;
     assert_eq!(t.patch_json(&format!("/videos/{video}"), json!({ "public": false })).await.status(), 200);
     let upload = |path: String, bytes: Vec<u8>, name: &'static str| {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(name);

@@ -194,3 +194,47 @@ async fn openapi_json_differs_from_api_video_only_where_documented() {
     let shared = operations(&ours).keys().filter(|k| operations(&theirs).contains_key(*k)).count();
     assert!(shared >= 40, "only {shared} operations in common: is the comparison reading both documents?");
 }
+
+backend_test!(nulls_empty_patches_and_shapes_follow_docs_contract_md);
+/// What docs/contract.md decides about `null`, empty PATCH bodies and body shapes, as a client
+/// sees it.
+async fn nulls_empty_patches_and_shapes_follow_docs_contract_md(b: Backend) {
+    use serde_json::json;
+    let t = TestServer::start(&b).await;
+    let label = b.label.as_str();
+    let invalid = |r: reqwest::Response, name: &'static str| async move {
+        let p = problem(r, 400, "invalid-attribute").await;
+        assert_eq!(p["name"], name, "{p}");
+    };
+    // Refused where it means nothing.
+    invalid(t.post_json("/players", json!({ "forceLoop": null })).await, "forceLoop").await;
+    invalid(t.post_json("/players", json!({ "text": null })).await, "text").await;
+    invalid(t.post_json("/upload-tokens", json!({ "ttl": null })).await, "ttl").await;
+    invalid(t.post_json("/videos", json!({ "title": "t", "clip": [null, null] })).await, "clip").await;
+    let player: Value = t.post_json("/players", json!({ "name": "p" })).await.json().await.unwrap();
+    let pid = player["playerId"].as_str().unwrap();
+    invalid(t.patch_json(&format!("/players/{pid}"), json!({ "name": null })).await, "name").await;
+    // An integer without a fraction is an integer.
+    let r = t.post_json("/upload-tokens", json!({ "ttl": 60.0 })).await;
+    assert!(r.status().is_success(), "{label}: {}", r.status());
+    assert_eq!(r.json::<Value>().await.unwrap()["ttl"], 60);
+
+    // Empty PATCH bodies change nothing and answer the object as it is.
+    let video = t.create_video("v").await;
+    let before: Value = t.get(&format!("/videos/{video}")).await.json().await.unwrap();
+    let same: Value = t.patch_json(&format!("/videos/{video}"), json!({})).await.json().await.unwrap();
+    assert_eq!((&same["title"], &same["updatedAt"]), (&before["title"], &before["updatedAt"]), "{label}");
+    let same: Value = t.patch_json(&format!("/players/{pid}"), json!({})).await.json().await.unwrap();
+    assert_eq!(same, player, "{label}");
+    let live: Value = t.post_json("/live-streams", json!({ "name": "l" })).await.json().await.unwrap();
+    let lid = live["liveStreamId"].as_str().unwrap();
+    let r = t.patch_json(&format!("/live-streams/{lid}"), json!({})).await;
+    assert_eq!(r.status(), 200, "{label}");
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "l");
+
+    // `playerId: null` detaches: kept, it means something.
+    let r = t.patch_json(&format!("/videos/{video}"), json!({ "playerId": pid })).await;
+    assert_eq!(r.status(), 200, "{label}");
+    let r: Value = t.patch_json(&format!("/videos/{video}"), json!({ "playerId": null })).await.json().await.unwrap();
+    assert!(r.get("playerId").is_none(), "{label}: {r}");
+}
