@@ -7,6 +7,7 @@
 //! A new resource adds a trait here (`repo/<resource>.rs`), its implementation for `Db` in
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
+mod analytics;
 mod auth;
 mod encoding;
 mod events;
@@ -23,6 +24,7 @@ mod uploads;
 mod videos;
 mod webhooks;
 
+pub use analytics::{AnalyticsRepo, SessionHead};
 pub use auth::AuthRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
@@ -57,6 +59,7 @@ pub trait Repo:
     + RenditionRepo
     + LiveStreamRepo
     + TrackRepo
+    + AnalyticsRepo
 {
 }
 
@@ -76,5 +79,6 @@ impl<T> Repo for T where
         + RenditionRepo
         + LiveStreamRepo
         + TrackRepo
+        + AnalyticsRepo
 {
 }

@@ -50,7 +50,10 @@ pub enum MediaEvent {
         data: Bytes,
     },
     /// One raw AAC frame (no ADTS header).
-    Audio { dts: i64, data: Bytes },
+    Audio {
+        dts: i64,
+        data: Bytes,
+    },
 }
 
 impl MediaEvent {

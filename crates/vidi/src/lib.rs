@@ -90,6 +90,27 @@ pub fn key_lines(keys: &[ApiKeyInfo]) -> Vec<String> {
         .collect()
 }
 
+/// `vidi analytics report`: a subject's quality of experience over a period, one measure a line
+/// (the figures of `GET /analytics/{videos|live-streams}/{id}/qoe`).
+pub fn qoe_table(media: &vidi_core::id::MediaId, period: &str, q: &vidi_core::analytics::QoeSummary) -> String {
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+    let error_rate = if q.views == 0 { 0.0 } else { 100.0 * q.errored as f64 / q.views as f64 };
+    let rows = [
+        ("subject", media.to_string()),
+        ("period", period.to_string()),
+        ("sessions", q.sessions.to_string()),
+        ("views", q.views.to_string()),
+        ("time to first frame, median", ms(q.ttff_median)),
+        ("time to first frame, p95", ms(q.ttff_p95)),
+        ("time to first frame, measures", q.ttff_count.to_string()),
+        ("rebuffering, stalls", q.rebuffers.to_string()),
+        ("rebuffering, total", format!("{} ms", q.rebuffer_ms)),
+        ("error rate", format!("{error_rate:.1} %")),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+}
+
 /// The media store `cfg` names (a local folder or an S3 bucket and prefix).
 pub async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage.url.as_deref(), &cfg.storage.data_dir, &cfg.s3()).await?)

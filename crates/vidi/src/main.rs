@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Player analytics.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Print the effective configuration, one `VIDI_*` variable a line with where its value came
@@ -51,6 +56,23 @@ enum WorkspaceCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsCommand {
+    /// Print a video's or a live stream's quality of experience over a period as a table: what
+    /// `GET /analytics/videos/{id}/qoe` answers (docs/analytics.md).
+    Report {
+        /// The video (`vi…`).
+        #[arg(long, conflicts_with = "live_stream", required_unless_present = "live_stream")]
+        video: Option<String>,
+        /// The live stream (`li…`).
+        #[arg(long)]
+        live_stream: Option<String>,
+        /// `YYYY-MM-DD`, `YYYY-Www`, `YYYY-MM`, `YYYY` or `YYYY-MM-DD/YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        period: String,
     },
 }
 
@@ -149,6 +171,29 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                     eprintln!("revoked {id}: it stops working on every node within 30 s");
                 }
             }
+            Ok(())
+        }
+        Command::Analytics { command: AnalyticsCommand::Report { video, live_stream, period } } => {
+            use vidi_core::id::{LiveStreamId, MediaId, VideoId};
+            let repo = vidi::open_repo(&cfg).await?;
+            let span = vidi_core::analytics::Period::parse(&period, false)
+                .ok_or_else(|| anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range"))?;
+            let (media, ws) = match (video, live_stream) {
+                (Some(v), _) => {
+                    let id = VideoId::parse(&v).ok_or_else(|| anyhow::anyhow!("not a video id: {v}"))?;
+                    let ws = repo.video_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("video {v}: {e}"))?.workspace_id;
+                    (MediaId::Video(id), ws)
+                }
+                (None, Some(l)) => {
+                    let id = LiveStreamId::parse(&l).ok_or_else(|| anyhow::anyhow!("not a live stream id: {l}"))?;
+                    let ws =
+                        repo.live_stream_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("live stream {l}: {e}"))?.workspace_id;
+                    (MediaId::LiveStream(id), ws)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let q = repo.qoe_summary(&ws, &media, span).await?;
+            print!("{}", vidi::qoe_table(&media, &period, &q));
             Ok(())
         }
         Command::Openapi => {

@@ -67,6 +67,9 @@ pub(super) struct Flat {
     webhook_retry_base_ms: u64,
     webhook_retry_hours: u64,
     webhook_poll_ms: u64,
+    collect_rate: u64,
+    trusted_proxy: bool,
+    geoip_db: String,
 }
 
 impl Default for Flat {
@@ -134,6 +137,9 @@ impl From<&Config> for Flat {
             webhook_retry_base_ms: c.webhooks.retry_base.as_millis() as u64,
             webhook_retry_hours: c.webhooks.retry_window.as_secs() / 3600,
             webhook_poll_ms: c.webhooks.poll.as_millis() as u64,
+            collect_rate: c.analytics.collect_rate.into(),
+            trusted_proxy: c.analytics.trusted_proxy,
+            geoip_db: c.analytics.geoip_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         }
     }
 }
@@ -219,6 +225,11 @@ impl Flat {
                 retry_base: o.millis("webhook_retry_base_ms", f.webhook_retry_base_ms)?,
                 retry_window: Duration::from_secs(o.int("webhook_retry_hours", f.webhook_retry_hours)? * 3600),
                 poll: o.millis("webhook_poll_ms", f.webhook_poll_ms)?,
+            },
+            analytics: Analytics {
+                collect_rate: o.int("collect_rate", f.collect_rate)? as u32,
+                trusted_proxy: f.trusted_proxy,
+                geoip_db: o.text("geoip_db", &f.geoip_db)?.map(PathBuf::from),
             },
         })
     }

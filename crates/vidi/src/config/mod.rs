@@ -38,6 +38,7 @@ pub struct Config {
     pub encoding: Encoding,
     pub outbound: Outbound,
     pub webhooks: Webhooks,
+    pub analytics: Analytics,
 }
 
 /// The listener and the edges of every connection.
@@ -182,6 +183,18 @@ pub struct Outbound {
     pub allow_private: bool,
 }
 
+/// The analytics collector (`vidi_api::collect`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analytics {
+    /// Requests a second one client address may send the collector (0: no limit).
+    pub collect_rate: u32,
+    /// Every peer is a reverse proxy of ours: the client address is the last `X-Forwarded-For`
+    /// entry. Off, the header is ignored (anyone can write it).
+    pub trusted_proxy: bool,
+    /// A MaxMind-format database (GeoIP2/GeoLite2 City or Country) locating viewers.
+    pub geoip_db: Option<PathBuf>,
+}
+
 /// Webhooks and their delivery.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Webhooks {
@@ -260,6 +273,11 @@ impl Default for Config {
                 retry_base: hooks.schedule.base,
                 retry_window: hooks.schedule.window,
                 poll: hooks.poll,
+            },
+            analytics: Analytics {
+                collect_rate: api.collect_rate,
+                trusted_proxy: api.trusted_proxy,
+                geoip_db: api.geoip_db,
             },
         }
     }

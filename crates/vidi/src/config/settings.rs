@@ -132,6 +132,9 @@ pub const SETTINGS: &[Setting] = &[
     int("webhook_retry_base_ms", "webhooks", 1, HOUR * 1000, "milliseconds"),
     int("webhook_retry_hours", "webhooks", 1, 30 * 24, "hours"),
     int("webhook_poll_ms", "webhooks", 10, 60_000, "milliseconds"),
+    int("collect_rate", "analytics", 0, MANY, "requests per second"),
+    of("trusted_proxy", "analytics", Kind::Bool),
+    text("geoip_db", "analytics", false),
 ];
 
 /// The setting with this file key.

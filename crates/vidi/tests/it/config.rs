@@ -107,6 +107,11 @@ const CASES: &[Case] = &[
     case("VIDI_WEBHOOK_RETRY_BASE_MS", "100", |c| c.webhooks.retry_base == Duration::from_millis(100)),
     case("VIDI_WEBHOOK_RETRY_HOURS", "2", |c| c.webhooks.retry_window == secs(2 * 3600)),
     case("VIDI_WEBHOOK_POLL_MS", "50", |c| c.webhooks.poll == Duration::from_millis(50)),
+    case("VIDI_COLLECT_RATE", "0", |c| c.analytics.collect_rate == 0),
+    case("VIDI_TRUSTED_PROXY", "true", |c| c.analytics.trusted_proxy),
+    case("VIDI_GEOIP_DB", "/var/lib/GeoLite2-City.mmdb", |c| {
+        c.analytics.geoip_db.as_deref() == Some(std::path::Path::new("/var/lib/GeoLite2-City.mmdb"))
+    }),
 ];
 
 /// Read by the binary rather than [`Config`]: tested through it.

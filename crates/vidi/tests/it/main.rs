@@ -4,6 +4,7 @@
 
 mod common;
 
+mod analytics;
 mod api;
 mod captions;
 mod config;
