@@ -294,8 +294,8 @@ impl AnalyticsRepo for Db {
         );
         with_pool!(self, p => {
             // No row at all (not even one of NULLs) when the session is not `ws`'s.
-            let found: Option<(i64,)> = sqlx::query_as(
-                "SELECT 1 FROM player_sessions WHERE id = $1 AND workspace_id = $2")
+            let found: Option<(String,)> = sqlx::query_as(
+                "SELECT id FROM player_sessions WHERE id = $1 AND workspace_id = $2")
                 .bind(id.as_str()).bind(ws.as_str()).fetch_optional(p).await.map_err(db_err)?;
             if found.is_none() {
                 return Err(CoreError::NotFound);

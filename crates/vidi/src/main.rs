@@ -176,18 +176,23 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Analytics { command: AnalyticsCommand::Report { video, live_stream, period } } => {
             use vidi_core::id::{LiveStreamId, MediaId, VideoId};
             let repo = vidi::open_repo(&cfg).await?;
-            let span = vidi_core::analytics::Period::parse(&period, false)
-                .ok_or_else(|| anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range"))?;
+            let span = vidi_core::analytics::Period::parse(&period, false).ok_or_else(|| {
+                anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range")
+            })?;
             let (media, ws) = match (video, live_stream) {
                 (Some(v), _) => {
                     let id = VideoId::parse(&v).ok_or_else(|| anyhow::anyhow!("not a video id: {v}"))?;
-                    let ws = repo.video_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("video {v}: {e}"))?.workspace_id;
+                    let ws =
+                        repo.video_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("video {v}: {e}"))?.workspace_id;
                     (MediaId::Video(id), ws)
                 }
                 (None, Some(l)) => {
                     let id = LiveStreamId::parse(&l).ok_or_else(|| anyhow::anyhow!("not a live stream id: {l}"))?;
-                    let ws =
-                        repo.live_stream_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("live stream {l}: {e}"))?.workspace_id;
+                    let ws = repo
+                        .live_stream_for_delivery(&id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("live stream {l}: {e}"))?
+                        .workspace_id;
                     (MediaId::LiveStream(id), ws)
                 }
                 (None, None) => unreachable!("clap requires one"),

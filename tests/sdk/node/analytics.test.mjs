@@ -35,9 +35,9 @@ describe('analytics (raw statistics)', () => {
     const video = await client.videos.create({ title: `${marker} watched` });
     videos.push(video.videoId);
     const { sessionId } = await collect('/sessions', {
-      videoId: video.videoId, referrer: 'https://blog.example/post', metadata: { plan: 'pro' },
+      videoId: video.videoId, referrer: 'https://blog.example/post', metadata: [{ key: 'plan', value: 'pro' }],
     });
-    const other = await collect('/sessions', { videoId: video.videoId, metadata: { plan: 'free' } });
+    const other = await collect('/sessions', { videoId: video.videoId, metadata: [{ key: 'plan', value: 'free' }] });
     await collect(`/sessions/${sessionId}/events`, {
       events: [
         { seq: 0, type: 'ready', ts: 5, at: 0 },

@@ -43,9 +43,9 @@ def test_video_sessions_metadata_filter_and_events(api_client, stats, marker):
     videos = VideosApi(api_client)
     video = videos.create(VideoCreationPayload(title=f"{marker} analytics"))
     try:
-        mine = collect("/sessions", {"videoId": video.video_id, "metadata": {"plan": "pro"},
+        mine = collect("/sessions", {"videoId": video.video_id, "metadata": [{"key": "plan", "value": "pro"}],
                                      "referrer": "https://www.google.com/search?q=cats"})["sessionId"]
-        collect("/sessions", {"videoId": video.video_id, "metadata": {"plan": "free"}})
+        collect("/sessions", {"videoId": video.video_id, "metadata": [{"key": "plan", "value": "free"}]})
         collect(f"/sessions/{mine}/events", {"events": [
             {"seq": 0, "type": "ready", "ts": 1, "at": 0},
             {"seq": 1, "type": "play", "ts": 2, "at": 0},

@@ -156,7 +156,8 @@
 
   // ---- The session ----------------------------------------------------------------------------
 
-  const request = { videoId: config.videoId, metadata: config.metadata || {} };
+  const metadata = Object.entries(config.metadata || {}).map(([key, value]) => ({ key, value }));
+  const request = { videoId: config.videoId, metadata };
   if (c.avh) request.avh = c.avh;
   if (document.referrer) request.referrer = document.referrer.slice(0, 2048);
   mintedAt = performance.now();

@@ -112,9 +112,11 @@ pub struct SessionRequest {
     pub avh: Option<String>,
     /// The page that embeds the player, or that the viewer came from (`document.referrer`).
     pub referrer: Option<String>,
-    /// A video's `metadata[k]=v` of the player URL.
+    /// A video's `metadata[k]=v` of the player URL, as `{key, value}` pairs (api.video's
+    /// metadata shape); a key given twice keeps its last value.
     #[serde(default)]
-    pub metadata: std::collections::BTreeMap<String, String>,
+    #[schema(value_type = Vec<crate::resources::videos::MetadataOut>)]
+    pub metadata: Vec<vidi_core::model::MetadataPair>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -235,8 +237,11 @@ async fn mint(
             ));
         }
     };
-    if r.metadata.len() > MAX_METADATA
-        || r.metadata.iter().any(|(k, v)| {
+    // Sorted by key, one value a key, as the player page's configuration has them.
+    let metadata: std::collections::BTreeMap<String, String> =
+        r.metadata.into_iter().map(|p| (p.key, p.value)).collect();
+    if metadata.len() > MAX_METADATA
+        || metadata.iter().any(|(k, v)| {
             k.is_empty() || k.chars().count() > MAX_METADATA_CHARS || v.chars().count() > MAX_METADATA_CHARS
         })
     {
@@ -294,7 +299,7 @@ async fn mint(
         ended_at: 0,
         // The 2023 schemas give live sessions no metadata.
         metadata: match media {
-            MediaId::Video(_) => r.metadata.into_iter().collect(),
+            MediaId::Video(_) => metadata.into_iter().collect(),
             MediaId::LiveStream(_) => Vec::new(),
         },
         media,

@@ -63,13 +63,13 @@ async fn the_collector_refuses_abuse_counts_it_and_keeps_what_it_takes(b: Backen
     // Oversized: a body past the bound, too many metadata pairs, a batch of too many events.
     let big = json!({"videoId": video, "referrer": "x".repeat(20_000)}).to_string();
     problem(collect(&t, "/sessions", big, None).await, 413, "payload-too-large").await;
-    let many: serde_json::Map<String, Value> = (0..40).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many: Vec<Value> = (0..40).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect();
     problem(mint(&t, json!({"videoId": video, "metadata": many})).await, 400, "invalid-attribute").await;
 
     // A good session, with metadata and a referrer.
     let r = mint(
         &t,
-        json!({"videoId": video, "referrer": "https://www.google.com/search?q=cats", "metadata": {"plan": "pro"}}),
+        json!({"videoId": video, "referrer": "https://www.google.com/search?q=cats", "metadata": [{"key": "plan", "value": "pro"}]}),
     )
     .await;
     assert_eq!(r.status(), 201, "{label}");
@@ -307,8 +307,8 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         ("2020-W52", 1),
         ("2021-W01", 1),
         ("2020-12-31", 1),
-        ("2020-12", 4),
-        ("2020", 4),
+        ("2020-12", 3),
+        ("2020", 3),
         ("2021", 3),
         ("2020-12-28/2021-01-03", 3),
         ("2020-12-27/2021-01-04", 5),
@@ -318,12 +318,12 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         assert_eq!(count(format!("period={period}")).await, want, "{label}: {period}");
     }
     assert_eq!(count("period=2020-W53&metadata[plan]=a".into()).await, 1, "{label}");
-    assert_eq!(count("period=2020&metadata%5Bplan%5D=b".into()).await, 2, "{label}");
+    assert_eq!(count("period=2020&metadata%5Bplan%5D=b".into()).await, 1, "{label}");
     assert_eq!(count("period=2020&metadata[plan]=b&metadata[other]=x".into()).await, 0, "{label}");
 
     // Newest first, paged.
     let r: Value =
-        t.get(&format!("/analytics/videos/{video}?period=2020&pageSize=3&currentPage=2")).await.json().await.unwrap();
+        t.get(&format!("/analytics/videos/{video}?period=2020&pageSize=2&currentPage=2")).await.json().await.unwrap();
     assert_eq!((r["pagination"]["pagesTotal"].as_u64(), r["data"].as_array().unwrap().len()), (Some(2), 1), "{label}");
     let first = r["data"][0]["session"]["loadedAt"].as_str().unwrap();
     assert_eq!(first, "2020-12-27T23:00:00.000Z", "{label}");
