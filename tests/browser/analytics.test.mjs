@@ -86,6 +86,8 @@ describe('the player reports its viewing session, in Chromium', () => {
         return { ok: !!s, s };
       })).s;
       assert.match(session, /^ps[0-9A-Za-z]{22}$/);
+      // The viewer presses play once the player is ready (its `ready` event comes first).
+      await until('the player ready', async () => ({ ok: await page.evaluate(() => document.querySelector('video').readyState >= 1) }));
       await page.evaluate(() => { const v = document.querySelector('video'); v.muted = true; return v.play(); });
       await until('playing past 2 s', async () => { const v = await video(page); return { ok: v.t >= 2, ...v }; });
       await seek(page, 6);
@@ -149,6 +151,8 @@ describe('the player reports its viewing session, in Chromium', () => {
         const s = await page.evaluate(() => window.vidiAnalytics && window.vidiAnalytics.session);
         return { ok: !!s, s };
       })).s;
+      // The viewer presses play once the player is ready (its `ready` event comes first).
+      await until('the player ready', async () => ({ ok: await page.evaluate(() => document.querySelector('video').readyState >= 1) }));
       await page.evaluate(() => { const v = document.querySelector('video'); v.muted = true; return v.play(); });
       await until('playing past 1 s', async () => { const v = await video(page); return { ok: v.t >= 1, ...v }; });
       // A seek just before leaving: its event waits in the page's queue (batches go every 5 s).

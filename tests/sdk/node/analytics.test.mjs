@@ -14,8 +14,9 @@ async function collect(path, body) {
     headers: { 'content-type': 'application/json', 'user-agent': 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:67.0) Gecko/20100101 Firefox/67.0' },
     body: JSON.stringify(body),
   });
-  assert.ok(r.status === 201 || r.status === 204, `${path}: ${r.status} ${await r.text()}`);
-  return r.status === 201 ? r.json() : null;
+  const text = await r.text();
+  assert.ok(r.status === 201 || r.status === 204, `${path}: ${r.status} ${text}`);
+  return r.status === 201 ? JSON.parse(text) : null;
 }
 
 const today = () => new Date().toISOString().slice(0, 10);

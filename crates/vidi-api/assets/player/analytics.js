@@ -80,12 +80,22 @@
   // ---- What the viewer does -------------------------------------------------------------------
 
   const whole = (s) => Math.max(0, Math.floor(Number.isFinite(s) ? s : 0));
-  let playhead = 0; // the last playhead seen while not seeking: where a seek starts from
+  // Where a seek starts from: the last playhead seen while not seeking, moved on by the time
+  // played since (`timeupdate` comes only every quarter second or so).
+  let playhead = 0;
+  let playheadAt = 0; // performance.now() when it was seen
+  let playing = false; // and whether it was moving then
+  const seen = () => {
+    playhead = video.currentTime;
+    playheadAt = performance.now();
+    playing = !video.paused;
+  };
+  const seekStart = () => playhead + (playing ? ((performance.now() - playheadAt) / 1000) * video.playbackRate : 0);
   let started = false; // a first play happened
   let pausedBefore = false; // the next play is a resume
-  video.addEventListener('timeupdate', () => {
-    if (!video.seeking) playhead = video.currentTime;
-  });
+  for (const type of ['timeupdate', 'play', 'pause', 'seeked']) {
+    video.addEventListener(type, () => { if (!video.seeking) seen(); });
+  }
   video.addEventListener('loadedmetadata', () => record('ready', { at: whole(video.currentTime) }), { once: true });
   video.addEventListener('play', () => {
     if (!started) {
@@ -104,9 +114,10 @@
     record('pause', { at: whole(video.currentTime) });
   });
   video.addEventListener('seeking', () => {
-    const from = whole(playhead);
+    const from = whole(seekStart());
     const to = whole(video.currentTime);
-    playhead = video.currentTime;
+    seen();
+    playing = false; // until it plays again from there
     // Before the first play, a seek is where playback starts (`?t=`), not the viewer's move.
     if (!started || from === to) return;
     record(to > from ? 'seek.forward' : 'seek.backward', { from, to });
