@@ -76,6 +76,9 @@ pub struct ApiConfig {
     pub trusted_proxy: bool,
     /// `VIDI_GEOIP_DB`: a MaxMind-format database locating viewers (none: `unknown`).
     pub geoip_db: Option<std::path::PathBuf>,
+    /// `VIDI_ANALYTICS_RETENTION_DAYS`: raw viewing sessions and their events are deleted this
+    /// long after they were loaded (`None`: kept).
+    pub analytics_retention: Option<Duration>,
 }
 
 impl Default for ApiConfig {
@@ -99,6 +102,7 @@ impl Default for ApiConfig {
             collect_rate: 10,
             trusted_proxy: false,
             geoip_db: None,
+            analytics_retention: None,
         }
     }
 }
@@ -305,5 +309,9 @@ pub fn services(state: &AppState) -> Vec<vidi_core::service::Service> {
         }
         Ok(())
     });
-    vec![heartbeat, recovery]
+    let mut services = vec![heartbeat, recovery];
+    if let Some(keep) = state.cfg.analytics_retention {
+        services.push(collect::retention(state.clone(), keep));
+    }
+    services
 }

@@ -353,6 +353,24 @@ impl AnalyticsRepo for Db {
         })
     }
 
+    async fn prune_player_sessions(&self, before: i64, limit: u32) -> CoreResult<u64> {
+        // The oldest sessions through the `loaded_at` index, then their rows by session id.
+        const OLD: &str = "SELECT id FROM player_sessions WHERE loaded_at < $1 ORDER BY loaded_at LIMIT $2";
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            for table in ["player_events", "player_session_metadata"] {
+                let sql = format!("DELETE FROM {table} WHERE session_id IN ({OLD})");
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(i64::from(limit))
+                    .execute(&mut *tx).await.map_err(db_err)?;
+            }
+            let sql = format!("DELETE FROM player_sessions WHERE id IN ({OLD})");
+            let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(i64::from(limit))
+                .execute(&mut *tx).await.map(|r| r.rows_affected()).map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(n)
+        })
+    }
+
     async fn in_playback_session(&self, media: &MediaId, session: &str, now: i64) -> CoreResult<bool> {
         let sql = match media {
             MediaId::Video(_) => {

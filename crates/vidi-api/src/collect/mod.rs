@@ -415,3 +415,40 @@ fn event(id: &PlayerSessionId, loaded_at: i64, now: i64, e: EventIn) -> Result<P
     };
     Ok(PlayerEvent { session_id: id.clone(), seq: e.seq, kind, emitted_at: loaded_at + e.ts, at, from, to, value })
 }
+
+/// Sessions deleted per statement by the retention sweep: one short transaction each.
+const PRUNE_BATCH: u32 = 500;
+
+/// The retention sweep (`VIDI_ANALYTICS_RETENTION_DAYS`): every hour, deletes the sessions loaded
+/// longer than `keep` ago with their events, a batch at a time. Every API node runs it; two
+/// sweeping at once delete the same old rows, which is harmless.
+pub fn retention(state: AppState, keep: std::time::Duration) -> vidi_core::service::Service {
+    vidi_core::service::Service::new("analytics-retention", move |shutdown| async move {
+        while !shutdown.is_cancelled() {
+            let before = now_ms() - keep.as_millis() as i64;
+            let mut total = 0;
+            loop {
+                match state.repo.prune_player_sessions(before, PRUNE_BATCH).await {
+                    Ok(n) => {
+                        total += n;
+                        if n < u64::from(PRUNE_BATCH) || shutdown.is_cancelled() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "analytics retention sweep failed");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(sessions = total, "analytics retention: deleted old viewing sessions");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    })
+}

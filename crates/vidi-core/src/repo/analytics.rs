@@ -45,6 +45,10 @@ pub trait AnalyticsRepo: Send + Sync {
     ) -> CoreResult<(Vec<PlayerEvent>, u64)>;
     /// The quality of experience of `media`'s sessions loaded within `period` (Vidi's extension).
     async fn qoe_summary(&self, ws: &WorkspaceId, media: &MediaId, period: Period) -> CoreResult<QoeSummary>;
+    /// Deletes up to `limit` sessions loaded before `before` (unix ms), with their events and
+    /// metadata, oldest first, in one transaction; returns how many sessions went. The retention
+    /// sweep calls it until it returns less than `limit`, so no call holds SQLite's writer long.
+    async fn prune_player_sessions(&self, before: i64, limit: u32) -> CoreResult<u64>;
     /// Whether `session` is the playback session a private token of `media` is bound to and
     /// still open: a check only, which never binds a token (the collector must not use up a
     /// viewer's private link).

@@ -28,6 +28,8 @@ CREATE TABLE player_sessions (
 );
 -- One video's sessions of a period, newest first.
 CREATE INDEX player_sessions_by_media ON player_sessions (media_id, loaded_at);
+-- The oldest sessions first, for the retention sweep (`VIDI_ANALYTICS_RETENTION_DAYS`).
+CREATE INDEX player_sessions_by_time ON player_sessions (loaded_at);
 
 -- The `metadata[k]=v` filter: one row per pair, so the filter is an indexed lookup per pair.
 CREATE TABLE player_session_metadata (

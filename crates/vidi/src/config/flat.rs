@@ -70,6 +70,7 @@ pub(super) struct Flat {
     collect_rate: u64,
     trusted_proxy: bool,
     geoip_db: String,
+    analytics_retention_days: u64,
 }
 
 impl Default for Flat {
@@ -140,6 +141,7 @@ impl From<&Config> for Flat {
             collect_rate: c.analytics.collect_rate.into(),
             trusted_proxy: c.analytics.trusted_proxy,
             geoip_db: c.analytics.geoip_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            analytics_retention_days: c.analytics.retention.map_or(0, |d| d.as_secs() / 86_400),
         }
     }
 }
@@ -230,6 +232,10 @@ impl Flat {
                 collect_rate: o.int("collect_rate", f.collect_rate)? as u32,
                 trusted_proxy: f.trusted_proxy,
                 geoip_db: o.text("geoip_db", &f.geoip_db)?.map(PathBuf::from),
+                retention: match o.int("analytics_retention_days", f.analytics_retention_days)? {
+                    0 => None,
+                    days => Some(Duration::from_secs(days * 86_400)),
+                },
             },
         })
     }

@@ -193,6 +193,8 @@ pub struct Analytics {
     pub trusted_proxy: bool,
     /// A MaxMind-format database (GeoIP2/GeoLite2 City or Country) locating viewers.
     pub geoip_db: Option<PathBuf>,
+    /// Raw sessions and events are deleted this long after they were loaded (`None`: kept).
+    pub retention: Option<Duration>,
 }
 
 /// Webhooks and their delivery.
@@ -278,6 +280,7 @@ impl Default for Config {
                 collect_rate: api.collect_rate,
                 trusted_proxy: api.trusted_proxy,
                 geoip_db: api.geoip_db,
+                retention: api.analytics_retention,
             },
         }
     }

@@ -135,6 +135,7 @@ pub const SETTINGS: &[Setting] = &[
     int("collect_rate", "analytics", 0, MANY, "requests per second"),
     of("trusted_proxy", "analytics", Kind::Bool),
     text("geoip_db", "analytics", false),
+    int("analytics_retention_days", "analytics", 0, 36_500, "days"),
 ];
 
 /// The setting with this file key.

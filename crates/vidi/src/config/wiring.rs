@@ -34,6 +34,7 @@ impl Config {
             collect_rate: self.analytics.collect_rate,
             trusted_proxy: self.analytics.trusted_proxy,
             geoip_db: self.analytics.geoip_db.clone(),
+            analytics_retention: self.analytics.retention,
             ..vidi_api::ApiConfig::default()
         }
     }

@@ -9,7 +9,7 @@ use crate::common::{Backend, TestServer, backend_test, problem};
 use reqwest::Response;
 use serde_json::{Value, json};
 use vidi_api::collect::limit::Refusal;
-use vidi_core::analytics::{Agent, Period, PlayerSession, Referrer};
+use vidi_core::analytics::{Agent, EventKind, Period, PlayerEvent, PlayerSession, Referrer};
 use vidi_core::id::{LiveStreamId, MediaId, PlayerSessionId, VideoId, WorkspaceId};
 
 async fn collect(t: &TestServer, path: &str, body: impl Into<reqwest::Body>, forwarded: Option<&str>) -> Response {
@@ -289,9 +289,23 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         ("2021-01-04", 0, "a"),
         ("2021-02-01", 5, "a"),
     ];
+    let mut ids = Vec::new();
     for (day, hour, plan) in times {
-        repo.insert_player_session(&session_at(&ws, vid.clone(), at(day, hour), &[("plan", plan)])).await.unwrap();
+        let s = session_at(&ws, vid.clone(), at(day, hour), &[("plan", plan)]);
+        repo.insert_player_session(&s).await.unwrap();
+        ids.push(s.id);
     }
+    let oldest_event = PlayerEvent {
+        session_id: ids[0].clone(),
+        seq: 0,
+        kind: EventKind::Play,
+        emitted_at: at("2020-12-27", 23) + 5,
+        at: Some(0),
+        from: None,
+        to: None,
+        value: None,
+    };
+    assert_eq!(repo.append_player_events(std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
     let count = |q: String| {
         let t = &t;
         let video = &video;
@@ -363,4 +377,16 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert_eq!(count("period=2020-12-31".into()).await, 1, "{label}: another workspace's session is not listed");
     let r = t.get(&format!("/analytics/sessions/{}/events", stranger.id)).await;
     assert_eq!(problem(r, 404, "resource-not-found").await["name"], "sessionId", "{label}");
+
+    // Retention: the sessions loaded before 2021 go, oldest first, a batch at a time, with their
+    // events; the later ones stay.
+    let events: Value = t.get(&format!("/analytics/sessions/{}/events", ids[0])).await.json().await.unwrap();
+    assert_eq!(events["pagination"]["itemsTotal"], 1, "{label}");
+    let before = at("2021-01-01", 0);
+    assert_eq!(repo.prune_player_sessions(before, 2).await.unwrap(), 2, "{label}");
+    assert_eq!(repo.prune_player_sessions(before, 10).await.unwrap(), 3, "{label}");
+    assert_eq!(repo.prune_player_sessions(before, 10).await.unwrap(), 0, "{label}");
+    assert_eq!((count("period=2020".into()).await, count("period=2021".into()).await), (0, 3), "{label}");
+    let r = t.get(&format!("/analytics/sessions/{}/events", ids[0])).await;
+    problem(r, 404, "resource-not-found").await;
 }

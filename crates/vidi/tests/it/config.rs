@@ -109,6 +109,7 @@ const CASES: &[Case] = &[
     case("VIDI_WEBHOOK_POLL_MS", "50", |c| c.webhooks.poll == Duration::from_millis(50)),
     case("VIDI_COLLECT_RATE", "0", |c| c.analytics.collect_rate == 0),
     case("VIDI_TRUSTED_PROXY", "true", |c| c.analytics.trusted_proxy),
+    case("VIDI_ANALYTICS_RETENTION_DAYS", "90", |c| c.analytics.retention == Some(secs(90 * 86_400))),
     case("VIDI_GEOIP_DB", "/var/lib/GeoLite2-City.mmdb", |c| {
         c.analytics.geoip_db.as_deref() == Some(std::path::Path::new("/var/lib/GeoLite2-City.mmdb"))
     }),
