@@ -188,6 +188,14 @@ pub fn quantile_rank(n: u64, q: f64) -> Option<u64> {
     (n > 0).then(|| (((n as f64) * q).ceil() as u64).clamp(1, n) - 1)
 }
 
+/// One raw event as `vidi analytics export` writes it: the event, and whose session of what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportRow {
+    pub workspace_id: WorkspaceId,
+    pub media: MediaId,
+    pub event: PlayerEvent,
+}
+
 /// A half-open span of time `[start, end)`, in unix ms: what a `period` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Period {

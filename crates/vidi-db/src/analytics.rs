@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use vidi_core::analytics::{
-    Agent, EventKind, Period, PlayerEvent, PlayerSession, QoeSummary, Referrer, month_of, quantile_rank,
+    Agent, EventKind, ExportRow, Period, PlayerEvent, PlayerSession, QoeSummary, Referrer, month_of, quantile_rank,
 };
 use vidi_core::id::{LiveStreamId, MediaId, PlayerSessionId, VideoId, WorkspaceId};
 use vidi_core::model::PageRequest;
@@ -351,6 +351,42 @@ impl AnalyticsRepo for Db {
             rebuffers: rebuffers as u64,
             rebuffer_ms,
         })
+    }
+
+    async fn export_player_events(
+        &self,
+        period: Period,
+        after: Option<(i64, PlayerSessionId, i64)>,
+        limit: u32,
+    ) -> CoreResult<Vec<ExportRow>> {
+        // Keyset paging: each page starts after the last row of the one before, through the
+        // partition key (PostgreSQL reads only the period's months).
+        let (t, sid, seq) = after.map_or((i64::MIN, String::new(), -1), |(t, s, q)| (t, s.into_string(), q));
+        let sql = "SELECT e.session_id, e.seq, e.emitted_at, e.type, e.at, e.from_s, e.to_s, e.value, \
+                   s.workspace_id, s.media_id \
+                   FROM player_events e JOIN player_sessions s ON s.id = e.session_id \
+                   WHERE e.emitted_at >= $1 AND e.emitted_at < $2 \
+                   AND (e.emitted_at > $3 OR (e.emitted_at = $3 AND (e.session_id > $4 OR (e.session_id = $4 AND e.seq > $5)))) \
+                   ORDER BY e.emitted_at, e.session_id, e.seq LIMIT $6";
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            event: EventRow,
+            workspace_id: String,
+            media_id: String,
+        }
+        let rows: Vec<Row> = with_pool!(self, p => sqlx::query_as(sql)
+            .bind(period.start_ms).bind(period.end_ms).bind(t).bind(&sid).bind(seq).bind(i64::from(limit))
+            .fetch_all(p).await.map_err(db_err))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ExportRow {
+                    workspace_id: WorkspaceId::from_trusted(r.workspace_id),
+                    media: media(r.media_id),
+                    event: r.event.into_event()?,
+                })
+            })
+            .collect()
     }
 
     async fn prune_player_sessions(&self, before: i64, limit: u32) -> CoreResult<u64> {

@@ -74,6 +74,15 @@ enum AnalyticsCommand {
         #[arg(long)]
         period: String,
     },
+    /// Stream every raw player event emitted within a period (every workspace's) to stdout, in
+    /// time order, one per line: `csv` (with a header) or `ndjson`.
+    Export {
+        /// `YYYY-MM-DD`, `YYYY-Www`, `YYYY-MM`, `YYYY` or `YYYY-MM-DD/YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        period: String,
+        #[arg(long, value_parser = ["csv", "ndjson"], default_value = "ndjson")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +208,34 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             };
             let q = repo.qoe_summary(&ws, &media, span).await?;
             print!("{}", vidi::qoe_table(&media, &period, &q));
+            Ok(())
+        }
+        Command::Analytics { command: AnalyticsCommand::Export { period, format } } => {
+            use std::io::Write;
+            let repo = vidi::open_repo(&cfg).await?;
+            let span = vidi_core::analytics::Period::parse(&period, false).ok_or_else(|| {
+                anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range")
+            })?;
+            let csv = format == "csv";
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if csv {
+                writeln!(out, "{}", vidi::EXPORT_CSV_HEADER)?;
+            }
+            // A page at a time: memory stays flat whatever the period holds.
+            let mut after = None;
+            loop {
+                let rows = repo.export_player_events(span, after.take(), 5000).await?;
+                for r in &rows {
+                    writeln!(out, "{}", vidi::export_line(r, csv))?;
+                }
+                match rows.last() {
+                    Some(last) if rows.len() == 5000 => {
+                        after = Some((last.event.emitted_at, last.event.session_id.clone(), last.event.seq));
+                    }
+                    _ => break,
+                }
+            }
+            out.flush()?;
             Ok(())
         }
         Command::Openapi => {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::analytics::{Period, PlayerEvent, PlayerSession, QoeSummary};
+use crate::analytics::{ExportRow, Period, PlayerEvent, PlayerSession, QoeSummary};
 use crate::error::CoreResult;
 use crate::id::{MediaId, PlayerSessionId, WorkspaceId};
 use crate::model::PageRequest;
@@ -45,6 +45,15 @@ pub trait AnalyticsRepo: Send + Sync {
     ) -> CoreResult<(Vec<PlayerEvent>, u64)>;
     /// The quality of experience of `media`'s sessions loaded within `period` (Vidi's extension).
     async fn qoe_summary(&self, ws: &WorkspaceId, media: &MediaId, period: Period) -> CoreResult<QoeSummary>;
+    /// Raw events emitted within `period`, every workspace's, in (time, session, seq) order,
+    /// `limit` at a time after the event `after` names (`(emitted_at, session, seq)`), for
+    /// `vidi analytics export` to stream without holding them all.
+    async fn export_player_events(
+        &self,
+        period: Period,
+        after: Option<(i64, PlayerSessionId, i64)>,
+        limit: u32,
+    ) -> CoreResult<Vec<ExportRow>>;
     /// Deletes up to `limit` sessions loaded before `before` (unix ms), with their events and
     /// metadata, oldest first, in one transaction; returns how many sessions went. The retention
     /// sweep calls it until it returns less than `limit`, so no call holds SQLite's writer long.

@@ -306,6 +306,25 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         value: None,
     };
     assert_eq!(repo.append_player_events(std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
+    // The export streams raw events by keyset pages, in time order.
+    let mut more = oldest_event.clone();
+    more.seq = 1;
+    more.kind = EventKind::Pause;
+    more.emitted_at += 1000;
+    repo.append_player_events(std::slice::from_ref(&more)).await.unwrap();
+    let year = Period::parse("2020", false).unwrap();
+    let first = repo.export_player_events(year, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1, "{label}");
+    assert_eq!((&first[0].event, &first[0].media, &first[0].workspace_id), (&oldest_event, &vid, &ws), "{label}");
+    let e = &first[0].event;
+    let rest = repo.export_player_events(year, Some((e.emitted_at, e.session_id.clone(), e.seq)), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.event.clone()).collect::<Vec<_>>(), vec![more.clone()], "{label}");
+    assert!(repo.export_player_events(Period::parse("2021", false).unwrap(), None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        vidi::export_line(&first[0], true),
+        format!("2020-12-27T23:00:00.005Z,{ws},{video},{},0,play,0,,,", ids[0]),
+        "{label}"
+    );
     let count = |q: String| {
         let t = &t;
         let video = &video;
@@ -381,7 +400,7 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     // Retention: the sessions loaded before 2021 go, oldest first, a batch at a time, with their
     // events; the later ones stay.
     let events: Value = t.get(&format!("/analytics/sessions/{}/events", ids[0])).await.json().await.unwrap();
-    assert_eq!(events["pagination"]["itemsTotal"], 1, "{label}");
+    assert_eq!(events["pagination"]["itemsTotal"], 2, "{label}");
     let before = at("2021-01-01", 0);
     assert_eq!(repo.prune_player_sessions(before, 2).await.unwrap(), 2, "{label}");
     assert_eq!(repo.prune_player_sessions(before, 10).await.unwrap(), 3, "{label}");
