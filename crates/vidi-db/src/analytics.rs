@@ -315,14 +315,17 @@ impl AnalyticsRepo for Db {
         // the (session, time) one.
         const OF: &str = "e.session_id IN (SELECT id FROM player_sessions WHERE workspace_id = $1 AND media_id = $2 \
                           AND loaded_at >= $3 AND loaded_at < $4)";
+        // Every measure in one pass over the period's events (they are read once, not once per
+        // measure).
         let counts = format!(
             "SELECT (SELECT COUNT(*) FROM player_sessions WHERE workspace_id = $1 AND media_id = $2 \
                      AND loaded_at >= $3 AND loaded_at < $4), \
-             (SELECT COUNT(DISTINCT e.session_id) FROM player_events e WHERE {OF} AND e.type = 'play'), \
-             (SELECT COUNT(DISTINCT e.session_id) FROM player_events e WHERE {OF} AND e.type = 'qoe.error'), \
-             (SELECT COUNT(*) FROM player_events e WHERE {OF} AND e.type = 'qoe.ttff'), \
-             (SELECT COUNT(*) FROM player_events e WHERE {OF} AND e.type = 'qoe.rebuffer'), \
-             (SELECT CAST(COALESCE(SUM(e.value), 0) AS BIGINT) FROM player_events e WHERE {OF} AND e.type = 'qoe.rebuffer')"
+             COUNT(DISTINCT CASE WHEN e.type = 'play' THEN e.session_id END), \
+             COUNT(DISTINCT CASE WHEN e.type = 'qoe.error' THEN e.session_id END), \
+             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.ttff' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN e.value ELSE 0 END), 0) AS BIGINT) \
+             FROM player_events e WHERE {OF}"
         );
         // One value of the sorted times to first frame, by rank: the database sorts, nothing is
         // brought over but the value.
