@@ -221,12 +221,20 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             if csv {
                 writeln!(out, "{}", vidi::EXPORT_CSV_HEADER)?;
             }
+            // A reader that stops early (`| head`) ends the export, not as a failure.
+            let quiet = |r: std::io::Result<()>| match r {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+                Err(e) => Err(e),
+                Ok(()) => Ok(true),
+            };
             // A page at a time: memory stays flat whatever the period holds.
             let mut after = None;
             loop {
                 let rows = repo.export_player_events(span, after.take(), 5000).await?;
                 for r in &rows {
-                    writeln!(out, "{}", vidi::export_line(r, csv))?;
+                    if !quiet(writeln!(out, "{}", vidi::export_line(r, csv)))? {
+                        return Ok(());
+                    }
                 }
                 match rows.last() {
                     Some(last) if rows.len() == 5000 => {
@@ -235,7 +243,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                     _ => break,
                 }
             }
-            out.flush()?;
+            quiet(out.flush())?;
             Ok(())
         }
         Command::Openapi => {
