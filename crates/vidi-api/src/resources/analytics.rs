@@ -165,7 +165,7 @@ fn period(q: &Query, instant: bool) -> ApiResult<Period> {
     params(("videoId" = String, Path), ("period" = String, Query, description = "YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or YYYY-MM-DD/YYYY-MM-DD"),
            ("metadata" = Option<Object>, Query, description = "metadata[key]=value filters"),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: VideoSession[], pagination}", body = crate::page::Pagination),
+    responses((status = 200, description = "A page of VideoSession objects: {data, pagination}", body = crate::page::Page<SessionOut<VideoSessionSession>>),
               (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn video_sessions(
@@ -201,7 +201,7 @@ pub async fn video_sessions(
 #[utoipa::path(get, path = "/analytics/live-streams/{liveStreamId}", tag = "Raw statistics", operation_id = "GET_analytics-live-streams-liveStreamId",
     params(("liveStreamId" = String, Path), ("period" = String, Query, description = "as for videos, or an RFC 3339 instant (its day)"),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: LiveStreamSession[], pagination}", body = crate::page::Pagination),
+    responses((status = 200, description = "A page of LiveStreamSession objects: {data, pagination}", body = crate::page::Page<SessionOut<LiveStreamSessionSession>>),
               (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn live_stream_sessions(
@@ -234,7 +234,7 @@ pub async fn live_stream_sessions(
 /// List a session's events, in the order they were emitted.
 #[utoipa::path(get, path = "/analytics/sessions/{sessionId}/events", tag = "Raw statistics", operation_id = "GET_analytics-sessions-sessionId-events",
     params(("sessionId" = String, Path), ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: PlayerSessionEvent[], pagination}", body = crate::page::Pagination),
+    responses((status = 200, description = "A page of PlayerSessionEvent objects: {data, pagination}", body = crate::page::Page<PlayerSessionEvent>),
               (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn session_events(

@@ -341,9 +341,13 @@ pub async fn update(
     body: JsonBody<PlayerThemePayload>,
 ) -> ApiResult<Json<PlayerThemeOut>> {
     let mut p = state.repo.get_player(auth.ws(), &player_id(&id)?).await.or_404("playerId")?;
+    let before = (p.name.clone(), p.settings.clone());
     apply(body.read()?, &mut p.name, &mut p.settings)?;
-    p.updated_at = now_ms().max(p.updated_at);
-    state.repo.update_player(&p).await.or_404("playerId")?;
+    // A PATCH that changes nothing (an empty body) is a no-op, `updatedAt` included.
+    if (&p.name, &p.settings) != (&before.0, &before.1) {
+        p.updated_at = now_ms().max(p.updated_at);
+        state.repo.update_player(&p).await.or_404("playerId")?;
+    }
     Ok(Json(PlayerThemeOut::build(&state, &p)))
 }
 

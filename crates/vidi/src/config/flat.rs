@@ -174,8 +174,10 @@ impl Flat {
         let rtmps_addr = o.addr_or_off("rtmps_addr", &f.rtmps_addr)?;
         if rtmps_addr.is_some() && tls.is_none() {
             // RTMPS uses the certificate HTTPS does.
-            let why =
-                format!("{} needs a TLS certificate: set VIDI_TLS_CERT and VIDI_TLS_KEY", o.written("rtmps_addr"));
+            let why = format!(
+                "invalid {}: expected VIDI_TLS_CERT and VIDI_TLS_KEY too (RTMPS uses the HTTPS certificate)",
+                o.written("rtmps_addr")
+            );
             return Err(ConfigError(why));
         }
         Ok(Config {

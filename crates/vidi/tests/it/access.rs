@@ -55,7 +55,7 @@ enum Body {
 }
 
 /// Every API operation's case. A new operation has none, and the test says so.
-fn case(op: &str, b_key: &str, b_refresh: &str) -> Option<Case> {
+fn case(op: &str, b_key: &str, b_refresh: &str, a_video: &str) -> Option<Case> {
     use Body::*;
     use Case::*;
     let patch = || Json(json!({ "name": "stolen", "title": "stolen" }));
@@ -95,6 +95,15 @@ fn case(op: &str, b_key: &str, b_refresh: &str) -> Option<Case> {
         "GET /webhooks/{webhookId}" | "DELETE /webhooks/{webhookId}" | "GET /webhooks/{webhookId}/secret" => OnA(None),
         "GET /webhooks/{webhookId}/deliveries" | "GET /webhooks/{webhookId}/deliveries/{deliveryId}" => OnA(None),
         "POST /webhooks/{webhookId}/deliveries/{deliveryId}/replay" => OnA(None),
+        // Analytics of A's video and live stream, and a session id B did not mint.
+        "GET /analytics/videos/{videoId}" | "GET /analytics/videos/{videoId}/qoe" => OnA(None),
+        "GET /analytics/live-streams/{liveStreamId}" | "GET /analytics/live-streams/{liveStreamId}/qoe" => OnA(None),
+        "GET /analytics/sessions/{sessionId}/events" => OnA(None),
+        // The collector takes no key: A's private video is refused outside a playback session.
+        "POST /collect/sessions" => OnA(Json(json!({ "videoId": a_video }))),
+        "POST /collect/sessions/{sessionId}/events" => {
+            OnA(Json(json!({ "events": [{ "seq": 0, "type": "play", "ts": 0, "at": 0.0 }] })))
+        }
         _ => return Option::None,
     })
 }
@@ -283,6 +292,8 @@ async fn another_workspace_reads_and_writes_nothing_across_the_whole_surface(b: 
         // A's webhook has had no delivery: any id is as unknown to B as a real one would be.
         ("deliveryId", vidi_core::id::DeliveryId::generate().to_string()),
         ("language", "en".into()),
+        // A viewing session id of nobody's: B must learn no more of it than of a real one of A's.
+        ("sessionId", vidi_core::id::PlayerSessionId::generate().to_string()),
     ]));
     let before = snapshot(&t, &ids).await;
 
@@ -335,12 +346,14 @@ async fn another_workspace_reads_and_writes_nothing_across_the_whole_surface(b: 
                 continue;
             }
             let op = format!("{} {path}", m.to_uppercase());
-            let Some(c) = case(&op, &key_b, &refresh) else {
+            let Some(c) = case(&op, &key_b, &refresh, &video) else {
                 missing.push(op);
                 continue;
             };
             let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
-            let url = format!("{}{}", t.url, ids.fill(path, &[]));
+            // The analytics lists need a period; the rest ignore it.
+            let query = if path.starts_with("/analytics/") { "?period=2026" } else { "" };
+            let url = format!("{}{}{query}", t.url, ids.fill(path, &[]));
             for bearer_too in [false, true] {
                 let r = t.http.request(method.clone(), &url);
                 let r = if bearer_too { r.bearer_auth(&bearer) } else { r.basic_auth(&key_b, Some("")) };

@@ -16,11 +16,14 @@ const ALLOWED: &[(&str, &str)] = &[
     ("GET /watermarks: not served", "watermarks are not supported (docs/contract.md)"),
     ("POST /watermarks: not served", "watermarks are not supported"),
     ("DELETE /watermarks/{watermarkId}: not served", "watermarks are not supported"),
-    ("GET /analytics/videos/plays: not served", "analytics are not served yet (issue 23)"),
-    ("GET /analytics/videos/{videoId}: not served", "analytics are not served yet (issue 23)"),
-    ("GET /analytics/live-streams/plays: not served", "analytics are not served yet (issue 23)"),
-    ("GET /analytics/live-streams/{liveStreamId}: not served", "analytics are not served yet (issue 23)"),
-    ("GET /analytics/sessions/{sessionId}/events: not served", "analytics are not served yet (issue 23)"),
+    (
+        "GET /analytics/videos/plays: not served",
+        "the aggregated plays report is not served: raw sessions and the QoE report are (docs/analytics.md)",
+    ),
+    (
+        "GET /analytics/live-streams/plays: not served",
+        "the aggregated plays report is not served: raw sessions and the QoE report are (docs/analytics.md)",
+    ),
     // Operations Vidi adds.
     ("GET /account: not in api.video", "api.video's 2021 account operation, kept for older clients"),
     ("GET /webhooks/{webhookId}/secret: not in api.video", "Vidi extension: the signing secret (docs/webhooks.md)"),
@@ -33,7 +36,23 @@ const ALLOWED: &[(&str, &str)] = &[
         "POST /webhooks/{webhookId}/deliveries/{deliveryId}/replay: not in api.video",
         "Vidi extension: replay a delivery (docs/webhooks.md)",
     ),
+    (
+        "GET /analytics/videos/{videoId}/qoe: not in api.video",
+        "Vidi extension: quality of experience per video (docs/analytics.md)",
+    ),
+    (
+        "GET /analytics/live-streams/{liveStreamId}/qoe: not in api.video",
+        "Vidi extension: quality of experience per live stream (docs/analytics.md)",
+    ),
+    ("POST /collect/sessions: not in api.video", "Vidi extension: the player's collector (docs/analytics.md)"),
+    (
+        "POST /collect/sessions/{sessionId}/events: not in api.video",
+        "Vidi extension: the player's collector (docs/analytics.md)",
+    ),
     // Error statuses Vidi documents and api.video's file leaves out (its servers answer them too).
+    ("GET /analytics/videos/{videoId}: status 400 only in Vidi", "a missing or malformed period (contract §12)"),
+    ("GET /analytics/live-streams/{liveStreamId}: status 400 only in Vidi", "a missing or malformed period"),
+    ("GET /analytics/sessions/{sessionId}/events: status 400 only in Vidi", "a bad query parameter is a 400 problem"),
     ("GET /live-streams: status 400 only in Vidi", "a bad query parameter is a 400 problem"),
     ("GET /upload-tokens: status 400 only in Vidi", "a bad query parameter is a 400 problem"),
     ("GET /webhooks: status 400 only in Vidi", "a bad query parameter is a 400 problem"),
