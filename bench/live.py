@@ -391,54 +391,75 @@ def cmd_latency(a):
 # Capacity: a minimal HTTP/1.1 keep-alive client on asyncio (the standard library has none).
 
 
+class _Client(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection. The time of a response is taken when its first bytes
+    reach the event loop (data_received), before any parsing: with hundreds of responses
+    arriving at once, parsing them one after the other must not count as server delay."""
+
+    def __init__(self):
+        self.transport = None
+        self.buf = b""
+        self.waiter = None
+        self.first = None
+        self.closed = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        if self.first is None:
+            self.first = time.time()
+        self.buf += data
+        self._check()
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+    def _check(self):
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None or self.waiter.done():
+            return
+        head = self.buf[:end].decode("latin-1").split("\r\n")
+        length = 0
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            if k.strip().lower() == "content-length":
+                length = int(v)
+        if len(self.buf) < end + 4 + length:
+            return
+        body = self.buf[end + 4 : end + 4 + length]
+        self.buf = self.buf[end + 4 + length :]
+        self.waiter.set_result((int(head[0].split()[1]), body, self.first))
+        self.first = None
+
+
 class Conn:
     def __init__(self, host, port):
         self.host, self.port = host, port
-        self.r = self.w = None
+        self.p = None
 
     async def get(self, path, timeout=30):
-        """(status, body) of GET path; reconnects once if the kept-alive connection was closed."""
+        """(status, body, wall time of the first byte) of GET path (Vidi sends Content-Length)."""
         for attempt in (0, 1):
             try:
-                if self.w is None:
-                    self.r, self.w = await asyncio.open_connection(self.host, self.port)
-                self.w.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
-                return await asyncio.wait_for(self._response(), timeout)
-            except (ConnectionError, asyncio.IncompleteReadError):
+                if self.p is None or self.p.closed:
+                    loop = asyncio.get_running_loop()
+                    _, self.p = await loop.create_connection(_Client, self.host, self.port)
+                self.p.waiter = asyncio.get_running_loop().create_future()
+                self.p.transport.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+                return await asyncio.wait_for(self.p.waiter, timeout)
+            except ConnectionError:
                 self.close()
                 if attempt:
                     raise
         raise ConnectionError("unreachable")
 
-    async def _response(self):
-        head = await self.r.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        if "content-length" in headers:
-            body = await self.r.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int((await self.r.readuntil(b"\r\n")).split(b";")[0], 16)
-                chunk = await self.r.readexactly(size + 2)
-                if size == 0:
-                    break
-                body += chunk[:-2]
-        else:
-            body = b""
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, body
-
     def close(self):
-        if self.w is not None:
-            self.w.close()
-        self.r = self.w = None
+        if self.p is not None and self.p.transport is not None:
+            self.p.transport.close()
+        self.p = None
 
 
 def split_url(url):
@@ -459,13 +480,12 @@ async def follow_parts(url, until, on_part, fetch_part=False, on_bytes=None):
         while time.monotonic() < until:
             q = f"?_HLS_msn={hint[0]}&_HLS_part={hint[1]}" if hint else ""
             try:
-                status, body = await c.get(path + q)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                status, body, wall = await c.get(path + q)
+            except (OSError, asyncio.TimeoutError):
                 errors += 1
                 c.close()
                 await asyncio.sleep(0.1)
                 continue
-            wall = time.time()
             if status != 200:
                 errors += 1
                 await asyncio.sleep(0.05)
@@ -482,7 +502,13 @@ async def follow_parts(url, until, on_part, fetch_part=False, on_bytes=None):
                 on_part(msn, i, d, wall)
             if fetch_part and fresh and on_bytes is not None:
                 msn, i, _ = fresh[-1]
-                status, data = await c.get(f"{base}/{msn}.{i}.m4s")
+                try:
+                    status, data, _ = await c.get(f"{base}/{msn}.{i}.m4s")
+                except (OSError, asyncio.TimeoutError):
+                    errors += 1
+                    c.close()
+                    continue
+                # The bytes are all there now (the first byte's time would flatter a big part).
                 on_bytes(msn, i, time.time(), status, len(data))
             if ended:
                 break
@@ -543,48 +569,68 @@ def cmd_publishers(a):
     return asyncio.run(publishers_main(a))
 
 
-async def viewers_main(a):
+async def viewers_worker_main(a):
+    """One process's share of the viewers; prints its raw observations as JSON."""
     until = time.monotonic() + a.seconds
-    first = {}  # (msn, i) -> earliest wall time any viewer saw it listed
-    seen = []  # (msn, i, wall)
-    got = []  # (msn, i, wall, status, bytes)
+    seen, got = [], []
 
     def on_part(msn, i, d, wall):
-        key = (msn, i)
-        if key not in first or wall < first[key]:
-            first[key] = wall
         seen.append((msn, i, wall))
 
     def on_bytes(msn, i, wall, status, n):
         got.append((msn, i, wall, status, n))
 
-    # Staggered start, so that connection set-up does not land in the measurement window.
     tasks = []
     for k in range(a.viewers):
         tasks.append(asyncio.create_task(follow_parts(a.playlist, until, on_part, a.fetch, on_bytes)))
         if k % 50 == 49:
-            await asyncio.sleep(0.05)
-    warm = time.time() + a.warmup
+            await asyncio.sleep(0.05)  # connection set-up spread out, before the measured window
     errors = await asyncio.gather(*tasks)
+    json.dump({"seen": seen, "got": got, "errors": sum(errors)}, sys.stdout)
+    return 0
+
+
+def cmd_viewers_worker(a):
+    return asyncio.run(viewers_worker_main(a))
+
+
+def cmd_viewers(a):
+    """Splits the viewers over `procs` processes (one Python process cannot take a thousand
+    responses at once without its own queueing showing as server delay)."""
+    shares = [a.viewers // a.procs + (1 if k < a.viewers % a.procs else 0) for k in range(a.procs)]
+    procs = []
+    for n in shares:
+        cmd = [sys.executable, __file__, "viewers-worker", "--playlist", a.playlist, "--viewers", str(n),
+               "--seconds", str(a.seconds)] + (["--fetch"] if a.fetch else [])
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE))
+    start = time.time()
+    data = [json.loads(p.communicate()[0] or b"{}") for p in procs]
+    if any(p.returncode != 0 for p in procs):
+        log("a viewers worker failed")
+        return 1
+    seen = [tuple(x) for d in data for x in d["seen"]]
+    got = [tuple(x) for d in data for x in d["got"]]
+    # A part is available when the first viewer saw it listed; each viewer's delay is from then.
+    first = {}
+    for m, i, w in seen:
+        if (m, i) not in first or w < first[(m, i)]:
+            first[(m, i)] = w
+    warm = start + a.warmup
     listing = [w - first[(m, i)] for m, i, w in seen if first[(m, i)] >= warm]
     result("live_view_viewers", a.viewers)
-    result("live_view_errors", sum(errors))
-    result("live_view_parts", len({(m, i) for m, i, _ in seen if first[(m, i)] >= warm}))
+    result("live_view_errors", sum(d["errors"] for d in data))
+    result("live_view_parts", len({k for k, w in first.items() if w >= warm}))
     result("live_view_responses", len(listing))
     if listing:
         result("live_view_listing_p50_ms", f"{statistics.median(listing) * 1000:.1f}")
         result("live_view_listing_p99_ms", f"{pct(listing, 99) * 1000:.1f}")
-    delivery = [w - first[(m, i)] for m, i, w, s, _ in got if s == 200 and first[(m, i)] >= warm]
     if a.fetch:
+        delivery = [w - first[(m, i)] for m, i, w, s, _ in got if s == 200 and first[(m, i)] >= warm]
         result("live_view_part_fetch_failures", sum(1 for *_, s, _ in got if s != 200))
         if delivery:
             result("live_view_delivery_p50_ms", f"{statistics.median(delivery) * 1000:.1f}")
             result("live_view_delivery_p99_ms", f"{pct(delivery, 99) * 1000:.1f}")
     return 0
-
-
-def cmd_viewers(a):
-    return asyncio.run(viewers_main(a))
 
 
 def main():
@@ -615,8 +661,16 @@ def main():
     view.add_argument("--seconds", type=int, default=40)
     view.add_argument("--warmup", type=float, default=10)
     view.add_argument("--fetch", action="store_true", help="also GET each new part's bytes")
+    view.add_argument("--procs", type=int, default=2)
+    worker = sub.add_parser("viewers-worker")
+    worker.add_argument("--playlist", required=True)
+    worker.add_argument("--viewers", type=int, required=True)
+    worker.add_argument("--seconds", type=int, required=True)
+    worker.add_argument("--fetch", action="store_true")
     a = p.parse_args()
-    return {"latency": cmd_latency, "publishers": cmd_publishers, "viewers": cmd_viewers}[a.cmd](a)
+    cmds = {"latency": cmd_latency, "publishers": cmd_publishers, "viewers": cmd_viewers,
+            "viewers-worker": cmd_viewers_worker}
+    return cmds[a.cmd](a)
 
 
 if __name__ == "__main__":
