@@ -529,7 +529,7 @@ async def publishers_main(a):
         return on_part
 
     errors = await asyncio.gather(*(follow_parts(u, until, recorder(k)) for k, u in enumerate(urls)))
-    held, ratios, lates = 0, [], []
+    held, ratios, lates, dump = 0, [], [], []
     for k, parts in enumerate(per):
         if not parts:
             ratios.append(0.0)
@@ -547,12 +547,16 @@ async def publishers_main(a):
         expected = len(keys)
         t0 = min(w - m for m, w in ends)
         late = [w - (t0 + m) for m, w in ends]
+        dump.append({"parts": [list(k) + [round(parts[k][0], 3), round(x, 3)] for k, x in zip(keys, late)]})
         on_time = sum(1 for x in late if x <= a.slack)
         ratio = on_time / expected
         ratios.append(ratio)
         lates.extend(late)
         if ratio >= 0.99:
             held += 1
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dump, f)
     log(f"per publisher on-time ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
     log(f"watcher errors: {sum(errors)}")
     result("live_pub_streams", len(urls))
@@ -655,6 +659,7 @@ def main():
     pub.add_argument("--playlists", required=True, help="comma-separated media playlist URLs")
     pub.add_argument("--seconds", type=int, default=60)
     pub.add_argument("--slack", type=float, default=0.1)
+    pub.add_argument("--json", help="per part: msn, index, duration, lateness (s)")
     view = sub.add_parser("viewers")
     view.add_argument("--playlist", required=True)
     view.add_argument("--viewers", type=int, default=1000)

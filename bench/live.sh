@@ -193,7 +193,7 @@ if [ $publishers = 1 ]; then
   # Every stream listed before the watch starts (a publisher's first keyframe takes a moment).
   sleep 3
   run_py publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
-    --slack "${BENCH_LIVE_SLACK:-0.1}"
+    --slack "${BENCH_LIVE_SLACK:-0.1}" --json "$WORK/publishers.json"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the publishers run"
   stop_copies
 fi
