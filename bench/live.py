@@ -273,7 +273,7 @@ def cmd_latency(a):
     stop = threading.Event()
     errors = []
     stamps = Stamps()
-    outputs = [f"[f=flv:flush_packets=1:onfail=abort]pipe\\:1"]
+    outputs = ["[f=flv:flush_packets=1:onfail=abort]pipe\\:1"]
     outputs.append(f"[f=flv:flush_packets=1:onfail=abort]{a.vidi_rtmp}")
     if a.nginx_rtmp:
         outputs.append(f"[f=flv:flush_packets=1:onfail=ignore]{a.nginx_rtmp}")
