@@ -265,8 +265,9 @@ def summary(name, values, unit_ms=True):
     if not values:
         return
     f = 1000.0 if unit_ms else 1.0
-    result(f"{name}_p50_ms", f"{statistics.median(values) * f:.0f}")
-    result(f"{name}_p90_ms", f"{pct(values, 90) * f:.0f}")
+    # round() gives an int, so a small negative difference prints as 0, not "-0".
+    result(f"{name}_p50_ms", round(statistics.median(values) * f))
+    result(f"{name}_p90_ms", round(pct(values, 90) * f))
 
 
 def cmd_latency(a):

@@ -77,7 +77,7 @@ get() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print
 # verdict VALUE OP LIMIT -> PASS / MISS / ?
 verdict() {
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
-    if (v == "" || v !~ /^[0-9.]+$/) { print "?"; exit }
+    if (v == "" || v !~ /^-?[0-9.]+$/) { print "?"; exit }
     ok = (op == ">=") ? (v + 0 >= l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 < l + 0)
     print ok ? "PASS" : "MISS" }'
 }
