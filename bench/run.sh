@@ -5,7 +5,7 @@
 # presigned URL for the S3 proxy).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks, live)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -27,11 +27,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | delivery | s3 | hooks) benches+=("$arg") ;;
+    ingest | api | encode | delivery | s3 | hooks | live) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -51,7 +51,8 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
-  [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800})
+  [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800}
+  [live]=${BENCH_LIVE_LIMIT:-600})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -76,7 +77,7 @@ get() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print
 # verdict VALUE OP LIMIT -> PASS / MISS / ?
 verdict() {
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
-    if (v == "" || v !~ /^[0-9.]+$/) { print "?"; exit }
+    if (v == "" || v !~ /^-?[0-9.]+$/) { print "?"; exit }
     ok = (op == ">=") ? (v + 0 >= l + 0) : (op == "<=") ? (v + 0 <= l + 0) : (v + 0 < l + 0)
     print ok ? "PASS" : "MISS" }'
 }
@@ -134,6 +135,16 @@ fi
 if [ -n "$(get hooks_latency_p99_ms)" ]; then
   row "webhooks: rendition recorded → receiver holds it, $(get hooks_latency_events) events 20 ms apart" "p50 $(get hooks_latency_p50_ms) ms, p99 $(get hooks_latency_p99_ms) ms, max $(get hooks_latency_max_ms) ms" "–" "–" "p99 < 1000 ms" "$(verdict "$(get hooks_latency_p99_ms)" "<" 1000)"
   row "webhooks: burst of $(get hooks_burst_events) events to one receiver" "$(get hooks_deliveries_per_s) deliveries/s" "–" "–" "(info)" ""
+fi
+if [ -n "$(get live_seg_vidi_p50_ms)" ]; then
+  row "live: frame sent → its 2 s segment listed, $(get live_segments) segments (p50; p90)" "$(get live_seg_vidi_p50_ms) ms; $(get live_seg_vidi_p90_ms) ms" "ffmpeg HLS $(get live_seg_ffmpeg_p50_ms) ms; $(get live_seg_ffmpeg_p90_ms) ms$(if [ -n "$(get live_seg_nginx_p50_ms)" ]; then echo ", nginx-rtmp $(get live_seg_nginx_p50_ms) ms (+$(get live_seg_nginx_minus_ffmpeg_p50_ms) ms)"; fi)" "$(get live_seg_ratio); vidi − ffmpeg p50 $(get live_seg_vidi_minus_ffmpeg_p50_ms) ms" "≤ +100 ms" "$(verdict "$(get live_seg_vidi_minus_ffmpeg_p50_ms)" "<=" 100)"
+  row "live: frame sent → its LL-HLS part listed, $(get live_parts) parts" "p50 $(get live_part_vidi_p50_ms) ms, p90 $(get live_part_vidi_p90_ms) ms" "–" "–" "p50 ≤ 500 ms" "$(verdict "$(get live_part_vidi_p50_ms)" "<=" 500)"
+fi
+if [ -n "$(get live_pub_held)" ]; then
+  row "live: 720p 3 Mb/s copy-publishers, ≥ 99 % parts on time" "$(get live_pub_held) of $(get live_pub_streams)" "–" "–" "≥ 50" "$(verdict "$(get live_pub_held)" ">=" 50)"
+fi
+if [ -n "$(get live_view_listing_p99_ms)" ]; then
+  row "live: $(get live_view_viewers) viewers on blocking reloads, part listed → response" "p50 $(get live_view_listing_p50_ms) ms, p99 $(get live_view_listing_p99_ms) ms; bytes p99 $(get live_view_delivery_p99_ms) ms$(errnote live_view_errors)" "–" "–" "p99 < 100 ms" "$(verdict "$(get live_view_delivery_p99_ms)" "<" 100)"
 fi
 
 summary=$OUT/summary-$stamp.md

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Live benchmarks (issue 21): latency by default; capacity behind flags (they take longer).
+#
+#   bench/live.sh                 latency: one paced 720p30 encode (keyframe every 2 s) tee'd at
+#                                 once to Vidi over RTMP, to nginx-rtmp (Debian's
+#                                 libnginx-mod-rtmp, if it loads) and to ffmpeg's own HLS muxer;
+#                                 when each 2 s segment is listed by each (Vidi read with
+#                                 blocking reloads, the others by polling their playlist file
+#                                 every 2 ms), and when each Vidi low-latency part is listed,
+#                                 against the wall time each frame left the publisher. ~1.5 min.
+#   bench/live.sh --publishers    + N copy-publishers (ffmpeg -re -c copy of one pre-encoded 720p
+#                                 3 Mb/s FLV) into N live streams, a blocking-reload watcher each:
+#                                 how many keep ≥ 99 % of their parts on time.
+#   bench/live.sh --viewers       + V low-latency viewers on one stream, each holding a blocking
+#                                 reload for the next part: p50/p99 from a part's first listing to
+#                                 each viewer's response (and to its bytes).
+#   bench/live.sh --capacity      both of the above; --no-latency skips the latency run.
+#
+# Environment:
+#   BENCH_LIVE_SECONDS     latency run length (default 50: ~24 segments of 2 s)
+#   BENCH_LIVE_SIZE        latency source size (default 1280x720), BENCH_LIVE_BITRATE (3M)
+#   BENCH_LIVE_PUBLISHERS  publishers (default 50), BENCH_LIVE_PUB_SECONDS (default 60)
+#   BENCH_LIVE_SLACK       seconds a part may be later than its publisher's best (default 0.1)
+#   BENCH_LIVE_VIEWERS     viewers (default 1000), BENCH_LIVE_VIEW_SECONDS (default 40)
+#   BENCH_LIVE_FETCH=1     viewers also GET each new part (default 1)
+#   BENCH_LIVE_NGINX=0     leave nginx-rtmp out
+# See docs/performance.md, "Live".
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init live
+
+latency=1 publishers=0 viewers=0
+for arg in "$@"; do
+  case "$arg" in
+    --publishers) publishers=1 ;;
+    --viewers) viewers=1 ;;
+    --capacity) publishers=1 viewers=1 ;;
+    --no-latency) latency=0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) die "unknown argument '$arg' (try --help)" ;;
+  esac
+done
+for tool in ffmpeg python3; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
+done
+resolve_vidi_bin
+PY=("python3" "$BENCH_DIR/live.py")
+
+# run_py ARGS...: the Python side; its `RESULT key value` lines become result rows.
+run_py() {
+  local out=$WORK/py-$1.txt rc=0
+  "${PY[@]}" "$@" >"$out" 2> >(tee -a "$WORK/py-$1.log" >&2) || rc=$?
+  while read -r tag k v; do
+    [ "$tag" = RESULT ] && result "$k" "$v"
+  done <"$out"
+  [ "$rc" -eq 0 ] || die "live.py $1 failed (exit $rc, log $WORK/py-$1.log)"
+}
+
+# create_live NAME -> "liveStreamId streamKey"
+create_live() {
+  local body
+  body=$(curl -sS --max-time 30 -H "$AUTH_HEADER" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"$1\"}" "$VIDI_URL/live-streams") || die "POST /live-streams failed"
+  local id key
+  id=$(json_str liveStreamId <<<"$body")
+  key=$(json_str streamKey <<<"$body")
+  [ -n "$id" ] && [ -n "$key" ] || die "POST /live-streams answered: $body"
+  echo "$id $key"
+}
+
+RTMP_PORT=$(free_port)
+export VIDI_RTMP_ADDR=127.0.0.1:$RTMP_PORT
+start_vidi "$WORK/vidi"
+VIDI_RTMP=rtmp://127.0.0.1:$RTMP_PORT/s
+# The RTMP listener must answer before a publisher is started.
+for _ in $(seq 100); do
+  ss -Htln "sport = :$RTMP_PORT" | grep -q . && break
+  sleep 0.1
+done
+ss -Htln "sport = :$RTMP_PORT" | grep -q . || die "vidi does not listen for RTMP on $VIDI_RTMP_ADDR (log: $WORK/vidi/vidi.log)"
+
+# nginx-rtmp: Debian's module for the packaged nginx. Its HLS output is the third column.
+NGINX_RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+start_nginx_rtmp() {
+  local n=$WORK/nginx-rtmp user_line=""
+  [ "${BENCH_LIVE_NGINX:-1}" = 1 ] || return 1
+  command -v nginx >/dev/null 2>&1 || { warn "no nginx: the nginx-rtmp column is left out"; return 1; }
+  if [ ! -e "$NGINX_RTMP_MODULE" ] && [ "$(id -u)" = 0 ]; then
+    log "installing libnginx-mod-rtmp (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnginx-mod-rtmp >"$WORK/apt.log" 2>&1 || true
+  fi
+  [ -e "$NGINX_RTMP_MODULE" ] || { warn "no $NGINX_RTMP_MODULE (apt-get install libnginx-mod-rtmp): the nginx-rtmp column is left out"; return 1; }
+  mkdir -p "$n/hls" "$n/tmp"
+  NGINX_RTMP_PORT=$(free_port)
+  if [ "$(id -u)" = 0 ]; then user_line="user $(id -un) $(id -gn);"; fi
+  cat >"$n/nginx.conf" <<NGINX
+# Throwaway nginx-rtmp for bench/live.sh: HLS of application "live" under $n/hls.
+load_module $NGINX_RTMP_MODULE;
+$user_line
+worker_processes 1;
+daemon off;
+pid $n/nginx.pid;
+error_log $n/error.log warn;
+events { worker_connections 1024; }
+rtmp {
+  server {
+    listen 127.0.0.1:$NGINX_RTMP_PORT;
+    application live {
+      live on;
+      hls on;
+      hls_path $n/hls;
+      hls_fragment 2s;
+      hls_playlist_length 120s;
+    }
+  }
+}
+NGINX
+  if ! nginx -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" -t >"$n/nginx-t.log" 2>&1; then
+    warn "nginx-rtmp does not load ($(tail -n 1 "$n/nginx-t.log")): its column is left out"
+    return 1
+  fi
+  nginx -p "$n/" -e "$n/error.log" -c "$n/nginx.conf" >>"$n/nginx.log" 2>&1 &
+  register_pid $!
+  for _ in $(seq 50); do
+    ss -Htln "sport = :$NGINX_RTMP_PORT" | grep -q . && break
+    sleep 0.1
+  done
+  NGINX_RTMP=rtmp://127.0.0.1:$NGINX_RTMP_PORT/live/bench
+  NGINX_PLAYLIST=$n/hls/bench.m3u8
+  log "nginx-rtmp on 127.0.0.1:$NGINX_RTMP_PORT"
+}
+
+if [ $latency = 1 ]; then
+  read -r id key <<<"$(create_live latency)"
+  nginx_args=()
+  if start_nginx_rtmp; then nginx_args=(--nginx-rtmp "$NGINX_RTMP" --nginx-playlist "$NGINX_PLAYLIST"); fi
+  wait_idle "the latency run"
+  log "latency: ${BENCH_LIVE_SECONDS:-50} s of a paced ${BENCH_LIVE_SIZE:-1280x720} encode to vidi, ffmpeg HLS${nginx_args:+, nginx-rtmp}"
+  run_py latency --vidi-rtmp "$VIDI_RTMP/$key" --vidi-playlist "$VIDI_URL/live/$id/index.m3u8" \
+    "${nginx_args[@]}" --ffmpeg-dir "$WORK/ffmpeg-hls" --ffmpeg-log "$WORK/publisher.log" \
+    --json "$WORK/latency.json" --seconds "${BENCH_LIVE_SECONDS:-50}" \
+    --size "${BENCH_LIVE_SIZE:-1280x720}" --bitrate "${BENCH_LIVE_BITRATE:-3M}"
+fi
+
+# The capacity runs' source: 20 s of 720p30 at 3 Mb/s, a keyframe every 2 s, AAC; made once.
+capacity_source() {
+  local src=$OUT/cache/live-720p30-3M-20s.flv
+  mkdir -p "$OUT/cache"
+  if [ ! -s "$src" ]; then
+    log "making the 20 s 720p 3 Mb/s FLV (not timed)"
+    ffmpeg -hide_banner -nostdin -loglevel error -y \
+      -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+      -t 20 -map 0:v -map 1:a -c:v libx264 -preset veryfast -tune zerolatency -b:v 3M -maxrate 3M \
+      -bufsize 3M -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 128k -ac 2 \
+      -f flv "$src.part" >&2 || die "could not make the capacity source"
+    mv "$src.part" "$src"
+  fi
+  echo "$src"
+}
+
+# publish_copies SRC KEY...: one `ffmpeg -re -stream_loop -1 -c copy` per key (pids in PUB_PIDS).
+PUB_PIDS=()
+publish_copies() {
+  local src=$1 k
+  shift
+  for k in "$@"; do
+    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$src" -c copy -f flv \
+      "$VIDI_RTMP/$k" >>"$WORK/publishers.log" 2>&1 &
+    register_pid $!
+    PUB_PIDS+=($!)
+  done
+}
+stop_copies() {
+  local pid
+  for pid in "${PUB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PUB_PIDS[@]}"; do stop_pid "$pid"; done
+  PUB_PIDS=()
+}
+
+if [ $publishers = 1 ]; then
+  src=$(capacity_source)
+  n=${BENCH_LIVE_PUBLISHERS:-50}
+  keys=() urls=()
+  for i in $(seq "$n"); do
+    read -r id key <<<"$(create_live "pub-$i")"
+    keys+=("$key")
+    urls+=("$VIDI_URL/live/$id/index.m3u8")
+  done
+  wait_idle "the publishers run"
+  log "publishers: $n copies of $src"
+  publish_copies "$src" "${keys[@]}"
+  # Every stream listed before the watch starts (a publisher's first keyframe takes a moment).
+  sleep 3
+  run_py publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
+    --slack "${BENCH_LIVE_SLACK:-0.1}" --json "$WORK/publishers.json"
+  kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the publishers run"
+  stop_copies
+fi
+
+if [ $viewers = 1 ]; then
+  src=$(capacity_source)
+  read -r id key <<<"$(create_live viewers)"
+  publish_copies "$src" "$key"
+  wait_idle "the viewers run"
+  log "viewers: ${BENCH_LIVE_VIEWERS:-1000} on one stream"
+  fetch=()
+  [ "${BENCH_LIVE_FETCH:-1}" = 1 ] && fetch=(--fetch)
+  sleep 3
+  run_py viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
+    --seconds "${BENCH_LIVE_VIEW_SECONDS:-40}" "${fetch[@]}"
+  kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the viewers run"
+fi
+log "done"
