@@ -283,12 +283,12 @@ impl LiveOutput for Broadcasts {
             tokio::pin!(changed);
             changed.as_mut().enable();
             {
-                let view = lock(&held.view);
+                let mut view = lock(&held.view);
                 if !view.started() {
                     return Err(LiveRefusal::NotHere);
                 }
                 match view.playlist.reload(msn, part) {
-                    crate::playlist::Reload::Now => return Ok(view.playlist.render()),
+                    crate::playlist::Reload::Now => return Ok(view.text()),
                     crate::playlist::Reload::Bad(why) => return Err(LiveRefusal::BadRequest(why)),
                     crate::playlist::Reload::Wait => {}
                 }

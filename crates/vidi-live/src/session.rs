@@ -38,6 +38,9 @@ pub(crate) struct View {
     next: (u64, u32),
     ended: bool,
     window: usize,
+    /// The playlist's text, rendered once per version: a thousand viewers woken by one part
+    /// would otherwise render the same text a thousand times under this lock.
+    text: Option<String>,
 }
 
 impl View {
@@ -53,6 +56,7 @@ impl View {
             next: (0, 0),
             ended: false,
             window: cfg.window,
+            text: None,
         }
     }
 
@@ -100,8 +104,14 @@ impl View {
         self.files.insert(name, bytes);
     }
 
+    /// The playlist as served (rendered at most once per version).
+    pub(crate) fn text(&mut self) -> String {
+        self.text.get_or_insert_with(|| self.playlist.render()).clone()
+    }
+
     /// Takes one segmenter output into the view.
     fn apply(&mut self, o: &Output) {
+        self.text = None;
         match o {
             Output::Init { number, bytes } => {
                 self.files.insert(init_name(*number), bytes.clone());
@@ -222,6 +232,7 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
         let mut view = lock(&held.view);
         view.ended = true;
         view.playlist.end();
+        view.text = None;
     }
     held.changed.notify_waiters();
     if on {
