@@ -6,7 +6,21 @@ use vidi_core::live::Broadcast;
 use vidi_core::service::Service;
 use vidi_core::time::now_ms;
 
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
 use crate::broadcast::{Broadcasts, Shared};
+use crate::ingest::Publish;
+use crate::rtmp::Limits;
+
+/// An RTMP listener (`rtmp`), or RTMPS with `tls` (`rtmps`), feeding `broadcasts`.
+pub fn rtmp_service(listener: TcpListener, tls: Option<TlsAcceptor>, broadcasts: &Broadcasts) -> Service {
+    let name = if tls.is_some() { "rtmps" } else { "rtmp" };
+    let publish: Arc<dyn Publish> = Arc::new(broadcasts.clone());
+    Service::new(name, move |shutdown| crate::rtmp::serve(listener, tls, publish, Limits::default(), shutdown))
+}
 
 /// The `live-broadcasts` service of `broadcasts`.
 pub fn broadcasts_service(broadcasts: &Broadcasts) -> Service {

@@ -222,6 +222,9 @@ pub struct Server {
     /// The key created because the database had none (printed once by `serve`).
     pub first_key: Option<String>,
     pub state: AppState,
+    /// Where publishers connect over RTMP and RTMPS, when this node listens.
+    pub rtmp_addr: Option<SocketAddr>,
+    pub rtmps_addr: Option<SocketAddr>,
     running: service::Running,
     db: Arc<Db>,
     shutdown: CancellationToken,
@@ -293,12 +296,38 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone(), live).await?;
     let mut services = vec![http_service(state.clone(), listener, cfg.limits(), tls.clone())];
     services.push(vidi_live::service::broadcasts_service(&broadcasts));
+    // Bound before anything is served, so a taken port stops the node at once.
+    let rtmp = match cfg.live.rtmp_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for RTMP on {a}: {e}"))?,
+        ),
+        None => None,
+    };
+    let rtmps = match cfg.live.rtmps_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for RTMPS on {a}: {e}"))?,
+        ),
+        None => None,
+    };
+    let (rtmp_addr, rtmps_addr) =
+        (rtmp.as_ref().and_then(|l| l.local_addr().ok()), rtmps.as_ref().and_then(|l| l.local_addr().ok()));
+    if let Some(l) = rtmp {
+        services.push(vidi_live::service::rtmp_service(l, None, &broadcasts));
+    }
+    if let Some(l) = rtmps {
+        let acceptor = tls.clone().ok_or_else(|| anyhow::anyhow!("RTMPS needs VIDI_TLS_CERT and VIDI_TLS_KEY"))?;
+        services.push(vidi_live::service::rtmp_service(l, Some(acceptor), &broadcasts));
+    }
     services.extend(vidi_api::services(&state));
     services.extend(worker_services(&cfg, &db, worker_ctx(&cfg, (db.clone(), blobs), media, waker)?, &lanes)?);
     let running = service::start(services, shutdown.clone());
     tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(),
         services = %running.names().join(", "), "vidi is serving");
-    Ok(Server { addr, url, first_key, state, running, db, shutdown })
+    Ok(Server { addr, url, first_key, state, running, db, shutdown, rtmp_addr, rtmps_addr })
 }
 
 /// The API over HTTP(S): serves until the shutdown token fires and the requests in flight have

@@ -109,6 +109,11 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             if let Some(key) = &server.first_key {
                 println!("Vidi is running at {}", server.url);
                 println!("API key (shown once): {key}");
+                if let Some(a) = server.rtmp_addr {
+                    println!(
+                        "Live ingest: rtmp://{a}/s/{{streamKey}} (OBS: server rtmp://{a}/s, key = the live stream's streamKey)"
+                    );
+                }
                 println!("Try: curl -u {key}: {}/videos", server.url);
             } else {
                 println!("Vidi is running at {}", server.url);

@@ -1,1 +1,0 @@
-//! The RTMP and RTMPS ingest service.
