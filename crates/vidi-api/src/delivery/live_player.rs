@@ -42,9 +42,7 @@ pub(super) async fn live_player(
         video_id: id.to_string(),
         title: l.name.clone(),
         hls: format!("{master}{avh}"),
-        // The uploaded thumbnail, or the one a broadcast refreshes; the page copes with neither
-        // (it answers 404 then), as it cannot know here whether a broadcast ever made one.
-        poster: Some(format!("{base}/thumbnail.jpg{avh}")),
+        poster: has_thumbnail(&state, &l).await.then(|| format!("{base}/thumbnail.jpg{avh}")),
         live: true,
         ..from_query(&q)
     };
@@ -53,4 +51,22 @@ pub(super) async fn live_player(
     config.looped = false;
     config.forced.looped = false;
     Ok(a.finish(page_response(&config)))
+}
+
+/// Whether the live stream has a thumbnail to show: an uploaded one, or one a broadcast took (the
+/// last stays after it ends). Without one the page shows a plain panel, and looks again for one
+/// (at the same URL, `live.js`) each time it goes idle; a store that cannot tell now counts as
+/// none, which costs only the picture.
+async fn has_thumbnail(state: &AppState, l: &vidi_core::live::LiveStream) -> bool {
+    if l.thumbnail_key.is_some() {
+        return true;
+    }
+    let key = vidi_core::keys::live_auto_thumbnail_key(l.id.as_str());
+    match state.blobs.size(&key).await {
+        Ok(size) => size.is_some(),
+        Err(e) => {
+            tracing::warn!(live_stream = %l.id, error = %e, "could not look for the live thumbnail");
+            false
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! URLs carry. What the page then does runs in Chromium: tests/browser/live.test.mjs.
 
 use crate::common::{Backend, TestServer, backend_test, problem};
+use crate::live_streams::{image, upload_thumbnail};
 use serde_json::{Value, json};
 
 /// The page at `path` (its `#vidi-config`), which must answer 200, uncached.
@@ -39,12 +40,19 @@ async fn the_live_player_page_plays_the_live_stream(b: Backend) {
     assert_eq!(c["title"], "Evening <news>");
     // The same playlist and thumbnail as the live stream's `assets`, relative to the page.
     assert_eq!(format!("{base}{}", c["hls"].as_str().unwrap()), l["assets"]["hls"].as_str().unwrap());
-    assert_eq!(format!("{base}{}", c["poster"].as_str().unwrap()), l["assets"]["thumbnail"].as_str().unwrap());
+    // No thumbnail yet: no poster (the page shows a plain panel, and looks again when idle).
+    assert_eq!(c["poster"], Value::Null);
     assert_eq!((c["autoplay"].as_bool(), c["muted"].as_bool()), (Some(true), Some(true)));
     // Neither the URL nor the theme loops a live stream; the theme's colours apply.
     assert_eq!((c["loop"].as_bool(), c["forced"]["loop"].as_bool()), (Some(false), Some(false)));
     assert_eq!(c["theme"]["--media-control-background"], "rgba(10, 20, 30, 0.5)");
     assert_eq!(c["startAt"], 0.0);
+
+    // An uploaded thumbnail is the poster, at the live stream's `assets.thumbnail`.
+    let r = upload_thumbnail(&t, id, "poster.jpg", image("live-player-poster.jpg")).await;
+    assert_eq!(r.status(), 201);
+    let c = page_config(&t, &path).await;
+    assert_eq!(format!("{base}{}", c["poster"].as_str().unwrap()), l["assets"]["thumbnail"].as_str().unwrap());
 
     // Its script, beside player.js.
     let r = t.http.get(format!("{}/assets/player/live.js", t.url)).send().await.unwrap();
@@ -78,11 +86,17 @@ async fn a_private_live_player_opens_a_playback_session(b: Backend) {
     problem(r, 403, "video-private-token-invalid").await;
 
     // With it: the media URLs are the token's, with the session the page opened.
+    let r = upload_thumbnail(&t, id, "poster.jpg", image("live-player-poster.jpg")).await;
+    assert_eq!(r.status(), 201);
     let c = page_config(&t, player.strip_prefix(&base).unwrap()).await;
     let hls = c["hls"].as_str().unwrap();
     let (path, session) = hls.split_once("?avh=").expect("the session in the playlist URL");
     assert_eq!(path, format!("/live/{id}/token/{token}.m3u8"));
-    assert_eq!(c["poster"], format!("/live/{id}/token/{token}/thumbnail.jpg?avh={session}"));
+    let poster = c["poster"].as_str().unwrap();
+    assert_eq!(poster, format!("/live/{id}/token/{token}/thumbnail.jpg?avh={session}"));
+    let r = t.http.get(format!("{}{poster}", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
     // In that session the playlist is admitted (nothing is broadcast: 404, not 403)…
     let r = t.http.get(format!("{}{hls}", t.url)).send().await.unwrap();
     problem(r, 404, "live-stream-not-broadcasting").await;
