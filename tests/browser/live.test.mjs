@@ -65,6 +65,8 @@ const pageState = (page) => page.evaluate(() => {
     badgeShown: visible(badge),
     badgeBehind: badge ? badge.classList.contains('behind') : null,
     lowLatency: hls ? hls.config.lowLatencyMode : null,
+    // The live stream's thumbnail is shown (live.js found one).
+    poster: document.getElementById('player').classList.contains('has-poster'),
   };
 });
 
@@ -96,6 +98,7 @@ describe('live player page', () => {
       }, 10_000);
       assert.match(idle.idleText, /not live yet/);
       assert.equal(idle.badgeShown, false);
+      assert.equal(idle.poster, false, 'no thumbnail before any broadcast: the plain panel');
       await sleep(500); // fonts and layout settled for the picture
       await shot(page, 'live-idle');
 
@@ -121,6 +124,10 @@ describe('live player page', () => {
         assert.ok(later.latency != null && later.latency < LIVE_EDGE_S, `fell behind: ${JSON.stringify(later)}`);
         assert.ok(later.badgeShown && !later.badgeBehind && later.atEdge, `badge: ${JSON.stringify(later)}`);
         assert.equal(later.idleShown, false);
+        // The pointer on the picture: media-chrome shows its controls (it hides them when idle).
+        await page.mouse.move(320, 200);
+        await page.mouse.move(330, 210);
+        await sleep(300);
         await shot(page, 'live-playing');
         console.log(`# live: playing ${joinedMs} ms after publishing; latency ${later.latency.toFixed(2)} s, `
           + `${later.behindEdge.toFixed(2)} s behind hls.js's live sync position`);
@@ -132,6 +139,7 @@ describe('live player page', () => {
           return { ...s, ok: s.badgeBehind === true };
         }, 5_000);
         await sleep(1500);
+        await shot(page, 'live-behind');
         await page.click('.live-badge');
         await until('back at the edge after "go live"', async () => {
           const s = await pageState(page);
@@ -142,13 +150,18 @@ describe('live player page', () => {
       }
 
       // The publisher is gone: back to "not live yet" (the broadcast's reconnect grace keeps its
-      // playlist, which no longer grows).
+      // playlist, which no longer grows), over the thumbnail the broadcast took.
       const stopped = Date.now();
       await until('idle again after the publisher stopped', async () => {
         const s = await pageState(page);
         return { ...s, ok: s.state === 'idle' && s.idleShown };
       }, IDLE_WITHIN_MS);
+      await until('the broadcast\'s thumbnail as the poster', async () => {
+        const s = await pageState(page);
+        return { ...s, ok: s.poster };
+      }, 5_000);
       console.log(`# live: idle ${Date.now() - stopped} ms after the publisher stopped`);
+      assert.match((await pageState(page)).idleText, /has ended/);
       await sleep(500);
       await shot(page, 'live-ended');
     });

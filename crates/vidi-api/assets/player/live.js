@@ -1,7 +1,8 @@
 // The player page for a live stream (`config.live`): player.js sets the page up (title, poster,
 // theme, qualities) and hands playback to vidiLive, which
 //  - waits while nothing is broadcast: the poster (the live stream's thumbnail) or a plain panel,
-//    with "This live stream is not live yet", trying again every few seconds;
+//    with "This live stream is not live yet" ("… has ended" once it was), trying again every few
+//    seconds;
 //  - joins at the live edge with hls.js's low-latency mode (parts, blocking reloads), as soon as
 //    media flows;
 //  - shows a LIVE badge: red at the live edge; grey, and "go live" on a click, once the viewer
@@ -43,13 +44,29 @@
     const bar = player.querySelector('media-control-bar');
     bar.insertBefore(badge, bar.querySelector('.spacer'));
 
-    // The poster: an uploaded or broadcast thumbnail, when the live stream has one (404 else).
-    let hasPoster = false;
-    if (config.poster && !config.hidePoster) {
+    // The poster: the live stream's thumbnail, uploaded or taken by a broadcast. The server
+    // gives `poster` only when one exists; the page looks again each time it goes idle (a
+    // broadcast takes new ones, the last stays after it ends), at the URL beside the master
+    // (contract §7: `{id}.m3u8` and `{id}/thumbnail.jpg`, under the token for a private one), and
+    // shows it only once it has loaded, never as a broken image.
+    const posterImage = player.querySelector('media-poster-image');
+    const master = new URL(config.hls, location.href);
+    master.pathname = master.pathname.replace(/\.m3u8$/, '/thumbnail.jpg');
+    const thumbnail = config.poster ? new URL(config.poster, location.href) : master;
+    function loadPoster() {
+      // Not when hidden by the URL (`hidePoster`) or by the player SDK (sdk-bridge.js).
+      if (config.hidePoster || posterImage.hidden) return;
+      thumbnail.searchParams.set('at', String(Date.now())); // past the browser's cache
+      const src = thumbnail.toString();
       const img = new Image();
-      img.onload = () => { hasPoster = true; player.classList.add('has-poster'); };
-      img.src = config.poster;
+      img.onload = () => {
+        video.poster = src;
+        posterImage.setAttribute('src', src);
+        player.classList.add('has-poster');
+      };
+      img.src = src;
     }
+    if (config.poster) player.classList.add('has-poster');
 
     // What the page is doing, for the browser tests and for debugging from the console.
     const state = { state: 'idle', latency: null, atEdge: false, joins: 0 };
@@ -74,10 +91,13 @@
     function idle() {
       // First: the pause that emptying the <video> may cause is no viewer's pause.
       setState('idle');
+      // It was live on this page: say that it ended (if its publisher comes back, it plays on).
+      idleText.textContent = 'This live stream has ended';
       if (hls) { hls.destroy(); hls = null; window.vidiHls = null; renditions.hls = null; }
       // An emptied <video> shows its poster again (media-chrome resets `mediahasplayed`).
       video.removeAttribute('src');
       video.load();
+      loadPoster();
       state.latency = null;
       state.atEdge = false;
       clearTimeout(timer);
