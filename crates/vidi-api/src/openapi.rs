@@ -26,6 +26,41 @@ impl Modify for Security {
     }
 }
 
+/// What the annotations cannot say once for every operation: problem bodies are
+/// `application/problem+json` (contract §1.3), and the list parameters' ranges (contract §1.4),
+/// so a client generating requests from this document stays inside them.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{Object, Schema, Type};
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    if (status.starts_with('4') || status.starts_with('5'))
+                        && let Some(c) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert("application/problem+json".into(), c);
+                    }
+                }
+                for p in op.parameters.iter_mut().flatten() {
+                    let RefOr::T(p) = p else { continue };
+                    let max = match p.name.as_str() {
+                        "currentPage" => 2_147_483_647,
+                        "pageSize" => 100,
+                        _ => continue,
+                    };
+                    let schema = Object::builder().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(max));
+                    p.schema = Some(RefOr::T(Schema::Object(schema.build())));
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Vidi", description = "A self-hosted video platform, wire-compatible with api.video's v1 API (2023)."),
@@ -44,7 +79,7 @@ impl Modify for Security {
         webhooks::secret, webhooks::deliveries, webhooks::delivery, webhooks::replay,
     ),
     components(schemas(videos::VideoIdOnly)),
-    modifiers(&Security)
+    modifiers(&Security, &Conventions)
 )]
 pub struct ApiDoc;
 

@@ -24,7 +24,9 @@ pub struct PaginationLink {
     pub uri: String,
 }
 
-#[derive(Serialize)]
+/// A list's answer; a schema of its own per item type, so /openapi.json gives each list its
+/// exact envelope (`data` typed) rather than the pagination object alone.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T: Serialize> {
     pub data: Vec<T>,
     pub pagination: Pagination,

@@ -472,3 +472,99 @@ mod tests {
         assert_eq!(completed_size(&b, &ranges), Some(m + 7));
     }
 }
+
+/// Property tests of the `Content-Range` parser: headers are built from its grammar (a unit in
+/// any case, numbers with spaces around them, `*` totals) together with what each means, so the
+/// parser must agree with that model on every one, valid or not; and arbitrary text never
+/// panics it.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A number as a client might write it, and its value when the parser must take it (at most
+    /// 15 digits, nothing else).
+    fn number() -> impl Strategy<Value = (String, Option<u64>)> {
+        prop_oneof![
+            4 => (0u64..=999_999_999_999_999).prop_map(|n| (n.to_string(), Some(n))),
+            1 => (0u64..1000, 1usize..4).prop_map(|(n, z)| (format!("{}{n}", "0".repeat(z)), Some(n))),
+            1 => "[1-9][0-9]{15,19}".prop_map(|s| (s, None)),
+            1 => prop::sample::select(vec!["", "-1", "+1", "1a", "x", "1.5", "١"]).prop_map(|s| (s.to_string(), None)),
+        ]
+    }
+
+    fn spaces() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["", " ", "  ", "\t"]).prop_map(str::to_string)
+    }
+
+    /// The unit as sent (random case) and which one it is.
+    fn unit() -> impl Strategy<Value = (String, Option<&'static str>)> {
+        (prop::sample::select(vec!["part", "bytes", "pages", "byte"]), any::<u8>()).prop_map(|(u, mask)| {
+            let sent: String = u
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if mask >> (i % 8) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .collect();
+            (sent, ["part", "bytes"].contains(&u).then_some(u))
+        })
+    }
+
+    fn small(v: u64) -> u32 {
+        u32::try_from(v).unwrap_or(u32::MAX)
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(h in ".{0,40}") {
+            let _ = parse_content_range(&h);
+        }
+
+        #[test]
+        fn never_panics_on_near_misses(h in "[ \tpPaArRtTbByYeEsS0-9/*-]{0,30}") {
+            let _ = parse_content_range(&h);
+        }
+
+        #[test]
+        fn agrees_with_the_grammar(
+            (unit, which) in unit(),
+            (a, av) in number(),
+            (b, bv) in number(),
+            (total, tv) in number(),
+            star in any::<bool>(),
+            s in prop::collection::vec(spaces(), 6),
+        ) {
+            let lead = if s[1].is_empty() { " " } else { s[1].as_str() };
+            let (header, expected) = match which {
+                Some("part") => {
+                    let (t, tv) = if star { ("*".to_string(), Some(None)) } else { (total.clone(), tv.map(Some)) };
+                    let h = format!("{}{unit}{lead}{}{a}{}/{}{t}{}", s[0], s[2], s[3], s[4], s[5]);
+                    let want = match (av, tv) {
+                        (Some(n), Some(total)) => Ok(ContentRange::Part { n: small(n), total: total.map(small) }),
+                        _ => Err(RangeError::Malformed),
+                    };
+                    (h, want)
+                }
+                Some(_) => {
+                    let h = format!("{}{unit}{lead}{a}{}-{}{b}/{total}{}", s[0], s[2], s[3], s[5]);
+                    let want = match (av, bv, tv) {
+                        (Some(from), Some(to), Some(total)) => Ok(ContentRange::Bytes { from, to, total }),
+                        _ => Err(RangeError::Malformed),
+                    };
+                    (h, want)
+                }
+                None => (format!("{unit} {a}-{b}/{total}"), Err(RangeError::Malformed)),
+            };
+            prop_assert_eq!(parse_content_range(&header), expected, "header {:?}", header);
+        }
+
+        /// What a parsed header says, written back the canonical way, parses to the same.
+        #[test]
+        fn round_trips(n in 0u32..=u32::MAX, total in proptest::option::of(0u32..=u32::MAX), from in 0u64..1u64 << 45, len in 0u64..1u64 << 45) {
+            let part = ContentRange::Part { n, total };
+            let t = total.map_or("*".to_string(), |t| t.to_string());
+            prop_assert_eq!(parse_content_range(&format!("part {n}/{t}")), Ok(part));
+            let bytes = ContentRange::Bytes { from, to: from + len, total: from + len + 1 };
+            prop_assert_eq!(parse_content_range(&format!("bytes {from}-{}/{}", from + len, from + len + 1)), Ok(bytes));
+        }
+    }
+}

@@ -286,3 +286,103 @@ mod tests {
         assert!(parse(big.as_bytes()).unwrap_err().0.contains("at most"));
     }
 }
+
+/// Property tests of WebVTT handling: any bytes are answered without a panic; files written
+/// from generated cues (identifiers, NOTE blocks, both clock forms, CRLF or LF, WebVTT's own
+/// tags) give back exactly those cues; and one foreign tag anywhere in a cue refuses the file.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    struct GenCue {
+        id: Option<String>,
+        start_ms: u64,
+        len_ms: u64,
+        lines: Vec<(String, bool)>,
+        short_clock: bool,
+    }
+
+    fn clock(ms: u64, short: bool) -> String {
+        let (h, m, s, t) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        if short && h == 0 { format!("{m:02}:{s:02}.{t:03}") } else { format!("{h:02}:{m:02}:{s:02}.{t:03}") }
+    }
+
+    fn seconds(ms: u64) -> f64 {
+        (ms / 1000) as f64 + (ms % 1000) as f64 / 1000.0
+    }
+
+    fn cue() -> impl Strategy<Value = GenCue> {
+        (
+            proptest::option::of("[a-z0-9]{1,8}"),
+            0u64..400_000_000,
+            1u64..100_000,
+            prop::collection::vec(("[a-zA-Z][a-zA-Z ,.!?']{0,20}", any::<bool>()), 1..3),
+            any::<bool>(),
+        )
+            .prop_map(|(id, start_ms, len_ms, lines, short_clock)| GenCue {
+                id,
+                start_ms,
+                len_ms,
+                lines,
+                short_clock,
+            })
+    }
+
+    /// The file, and the cues it must give.
+    fn file(cues: &[GenCue], crlf: bool, notes: bool) -> (String, Vec<Cue>) {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut out = format!("WEBVTT{nl}");
+        let mut want = Vec::new();
+        for c in cues {
+            out.push_str(nl);
+            if notes {
+                out.push_str(&format!("NOTE a comment{nl}{nl}"));
+            }
+            if let Some(id) = &c.id {
+                out.push_str(&format!("{id}{nl}"));
+            }
+            let end = c.start_ms + c.len_ms;
+            out.push_str(&format!("{} --> {}{nl}", clock(c.start_ms, c.short_clock), clock(end, c.short_clock)));
+            let mut text = Vec::new();
+            for (line, italic) in &c.lines {
+                out.push_str(&if *italic { format!("<i>{line}</i>{nl}") } else { format!("{line}{nl}") });
+                text.push(line.clone());
+            }
+            want.push(Cue { start: seconds(c.start_ms), end: seconds(end), text: text.join("\n") });
+        }
+        (out, want)
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_near_misses(s in "(WEBVTT|NOTE|STYLE|-->|<|>|/|i|v|:|\\.|0|9|\n|\r| |&amp;){0,60}") {
+            let _ = parse(s.as_bytes());
+        }
+
+        #[test]
+        fn written_cues_read_back(cues in prop::collection::vec(cue(), 0..6), crlf in any::<bool>(), notes in any::<bool>()) {
+            let (text, want) = file(&cues, crlf, notes);
+            prop_assert_eq!(parse(text.as_bytes()), Ok(want), "{}", text);
+        }
+
+        #[test]
+        fn a_foreign_tag_refuses_the_file(
+            cues in prop::collection::vec(cue(), 1..4),
+            which in any::<prop::sample::Index>(),
+            tag in prop::sample::select(vec!["script", "img src=x onerror=alert(1)", "a href=x", "style", "div"]),
+        ) {
+            let mut cues = cues;
+            let i = which.index(cues.len());
+            cues[i].lines[0].0 = format!("<{tag}>{}", cues[i].lines[0].0);
+            let (text, _) = file(&cues, false, false);
+            prop_assert!(parse(text.as_bytes()).is_err(), "{}", text);
+        }
+    }
+}

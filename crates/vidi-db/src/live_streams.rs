@@ -127,10 +127,16 @@ impl LiveStreamRepo for Db {
     async fn delete_live_stream(&self, ws: &WorkspaceId, id: &LiveStreamId) -> CoreResult<Option<String>> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
-            let thumb: Option<(Option<String>,)> =
+            // A write first, so two deletes at once queue on SQLite's write lock instead of one
+            // failing with SQLITE_BUSY_SNAPSHOT (as `delete_player`).
+            let locked = sqlx::query("UPDATE live_streams SET updated_at = updated_at WHERE id = $1 AND workspace_id = $2")
+                .bind(id.as_str()).bind(ws.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            if locked.rows_affected() == 0 {
+                return Err(CoreError::NotFound);
+            }
+            let (thumb,): (Option<String>,) =
                 sqlx::query_as("SELECT thumbnail_key FROM live_streams WHERE id = $1 AND workspace_id = $2")
-                    .bind(id.as_str()).bind(ws.as_str()).fetch_optional(&mut *tx).await.map_err(db_err)?;
-            let Some((thumb,)) = thumb else { return Err(CoreError::NotFound) };
+                    .bind(id.as_str()).bind(ws.as_str()).fetch_one(&mut *tx).await.map_err(db_err)?;
             sqlx::query("DELETE FROM live_private_tokens WHERE live_stream_id = $1")
                 .bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             sqlx::query("DELETE FROM live_streams WHERE id = $1 AND workspace_id = $2")

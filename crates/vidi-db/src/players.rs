@@ -106,10 +106,18 @@ impl PlayerRepo for Db {
     async fn delete_player(&self, ws: &WorkspaceId, id: &PlayerId) -> CoreResult<Option<String>> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;
-            let logo: Option<(Option<String>,)> =
+            // A write first, not a read: on SQLite a transaction that reads and then writes fails
+            // at once (SQLITE_BUSY_SNAPSHOT, a 500 schemathesis found with two deletes at once)
+            // when another write committed in between, where one that starts by writing waits
+            // for the lock. The no-op update is that write, and checks the workspace.
+            let locked = sqlx::query("UPDATE players SET updated_at = updated_at WHERE id = $1 AND workspace_id = $2")
+                .bind(id.as_str()).bind(ws.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            if locked.rows_affected() == 0 {
+                return Err(CoreError::NotFound);
+            }
+            let (logo,): (Option<String>,) =
                 sqlx::query_as("SELECT logo_key FROM players WHERE id = $1 AND workspace_id = $2")
-                    .bind(id.as_str()).bind(ws.as_str()).fetch_optional(&mut *tx).await.map_err(db_err)?;
-            let Some((logo,)) = logo else { return Err(CoreError::NotFound) };
+                    .bind(id.as_str()).bind(ws.as_str()).fetch_one(&mut *tx).await.map_err(db_err)?;
             sqlx::query("UPDATE videos SET player_id = NULL WHERE workspace_id = $1 AND player_id = $2")
                 .bind(ws.as_str()).bind(id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
             sqlx::query("UPDATE live_streams SET player_id = NULL WHERE workspace_id = $1 AND player_id = $2")

@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) media: Media,
     pub(crate) waker: Waker,
     pub(crate) cfg: LiveConfig,
+    /// Restream destinations are users' addresses: checked by the outbound guard when a pusher
+    /// connects.
+    pub(crate) outbound: vidi_outbound::Guard,
+    pub(crate) restream: crate::restream::Settings,
     /// This process's id: the node recorded with each broadcast it holds.
     pub(crate) node: String,
     held: Mutex<HashMap<LiveStreamId, Arc<Held>>>,
@@ -97,10 +101,13 @@ impl Broadcasts {
         waker: Waker,
         cfg: LiveConfig,
         node: String,
+        outbound: vidi_outbound::Guard,
     ) -> Self {
         Broadcasts(Arc::new(Shared {
             repo,
             blobs,
+            restream: crate::restream::Settings::new(&media.ffmpeg),
+            outbound,
             media,
             waker,
             cfg,

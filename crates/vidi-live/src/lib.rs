@@ -27,6 +27,7 @@ pub mod ingest;
 pub mod media;
 pub mod playlist;
 pub mod record;
+pub mod restream;
 pub mod rtmp;
 pub mod service;
 mod session;

@@ -21,6 +21,7 @@ use crate::fmp4::{Output, Segmenter, SegmenterConfig};
 use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 use crate::playlist::{LivePlaylist, Resource, init_name, part_name, segment_name};
 use crate::record::{self, Manifest};
+use crate::restream::Restreamer;
 
 /// What delivery reads of a broadcast: its playlist and its recent files.
 pub(crate) struct View {
@@ -157,6 +158,10 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     let mut gone_since: Option<i64> = None;
     let mut next_thumbnail = tokio::time::Instant::now();
     let thumbnailing = Arc::new(AtomicBool::new(false));
+    // While it broadcasts, each restream destination gets its own pusher (one dead destination
+    // stops neither the others, nor the ingest, nor the recording).
+    let restreamer = (!held.live.restreams.is_empty())
+        .then(|| Restreamer::start(live, &held.live.restreams, &shared.outbound, &shared.restream, &held.cut));
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -180,6 +185,9 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                     MediaEvent::VideoConfig(v) => lock(&held.view).video = Some(v.clone()),
                     MediaEvent::AudioConfig(a) => lock(&held.view).audio = Some(a.clone()),
                     _ => {}
+                }
+                if let Some(r) = &restreamer {
+                    r.send(&event);
                 }
                 let outputs = segmenter.push(event);
                 publish(&held, &store, outputs);
@@ -218,6 +226,9 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     held.changed.notify_waiters();
     if on {
         flip(&shared, &held, false, &mut flips).await;
+    }
+    if let Some(r) = restreamer {
+        r.stop().await;
     }
     drop(store);
     let manifest = stored.await.unwrap_or_default();

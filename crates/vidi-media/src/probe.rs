@@ -197,3 +197,143 @@ mod tests {
         assert!(parse(br#"{"streams":[],"format":{"format_name":"tty"}}"#).is_err());
     }
 }
+
+/// Property tests of ffprobe output parsing: any bytes, and any JSON of ffprobe's shape with
+/// fields of any type, are answered without a panic; generated well-typed reports give what a
+/// plain model of the rules says (the first video stream with a picture, the first audio stream,
+/// the size limit, rotation and the display aspect ratio).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "codec_type",
+                        "width",
+                        "height",
+                        "tags",
+                        "rotate",
+                        "rotation",
+                        "side_data_list",
+                        "x"
+                    ]),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    #[derive(Clone, Debug)]
+    struct Stream {
+        kind: &'static str,
+        width: u32,
+        height: u32,
+        rotation: i32,
+        dar: Option<String>,
+        sample_rate: u32,
+    }
+
+    fn stream() -> impl Strategy<Value = Stream> {
+        (
+            prop::sample::select(vec!["video", "audio", "subtitle", "data"]),
+            prop_oneof![Just(0u32), 1u32..4000, 8000u32..9000],
+            1u32..4000,
+            prop::sample::select(vec![0, 90, -90, 180, 270]),
+            proptest::option::of(prop::sample::select(vec!["16:9".to_string(), "0:1".to_string(), "4:3".to_string()])),
+            8000u32..96000,
+        )
+            .prop_map(|(kind, width, height, rotation, dar, sample_rate)| Stream {
+                kind,
+                width,
+                height,
+                rotation,
+                dar,
+                sample_rate,
+            })
+    }
+
+    fn report(streams: &[Stream], duration: f64, side_data: bool) -> Value {
+        let streams: Vec<Value> = streams
+            .iter()
+            .map(|s| {
+                let mut v =
+                    json!({ "codec_type": s.kind, "codec_name": "c", "sample_rate": s.sample_rate.to_string() });
+                if s.kind == "video" {
+                    v["width"] = json!(s.width);
+                    v["height"] = json!(s.height);
+                    v["avg_frame_rate"] = json!("30/1");
+                    if let Some(d) = &s.dar {
+                        v["display_aspect_ratio"] = json!(d);
+                    }
+                    if side_data {
+                        v["side_data_list"] = json!([{ "rotation": s.rotation }]);
+                    } else {
+                        v["tags"] = json!({ "rotate": s.rotation.to_string() });
+                    }
+                }
+                v
+            })
+            .collect();
+        json!({ "streams": streams, "format": { "format_name": "mov", "duration": duration.to_string(), "bit_rate": "1000" } })
+    }
+
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_any_json_of_its_shape(streams in prop::collection::vec(any_json(), 0..4), format in any_json()) {
+            let doc = json!({ "streams": streams, "format": format });
+            let _ = parse(doc.to_string().as_bytes());
+        }
+
+        #[test]
+        fn agrees_with_a_model(streams in prop::collection::vec(stream(), 0..5), duration in 0.0f64..1e6, side_data in any::<bool>()) {
+            let got = parse(report(&streams, duration, side_data).to_string().as_bytes());
+            let video = streams.iter().find(|s| s.kind == "video" && s.width > 0);
+            let audio = streams.iter().find(|s| s.kind == "audio");
+            match (video, audio) {
+                (None, None) => prop_assert!(got.is_err()),
+                (Some(v), _) if v.width > MAX_SIDE || v.height > MAX_SIDE => prop_assert!(got.is_err()),
+                _ => {
+                    let p = got.unwrap();
+                    prop_assert_eq!(p.duration_s, Some(duration));
+                    prop_assert_eq!(p.audio.as_ref().map(|a| a.sample_rate), audio.map(|a| Some(a.sample_rate)));
+                    prop_assert_eq!(p.video.is_some(), video.is_some());
+                    if let (Some(pv), Some(v)) = (&p.video, video) {
+                        prop_assert_eq!((pv.width, pv.height, pv.rotation), (v.width, v.height, v.rotation));
+                        let upright = v.rotation.rem_euclid(180) == 0;
+                        let (dw, dh) = if upright { (v.width, v.height) } else { (v.height, v.width) };
+                        let g = gcd(dw, dh).max(1);
+                        let want = match &v.dar {
+                            Some(d) if d != "0:1" && upright => d.clone(),
+                            _ => format!("{}:{}", dw / g, dh / g),
+                        };
+                        prop_assert_eq!(pv.aspect_ratio.as_deref(), Some(want.as_str()));
+                    }
+                }
+            }
+        }
+    }
+}

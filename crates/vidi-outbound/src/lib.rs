@@ -204,6 +204,13 @@ impl Guard {
         Ok(Guard { client, no_redirect, policy })
     }
 
+    /// Whether a connection to `ip` is allowed. For protocols the guard's HTTP client does not
+    /// speak (an RTMP restream): their caller resolves the name itself, keeps the addresses this
+    /// allows, and connects to one of those, never to the name again.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        !self.policy.refuses(ip)
+    }
+
     /// Parses and checks a URL a user gave (scheme, literal address).
     pub fn check(&self, raw: &str) -> Result<Url, OutboundError> {
         let url = Url::parse(raw).map_err(|_| OutboundError::BadUrl)?;

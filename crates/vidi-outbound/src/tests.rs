@@ -62,6 +62,19 @@ fn literal_hosts_are_refused_before_any_connection() {
     assert!(open.check("http://127.0.0.1:9/x").is_ok());
 }
 
+/// `allows` is the same policy, for callers that resolve and connect themselves (restreams).
+#[test]
+fn allows_follows_the_policy_and_its_exemptions() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    let public: IpAddr = "93.184.216.34".parse().unwrap();
+    let g = Guard::new(false, Duration::from_secs(1)).unwrap();
+    assert!(!g.allows(loopback) && !g.allows("::ffff:10.0.0.1".parse().unwrap()) && g.allows(public));
+    assert!(Guard::new(true, Duration::from_secs(1)).unwrap().allows(loopback));
+    let exempt = Guard::with_exempt(false, vec![loopback], Duration::from_secs(1)).unwrap();
+    assert!(exempt.allows(loopback) && !exempt.allows("127.0.0.2".parse().unwrap()));
+}
+
 fn drip(pieces: Vec<(u64, usize)>) -> impl Stream<Item = Result<Bytes, OutboundError>> + Send + 'static {
     futures::stream::iter(pieces).then(|(wait_ms, n)| async move {
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;

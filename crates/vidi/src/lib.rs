@@ -290,8 +290,16 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let waker = Waker::new();
     // The broadcasts of this node's RTMP ingest, which delivery reads live playlists from.
     let node = format!("in{}", vidi_core::id::random_body());
-    let broadcasts =
-        vidi_live::Broadcasts::new(repo.clone(), blobs.clone(), media.clone(), waker.clone(), cfg.live(), node);
+    let outbound = vidi_outbound::Guard::new(cfg.outbound.allow_private, Duration::from_secs(10))?;
+    let broadcasts = vidi_live::Broadcasts::new(
+        repo.clone(),
+        blobs.clone(),
+        media.clone(),
+        waker.clone(),
+        cfg.live(),
+        node,
+        outbound,
+    );
     let live: Arc<dyn vidi_core::live::LiveOutput> = Arc::new(broadcasts.clone());
     let state = AppState::new(repo.clone(), blobs.clone(), media.clone(), api, waker.clone(), live).await?;
     let mut services = vec![http_service(state.clone(), listener, cfg.limits(), tls.clone())];

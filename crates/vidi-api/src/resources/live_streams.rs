@@ -322,7 +322,7 @@ pub async fn create(
     params(("streamKey" = Option<String>, Query, description = "exact match"), ("name" = Option<String>, Query, description = "substring"),
            ("sortBy" = Option<String>, Query, description = "createdAt, publishedAt, name or updatedAt"), ("sortOrder" = Option<String>, Query),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: LiveStream[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of LiveStream objects: {data, pagination}", body = crate::page::Page<LiveStreamOut>), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,

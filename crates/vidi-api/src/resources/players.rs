@@ -43,12 +43,37 @@ pub struct PlayerThemeOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = ThemeSettingsSchema)]
     pub settings: ThemeSettings,
     pub player_id: String,
     pub created_at: String,
     pub updated_at: String,
     pub assets: PlayerAssets,
+}
+
+/// What `ThemeSettings` (core, which knows nothing of OpenAPI) puts in [`PlayerThemeOut`], for
+/// /openapi.json only: api.video's schema lists these fields at the theme's top level, and a
+/// test (`settings_schema_names_every_serialised_field`) keeps the two lists equal.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ThemeSettingsSchema {
+    text: String,
+    link: String,
+    link_hover: String,
+    /// Omitted until set.
+    link_active: Option<String>,
+    track_played: String,
+    track_unplayed: String,
+    track_background: String,
+    background_top: String,
+    background_bottom: String,
+    background_text: String,
+    enable_api: bool,
+    enable_controls: bool,
+    force_autoplay: bool,
+    hide_title: bool,
+    force_loop: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -104,53 +129,68 @@ pub(crate) async fn check_player_of(state: &AppState, ws: &WorkspaceId, raw: &st
 #[serde(rename_all = "camelCase")]
 pub struct PlayerThemePayload {
     /// A name for the theme.
-    #[serde(default, deserialize_with = "de::string")]
-    #[schema(max_length = 100)]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false, max_length = 100)]
     pub name: Option<String>,
     /// RGBA colour of timer text (default rgba(255, 255, 255, 1)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub text: Option<String>,
     /// RGBA colour of all controls (default rgba(255, 255, 255, 1)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub link: Option<String>,
     /// RGBA colour of all controls when hovered (default rgba(255, 255, 255, 1)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub link_hover: Option<String>,
     /// RGBA colour of the play button when hovered.
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub link_active: Option<String>,
     /// RGBA colour of the playback bar's played content (default rgba(88, 131, 255, .95)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub track_played: Option<String>,
     /// RGBA colour of the playback bar's downloaded but unplayed content (default rgba(255, 255, 255, .35)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub track_unplayed: Option<String>,
     /// RGBA colour of the playback bar's background (default rgba(255, 255, 255, .2)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub track_background: Option<String>,
     /// RGBA colour of the top half of the background (default rgba(0, 0, 0, .7)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub background_top: Option<String>,
     /// RGBA colour of the bottom half of the background (default rgba(0, 0, 0, .7)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub background_bottom: Option<String>,
     /// RGBA colour of the title text (default rgba(255, 255, 255, 1)).
-    #[serde(default, deserialize_with = "de::string")]
+    #[serde(default, deserialize_with = "de::string_not_null")]
+    #[schema(value_type = String, required = false)]
     pub background_text: Option<String>,
     /// Enables or disables Player SDK access (default true).
-    #[serde(default, deserialize_with = "de::boolean")]
+    #[serde(default, deserialize_with = "de::boolean_not_null")]
+    #[schema(value_type = bool, required = false)]
     pub enable_api: Option<bool>,
     /// Enables or disables the player's controls (default true).
-    #[serde(default, deserialize_with = "de::boolean")]
+    #[serde(default, deserialize_with = "de::boolean_not_null")]
+    #[schema(value_type = bool, required = false)]
     pub enable_controls: Option<bool>,
     /// Enables or disables autoplay (default false).
-    #[serde(default, deserialize_with = "de::boolean")]
+    #[serde(default, deserialize_with = "de::boolean_not_null")]
+    #[schema(value_type = bool, required = false)]
     pub force_autoplay: Option<bool>,
     /// Enables or disables hiding the title (default false).
-    #[serde(default, deserialize_with = "de::boolean")]
+    #[serde(default, deserialize_with = "de::boolean_not_null")]
+    #[schema(value_type = bool, required = false)]
     pub hide_title: Option<bool>,
     /// Enables or disables looping (default false).
-    #[serde(default, deserialize_with = "de::boolean")]
+    #[serde(default, deserialize_with = "de::boolean_not_null")]
+    #[schema(value_type = bool, required = false)]
     pub force_loop: Option<bool>,
 }
 
@@ -256,7 +296,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/players", tag = "Player Themes", operation_id = "LIST-players",
     params(("sortBy" = Option<String>, Query, description = "name, createdAt or updatedAt"), ("sortOrder" = Option<String>, Query),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: PlayerTheme[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of PlayerTheme objects: {data, pagination}", body = crate::page::Page<PlayerThemeOut>), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -429,4 +469,22 @@ async fn logo_file(State(state): State<AppState>, Path((id, file)): Path<(String
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+    use vidi_core::player::ThemeSettings;
+
+    #[test]
+    fn settings_schema_names_every_serialised_field() {
+        let settings = ThemeSettings { link_active: Some("rgba(0, 0, 0, 1)".into()), ..Default::default() };
+        let wire = serde_json::to_value(&settings).unwrap();
+        let mut serialised: Vec<String> = wire.as_object().unwrap().keys().cloned().collect();
+        let schema = serde_json::to_value(super::ThemeSettingsSchema::schema()).unwrap();
+        let mut documented: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        serialised.sort();
+        documented.sort();
+        assert_eq!(serialised, documented);
+    }
 }

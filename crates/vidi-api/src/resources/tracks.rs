@@ -195,7 +195,7 @@ pub mod captions {
     use crate::extract::{JsonBody, de};
     use crate::page::Page;
     use crate::resources::videos::video_id;
-    use crate::{ApiError, ApiResult, AppState};
+    use crate::{ApiResult, AppState};
 
     pub fn routes() -> Router<AppState> {
         Router::new()
@@ -227,14 +227,16 @@ pub mod captions {
         }
     }
 
-    /// The body of PATCH: api.video's `captions-update-payload`. `default` is required here
-    /// (a PATCH without it changes nothing and is refused as it always was).
+    /// The body of PATCH: api.video's `captions-update-payload`, whose one field is optional
+    /// there: a PATCH without `default` is a valid request that changes nothing, so it answers
+    /// 200 with the captions as they are (docs/contract.md), never a 400; `null` means nothing
+    /// and is refused.
     #[derive(Deserialize, utoipa::ToSchema)]
     #[schema(title = "CaptionsUpdatePayload")]
     pub struct CaptionsUpdatePayload {
         /// Whether these captions are shown without the viewer asking.
-        #[serde(default, deserialize_with = "de::boolean")]
-        #[schema(required = true, value_type = bool)]
+        #[serde(default, deserialize_with = "de::boolean_not_null")]
+        #[schema(value_type = bool, required = false)]
         pub default: Option<bool>,
     }
 
@@ -257,7 +259,7 @@ pub mod captions {
     /// List a video's captions.
     #[utoipa::path(get, path = "/videos/{videoId}/captions", tag = "Captions", operation_id = "LIST-videos-videoId-captions",
         params(("videoId" = String, Path), ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-        responses((status = 200, description = "{data: Caption[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+        responses((status = 200, description = "A page of Caption objects: {data, pagination}", body = crate::page::Page<CaptionOut>), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
         security(("apiKey" = []), ("bearerAuth" = [])))]
     pub async fn list(
         State(state): State<AppState>,
@@ -296,9 +298,15 @@ pub mod captions {
     ) -> ApiResult<Json<CaptionOut>> {
         let language = language(&lang)?;
         let v = state.repo.get_video(auth.ws(), &video_id(&id)?).await.or_404("videoId")?;
-        let default = body.read()?.default.ok_or_else(|| ApiError::attribute_required("default"))?;
-        let c =
-            state.repo.set_caption_default(auth.ws(), &v.id, &language, default, now_ms()).await.or_404("language")?;
+        let c = match body.read()?.default {
+            Some(default) => state
+                .repo
+                .set_caption_default(auth.ws(), &v.id, &language, default, now_ms())
+                .await
+                .or_404("language")?,
+            // Nothing to change: the unchanged captions, or 404 as any read of a missing one.
+            None => state.repo.get_track(TrackKind::Captions, auth.ws(), &v.id, &language).await.or_404("language")?,
+        };
         let token = private_token(&state, &v).await?;
         Ok(Json(CaptionOut::build(&state, &v, token.as_deref(), &c)))
     }
@@ -381,7 +389,7 @@ pub mod chapters {
     /// List a video's chapter files.
     #[utoipa::path(get, path = "/videos/{videoId}/chapters", tag = "Chapters", operation_id = "LIST-videos-videoId-chapters",
         params(("videoId" = String, Path), ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-        responses((status = 200, description = "{data: Chapter[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+        responses((status = 200, description = "A page of Chapter objects: {data, pagination}", body = crate::page::Page<ChapterOut>), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
         security(("apiKey" = []), ("bearerAuth" = [])))]
     pub async fn list(
         State(state): State<AppState>,

@@ -49,9 +49,9 @@ impl From<&UploadToken> for UploadTokenOut {
 /// The body of a creation: api.video's `token-creation-payload`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenCreationPayload {
-    /// How many seconds the token is valid; 0 or absent: until it is deleted.
-    #[serde(default, deserialize_with = "de::integer")]
-    #[schema(minimum = 0, maximum = 2147483647, default = 0)]
+    /// How many seconds the token is valid; 0 or absent: until it is deleted (`null` is refused).
+    #[serde(default, deserialize_with = "de::integer_not_null")]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 2147483647, default = 0)]
     pub ttl: Option<i64>,
 }
 
@@ -86,7 +86,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/upload-tokens", tag = "Upload Tokens", operation_id = "LIST-upload-tokens",
     params(("sortBy" = Option<String>, Query, description = "createdAt or ttl"), ("sortOrder" = Option<String>, Query),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: UploadToken[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of UploadToken objects: {data, pagination}", body = crate::page::Page<UploadTokenOut>), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -49,7 +49,7 @@ pub struct VideoCreationPayload {
     #[schema(value_type = Option<Vec<MetadataOut>>, max_items = 50)]
     pub metadata: Option<Vec<vidi_core::model::MetadataPair>>,
     /// The part of the source the video is made of.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de::object")]
     pub clip: Option<VideoClip>,
     /// api.video's `video-watermark`, documented as its clients send it. Refused when given (not
     /// `null`), whatever its shape: the 2023 surface Vidi serves has no `/watermarks`.

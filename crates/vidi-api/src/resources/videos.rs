@@ -458,7 +458,7 @@ pub async fn create(
     params(("title" = Option<String>, Query), ("tags[]" = Option<Vec<String>>, Query), ("metadata" = Option<String>, Query, description = "metadata[key]=value, all must match"),
            ("description" = Option<String>, Query), ("liveStreamId" = Option<String>, Query), ("sortBy" = Option<String>, Query), ("sortOrder" = Option<String>, Query),
            ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: Video[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of Video objects: {data, pagination}", body = crate::page::Page<VideoOut>), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -229,7 +229,7 @@ pub async fn create(
 /// List the workspace's webhooks, oldest first; `events` keeps those subscribed to that event.
 #[utoipa::path(get, path = "/webhooks", tag = "Webhooks", operation_id = "LIST-webhooks",
     params(("events" = Option<String>, Query), ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: Webhook[], pagination}", body = crate::page::Pagination), (status = 400, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of Webhook objects: {data, pagination}", body = crate::page::Page<WebhookOut>), (status = 400, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -285,7 +285,7 @@ pub async fn secret(
 /// Vidi extension: the webhook's deliveries, newest first.
 #[utoipa::path(get, path = "/webhooks/{webhookId}/deliveries", tag = "Webhooks (Vidi extensions)", operation_id = "LIST-webhooks-webhookId-deliveries",
     params(("webhookId" = String, Path), ("currentPage" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, description = "{data: Delivery[], pagination}", body = crate::page::Pagination), (status = 404, body = crate::error::Problem)),
+    responses((status = 200, description = "A page of Delivery objects: {data, pagination}", body = crate::page::Page<DeliveryOut>), (status = 404, body = crate::error::Problem)),
     security(("apiKey" = []), ("bearerAuth" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,

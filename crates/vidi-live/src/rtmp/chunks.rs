@@ -12,7 +12,11 @@
 //! - chunk streams may not interleave (rml_rtmp keeps one partial message for all chunk
 //!   streams and would mix them; ffmpeg and OBS never interleave);
 //! - a bounded number of chunk stream ids (each costs a header in both parsers);
-//! - the chunk size a peer sets must be 1..=2^31-1.
+//! - the chunk size a peer sets must be 1..=2^31-1, and the acknowledgement window below
+//!   2^31 (rml_rtmp's byte counter would overflow);
+//! - AMF0 commands and data messages (64 KiB at most) must have the values rml_rtmp's
+//!   handlers index unchecked (a `connect` with no transaction id, a `play` with no name, an
+//!   `@setDataFrame` alone all panicked it).
 //!
 //! With these rules, the bytes held for a connection are bounded by one message plus one
 //! chunk header plus one read, whatever the peer sends.
@@ -28,6 +32,20 @@ const EXTENDED: u32 = 0xFF_FFFF;
 const MAX_CHUNK_STREAMS: usize = 64;
 /// The RTMP message type of Set Chunk Size.
 const SET_CHUNK_SIZE: u8 = 1;
+/// The RTMP message type of Window Acknowledgement Size.
+const WINDOW_ACK_SIZE: u8 = 5;
+/// The RTMP message types of AMF0 data (`@setDataFrame`) and AMF0 commands, and their AMF3
+/// twins, which rml_rtmp reads as AMF0 too (after a leading 0 byte, for a command).
+const AMF0_DATA: u8 = 18;
+const AMF0_COMMAND: u8 = 20;
+const AMF3_DATA: u8 = 15;
+const AMF3_COMMAND: u8 = 17;
+/// The longest AMF0 message. Honest commands and metadata are a few hundred bytes; the guard
+/// keeps a copy of each to check its shape.
+const MAX_AMF0_MESSAGE: u32 = 64 << 10;
+/// rml_rtmp adds each read's length to a `u32` until it reaches the peer's window: a window
+/// near `u32::MAX` overflows it (a panic in debug builds). Honest windows are a few MB.
+const MAX_WINDOW_ACK_SIZE: u32 = 0x7FFF_FFFF;
 
 /// Why the guard refused a connection's bytes. The text goes to the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +64,12 @@ pub(crate) enum ChunkError {
     TooManyChunkStreams,
     #[error("invalid chunk size {0}")]
     BadChunkSize(u64),
+    #[error("window acknowledgement size {0} is too large")]
+    BadWindow(u32),
+    #[error("an AMF0 message of {0} bytes; the limit is {MAX_AMF0_MESSAGE}")]
+    LargeAmf0(u32),
+    #[error("an AMF0 {0} without the values it needs")]
+    ShortAmf0(String),
 }
 
 /// What the guard remembers of a chunk stream's last header (what a compressed header reuses).
@@ -63,8 +87,8 @@ struct InMessage {
     message_type: u8,
     length: u32,
     received: u32,
-    /// The first bytes of a Set Chunk Size message (4 are needed; a chunk size of 1 can split
-    /// them over chunks).
+    /// The first bytes of a Set Chunk Size or Window Acknowledgement Size message (4 are
+    /// needed; a chunk size of 1 can split them over chunks).
     control: Vec<u8>,
 }
 
@@ -95,6 +119,11 @@ impl ChunkGuard {
     /// The bytes of the incomplete message and chunk header: what the parser behind the guard
     /// holds between two reads (its chunk buffer and partial payload), so the per-connection
     /// bound the property tests check.
+    /// Changes the longest message accepted from the next chunk header on.
+    pub(crate) fn set_max_message(&mut self, max_message: u32) {
+        self.max_message = max_message;
+    }
+
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.header.len() + self.message.as_ref().map_or(0, |m| m.received as usize)
@@ -167,6 +196,10 @@ impl ChunkGuard {
         if prev.message_length > self.max_message {
             return Err(ChunkError::TooLarge { len: prev.message_length, max: self.max_message });
         }
+        let amf = matches!(prev.message_type, AMF0_DATA | AMF0_COMMAND | AMF3_DATA | AMF3_COMMAND);
+        if amf && prev.message_length > MAX_AMF0_MESSAGE {
+            return Err(ChunkError::LargeAmf0(prev.message_length));
+        }
         if !self.previous.contains_key(&csid) && self.previous.len() >= MAX_CHUNK_STREAMS {
             return Err(ChunkError::TooManyChunkStreams);
         }
@@ -193,9 +226,13 @@ impl ChunkGuard {
         self.chunk_left -= n;
         let message = self.message.as_mut().expect("a chunk payload belongs to a message");
         message.received += n;
-        if message.message_type == SET_CHUNK_SIZE && message.control.len() < 4 {
-            let take = (4 - message.control.len()).min(bytes.len());
-            message.control.extend_from_slice(&bytes[..take]);
+        match message.message_type {
+            SET_CHUNK_SIZE | WINDOW_ACK_SIZE if message.control.len() < 4 => {
+                let take = (4 - message.control.len()).min(bytes.len());
+                message.control.extend_from_slice(&bytes[..take]);
+            }
+            AMF0_DATA | AMF0_COMMAND | AMF3_DATA | AMF3_COMMAND => message.control.extend_from_slice(bytes),
+            _ => {}
         }
         if message.received == message.length {
             self.finish()?;
@@ -207,19 +244,56 @@ impl ChunkGuard {
     fn finish(&mut self) -> Result<(), ChunkError> {
         self.chunk_left = 0;
         let Some(message) = self.message.take() else { return Ok(()) };
-        if message.message_type == SET_CHUNK_SIZE {
-            // rml_rtmp refuses a short Set Chunk Size itself (and closes); the guard only needs
-            // the new size when there is one.
-            if let Ok(raw) = <[u8; 4]>::try_from(message.control.as_slice()) {
-                let size = u32::from_be_bytes(raw);
-                if size == 0 || size > 0x7FFF_FFFF {
-                    return Err(ChunkError::BadChunkSize(u64::from(size)));
-                }
-                self.chunk_size = size;
+        match message.message_type {
+            AMF0_DATA | AMF3_DATA => return amf0_shape(AMF0_DATA, &message.control),
+            AMF0_COMMAND => return amf0_shape(AMF0_COMMAND, &message.control),
+            AMF3_COMMAND => {
+                let payload = match message.control.first() {
+                    Some(0) => &message.control[1..],
+                    _ => &message.control[..],
+                };
+                return amf0_shape(AMF0_COMMAND, payload);
             }
+            _ => {}
+        }
+        // rml_rtmp refuses a short control message itself (and closes); the guard only needs
+        // the value when there is one.
+        let Ok(raw) = <[u8; 4]>::try_from(message.control.as_slice()) else { return Ok(()) };
+        let value = u32::from_be_bytes(raw);
+        match message.message_type {
+            SET_CHUNK_SIZE if value == 0 || value > 0x7FFF_FFFF => {
+                return Err(ChunkError::BadChunkSize(u64::from(value)));
+            }
+            SET_CHUNK_SIZE => self.chunk_size = value,
+            WINDOW_ACK_SIZE if value > MAX_WINDOW_ACK_SIZE => return Err(ChunkError::BadWindow(value)),
+            _ => {}
         }
         Ok(())
     }
+}
+
+/// rml_rtmp's handlers index AMF0 values without checking there are enough of them: a command
+/// needs a name, a transaction id and a command object (and `play` a stream name after them),
+/// `@setDataFrame` a name and a value. Values that do not parse are left to rml_rtmp, which
+/// refuses them with an error.
+fn amf0_shape(message_type: u8, payload: &[u8]) -> Result<(), ChunkError> {
+    use rml_amf0::Amf0Value;
+    let Ok(values) = rml_amf0::deserialize(&mut std::io::Cursor::new(payload)) else { return Ok(()) };
+    let first = match values.first() {
+        Some(Amf0Value::Utf8String(s)) => s.as_str(),
+        _ => "",
+    };
+    let needed = match (message_type, first) {
+        (AMF0_COMMAND, "play") => 4,
+        (AMF0_COMMAND, _) => 3,
+        (_, "@setDataFrame") => 3,
+        _ => 0,
+    };
+    if values.len() < needed {
+        let what = if message_type == AMF0_COMMAND { "command" } else { "data message" };
+        return Err(ChunkError::ShortAmf0(format!("{what} {:?}", first.chars().take(32).collect::<String>())));
+    }
+    Ok(())
 }
 
 fn u24(b: &[u8]) -> u32 {

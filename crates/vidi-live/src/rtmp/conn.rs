@@ -26,6 +26,11 @@ use crate::media::MediaEvent;
 /// The one RTMP application: `rtmp://HOST/s/{streamKey}`.
 pub(super) const APP: &str = "s";
 
+/// The longest message before a publisher is admitted. Until then a peer sends only commands
+/// (`connect`, `publish`: a few hundred bytes), and anyone can connect: keeping this small
+/// bounds what unadmitted connections can make the node hold.
+const MAX_MESSAGE_BEFORE_ADMISSION: u32 = 64 << 10;
+
 /// What the driver must do after some input.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -42,6 +47,10 @@ pub(crate) enum Closed {
     Finished,
     #[error("{0}")]
     Refused(String),
+    /// Media the segmenter cannot take (another codec, a malformed configuration): the
+    /// publisher's operator has to change a setting, so this is logged as a warning.
+    #[error("{0}")]
+    Media(String),
     #[error("protocol error: {0}")]
     Protocol(String),
     /// rml_rtmp panicked on the input. The guard exists so that this never happens; the
@@ -59,6 +68,8 @@ enum Phase {
 pub(crate) struct Conn {
     phase: Phase,
     guard: ChunkGuard,
+    /// The longest message once admitted.
+    max_message: u32,
     clock: Clock,
     /// The `publish` request waiting for [`Publish::begin`]'s answer.
     pending_publish: Option<u32>,
@@ -70,7 +81,8 @@ impl Conn {
     pub(crate) fn new(max_message: u32) -> Self {
         Conn {
             phase: Phase::Handshake(Box::new(Handshake::new(PeerType::Server))),
-            guard: ChunkGuard::new(max_message),
+            guard: ChunkGuard::new(max_message.min(MAX_MESSAGE_BEFORE_ADMISSION)),
+            max_message,
             clock: Clock::default(),
             pending_publish: None,
             publishing: false,
@@ -97,34 +109,42 @@ impl Conn {
     /// close.
     pub(crate) fn input(&mut self, bytes: &[u8]) -> Result<Vec<Action>, Closed> {
         let mut actions = Vec::new();
-        let rest = match &mut self.phase {
-            Phase::Handshake(h) => match h.process_bytes(bytes) {
-                Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
-                    self.out.extend_from_slice(&response_bytes);
-                    return Ok(actions);
-                }
-                Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
-                    self.out.extend_from_slice(&response_bytes);
-                    let (session, results) =
-                        ServerSession::new(ServerSessionConfig::new()).map_err(|e| Closed::Protocol(e.to_string()))?;
-                    self.phase = Phase::Session(Box::new(session));
-                    self.results(results, &mut actions)?;
-                    remaining_bytes
-                }
-                Err(e) => return Err(Closed::Protocol(format!("handshake: {e:?}"))),
-            },
-            Phase::Session(_) => bytes.to_vec(),
-        };
-        if rest.is_empty() {
+        let Phase::Handshake(h) = &mut self.phase else {
+            self.chunks(bytes, &mut actions)?;
             return Ok(actions);
+        };
+        match h.process_bytes(bytes) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                self.out.extend_from_slice(&response_bytes);
+            }
+            Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
+                self.out.extend_from_slice(&response_bytes);
+                let (session, results) =
+                    ServerSession::new(ServerSessionConfig::new()).map_err(|e| Closed::Protocol(e.to_string()))?;
+                self.phase = Phase::Session(Box::new(session));
+                self.results(results, &mut actions)?;
+                self.chunks(&remaining_bytes, &mut actions)?;
+            }
+            Err(e) => return Err(Closed::Protocol(format!("handshake: {e:?}"))),
         }
-        self.guard.check(&rest).map_err(|e| Closed::Protocol(e.to_string()))?;
-        let Phase::Session(session) = &mut self.phase else { unreachable!("handshake done") };
-        let results = catch_unwind(AssertUnwindSafe(|| session.handle_input(&rest)))
-            .map_err(|_| Closed::ParserPanic)?
-            .map_err(|e| Closed::Protocol(e.to_string()))?;
-        self.results(results, &mut actions)?;
         Ok(actions)
+    }
+
+    /// Chunk stream bytes: through the guard, then rml_rtmp's session.
+    fn chunks(&mut self, bytes: &[u8], actions: &mut Vec<Action>) -> Result<(), Closed> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let Phase::Session(session) = &mut self.phase else { unreachable!("chunks follow the handshake") };
+        let guard = &mut self.guard;
+        // The guard is there so that rml_rtmp never panics; should a case slip past it, the
+        // panic closes this connection only.
+        let results = catch_unwind(AssertUnwindSafe(|| {
+            guard.check(bytes).map_err(|e| Closed::Protocol(e.to_string()))?;
+            session.handle_input(bytes).map_err(|e| Closed::Protocol(e.to_string()))
+        }))
+        .map_err(|_| Closed::ParserPanic)??;
+        self.results(results, actions)
     }
 
     /// Admits the pending publisher (after [`Publish::begin`] said yes).
@@ -132,6 +152,7 @@ impl Conn {
         let id = self.pending_publish.take().expect("a publish request is pending");
         let results = self.session()?.accept_request(id).map_err(|e| Closed::Protocol(e.to_string()))?;
         self.publishing = true;
+        self.guard.set_max_message(self.max_message);
         self.results(results, &mut Vec::new())
     }
 
@@ -221,7 +242,7 @@ impl Conn {
         match tag {
             Ok(Tag::Event(event)) => actions.push(Action::Media(event)),
             Ok(Tag::Skip) => {}
-            Err(e) => return Err(Closed::Refused(e.to_string())),
+            Err(e) => return Err(Closed::Media(e.to_string())),
         }
         Ok(())
     }
@@ -270,9 +291,7 @@ pub(super) async fn run<S>(
     // port scan does not flood the log. A refused codec is the publisher operator's to fix.
     match outcome {
         Closed::Finished => info!(%peer, key = %key, "rtmp: publisher finished"),
-        Closed::Refused(reason) if reason.contains("codec") => {
-            warn!(%peer, key = %key, "rtmp: publisher refused: {reason}")
-        }
+        Closed::Media(reason) => warn!(%peer, key = %key, "rtmp: publisher refused: {reason}"),
         Closed::Refused(reason) => info!(%peer, key = %key, "rtmp: refused: {reason}"),
         Closed::Protocol(reason) if key.is_empty() => debug!(%peer, "rtmp: closed: {reason}"),
         Closed::Protocol(reason) => info!(%peer, key = %key, "rtmp: closed: {reason}"),

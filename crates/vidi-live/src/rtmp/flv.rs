@@ -7,8 +7,7 @@
 
 use bytes::Bytes;
 
-use super::codec;
-use crate::media::MediaEvent;
+use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 
 /// What to do with one tag.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub(super) enum Unsupported {
     #[error("audio codec {0} is not supported (send AAC)")]
     AudioCodec(String),
     #[error("malformed {0}")]
-    Malformed(&'static str),
+    Malformed(String),
 }
 
 /// A video message body (FLV `VIDEODATA`, E-RTMP's extended header included).
@@ -50,20 +49,20 @@ pub(super) fn video(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
         return Ok(Tag::Skip);
     }
     if data.len() < 5 {
-        return Err(Unsupported::Malformed("AVC video tag (shorter than its 5-byte header)"));
+        return Err(Unsupported::Malformed("AVC video tag (shorter than its 5-byte header)".into()));
     }
     let body = data.slice(5..);
     match data[1] {
-        0 => codec::video_config(body)
+        0 => VideoConfig::from_avcc(body)
             .map(|c| Tag::Event(MediaEvent::VideoConfig(c)))
-            .ok_or(Unsupported::Malformed("AVC sequence header")),
+            .map_err(|e| Unsupported::Malformed(format!("AVC sequence header: {e}"))),
         1 => {
             // A signed 24-bit composition time: shift it to the top and back to extend the sign.
             let cts = i32::from_be_bytes([data[2], data[3], data[4], 0]) >> 8;
             Ok(Tag::Event(MediaEvent::Video { dts, cts, keyframe: frame_type == 1, data: body }))
         }
         2 => Ok(Tag::Skip),
-        _ => Err(Unsupported::Malformed("AVC packet type")),
+        t => Err(Unsupported::Malformed(format!("AVC packet type {t}"))),
     }
 }
 
@@ -83,15 +82,15 @@ pub(super) fn audio(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
         return Err(Unsupported::AudioCodec(audio_codec_name(format).into()));
     }
     if data.len() < 2 {
-        return Err(Unsupported::Malformed("AAC audio tag (shorter than its 2-byte header)"));
+        return Err(Unsupported::Malformed("AAC audio tag (shorter than its 2-byte header)".into()));
     }
     let body = data.slice(2..);
     match data[1] {
-        0 => codec::audio_config(body)
+        0 => AudioConfig::from_asc(body)
             .map(|c| Tag::Event(MediaEvent::AudioConfig(c)))
-            .ok_or(Unsupported::Malformed("AAC sequence header")),
+            .map_err(|e| Unsupported::Malformed(format!("AAC sequence header: {e}"))),
         1 => Ok(Tag::Event(MediaEvent::Audio { dts, data: body })),
-        _ => Err(Unsupported::Malformed("AAC packet type")),
+        t => Err(Unsupported::Malformed(format!("AAC packet type {t}"))),
     }
 }
 

@@ -221,12 +221,37 @@ fn an_oversized_message_is_refused_at_its_header() {
 }
 
 #[test]
+fn messages_are_small_until_admission() {
+    // 100 KiB: refused as a command before the publish is admitted...
+    let mut p = Pair::new(4 << 20, true);
+    p.connect("s");
+    p.send(&[0x03, 0, 0, 0, 0x01, 0x90, 0x00, 20, 0, 0, 0, 0]);
+    assert!(matches!(&p.closed, Some(Closed::Protocol(r)) if r.contains("102400 bytes")), "{:?}", p.closed);
+    // ...and taken as a frame after.
+    let mut p = Pair::new(4 << 20, true);
+    p.connect("s");
+    p.publish("key");
+    p.video(frame_tag(true, 0, 100 << 10), 0);
+    assert_eq!(p.closed, None);
+    assert!(matches!(&p.media[..], [MediaEvent::Video { keyframe: true, data, .. }] if data.len() == 100 << 10));
+}
+
+#[test]
+fn a_window_that_would_overflow_the_parser_is_refused() {
+    let mut p = Pair::new(4 << 20, true);
+    p.connect("s");
+    // Window Acknowledgement Size (type 5) of u32::MAX on chunk stream 2.
+    p.send(&[0x02, 0, 0, 0, 0, 0, 4, 5, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    assert!(matches!(&p.closed, Some(Closed::Protocol(r)) if r.contains("window")), "{:?}", p.closed);
+}
+
+#[test]
 fn a_bogus_codec_is_refused_by_name() {
     let mut p = Pair::new(4 << 20, true);
     p.connect("s");
     p.publish("key");
     p.audio(vec![0x2F, 0xFF, 0xFB], 0);
-    assert!(matches!(&p.closed, Some(Closed::Refused(r)) if r.contains("MP3")), "{:?}", p.closed);
+    assert!(matches!(&p.closed, Some(Closed::Media(r)) if r.contains("MP3")), "{:?}", p.closed);
 }
 
 #[test]
@@ -292,16 +317,21 @@ proptest! {
         pieces in prop::collection::vec(1usize..3000, 0..64),
     ) {
         let mut bytes = honest().sent.clone();
-        let body = bytes.len() - HANDSHAKE;
         for m in mutations {
+            // Positions are taken after the handshake, in the stream as mutated so far.
+            let body = (bytes.len() - HANDSHAKE).max(1);
             match m {
-                Mutation::Set(i, b) => bytes[HANDSHAKE + i % body] = b,
+                Mutation::Set(i, b) => {
+                    if let Some(byte) = bytes.get_mut(HANDSHAKE + i % body) {
+                        *byte = b;
+                    }
+                }
                 Mutation::Insert(i, b) => {
-                    let at = HANDSHAKE + i % body;
+                    let at = (HANDSHAKE + i % body).min(bytes.len());
                     bytes.splice(at..at, b);
                 }
                 Mutation::Delete(i, n) => {
-                    let at = HANDSHAKE + i % (bytes.len() - HANDSHAKE);
+                    let at = (HANDSHAKE + i % body).min(bytes.len());
                     let end = (at + n).min(bytes.len());
                     bytes.drain(at..end);
                 }
@@ -344,9 +374,61 @@ proptest! {
             if fmt <= 1 { bytes.extend(&len.to_be_bytes()[1..]); bytes.push(kind); }
             if fmt == 0 { bytes.extend(1u32.to_le_bytes()); }
             if ts == 0xFF_FFFF { bytes.extend(ext.to_be_bytes()); }
-            if kind == 1 { bytes.extend(ext.to_be_bytes()); }
+            if kind == 1 || kind == 5 { bytes.extend(ext.to_be_bytes()); }
             bytes.extend((0..payload).map(|i| i as u8));
         }
         feed(&bytes, &pieces, 16 << 10)?;
+    }
+}
+
+/// An AMF0 value of the kinds rml_rtmp's command handlers look at.
+fn amf0_value() -> impl Strategy<Value = rml_amf0::Amf0Value> {
+    use rml_amf0::Amf0Value;
+    prop_oneof![
+        any::<f64>().prop_map(Amf0Value::Number),
+        prop_oneof![Just(1.0), Just(0.0), Just(-2.0)].prop_map(Amf0Value::Number),
+        any::<bool>().prop_map(Amf0Value::Boolean),
+        prop_oneof![Just("key"), Just("live"), Just("onMetaData"), Just("")]
+            .prop_map(|s| Amf0Value::Utf8String(s.into())),
+        Just(Amf0Value::Null),
+        Just(Amf0Value::Object(Default::default())),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Commands and data messages (AMF0, and AMF3 as rml_rtmp reads it) of every name rml_rtmp
+    /// handles, with too few, too many and
+    /// wrongly typed values, after a good connect (and, half the time, a good publish).
+    #[test]
+    fn odd_commands_never_panic(
+        name in prop_oneof![
+            Just("connect"), Just("createStream"), Just("publish"), Just("play"),
+            Just("deleteStream"), Just("closeStream"), Just("FCPublish"), Just("@setDataFrame"),
+        ],
+        message_type in prop_oneof![Just(15u8), Just(17), Just(18), Just(20)],
+        published in any::<bool>(),
+        values in prop::collection::vec(amf0_value(), 0..5),
+    ) {
+        let mut p = Pair::new(4 << 20, true);
+        p.connect("s");
+        if published {
+            p.publish("key");
+        }
+        let mut all = vec![rml_amf0::Amf0Value::Utf8String(name.into())];
+        all.extend(values);
+        let mut payload = rml_amf0::serialize(&all).unwrap();
+        if message_type == 17 {
+            payload.insert(0, 0);
+        }
+        // One full-header chunk on chunk stream 3 (the client's are 2 to 5), message stream 1,
+        // preceded by a chunk size large enough to hold it.
+        let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0x10, 0];
+        let len = (payload.len() as u32).to_be_bytes();
+        bytes.extend([0x07, 0, 0, 0, len[1], len[2], len[3], message_type, 1, 0, 0, 0]);
+        bytes.extend(payload);
+        p.send(&bytes);
+        prop_assert_ne!(p.closed, Some(Closed::ParserPanic));
     }
 }

@@ -105,8 +105,11 @@ async fn captions_every_operation_languages_and_one_default(b: Backend) {
     let r = json_of(t.patch_json(&format!("{base}/fr-ca"), json!({ "default": true })).await, 200).await;
     assert_eq!(r["default"], true);
     assert_eq!(json_of(t.get(&format!("{base}/en")).await, 200).await["default"], false);
-    let p = problem(t.patch_json(&format!("{base}/en"), json!({})).await, 400, "attribute-required").await;
-    assert_eq!(p["name"], "default");
+    // An empty PATCH is a no-op: 200 with the captions unchanged (issue 24), 404 when missing.
+    let same = json_of(t.patch_json(&format!("{base}/fr-ca"), json!({})).await, 200).await;
+    assert_eq!(same, json_of(t.get(&format!("{base}/fr-ca")).await, 200).await);
+    assert_eq!(same["default"], true);
+    problem(t.patch_json(&format!("{base}/de"), json!({})).await, 404, "resource-not-found").await;
     let p =
         problem(t.patch_json(&format!("{base}/en"), json!({ "default": "yes" })).await, 400, "invalid-attribute").await;
     assert_eq!(p["name"], "default");

@@ -104,7 +104,21 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     let events = ["live-stream.broadcast.started", "live-stream.broadcast.ended", "video.source.recorded"];
     let r = t.post_json("/webhooks", json!({ "events": events, "url": rx.url })).await;
     assert_eq!(r.status(), 201);
-    let live = create_live(&t, json!({ "name": "launch", "record": true })).await;
+    // Two restream destinations: a listening RTMP receiver, and a port where nothing listens.
+    let out = t.dir.path().join("restreamed.flv");
+    let port = free_port();
+    let mut receiver = Command::new("ffmpeg")
+        .args(["-v", "error", "-listen", "1", "-i", &format!("rtmp://127.0.0.1:{port}/app/dest-key")])
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(&out)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let restreams = json!([
+        { "name": "up", "serverUrl": format!("rtmp://127.0.0.1:{port}/app"), "streamKey": "dest-key" },
+        { "name": "down", "serverUrl": format!("rtmp://127.0.0.1:{}/app", free_port()), "streamKey": "nobody" },
+    ]);
+    let live = create_live(&t, json!({ "name": "launch", "record": true, "restreams": restreams })).await;
     let (id, key) = (live["liveStreamId"].as_str().unwrap(), live["streamKey"].as_str().unwrap());
 
     // A wrong key is refused at `publish`: ffmpeg gives up at once, and nothing broadcasts.
@@ -159,14 +173,27 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     assert_eq!(s, 200);
     assert!(!probe_codecs(&[init.as_slice(), p.as_slice()].concat()).is_empty());
 
+    // No thumbnail was uploaded: the broadcast's own picture is served, refreshed as it goes.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, jpeg) = get_bytes(&t, &format!("/live/{id}/thumbnail.jpg")).await;
+        if s == 200 {
+            assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live thumbnail");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A blocking reload for the next part answers once it exists, well within the limit.
     let asked = Instant::now();
     let (s, next) = get_bytes(&t, &format!("{media_path}?_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
     assert_eq!(s, 200);
     assert!(asked.elapsed() < Duration::from_secs(3), "blocked {:?}", asked.elapsed());
-    assert!(last_part(&String::from_utf8(next).unwrap()) > (msn, part));
-    // The draft's 400s.
-    let (s, _) = get_bytes(&t, &format!("{media_path}?_HLS_msn={}", msn + 3)).await;
+    let now = last_part(&String::from_utf8(next).unwrap());
+    assert!(now > (msn, part));
+    // The draft's 400s (far enough ahead that the stream cannot have caught up meanwhile).
+    let (s, _) = get_bytes(&t, &format!("{media_path}?_HLS_msn={}", now.0 + 10)).await;
     assert_eq!(s, 400);
     let (s, _) = get_bytes(&t, &format!("{media_path}?_HLS_part=1")).await;
     assert_eq!(s, 400);
@@ -177,8 +204,16 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     wait_broadcasting(&t, id, false, 10).await;
     let mut again = publisher(&ingest_url(&t, key), 3);
     wait_broadcasting(&t, id, true, 15).await;
-    let (_, p) = get_bytes(&t, &media_path).await;
-    assert!(String::from_utf8(p).unwrap().contains("#EXT-X-DISCONTINUITY"), "a reconnect is a discontinuity");
+    // The same playlist goes on, past a discontinuity (once the new publisher's first part is made).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, p) = get_bytes(&t, &media_path).await;
+        if String::from_utf8(p).unwrap().contains("#EXT-X-DISCONTINUITY") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a reconnect is a discontinuity");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(again.wait().await.unwrap().success());
     wait_broadcasting(&t, id, false, 10).await;
 
@@ -206,6 +241,17 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     assert_eq!(kinds, [events[0], events[1], events[0], events[1], events[2]]);
     assert!(hits.iter().all(|h| h.json()["liveStreamId"] == id));
     assert_eq!(hits[4].json()["videoId"], vid);
+
+    // The reachable destination got the broadcast though the other one never answered.
+    let st = tokio::time::timeout(Duration::from_secs(20), receiver.wait()).await.expect("the restream ended").unwrap();
+    assert!(st.success());
+    let mut codecs = probe_codecs(&std::fs::read(&out).unwrap());
+    codecs.sort();
+    assert_eq!(codecs, ["aac", "h264"]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 backend_test!(a_silent_publisher_is_replaced_and_a_deleted_stream_is_cut, multi_thread = 2);

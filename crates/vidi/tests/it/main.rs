@@ -4,9 +4,11 @@
 
 mod common;
 
+mod access;
 mod api;
 mod captions;
 mod config;
+mod contract;
 mod crash;
 mod delivery;
 mod delivery_visibility;

@@ -129,3 +129,43 @@ async fn tls_configurations_that_cannot_work_stop_the_node() {
     let (_, other_key) = self_signed(other.path());
     assert!(err(start(&cert, &other_key).await).contains("do not make a usable pair"));
 }
+
+/// RTMPS on `VIDI_RTMPS_ADDR` with the HTTPS certificate: ffmpeg publishes over TLS and the live
+/// playlist appears (contract §7: api.video offers both RTMP and RTMPS).
+#[tokio::test]
+async fn a_publisher_over_rtmps_goes_live() {
+    let b = &Backend::sqlite_local();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let mut cfg = config_for(b, dir.path());
+    cfg.http.tls = Some(vidi::config::TlsFiles { cert: cert.clone().into(), key: key.into() });
+    cfg.live.rtmps_addr = Some("127.0.0.1:0".parse().unwrap());
+    let server = vidi::start(cfg).await.expect("server starts with RTMPS");
+    let api_key = server.first_key.clone().unwrap();
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+    let live: Value = http
+        .post(format!("{}/live-streams", server.url))
+        .basic_auth(&api_key, Some(""))
+        .json(&serde_json::json!({"name": "over tls"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, stream_key) = (live["liveStreamId"].as_str().unwrap(), live["streamKey"].as_str().unwrap());
+    let url = format!("rtmps://{}/s/{stream_key}", server.rtmps_addr.expect("an RTMPS listener"));
+    let _publisher = crate::live::publisher(&url, 8);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http.get(format!("{}/live/{id}/index.m3u8", server.url)).send().await.unwrap();
+        if r.status() == 200 && r.text().await.unwrap().contains("#EXT-X-PART:") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live playlist from an RTMPS publisher");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown();
+    server.wait().await.unwrap();
+}
