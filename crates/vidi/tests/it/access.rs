@@ -115,7 +115,7 @@ fn route(path: &str) -> Option<Route> {
         "/assets/hls.min.js" | "/assets/player/{file}" => public("the player's static files"),
         "/assets/players/{playerId}/{file}" => public("a player's logo, public as on api.video"),
         p if p.starts_with("/vod/") || p.starts_with("/embed/vod/") => Some(Route::VideoMedia),
-        p if p.starts_with("/live/") => Some(Route::LiveMedia),
+        p if p.starts_with("/live/") || p.starts_with("/embed/live/") => Some(Route::LiveMedia),
         _ => None,
     }
 }
@@ -429,10 +429,11 @@ async fn another_workspace_reads_and_writes_nothing_across_the_whole_surface(b: 
             let url = format!("{}{}", t.url, fill(&a_token));
             let r = t.http.get(&url).send().await.unwrap();
             let status = r.status().as_u16();
-            let idle = live_hls
-                && status == 404
-                && r.text().await.unwrap().contains("live-stream-not-broadcasting");
-            assert!(status < 300 || idle, "{label}: A's own token got {status} from {url}: the route serves nothing to test");
+            let idle = live_hls && status == 404 && r.text().await.unwrap().contains("live-stream-not-broadcasting");
+            assert!(
+                status < 300 || idle,
+                "{label}: A's own token got {status} from {url}: the route serves nothing to test"
+            );
         }
         media += 1;
     }
