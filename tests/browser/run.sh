@@ -27,7 +27,7 @@ export VIDI_URL VIDI_API_KEY
 if [ -z "${VIDI_RTMP_URL:-}" ] && [ -n "${VIDI_RTMP_ADDR:-}" ] && [ "${VIDI_RTMP_ADDR##*:}" != "0" ] && [ "${VIDI_RTMP_ADDR}" != "off" ]; then
   VIDI_RTMP_URL="rtmp://${VIDI_RTMP_ADDR/0.0.0.0/127.0.0.1}/s"
 fi
-: "${VIDI_RTMP_URL:?VIDI_RTMP_URL (e.g. rtmp://127.0.0.1:1935/s) or VIDI_RTMP_ADDR must name the server's RTMP ingest}"
+: "${VIDI_RTMP_URL:?VIDI_RTMP_URL (e.g. rtmp://127.0.0.1:1935/s) or VIDI_RTMP_ADDR must name the RTMP ingest of the server}"
 export VIDI_RTMP_URL
 
 dir="$(cd "$(dirname "$0")" && pwd)"

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod collect;
 pub mod delivery;
 pub mod error;
 pub mod extract;
@@ -67,6 +68,17 @@ pub struct ApiConfig {
     /// the status read right after it) reports the upload complete, as api.video does; past it,
     /// the answer says `uploading` and the job carries on.
     pub assembly_wait: Duration,
+    /// `VIDI_COLLECT_RATE`: requests a second each client address may send the analytics
+    /// collector (bursts of five seconds' worth); 0: no limit.
+    pub collect_rate: u32,
+    /// `VIDI_TRUSTED_PROXY`: every peer is a reverse proxy of ours, so the client address is the
+    /// last entry of `X-Forwarded-For` (used by the collector's limit and location).
+    pub trusted_proxy: bool,
+    /// `VIDI_GEOIP_DB`: a MaxMind-format database locating viewers (none: `unknown`).
+    pub geoip_db: Option<std::path::PathBuf>,
+    /// `VIDI_ANALYTICS_RETENTION_DAYS`: raw viewing sessions and their events are deleted this
+    /// long after they were loaded (`None`: kept).
+    pub analytics_retention: Option<Duration>,
 }
 
 impl Default for ApiConfig {
@@ -87,6 +99,10 @@ impl Default for ApiConfig {
             visibility_ttl: visibility::MAX_VISIBILITY_TTL,
             assembly_wait: Duration::from_secs(30),
             webhook_limit: 20,
+            collect_rate: 10,
+            trusted_proxy: false,
+            geoip_db: None,
+            analytics_retention: None,
         }
     }
 }
@@ -116,6 +132,8 @@ pub struct Inner {
     pub playlists: Arc<vidi_core::board::PlaylistBoard>,
     /// The broadcasts this process holds (its RTMP ingest), for live delivery.
     pub live: Arc<dyn vidi_core::live::LiveOutput>,
+    /// The analytics collector's limits, counts and GeoIP database.
+    pub collector: collect::Collector,
 }
 
 /// Work a request starts and does not wait for (the probe of an upload still arriving, for its
@@ -171,6 +189,7 @@ impl AppState {
         let segments = cache::SegmentCache::new(cfg.segment_cache_bytes);
         let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
         let (tasks, playlists) = (RequestTasks::default(), Arc::default());
+        let collector = collect::Collector::new(cfg.collect_rate, cfg.trusted_proxy, cfg.geoip_db.as_deref())?;
         let inner = Inner {
             repo,
             blobs,
@@ -185,6 +204,7 @@ impl AppState {
             tasks,
             playlists,
             live,
+            collector,
         };
         Ok(AppState(Arc::new(inner)))
     }
@@ -204,6 +224,8 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::upload::routes())
         .merge(resources::upload_tokens::routes())
         .merge(resources::webhooks::routes())
+        .merge(resources::analytics::routes())
+        .merge(collect::routes())
         .merge(openapi::routes())
         .merge(delivery::routes())
         .fallback(|| async {
@@ -291,5 +313,9 @@ pub fn services(state: &AppState) -> Vec<vidi_core::service::Service> {
         }
         Ok(())
     });
-    vec![heartbeat, recovery]
+    let mut services = vec![heartbeat, recovery];
+    if let Some(keep) = state.cfg.analytics_retention {
+        services.push(collect::retention(state.clone(), keep));
+    }
+    services
 }

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::resources::tracks::{captions, chapters};
 use crate::resources::{
-    account, auth, live_streams, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
+    account, analytics, auth, live_streams, players, source, thumbnail, upload, upload_tokens, videos, webhooks,
 };
 
 struct Security;
@@ -77,8 +77,13 @@ impl Modify for Conventions {
         upload::upload, upload_tokens::create, upload_tokens::list, upload_tokens::show, upload_tokens::delete,
         webhooks::create, webhooks::list, webhooks::show, webhooks::delete,
         webhooks::secret, webhooks::deliveries, webhooks::delivery, webhooks::replay,
+        analytics::video_sessions, analytics::live_stream_sessions, analytics::session_events,
+        analytics::video_qoe, analytics::live_stream_qoe,
+        crate::collect::create_session, crate::collect::append_events,
     ),
-    components(schemas(videos::VideoIdOnly)),
+    components(schemas(videos::VideoIdOnly, analytics::PlayerSessionEvent,
+        analytics::SessionOut<analytics::VideoSessionSession>, analytics::SessionOut<analytics::LiveStreamSessionSession>,
+        crate::collect::EventIn)),
     modifiers(&Security, &Conventions)
 )]
 pub struct ApiDoc;

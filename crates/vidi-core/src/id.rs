@@ -125,6 +125,12 @@ impl UploadTokenId {
     }
 }
 
+prefixed_id!(
+    /// A viewing session reported by a player to the collector (`ps…`), contract §12. Apart from
+    /// a private video's playback session, which is a delivery credential: this one is not.
+    PlayerSessionId, "ps"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! traits the rest of the system is written against: [`Repo`] (metadata) and [`Blobs`] (media).
 //! Nothing here knows about HTTP, SQL or S3.
 
+pub mod analytics;
 pub mod blobs;
 pub mod board;
 pub mod clip;

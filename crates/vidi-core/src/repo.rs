@@ -7,6 +7,7 @@
 //! A new resource adds a trait here (`repo/<resource>.rs`), its implementation for `Db` in
 //! `vidi-db/src/<resource>.rs`, and one line to [`Repo`]'s list of supertraits.
 
+mod analytics;
 mod auth;
 mod broadcasts;
 mod encoding;
@@ -24,6 +25,7 @@ mod uploads;
 mod videos;
 mod webhooks;
 
+pub use analytics::{AnalyticsRepo, SessionHead};
 pub use auth::AuthRepo;
 pub use broadcasts::BroadcastRepo;
 pub use encoding::EncodingRepo;
@@ -60,6 +62,7 @@ pub trait Repo:
     + LiveStreamRepo
     + BroadcastRepo
     + TrackRepo
+    + AnalyticsRepo
 {
 }
 
@@ -80,5 +83,6 @@ impl<T> Repo for T where
         + LiveStreamRepo
         + BroadcastRepo
         + TrackRepo
+        + AnalyticsRepo
 {
 }

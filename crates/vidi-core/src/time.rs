@@ -17,6 +17,16 @@ pub fn to_rfc3339_nanos(ns: i64) -> String {
     format!("{}.{:09}Z", Seconds(t), t.nanosecond())
 }
 
+/// `2019-06-24T11:45:01.109Z`: milliseconds and `Z`, as api.video's player sessions and their
+/// events are written (contract §2; their order within a second matters).
+pub fn to_rfc3339_millis(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!("{}.{:03}Z", Seconds(t), ms.rem_euclid(1000))
+}
+
 /// `2023-05-23T09:29:02`: the date and time of day to the second, the part both wire forms share.
 struct Seconds(OffsetDateTime);
 
@@ -71,5 +81,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&Rfc3339Ms(1_674_123_559_999)).unwrap(), "\"2023-01-19T10:19:19+00:00\"");
         assert_eq!(to_rfc3339_nanos(1_684_834_142_154_104_779), "2023-05-23T09:29:02.154104779Z");
         assert_eq!(to_rfc3339_nanos(1_684_834_142_000_000_000), "2023-05-23T09:29:02.000000000Z");
+        assert_eq!(to_rfc3339_millis(1_561_376_701_109), "2019-06-24T11:45:01.109Z");
+        assert_eq!(to_rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -4,6 +4,7 @@
 //! Each dialect has its own migrations folder with identical version numbers. The few places where
 //! the dialects differ are marked where they occur.
 
+mod analytics;
 mod auth;
 mod broadcasts;
 mod encoding;
@@ -43,6 +44,8 @@ pub struct Db {
     token_sweep_at: std::sync::atomic::AtomicI64,
     /// SQLite in a file: the hottest point reads run on the calling task (see `inline`).
     inline: Option<inline::InlineReader>,
+    /// The months whose partition of player events this process made sure of (PostgreSQL).
+    event_partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Runs the same body against whichever pool is configured. The body is compiled once per
@@ -128,7 +131,12 @@ impl Db {
                     .connect_with(opts)
                     .await
                     .map_err(db_err)?;
-                Ok(Db { pool: Pool::Postgres(pool), token_sweep_at: Default::default(), inline: None })
+                Ok(Db {
+                    pool: Pool::Postgres(pool),
+                    token_sweep_at: Default::default(),
+                    inline: None,
+                    event_partitions: Default::default(),
+                })
             }
             Some(u) if u.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u).map_err(db_err)?).await
@@ -155,7 +163,12 @@ impl Db {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
         // Connecting created the file; an in-memory database has none, and no inline reads.
         let inline = file.is_file().then(|| inline::InlineReader::new(&file));
-        Ok(Db { pool: Pool::Sqlite(pool), token_sweep_at: Default::default(), inline })
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            token_sweep_at: Default::default(),
+            inline,
+            event_partitions: Default::default(),
+        })
     }
 
     /// Applies pending migrations (idempotent; every start does it).

@@ -90,6 +90,67 @@ pub fn key_lines(keys: &[ApiKeyInfo]) -> Vec<String> {
         .collect()
 }
 
+/// `vidi analytics report`: a subject's quality of experience over a period, one measure a line
+/// (the figures of `GET /analytics/{videos|live-streams}/{id}/qoe`).
+pub fn qoe_table(media: &vidi_core::id::MediaId, period: &str, q: &vidi_core::analytics::QoeSummary) -> String {
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
+    let error_rate = if q.views == 0 { 0.0 } else { 100.0 * q.errored as f64 / q.views as f64 };
+    let rows = [
+        ("subject", media.to_string()),
+        ("period", period.to_string()),
+        ("sessions", q.sessions.to_string()),
+        ("views", q.views.to_string()),
+        ("time to first frame, median", ms(q.ttff_median)),
+        ("time to first frame, p95", ms(q.ttff_p95)),
+        ("time to first frame, measures", q.ttff_count.to_string()),
+        ("rebuffering, stalls", q.rebuffers.to_string()),
+        ("rebuffering, total", format!("{} ms", q.rebuffer_ms)),
+        ("error rate", format!("{error_rate:.1} %")),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter().map(|(k, v)| format!("{k:<width$}  {v}\n")).collect()
+}
+
+/// The header of `vidi analytics export --format csv`.
+pub const EXPORT_CSV_HEADER: &str = "emittedAt,workspaceId,subjectId,sessionId,seq,type,at,from,to,value";
+
+/// One raw event as a line of `vidi analytics export`: CSV (every field is an id, a number or
+/// an event type, none of which holds a comma, a quote or a line break, so nothing needs
+/// quoting) or NDJSON.
+pub fn export_line(row: &vidi_core::analytics::ExportRow, csv: bool) -> String {
+    let e = &row.event;
+    let emitted = vidi_core::time::to_rfc3339_millis(e.emitted_at);
+    if csv {
+        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{emitted},{},{},{},{},{},{},{},{},{}",
+            row.workspace_id,
+            row.media,
+            e.session_id,
+            e.seq,
+            e.kind.as_str(),
+            n(e.at),
+            n(e.from),
+            n(e.to),
+            n(e.value)
+        )
+    } else {
+        serde_json::json!({
+            "emittedAt": emitted,
+            "workspaceId": row.workspace_id.as_str(),
+            "subjectId": row.media.as_str(),
+            "sessionId": e.session_id.as_str(),
+            "seq": e.seq,
+            "type": e.kind.as_str(),
+            "at": e.at,
+            "from": e.from,
+            "to": e.to,
+            "value": e.value,
+        })
+        .to_string()
+    }
+}
+
 /// The media store `cfg` names (a local folder or an S3 bucket and prefix).
 pub async fn open_blobs(cfg: &Config) -> anyhow::Result<Arc<dyn Blobs>> {
     Ok(vidi_storage::open(cfg.storage.url.as_deref(), &cfg.storage.data_dir, &cfg.s3()).await?)

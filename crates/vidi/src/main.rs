@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Player analytics.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Print the effective configuration, one `VIDI_*` variable a line with where its value came
@@ -51,6 +56,32 @@ enum WorkspaceCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsCommand {
+    /// Print a video's or a live stream's quality of experience over a period as a table: what
+    /// `GET /analytics/videos/{id}/qoe` answers (docs/analytics.md).
+    Report {
+        /// The video (`vi…`).
+        #[arg(long, conflicts_with = "live_stream", required_unless_present = "live_stream")]
+        video: Option<String>,
+        /// The live stream (`li…`).
+        #[arg(long)]
+        live_stream: Option<String>,
+        /// `YYYY-MM-DD`, `YYYY-Www`, `YYYY-MM`, `YYYY` or `YYYY-MM-DD/YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        period: String,
+    },
+    /// Stream every raw player event emitted within a period (every workspace's) to stdout, in
+    /// time order, one per line: `csv` (with a header) or `ndjson`.
+    Export {
+        /// `YYYY-MM-DD`, `YYYY-Www`, `YYYY-MM`, `YYYY` or `YYYY-MM-DD/YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        period: String,
+        #[arg(long, value_parser = ["csv", "ndjson"], default_value = "ndjson")]
+        format: String,
     },
 }
 
@@ -154,6 +185,70 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
                     eprintln!("revoked {id}: it stops working on every node within 30 s");
                 }
             }
+            Ok(())
+        }
+        Command::Analytics { command: AnalyticsCommand::Report { video, live_stream, period } } => {
+            use vidi_core::id::{LiveStreamId, MediaId, VideoId};
+            let repo = vidi::open_repo(&cfg).await?;
+            let span = vidi_core::analytics::Period::parse(&period, false).ok_or_else(|| {
+                anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range")
+            })?;
+            let (media, ws) = match (video, live_stream) {
+                (Some(v), _) => {
+                    let id = VideoId::parse(&v).ok_or_else(|| anyhow::anyhow!("not a video id: {v}"))?;
+                    let ws =
+                        repo.video_for_delivery(&id).await.map_err(|e| anyhow::anyhow!("video {v}: {e}"))?.workspace_id;
+                    (MediaId::Video(id), ws)
+                }
+                (None, Some(l)) => {
+                    let id = LiveStreamId::parse(&l).ok_or_else(|| anyhow::anyhow!("not a live stream id: {l}"))?;
+                    let ws = repo
+                        .live_stream_for_delivery(&id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("live stream {l}: {e}"))?
+                        .workspace_id;
+                    (MediaId::LiveStream(id), ws)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let q = repo.qoe_summary(&ws, &media, span).await?;
+            print!("{}", vidi::qoe_table(&media, &period, &q));
+            Ok(())
+        }
+        Command::Analytics { command: AnalyticsCommand::Export { period, format } } => {
+            use std::io::Write;
+            let repo = vidi::open_repo(&cfg).await?;
+            let span = vidi_core::analytics::Period::parse(&period, false).ok_or_else(|| {
+                anyhow::anyhow!("invalid period {period:?}: expected YYYY-MM-DD, YYYY-Www, YYYY-MM, YYYY or a range")
+            })?;
+            let csv = format == "csv";
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if csv {
+                writeln!(out, "{}", vidi::EXPORT_CSV_HEADER)?;
+            }
+            // A reader that stops early (`| head`) ends the export, not as a failure.
+            let quiet = |r: std::io::Result<()>| match r {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+                Err(e) => Err(e),
+                Ok(()) => Ok(true),
+            };
+            // A page at a time: memory stays flat whatever the period holds.
+            let mut after = None;
+            loop {
+                let rows = repo.export_player_events(span, after.take(), 5000).await?;
+                for r in &rows {
+                    if !quiet(writeln!(out, "{}", vidi::export_line(r, csv)))? {
+                        return Ok(());
+                    }
+                }
+                match rows.last() {
+                    Some(last) if rows.len() == 5000 => {
+                        after = Some((last.event.emitted_at, last.event.session_id.clone(), last.event.seq));
+                    }
+                    _ => break,
+                }
+            }
+            quiet(out.flush())?;
             Ok(())
         }
         Command::Openapi => {

@@ -14,6 +14,8 @@
     message.textContent = text;
     message.hidden = false;
     player.querySelector('media-loading-indicator').hidden = true;
+    // The analytics report counts it as a fatal error (analytics.js).
+    video.dispatchEvent(new CustomEvent('vidi-fatal'));
   }
 
   // ---- What the configuration sets up before playback --------------------------------------

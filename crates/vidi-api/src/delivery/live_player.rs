@@ -44,6 +44,10 @@ pub(super) async fn live_player(
         hls: format!("{master}{avh}"),
         poster: has_thumbnail(&state, &l).await.then(|| format!("{base}/thumbnail.jpg{avh}")),
         live: true,
+        // No analytics report yet: analytics.js names what is watched as a `videoId`, and its
+        // session model (one playback to its end) does not follow a page that goes idle and
+        // live again; the collector already takes a `liveStreamId` for when it does.
+        collector: None,
         ..from_query(&q)
     };
     themed(&state, &l.workspace_id, l.player_id.as_deref(), &mut config).await?;

@@ -23,6 +23,7 @@ const PLAYER_JS: &[u8] = include_bytes!("../../assets/player/player.js");
 const PLAYER_CSS: &[u8] = include_bytes!("../../assets/player/player.css");
 const SDK_BRIDGE_JS: &[u8] = include_bytes!("../../assets/player/sdk-bridge.js");
 const LIVE_JS: &[u8] = include_bytes!("../../assets/player/live.js");
+const ANALYTICS_JS: &[u8] = include_bytes!("../../assets/player/analytics.js");
 /// Where the configuration goes in `index.html`.
 const CONFIG_SLOT: &str = "{{config}}";
 /// The page's own script and style change with Vidi, under the same name: revalidated hourly
@@ -40,6 +41,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
         "player.css" => (PLAYER_CSS, "text/css", OWN_ASSET),
         "sdk-bridge.js" => (SDK_BRIDGE_JS, "text/javascript", OWN_ASSET),
         "live.js" => (LIVE_JS, "text/javascript", OWN_ASSET),
+        "analytics.js" => (ANALYTICS_JS, "text/javascript", OWN_ASSET),
         "media-chrome-4.19.4.min.js" => (MEDIA_CHROME_JS, "text/javascript", IMMUTABLE),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
@@ -90,6 +92,19 @@ pub(super) struct PlayerConfig {
     /// A theme colour's wire name → the CSS variables it sets, for the SDK's `setTheme` (the
     /// same table a stored theme goes through, [`THEME_VARIABLES`]).
     pub theme_variables: BTreeMap<&'static str, Vec<&'static str>>,
+    /// Where the page reports its viewing session (`analytics.js`); none: no report.
+    pub collector: Option<CollectorConfig>,
+}
+
+/// The analytics collector, as the page reaches it (`crate::collect`).
+#[derive(Serialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CollectorConfig {
+    /// `POST` here mints the session; its events go to `{sessions}/{sessionId}/events`.
+    pub sessions: String,
+    /// A private video's playback session, which the collector asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avh: Option<String>,
 }
 
 /// A theme's switches as the page must keep them (`vidi_core::player::ThemeSettings`).
@@ -119,9 +134,9 @@ const THEME_VARIABLES: [(&str, &str); 12] = [
     ("backgroundText", "--vidi-title-color"),
 ];
 
-/// At most this many `metadata[…]` pairs, each part at most [`MAX_METADATA_CHARS`].
-const MAX_METADATA: usize = 32;
-const MAX_METADATA_CHARS: usize = 255;
+/// At most this many `metadata[…]` pairs, each part at most [`MAX_METADATA_CHARS`]: what the
+/// collector takes with a session.
+use crate::collect::{MAX_METADATA, MAX_METADATA_CHARS};
 
 /// `?metadata[key]=value` pairs (the SDK's `metadata` option), the first [`MAX_METADATA`] by key;
 /// over-long ones are dropped rather than cut, so no value is silently changed.
@@ -222,6 +237,10 @@ pub(super) async fn player(
         panoramic: v.panoramic,
         start_at: start_at(q.get("t")),
         mp4: (v.mp4_support && !v.encoding.mp4_pending).then(|| format!("{base}/mp4/source.mp4{avh}")),
+        collector: Some(CollectorConfig {
+            sessions: "/collect/sessions".into(),
+            avh: a.session.as_ref().map(|s| s.id.clone()),
+        }),
         ..from_query(&q)
     };
     themed(&state, &v.workspace_id, v.player_id.as_deref(), &mut config).await?;

@@ -1,6 +1,7 @@
 //! One module per API resource: its wire types, its handlers and its routes.
 
 pub mod account;
+pub mod analytics;
 pub mod auth;
 pub mod live_streams;
 pub mod players;

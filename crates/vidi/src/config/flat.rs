@@ -72,6 +72,10 @@ pub(super) struct Flat {
     live_reconnect_secs: u64,
     live_part_ms: u64,
     live_segment_secs: u64,
+    collect_rate: u64,
+    trusted_proxy: bool,
+    geoip_db: String,
+    analytics_retention_days: u64,
 }
 
 impl Default for Flat {
@@ -144,6 +148,10 @@ impl From<&Config> for Flat {
             live_reconnect_secs: c.live.reconnect_grace.as_secs(),
             live_part_ms: c.live.part_target.as_millis() as u64,
             live_segment_secs: c.live.segment_target.as_secs(),
+            collect_rate: c.analytics.collect_rate.into(),
+            trusted_proxy: c.analytics.trusted_proxy,
+            geoip_db: c.analytics.geoip_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            analytics_retention_days: c.analytics.retention.map_or(0, |d| d.as_secs() / 86_400),
         }
     }
 }
@@ -243,6 +251,15 @@ impl Flat {
                 reconnect_grace: o.secs("live_reconnect_secs", f.live_reconnect_secs)?,
                 part_target: o.millis("live_part_ms", f.live_part_ms)?,
                 segment_target: o.secs("live_segment_secs", f.live_segment_secs)?,
+            },
+            analytics: Analytics {
+                collect_rate: o.int("collect_rate", f.collect_rate)? as u32,
+                trusted_proxy: f.trusted_proxy,
+                geoip_db: o.text("geoip_db", &f.geoip_db)?.map(PathBuf::from),
+                retention: match o.int("analytics_retention_days", f.analytics_retention_days)? {
+                    0 => None,
+                    days => Some(Duration::from_secs(days * 86_400)),
+                },
             },
         })
     }

@@ -39,6 +39,7 @@ pub struct Config {
     pub outbound: Outbound,
     pub webhooks: Webhooks,
     pub live: Live,
+    pub analytics: Analytics,
 }
 
 /// The listener and the edges of every connection.
@@ -183,6 +184,20 @@ pub struct Outbound {
     pub allow_private: bool,
 }
 
+/// The analytics collector (`vidi_api::collect`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analytics {
+    /// Requests a second one client address may send the collector (0: no limit).
+    pub collect_rate: u32,
+    /// Every peer is a reverse proxy of ours: the client address is the last `X-Forwarded-For`
+    /// entry. Off, the header is ignored (anyone can write it).
+    pub trusted_proxy: bool,
+    /// A MaxMind-format database (GeoIP2/GeoLite2 City or Country) locating viewers.
+    pub geoip_db: Option<PathBuf>,
+    /// Raw sessions and events are deleted this long after they were loaded (`None`: kept).
+    pub retention: Option<Duration>,
+}
+
 /// Webhooks and their delivery.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Webhooks {
@@ -286,6 +301,12 @@ impl Default for Config {
                     part_target: d.part_target,
                     segment_target: d.segment_target,
                 }
+            },
+            analytics: Analytics {
+                collect_rate: api.collect_rate,
+                trusted_proxy: api.trusted_proxy,
+                geoip_db: api.geoip_db,
+                retention: api.analytics_retention,
             },
         }
     }

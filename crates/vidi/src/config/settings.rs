@@ -140,6 +140,10 @@ pub const SETTINGS: &[Setting] = &[
     int("live_reconnect_secs", "live", 0, HOUR, "seconds"),
     int("live_part_ms", "live", 200, 333, "milliseconds"),
     int("live_segment_secs", "live", 1, 10, "seconds"),
+    int("collect_rate", "analytics", 0, MANY, "requests per second"),
+    of("trusted_proxy", "analytics", Kind::Bool),
+    text("geoip_db", "analytics", false),
+    int("analytics_retention_days", "analytics", 0, 36_500, "days"),
 ];
 
 /// The setting with this file key.

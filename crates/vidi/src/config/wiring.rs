@@ -31,6 +31,10 @@ impl Config {
             // worker elsewhere has joined the parts).
             assembly_wait: if runs_workers { self.uploads.assembly_wait } else { Duration::ZERO },
             webhook_limit: self.webhooks.limit,
+            collect_rate: self.analytics.collect_rate,
+            trusted_proxy: self.analytics.trusted_proxy,
+            geoip_db: self.analytics.geoip_db.clone(),
+            analytics_retention: self.analytics.retention,
             ..vidi_api::ApiConfig::default()
         }
     }

@@ -112,6 +112,12 @@ const CASES: &[Case] = &[
     case("VIDI_LIVE_RECONNECT_SECS", "0", |c| c.live.reconnect_grace.is_zero()),
     case("VIDI_LIVE_PART_MS", "333", |c| c.live.part_target == Duration::from_millis(333)),
     case("VIDI_LIVE_SEGMENT_SECS", "4", |c| c.live.segment_target == secs(4)),
+    case("VIDI_COLLECT_RATE", "0", |c| c.analytics.collect_rate == 0),
+    case("VIDI_TRUSTED_PROXY", "true", |c| c.analytics.trusted_proxy),
+    case("VIDI_ANALYTICS_RETENTION_DAYS", "90", |c| c.analytics.retention == Some(secs(90 * 86_400))),
+    case("VIDI_GEOIP_DB", "/var/lib/GeoLite2-City.mmdb", |c| {
+        c.analytics.geoip_db.as_deref() == Some(std::path::Path::new("/var/lib/GeoLite2-City.mmdb"))
+    }),
 ];
 
 /// Read by the binary rather than [`Config`]: tested through it.

@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod analytics;
 mod api;
 mod captions;
 mod config;
