@@ -64,7 +64,10 @@ sdk_run() { # label, then VAR=value pairs for the server
   local dir="$state/sdk-$label"; mkdir -p "$dir"
   local port
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  local envs=(VIDI_DATA_DIR="$dir" VIDI_HTTP_ADDR="127.0.0.1:$port" VIDI_RTMP_ADDR=127.0.0.1:0 VIDI_LOG=warn "$@")
+  # A known RTMP port: the browser suite publishes to it (tests/browser/run.sh reads it).
+  local rtmp_port
+  rtmp_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  local envs=(VIDI_DATA_DIR="$dir" VIDI_HTTP_ADDR="127.0.0.1:$port" VIDI_RTMP_ADDR="127.0.0.1:$rtmp_port" VIDI_LOG=warn "$@")
   local key
   key=$(env "${envs[@]}" target/debug/vidi api-key create)
   env "${envs[@]}" target/debug/vidi serve >"$dir/out.log" 2>"$dir/err.log" &

@@ -2,9 +2,10 @@
 # Plays the player page in a real browser (Debian's Chromium, driven by playwright-core) against
 # a running Vidi server: a public video, then a private one with and without its token
 # (player.test.mjs); api.video's player SDK driving it from another origin, and a player theme
-# (sdk.test.mjs); api.video's browser uploader over Vidi's own TLS (uploader.test.mjs).
+# (sdk.test.mjs); api.video's browser uploader over Vidi's own TLS (uploader.test.mjs); the live
+# player page idle, then live from an ffmpeg publisher over RTMP (live.test.mjs).
 #
-#   VIDI_URL=http://127.0.0.1:8080 VIDI_API_KEY=<key> tests/browser/run.sh
+#   VIDI_URL=http://127.0.0.1:8080 VIDI_API_KEY=<key> VIDI_RTMP_URL=rtmp://127.0.0.1:1935/s tests/browser/run.sh
 #
 # The uploader needs https: this script starts a second `vidi serve` with a self-signed
 # certificate (VIDI_TLS_CERT/VIDI_TLS_KEY) and stops it at the end. Given the first server's
@@ -21,6 +22,13 @@ set -uo pipefail
 : "${VIDI_URL:?VIDI_URL must be set to the server base URL, e.g. http://127.0.0.1:8080}"
 : "${VIDI_API_KEY:?VIDI_API_KEY must be set to a key made with \`vidi api-key create\`}"
 export VIDI_URL VIDI_API_KEY
+# The live player test publishes over RTMP to the server: its ingest is VIDI_RTMP_URL, or else
+# VIDI_RTMP_ADDR (the server's setting, as scripts/test.sh passes it) when that names a port.
+if [ -z "${VIDI_RTMP_URL:-}" ] && [ -n "${VIDI_RTMP_ADDR:-}" ] && [ "${VIDI_RTMP_ADDR##*:}" != "0" ] && [ "${VIDI_RTMP_ADDR}" != "off" ]; then
+  VIDI_RTMP_URL="rtmp://${VIDI_RTMP_ADDR/0.0.0.0/127.0.0.1}/s"
+fi
+: "${VIDI_RTMP_URL:?VIDI_RTMP_URL (e.g. rtmp://127.0.0.1:1935/s) or VIDI_RTMP_ADDR must name the RTMP ingest of the server}"
+export VIDI_RTMP_URL
 
 dir="$(cd "$(dirname "$0")" && pwd)"
 

@@ -374,6 +374,8 @@
   behaviour();
   chapters();
   panorama();
+  // A live stream waits for its broadcast and plays from its live edge: live.js.
+  if (config.live && window.vidiLive) return window.vidiLive({ config, player, video, renditions, play, fail });
   // Until the first rendition exists the manifest answers 202: wait for it, and only for that.
   (async function wait(attempt) {
     const r = await fetch(config.hls).catch(() => null);

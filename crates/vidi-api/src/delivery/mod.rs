@@ -8,11 +8,13 @@
 //! - `hls`: the master playlist, rendition playlists and segments;
 //! - `live`: a broadcast's playlists (low-latency HLS) and files, from the ingest node's memory;
 //! - `player`: the embeddable player page (its files are under `assets/player/`);
+//! - `live_player`: the same page for a live stream (`assets/player/live.js`);
 //! - `tracks`: caption and chapter files, the master's subtitle group, the player's tracks.
 
 mod access;
 mod hls;
 mod live;
+mod live_player;
 mod player;
 mod ranges;
 mod tracks;
@@ -64,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/live/{liveStreamId}/{file}", get(live::file))
         .route("/live/{liveStreamId}/token/{token}/{file}", get(live::file))
         .route("/embed/vod/{videoId}", get(player))
+        .route("/embed/live/{liveStreamId}", get(live_player::live_player))
         .route("/assets/hls.min.js", get(hls_js))
         .route("/assets/player/{file}", get(asset))
 }

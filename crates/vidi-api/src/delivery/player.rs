@@ -22,6 +22,7 @@ const PAGE: &str = include_str!("../../assets/player/index.html");
 const PLAYER_JS: &[u8] = include_bytes!("../../assets/player/player.js");
 const PLAYER_CSS: &[u8] = include_bytes!("../../assets/player/player.css");
 const SDK_BRIDGE_JS: &[u8] = include_bytes!("../../assets/player/sdk-bridge.js");
+const LIVE_JS: &[u8] = include_bytes!("../../assets/player/live.js");
 const ANALYTICS_JS: &[u8] = include_bytes!("../../assets/player/analytics.js");
 /// Where the configuration goes in `index.html`.
 const CONFIG_SLOT: &str = "{{config}}";
@@ -39,6 +40,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
         "player.js" => (PLAYER_JS, "text/javascript", OWN_ASSET),
         "player.css" => (PLAYER_CSS, "text/css", OWN_ASSET),
         "sdk-bridge.js" => (SDK_BRIDGE_JS, "text/javascript", OWN_ASSET),
+        "live.js" => (LIVE_JS, "text/javascript", OWN_ASSET),
         "analytics.js" => (ANALYTICS_JS, "text/javascript", OWN_ASSET),
         "media-chrome-4.19.4.min.js" => (MEDIA_CHROME_JS, "text/javascript", IMMUTABLE),
         _ => return StatusCode::NOT_FOUND.into_response(),
@@ -227,48 +229,70 @@ pub(super) async fn player(
         None => format!("/vod/{}", v.id),
     };
     let avh = a.avh();
-    let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
-    // The options `@api.video/player-sdk` puts in the query (`chromeless`: no controls, no title).
-    let chromeless = flag("chromeless").unwrap_or(false);
     let mut config = PlayerConfig {
         video_id: v.id.to_string(),
         title: v.title.clone(),
-        hide_title: flag("hideTitle").unwrap_or(false) || chromeless,
         hls: format!("{base}/hls/manifest.m3u8{avh}"),
         poster: v.encoding.thumbnail_key.as_ref().map(|_| format!("{base}/thumbnail.jpg{avh}")),
-        live: false,
         panoramic: v.panoramic,
         start_at: start_at(q.get("t")),
+        mp4: (v.mp4_support && !v.encoding.mp4_pending).then(|| format!("{base}/mp4/source.mp4{avh}")),
+        collector: Some(CollectorConfig {
+            sessions: "/collect/sessions".into(),
+            avh: a.session.as_ref().map(|s| s.id.clone()),
+        }),
+        ..from_query(&q)
+    };
+    themed(&state, &v.workspace_id, v.player_id.as_deref(), &mut config).await?;
+    (config.captions, config.chapters) = super::tracks::player_tracks(&state, v, &base, &avh).await?;
+    Ok(a.finish(page_response(&config)))
+}
+
+/// What the query string sets on any player page, VOD or live: the options
+/// `@api.video/player-sdk` writes into the URL (`chromeless`: no controls, no title), and the
+/// page's constant tables.
+pub(super) fn from_query(q: &std::collections::HashMap<String, String>) -> PlayerConfig {
+    let flag = |name: &str| q.get(name).map(|s| matches!(s.as_str(), "" | "1" | "true"));
+    let chromeless = flag("chromeless").unwrap_or(false);
+    PlayerConfig {
+        hide_title: flag("hideTitle").unwrap_or(false) || chromeless,
         autoplay: flag("autoplay").unwrap_or(false),
         controls: !(flag("hideControls").unwrap_or(false) || chromeless),
         looped: flag("loop").unwrap_or(false),
         muted: flag("muted").unwrap_or(false),
         hide_poster: flag("hidePoster").unwrap_or(false),
         api: true,
-        mp4: (v.mp4_support && !v.encoding.mp4_pending).then(|| format!("{base}/mp4/source.mp4{avh}")),
-        metadata: metadata(&q),
-        collector: Some(CollectorConfig {
-            sessions: "/collect/sessions".into(),
-            avh: a.session.as_ref().map(|s| s.id.clone()),
-        }),
+        metadata: metadata(q),
         theme_variables: THEME_VARIABLES.iter().fold(BTreeMap::new(), |mut m, (field, var)| {
             m.entry(*field).or_insert_with(Vec::new).push(*var);
             m
         }),
         ..Default::default()
-    };
-    if let Some(pid) = v.player_id.as_deref().and_then(PlayerId::parse) {
-        // A theme that was deleted meanwhile just leaves the default look.
-        match state.repo.get_player(&v.workspace_id, &pid).await {
-            Ok(theme) => apply_theme(&mut config, &theme, &state.cfg.public_url),
-            Err(vidi_core::CoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
     }
-    (config.captions, config.chapters) = super::tracks::player_tracks(&state, v, &base, &avh).await?;
-    let mut r = Html(page(&config)).into_response();
+}
+
+/// Applies the subject's player theme (`playerId`), if it still exists: a theme deleted
+/// meanwhile just leaves the default look.
+pub(super) async fn themed(
+    state: &AppState,
+    ws: &vidi_core::id::WorkspaceId,
+    player_id: Option<&str>,
+    config: &mut PlayerConfig,
+) -> ApiResult<()> {
+    let Some(pid) = player_id.and_then(PlayerId::parse) else { return Ok(()) };
+    match state.repo.get_player(ws, &pid).await {
+        Ok(theme) => apply_theme(config, &theme, &state.cfg.public_url),
+        Err(vidi_core::CoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// The response for a player page: never cached, as it carries the (private) session.
+pub(super) fn page_response(config: &PlayerConfig) -> Response {
+    let mut r = Html(page(config)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(a.finish(r))
+    r
 }
 
 /// A player theme on the page (contract §2 PlayerTheme): its colours become the CSS variables the
@@ -302,7 +326,7 @@ fn apply_theme(config: &mut PlayerConfig, theme: &PlayerTheme, public_url: &str)
 }
 
 /// What a path segment may not carry raw.
-const SEGMENT: &percent_encoding::AsciiSet =
+pub(super) const SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ fn route(path: &str) -> Option<Route> {
         "/assets/hls.min.js" | "/assets/player/{file}" => public("the player's static files"),
         "/assets/players/{playerId}/{file}" => public("a player's logo, public as on api.video"),
         p if p.starts_with("/vod/") || p.starts_with("/embed/vod/") => Some(Route::VideoMedia),
-        p if p.starts_with("/live/") => Some(Route::LiveMedia),
+        p if p.starts_with("/live/") || p.starts_with("/embed/live/") => Some(Route::LiveMedia),
         _ => None,
     }
 }

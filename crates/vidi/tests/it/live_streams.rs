@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A real image made by ffmpeg's lavfi `color` source, cached in the target folder.
-fn image(name: &str) -> Vec<u8> {
+pub(crate) fn image(name: &str) -> Vec<u8> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(name);
@@ -34,7 +34,7 @@ async fn create(t: &TestServer, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
-async fn upload_thumbnail(t: &TestServer, id: &str, file: &str, bytes: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn upload_thumbnail(t: &TestServer, id: &str, file: &str, bytes: Vec<u8>) -> reqwest::Response {
     let part = reqwest::multipart::Part::bytes(bytes).file_name(file.to_string());
     let form = reqwest::multipart::Form::new().part("file", part);
     t.req(Method::POST, &format!("/live-streams/{id}/thumbnail")).multipart(form).send().await.unwrap()

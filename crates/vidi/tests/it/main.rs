@@ -23,6 +23,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod live;
+mod live_player;
 mod live_streams;
 mod player_fields;
 mod player_sdk;
