@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeout;
+use vidi_api::ratelimit::ClientAddr;
 
 /// The edges of the HTTP server (see the module comment).
 #[derive(Clone, Copy, Debug)]
@@ -160,8 +161,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
                 // Out of file descriptors or memory: accepting again at once would spin.
@@ -186,10 +187,10 @@ pub async fn serve(
         let handshake_limit = limits.header_timeout;
         tokio::spawn(async move {
             match tls {
-                None => plain_connection(stream, plain, service, shutdown, expired).await,
+                None => plain_connection(stream, peer, plain, service, shutdown, expired).await,
                 // TLS encrypts in user space: there is no file to hand to the kernel, so no slot.
                 Some(tls) => match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => connection(stream, http, service, None, shutdown, expired).await,
+                    Ok(Ok(stream)) => connection(stream, peer, http, service, None, shutdown, expired).await,
                     // A failed or stalled handshake is a client's problem, not the server's.
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -223,6 +224,7 @@ pub async fn serve(
 /// sendfile, with its slot in every request (see `sendfile`).
 async fn plain_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     http: http1::Builder,
     service: RequestBodyTimeout<Router>,
     shutdown: CancellationToken,
@@ -232,10 +234,10 @@ async fn plain_connection(
     {
         let slot = vidi_api::sendfile::Slot::new();
         let io = sendfile::SendfileStream::new(stream, slot.clone());
-        connection(io, http, service, Some(slot), shutdown, expired).await
+        connection(io, peer, http, service, Some(slot), shutdown, expired).await
     }
     #[cfg(not(target_os = "linux"))]
-    connection(stream, http, service, None, shutdown, expired).await
+    connection(stream, peer, http, service, None, shutdown, expired).await
 }
 
 /// Serves one connection (plain or TLS) until it ends, or, after a shutdown, until the request it
@@ -243,6 +245,7 @@ async fn plain_connection(
 /// an extension: the handlers that send files by sendfile find it there.
 async fn connection<I>(
     io: I,
+    peer: SocketAddr,
     http: http1::Builder,
     service: RequestBodyTimeout<Router>,
     slot: Option<vidi_api::sendfile::Slot>,
@@ -251,7 +254,7 @@ async fn connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = WithSlot { inner: TowerToHyperService::new(service), slot };
+    let service = WithSlot { inner: TowerToHyperService::new(service), slot, peer: ClientAddr(peer.ip()) };
     let conn = http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let ended = tokio::select! {
@@ -276,11 +279,12 @@ async fn connection<I>(
     }
 }
 
-/// A connection's service: the router, with the connection's sendfile slot (if any) put into
-/// each request.
+/// A connection's service: the router, with the connection's sendfile slot (if any) and the
+/// client's address (for the rate limits) put into each request.
 struct WithSlot<S> {
     inner: S,
     slot: Option<vidi_api::sendfile::Slot>,
+    peer: ClientAddr,
 }
 
 impl<S, B> hyper::service::Service<hyper::Request<B>> for WithSlot<S>
@@ -295,6 +299,7 @@ where
         if let Some(slot) = &self.slot {
             req.extensions_mut().insert(slot.clone());
         }
+        req.extensions_mut().insert(self.peer);
         self.inner.call(req)
     }
 }

@@ -67,6 +67,13 @@ pub(super) struct Flat {
     webhook_retry_base_ms: u64,
     webhook_retry_hours: u64,
     webhook_poll_ms: u64,
+    log_format: String,
+    metrics_addr: String,
+    metrics: String,
+    rate_limit: String,
+    rate_limit_reads: u64,
+    rate_limit_writes: u64,
+    rate_limit_uploads: u64,
 }
 
 impl Default for Flat {
@@ -82,6 +89,8 @@ fn text(v: &Option<String>) -> String {
 impl From<&Config> for Flat {
     /// The settings that give `c`: the defaults layer, and what `vidi config` prints.
     fn from(c: &Config) -> Flat {
+        // Off keeps the numbers it would use when turned on: the defaults'.
+        let limits = c.ops.rate_limits.unwrap_or_default();
         let (tls_cert, tls_key) = match &c.http.tls {
             Some(t) => (t.cert.display().to_string(), t.key.display().to_string()),
             None => Default::default(),
@@ -134,6 +143,13 @@ impl From<&Config> for Flat {
             webhook_retry_base_ms: c.webhooks.retry_base.as_millis() as u64,
             webhook_retry_hours: c.webhooks.retry_window.as_secs() / 3600,
             webhook_poll_ms: c.webhooks.poll.as_millis() as u64,
+            log_format: if c.ops.log_json { "json" } else { "text" }.into(),
+            metrics_addr: c.ops.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+            metrics: if c.ops.metrics { "on" } else { "off" }.into(),
+            rate_limit: if c.ops.rate_limits.is_some() { "on" } else { "off" }.into(),
+            rate_limit_reads: limits.reads.into(),
+            rate_limit_writes: limits.writes.into(),
+            rate_limit_uploads: limits.uploads.into(),
         }
     }
 }
@@ -219,6 +235,22 @@ impl Flat {
                 retry_base: o.millis("webhook_retry_base_ms", f.webhook_retry_base_ms)?,
                 retry_window: Duration::from_secs(o.int("webhook_retry_hours", f.webhook_retry_hours)? * 3600),
                 poll: o.millis("webhook_poll_ms", f.webhook_poll_ms)?,
+            },
+            ops: Ops {
+                log_json: o.text("log_format", &f.log_format)?.as_deref() == Some("json"),
+                metrics_addr: match o.text("metrics_addr", &f.metrics_addr)? {
+                    Some(a) => Some(o.addr("metrics_addr", &a)?),
+                    None => None,
+                },
+                metrics: o.text("metrics", &f.metrics)?.as_deref() != Some("off"),
+                rate_limits: match o.text("rate_limit", &f.rate_limit)?.as_deref() {
+                    Some("off") => None,
+                    _ => Some(vidi_api::ratelimit::Limits {
+                        reads: o.int("rate_limit_reads", f.rate_limit_reads)? as u32,
+                        writes: o.int("rate_limit_writes", f.rate_limit_writes)? as u32,
+                        uploads: o.int("rate_limit_uploads", f.rate_limit_uploads)? as u32,
+                    }),
+                },
             },
         })
     }

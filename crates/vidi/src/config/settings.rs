@@ -132,6 +132,13 @@ pub const SETTINGS: &[Setting] = &[
     int("webhook_retry_base_ms", "webhooks", 1, HOUR * 1000, "milliseconds"),
     int("webhook_retry_hours", "webhooks", 1, 30 * 24, "hours"),
     int("webhook_poll_ms", "webhooks", 10, 60_000, "milliseconds"),
+    of("log_format", "ops", Kind::OneOf(&["text", "json"])),
+    text("metrics_addr", "ops", false),
+    of("metrics", "ops", Kind::OneOf(&["on", "off"])),
+    of("rate_limit", "ops", Kind::OneOf(&["on", "off"])),
+    int("rate_limit_reads", "ops", 1, MANY, "requests per minute"),
+    int("rate_limit_writes", "ops", 1, MANY, "requests per minute"),
+    int("rate_limit_uploads", "ops", 1, MANY, "requests per minute"),
 ];
 
 /// The setting with this file key.

@@ -31,6 +31,10 @@ impl Config {
             // worker elsewhere has joined the parts).
             assembly_wait: if runs_workers { self.uploads.assembly_wait } else { Duration::ZERO },
             webhook_limit: self.webhooks.limit,
+            rate_limits: self.ops.rate_limits,
+            metrics: self.ops.metrics,
+            // With a listener of their own, `/metrics`, `/health` and `/ready` leave the API's.
+            ops_routes: self.ops.metrics_addr.is_none(),
             ..vidi_api::ApiConfig::default()
         }
     }

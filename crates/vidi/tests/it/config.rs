@@ -107,6 +107,15 @@ const CASES: &[Case] = &[
     case("VIDI_WEBHOOK_RETRY_BASE_MS", "100", |c| c.webhooks.retry_base == Duration::from_millis(100)),
     case("VIDI_WEBHOOK_RETRY_HOURS", "2", |c| c.webhooks.retry_window == secs(2 * 3600)),
     case("VIDI_WEBHOOK_POLL_MS", "50", |c| c.webhooks.poll == Duration::from_millis(50)),
+    case("VIDI_LOG_FORMAT", "json", |c| c.ops.log_json),
+    case("VIDI_METRICS", "off", |c| !c.ops.metrics),
+    case("VIDI_METRICS_ADDR", "127.0.0.1:9100", |c| {
+        c.ops.metrics_addr.map(|a| a.to_string()).as_deref() == Some("127.0.0.1:9100")
+    }),
+    case("VIDI_RATE_LIMIT", "off", |c| c.ops.rate_limits.is_none()),
+    case("VIDI_RATE_LIMIT_READS", "60", |c| c.ops.rate_limits.is_some_and(|l| l.reads == 60)),
+    case("VIDI_RATE_LIMIT_WRITES", "30", |c| c.ops.rate_limits.is_some_and(|l| l.writes == 30)),
+    case("VIDI_RATE_LIMIT_UPLOADS", "10", |c| c.ops.rate_limits.is_some_and(|l| l.uploads == 10)),
 ];
 
 /// Read by the binary rather than [`Config`]: tested through it.

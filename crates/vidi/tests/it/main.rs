@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod caching;
 mod captions;
 mod config;
 mod crash;
@@ -20,9 +21,11 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod live_streams;
+mod ops;
 mod player_fields;
 mod player_sdk;
 mod players;
+mod rate_limits;
 mod security;
 mod sendfile;
 mod tenancy;
