@@ -195,37 +195,60 @@ fn bad_header() -> ApiError {
     )
 }
 
+/// What [`authenticate_early`] found, for the extractor: a request is authenticated once.
+#[derive(Clone)]
+struct Authenticated(Result<KeyOwner, ApiError>);
+
+/// Authenticates a request that presents credentials before its handler runs (the rate limiter
+/// counts it against its key), keeping the outcome for the handler's [`Auth`]. `None` when it
+/// presents none, or invalid ones: such a request is counted by address, and its handler (if it
+/// needs credentials) refuses it with the outcome kept here.
+pub(crate) async fn authenticate_early(state: &AppState, req: &mut axum::extract::Request) -> Option<ApiKeyId> {
+    req.headers().get(AUTHORIZATION)?;
+    let outcome = authenticate(state, req.headers()).await;
+    let key = outcome.as_ref().ok().map(|o| o.key_id.clone());
+    req.extensions_mut().insert(Authenticated(outcome));
+    key
+}
+
+/// The owner of the credentials in `headers` (Basic with an API key, or Bearer with an access
+/// token), or the problem to answer.
+async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result<KeyOwner, ApiError> {
+    let value = headers.get(AUTHORIZATION).map(|v| v.to_str().map(str::trim));
+    // Node 2.5 sends an empty Authorization header when it has no key: same as none.
+    let value = match value {
+        None | Some(Ok("")) => return Err(missing_header()),
+        Some(Err(_)) => return Err(bad_header()),
+        Some(Ok(v)) => v,
+    };
+    let (scheme, cred) = value.split_once(' ').ok_or_else(bad_header)?;
+    let cred = cred.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(cred).map_err(|_| bad_header())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad_header())?;
+        let key = decoded.split_once(':').map_or(decoded.as_str(), |(k, _)| k);
+        let invalid = || ApiError::unauthorized("authentication-invalid-api-key", "The API key is invalid.");
+        if key.is_empty() {
+            return Err(invalid());
+        }
+        state.auth.owner_of_key(state.repo.as_ref(), key).await?.ok_or_else(invalid)
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        // A revoked key's token is refused like an expired one: the client's remedy is the same.
+        state.auth.verify_access(state.repo.as_ref(), cred).await?.ok_or_else(|| {
+            ApiError::unauthorized("authentication-invalid-access-token", "The access token is invalid or expired.")
+        })
+    } else {
+        Err(bad_header())
+    }
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().map(str::trim));
-        // Node 2.5 sends an empty Authorization header when it has no key: same as none.
-        let value = match value {
-            None | Some(Ok("")) => return Err(missing_header()),
-            Some(Err(_)) => return Err(bad_header()),
-            Some(Ok(v)) => v,
-        };
-        let (scheme, cred) = value.split_once(' ').ok_or_else(bad_header)?;
-        let cred = cred.trim();
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(cred).map_err(|_| bad_header())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad_header())?;
-            let key = decoded.split_once(':').map_or(decoded.as_str(), |(k, _)| k);
-            let invalid = || ApiError::unauthorized("authentication-invalid-api-key", "The API key is invalid.");
-            if key.is_empty() {
-                return Err(invalid());
-            }
-            let owner = state.auth.owner_of_key(state.repo.as_ref(), key).await?.ok_or_else(invalid)?;
-            Ok(Auth(owner))
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            // A revoked key's token is refused like an expired one: the client's remedy is the same.
-            let owner = state.auth.verify_access(state.repo.as_ref(), cred).await?.ok_or_else(|| {
-                ApiError::unauthorized("authentication-invalid-access-token", "The access token is invalid or expired.")
-            })?;
-            Ok(Auth(owner))
-        } else {
-            Err(bad_header())
+        match parts.extensions.remove::<Authenticated>() {
+            Some(Authenticated(outcome)) => outcome.map(Auth),
+            None => authenticate(state, &parts.headers).await.map(Auth),
         }
     }
 }

@@ -31,7 +31,7 @@ pub struct SubProblem {
     pub name: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError(Box<Problem>);
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -9,8 +9,12 @@ pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod page;
+pub mod ratelimit;
+pub mod request_id;
 pub mod resources;
 pub mod sendfile;
 pub mod visibility;
@@ -79,6 +83,12 @@ pub struct ApiConfig {
     /// `VIDI_ANALYTICS_RETENTION_DAYS`: raw viewing sessions and their events are deleted this
     /// long after they were loaded (`None`: kept).
     pub analytics_retention: Option<Duration>,
+    /// API requests per minute per key and class (`ratelimit`); `None`: no limits.
+    pub rate_limits: Option<ratelimit::Limits>,
+    /// Serve `/metrics`, `/health` and `/ready` beside the API (else a listener of their own does).
+    pub ops_routes: bool,
+    /// Record metrics (and serve them): off, requests are neither counted nor timed.
+    pub metrics: bool,
 }
 
 impl Default for ApiConfig {
@@ -103,6 +113,9 @@ impl Default for ApiConfig {
             trusted_proxy: false,
             geoip_db: None,
             analytics_retention: None,
+            rate_limits: Some(ratelimit::Limits::default()),
+            ops_routes: true,
+            metrics: true,
         }
     }
 }
@@ -134,6 +147,8 @@ pub struct Inner {
     pub live: Arc<dyn vidi_core::live::LiveOutput>,
     /// The analytics collector's limits, counts and GeoIP database.
     pub collector: collect::Collector,
+    /// The API's rate limits (`None`: off).
+    pub limiter: Option<ratelimit::RateLimits>,
 }
 
 /// Work a request starts and does not wait for (the probe of an upload still arriving, for its
@@ -190,6 +205,11 @@ impl AppState {
         let visibility = visibility::VisibilityCache::new(cfg.visibility_ttl);
         let (tasks, playlists) = (RequestTasks::default(), Arc::default());
         let collector = collect::Collector::new(cfg.collect_rate, cfg.trusted_proxy, cfg.geoip_db.as_deref())?;
+        let limiter = cfg.rate_limits.map(ratelimit::RateLimits::new);
+        // Installed before the first request so that every count is kept.
+        if cfg.metrics {
+            metrics::handle();
+        }
         let inner = Inner {
             repo,
             blobs,
@@ -205,14 +225,18 @@ impl AppState {
             playlists,
             live,
             collector,
+            limiter,
         };
         Ok(AppState(Arc::new(inner)))
     }
 }
 
-/// The whole API.
+/// The whole API: the resources, delivery, and (unless they have a listener of their own)
+/// `/health`, `/ready` and `/metrics`. Around every route, innermost first: the rate limit, the
+/// metrics, CORS, the log span, the request id. All run after routing, so each knows the matched
+/// route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut app = Router::new()
         .merge(resources::auth::routes())
         .merge(resources::account::routes())
         .merge(resources::videos::routes())
@@ -227,7 +251,12 @@ pub fn router(state: AppState) -> Router {
         .merge(resources::analytics::routes())
         .merge(collect::routes())
         .merge(openapi::routes())
-        .merge(delivery::routes())
+        .merge(delivery::routes());
+    if state.cfg.ops_routes {
+        let probe = ops::Probe { repo: state.repo.clone(), blobs: state.blobs.clone(), metrics: state.cfg.metrics };
+        app = app.merge(ops::routes(probe));
+    }
+    app = app
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "unrecognized-request-url", "Unrecognized request URL.", "")
         })
@@ -239,9 +268,22 @@ pub fn router(state: AppState) -> Router {
                 "",
             )
         })
-        .layer(cors())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit));
+    if state.cfg.metrics {
+        app = app.layer(axum::middleware::from_fn(metrics::observe));
+    }
+    app.layer(cors())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
+}
+
+/// The log span of a request: its method, route template (never the path, which may hold a
+/// private token) and request id.
+fn span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
+    let id = req.headers().get(request_id::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), route, request_id = id)
 }
 
 /// Cross-origin access for browsers: any origin may call the API and read the media, but never
@@ -279,9 +321,19 @@ fn cors() -> CorsLayer {
             Method::OPTIONS,
         ])
         .allow_headers(allow_headers)
-        // What a cross-origin page may read: where a created resource is, and the byte ranges
-        // of media (players reading the MP4 by ranges need all three).
-        .expose_headers([header::LOCATION, header::CONTENT_RANGE, header::ACCEPT_RANGES, header::CONTENT_LENGTH])
+        // What a cross-origin page may read: where a created resource is, the byte ranges of
+        // media (players reading the MP4 by ranges need all three), the rate limit's budget and
+        // the request id to quote.
+        .expose_headers([
+            header::LOCATION,
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+            ratelimit::LIMIT,
+            ratelimit::REMAINING,
+            ratelimit::RETRY_AFTER,
+            request_id::REQUEST_ID,
+        ])
         // Chromium caps this at 2 h; an hour spares uploaders a preflight per chunk.
         .max_age(Duration::from_secs(3600))
 }

@@ -325,7 +325,7 @@ mod tests {
     }
 
     fn row(kind: &str, payload: serde_json::Value) -> Job {
-        Job { id: "jb1".into(), kind: kind.into(), payload, attempts: 1, max_attempts: 3, started_at: 0 }
+        Job { id: "jb1".into(), kind: kind.into(), payload, attempts: 1, max_attempts: 3, started_at: 0, run_at: 0 }
     }
 
     /// Payloads as databases written before jobs were typed hold them.

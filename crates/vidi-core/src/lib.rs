@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod keys;
 pub mod language;
 pub mod live;
+pub mod metric_names;
 pub mod model;
 pub mod player;
 pub mod probe;

@@ -176,6 +176,8 @@ pub struct Job {
     pub max_attempts: u32,
     /// When this attempt was claimed (unix ms); against when it was due, the time it queued.
     pub started_at: i64,
+    /// When this attempt was due (unix ms): `started_at - run_at` is how long it queued.
+    pub run_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -31,7 +31,7 @@ pub use broadcasts::BroadcastRepo;
 pub use encoding::EncodingRepo;
 pub use events::EventRepo;
 pub use jobs::JobRepo;
-pub use lanes::{JobTiming, LaneRepo};
+pub use lanes::{JobCount, JobTiming, LaneRepo};
 pub use live_streams::{LiveStreamFilter, LiveStreamRepo, LiveStreamSort};
 pub use players::{PlayerRepo, PlayerSort};
 pub use private::PrivateRepo;

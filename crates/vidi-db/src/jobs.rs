@@ -117,15 +117,15 @@ impl Db {
         };
         let sql = format!(
             "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, started_at = $2, \
-             updated_at = $2 WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts, started_at"
+             updated_at = $2 WHERE id = ({pick}) RETURNING id, kind, payload, attempts, max_attempts, started_at, run_at"
         );
         let like = key_prefix.map(|k| format!("{k}%"));
-        let row: Option<(String, String, String, i64, i64, i64)> = with_pool!(self, p => {
+        let row: Option<(String, String, String, i64, i64, i64, i64)> = with_pool!(self, p => {
             let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(worker).bind(now);
             let q = match &like { Some(l) => q.bind(l.clone()), None => q };
             q.fetch_optional(p).await.map_err(db_err)
         })?;
-        row.map(|(id, kind, payload, attempts, max, started_at)| {
+        row.map(|(id, kind, payload, attempts, max, started_at, run_at)| {
             Ok(Job {
                 id,
                 kind,
@@ -134,6 +134,7 @@ impl Db {
                 attempts: attempts as u32,
                 max_attempts: max as u32,
                 started_at,
+                run_at,
             })
         })
         .transpose()

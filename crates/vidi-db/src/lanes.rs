@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use vidi_core::model::Job;
-use vidi_core::repo::{JobTiming, LaneRepo};
+use vidi_core::repo::{JobCount, JobTiming, LaneRepo};
 use vidi_core::service::Service;
 use vidi_core::{CoreError, CoreResult};
 
@@ -59,12 +59,12 @@ impl LaneRepo for Db {
             "UPDATE jobs SET status = 'running', locked_by = $1, attempts = attempts + 1, heartbeat_at = $2, \
              started_at = $2, updated_at = $2 WHERE id = (SELECT id FROM jobs WHERE lane = $3 AND status = 'queued' \
              AND run_at <= $2 ORDER BY run_at, id LIMIT 1{lock}) \
-             RETURNING id, kind, payload, attempts, max_attempts, started_at"
+             RETURNING id, kind, payload, attempts, max_attempts, started_at, run_at"
         );
-        let row: Option<(String, String, String, i64, i64, i64)> = with_pool!(self, p =>
+        let row: Option<(String, String, String, i64, i64, i64, i64)> = with_pool!(self, p =>
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(worker).bind(now).bind(lane)
                 .fetch_optional(p).await.map_err(db_err))?;
-        row.map(|(id, kind, payload, attempts, max, started_at)| {
+        row.map(|(id, kind, payload, attempts, max, started_at, run_at)| {
             Ok(Job {
                 id,
                 kind,
@@ -72,6 +72,7 @@ impl LaneRepo for Db {
                 attempts: attempts as u32,
                 max_attempts: max as u32,
                 started_at,
+                run_at,
             })
         })
         .transpose()
@@ -87,6 +88,15 @@ impl LaneRepo for Db {
                 Ok(JobTiming { id, kind, lane, payload: payload_of(&payload)?, run_at, started_at })
             })
             .collect()
+    }
+
+    async fn job_counts(&self) -> CoreResult<Vec<JobCount>> {
+        // Served by the `(lane, status, run_at)` index; finished jobs (most rows) are not read.
+        let rows: Vec<(String, String, i64)> = with_pool!(self, p => sqlx::query_as(
+            "SELECT lane, status, COUNT(*) FROM jobs WHERE status IN ('queued', 'running') GROUP BY lane, status \
+             ORDER BY lane, status")
+            .fetch_all(p).await.map_err(db_err))?;
+        Ok(rows.into_iter().map(|(lane, status, n)| JobCount { lane, status, jobs: n.max(0) as u64 }).collect())
     }
 }
 

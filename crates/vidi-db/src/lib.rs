@@ -180,6 +180,18 @@ impl Db {
         r.map_err(|e| CoreError::Database(format!("migration failed: {e}").into()))
     }
 
+    /// The database server's clock (unix ms), PostgreSQL only: `vidi doctor` compares it with this
+    /// machine's, since nodes that disagree on time disagree on leases, heartbeats and expiries.
+    /// `None` on SQLite, whose clock is this machine's.
+    pub async fn server_time_ms(&self) -> CoreResult<Option<i64>> {
+        let Pool::Postgres(p) = &self.pool else { return Ok(None) };
+        let (ms,): (i64,) = sqlx::query_as("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+            .fetch_one(p)
+            .await
+            .map_err(db_err)?;
+        Ok(Some(ms))
+    }
+
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await)
     }

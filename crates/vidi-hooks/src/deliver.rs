@@ -62,6 +62,12 @@ pub(crate) async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
 async fn send(ctx: Arc<Ctx>, d: DueDelivery, permit: OwnedSemaphorePermit, in_flight: InFlight) {
     let (attempt, result) = attempt(&ctx, &d).await;
     let outcome = retry::outcome(&ctx.cfg.schedule, &result, d.attempts + 1, d.first_at, now_ms());
+    let label = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::RetryAt(_) => "retried",
+        Outcome::Failed => "failed",
+    };
+    metrics::counter!(vidi_core::metric_names::WEBHOOK_ATTEMPTS, "outcome" => label).increment(1);
     match outcome {
         Outcome::Delivered => tracing::debug!(delivery = %d.id, "webhook delivered"),
         Outcome::RetryAt(at) => {

@@ -245,6 +245,7 @@ mod tests {
             attempts: 1,
             max_attempts: 3,
             started_at: 0,
+            run_at: 0,
         };
         assert_eq!(LiveJob::of(&row).unwrap(), job);
         assert_eq!((job.unique_key().as_str(), job.lane()), ("record:bc1", Lane::SHORT));

@@ -11,7 +11,7 @@ use vidi_core::blobs::ByteStream;
 use vidi_core::{Blobs, CoreError, CoreResult};
 
 pub use local::LocalBlobs;
-pub use s3::{S3Blobs, S3Config};
+pub use s3::{S3Blobs, S3Config, region as s3_region, virtual_hosted as s3_virtual_hosted};
 
 /// Opens the store named by `VIDI_STORAGE_URL`: empty for the data folder, `s3://bucket[/prefix]`
 /// for S3 (credentials and endpoint come from `s3`).

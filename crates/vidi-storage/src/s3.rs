@@ -28,6 +28,52 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
 }
 
+/// The region requests are signed for: `VIDI_S3_REGION`, else the operator's `AWS_REGION`, else
+/// `AWS_DEFAULT_REGION` (the AWS CLI's name), else `us-east-1`. Signing for the wrong region makes
+/// every request to a bucket elsewhere fail, so an unset setting must not hide the AWS variables.
+/// Empty values count as unset (`AWS_REGION=` in a unit file).
+pub fn region(setting: Option<&str>, env: impl Fn(&str) -> Option<String>) -> String {
+    let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    given(setting.map(str::to_string))
+        .or_else(|| given(env("AWS_REGION")))
+        .or_else(|| given(env("AWS_DEFAULT_REGION")))
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
+/// Addressing: path style (`<endpoint>/<bucket>/<key>`) unless
+/// `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true` (object_store's own variable) asks for virtual-hosted
+/// style (`<bucket>.s3.<region>.amazonaws.com/<key>`). Path style is the default because every
+/// S3-compatible server (MinIO, SeaweedFS, Ceph, Garage) answers it without wildcard DNS, and AWS
+/// still answers it; with virtual-hosted style and a custom endpoint, the endpoint must name the
+/// bucket itself (`https://bucket.host`).
+pub fn virtual_hosted(env: impl Fn(&str) -> Option<String>) -> bool {
+    env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y"))
+}
+
+/// Everything Vidi decides on top of what `AmazonS3Builder::from_env` read.
+fn configure(
+    b: AmazonS3Builder,
+    bucket: &str,
+    cfg: &S3Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> AmazonS3Builder {
+    let mut b = b
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(virtual_hosted(&env))
+        .with_region(region(cfg.region.as_deref(), &env));
+    if let Some(e) = &cfg.endpoint {
+        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+    }
+    if let Some(k) = &cfg.access_key_id {
+        b = b.with_access_key_id(k);
+    }
+    if let Some(s) = &cfg.secret_access_key {
+        b = b.with_secret_access_key(s);
+    }
+    b
+}
+
 pub struct S3Blobs {
     store: Arc<AmazonS3>,
     prefix: String,
@@ -47,18 +93,8 @@ impl S3Blobs {
     pub fn open(url: &str, cfg: &S3Config) -> CoreResult<Self> {
         let rest = url.trim_start_matches("s3://");
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_virtual_hosted_style_request(false);
-        if let Some(e) = &cfg.endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-        }
-        b = b.with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()));
-        if let Some(k) = &cfg.access_key_id {
-            b = b.with_access_key_id(k);
-        }
-        if let Some(s) = &cfg.secret_access_key {
-            b = b.with_secret_access_key(s);
-        }
-        let store = b.build().map_err(err)?;
+        let env = |name: &str| std::env::var(name).ok();
+        let store = configure(AmazonS3Builder::from_env(), bucket, cfg, env).build().map_err(err)?;
         let prefix = prefix.trim_matches('/').to_string();
         Ok(S3Blobs { store: Arc::new(store), prefix })
     }
@@ -242,5 +278,54 @@ impl Blobs for S3Blobs {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_region_is_the_setting_then_aws_region_then_aws_default_region_then_us_east_1() {
+        let all = env(&[("AWS_REGION", "eu-west-3"), ("AWS_DEFAULT_REGION", "ap-south-1")]);
+        assert_eq!(region(Some("eu-central-1"), &all), "eu-central-1");
+        assert_eq!(region(None, &all), "eu-west-3");
+        assert_eq!(region(None, env(&[("AWS_DEFAULT_REGION", "ap-south-1")])), "ap-south-1");
+        assert_eq!(region(None, env(&[])), "us-east-1");
+        // Empty values are unset, at every step.
+        assert_eq!(region(Some(""), &all), "eu-west-3");
+        assert_eq!(region(None, env(&[("AWS_REGION", " "), ("AWS_DEFAULT_REGION", "ap-south-1")])), "ap-south-1");
+        assert_eq!(region(None, env(&[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "")])), "us-east-1");
+    }
+
+    #[test]
+    fn addressing_is_path_style_unless_virtual_hosted_is_asked_for() {
+        assert!(!virtual_hosted(env(&[])));
+        assert!(!virtual_hosted(env(&[("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false")])));
+        assert!(virtual_hosted(env(&[("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "true")])));
+        assert!(virtual_hosted(env(&[("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "TRUE")])));
+    }
+
+    #[test]
+    fn a_store_configured_without_a_region_setting_signs_for_aws_region_path_style() {
+        use object_store::aws::AmazonS3ConfigKey as K;
+        let cfg = S3Config::default();
+        let b = configure(AmazonS3Builder::new(), "b", &cfg, env(&[("AWS_REGION", "eu-west-3")]));
+        assert_eq!(b.get_config_value(&K::Region).as_deref(), Some("eu-west-3"));
+        assert_eq!(b.get_config_value(&K::VirtualHostedStyleRequest).as_deref(), Some("false"));
+        let cfg = S3Config { region: Some("sa-east-1".into()), ..S3Config::default() };
+        let b = configure(
+            AmazonS3Builder::new(),
+            "b",
+            &cfg,
+            env(&[("AWS_REGION", "eu-west-3"), ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "true")]),
+        );
+        assert_eq!(b.get_config_value(&K::Region).as_deref(), Some("sa-east-1"));
+        assert_eq!(b.get_config_value(&K::VirtualHostedStyleRequest).as_deref(), Some("true"));
     }
 }

@@ -304,6 +304,9 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
     // video in pieces: once the other pieces are joined in).
     sync(ctx, plan, &mut seen).await?;
     tracing::info!(video = %id, seconds = started.elapsed().as_secs_f64(), "head encoded");
+    // The head alone when the rest is in pieces, else the whole ladder.
+    let (stage, media_s) = if plan.split() { ("head", pieces[0].duration_s) } else { ("whole", probe.duration_s) };
+    crate::record_speed(stage, media_s, started.elapsed());
     if plan.split() {
         crate::pieces::save_head(ctx, id, ladder, work).await?;
         // A head encoded before any sync saw it start is published by the final sync alone:

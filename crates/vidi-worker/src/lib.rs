@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use vidi_core::jobs::{Lane, Registry, RowHandler, Waker};
 use vidi_core::service::Service;
 
+use vidi_core::metric_names as names;
 use vidi_core::model::Job;
 use vidi_core::time::now_ms;
 use vidi_core::{Blobs, Repo};
@@ -120,6 +121,16 @@ impl Ctx {
 /// (a source probed without one, an upload still arriving, whose pace nobody knows): `cap`.
 /// A fixed bound for every job would either cut long films short or let a stuck encoder of a
 /// short clip hold a worker for hours; live encodes, which run for days, will set their own.
+/// Records an encode's speed: seconds of video made per second of wall time (pauses for other
+/// videos' heads included: it is what a viewer waiting for the ladder sees).
+pub(crate) fn record_speed(stage: &'static str, media_s: Option<f64>, wall: Duration) {
+    if let Some(m) = media_s.filter(|m| m.is_finite() && *m > 0.0)
+        && !wall.is_zero()
+    {
+        metrics::histogram!(names::ENCODE_SPEED, "stage" => stage).record(m / wall.as_secs_f64());
+    }
+}
+
 pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
     const FLOOR: Duration = Duration::from_secs(600);
     match duration_s {
@@ -269,6 +280,8 @@ async fn run(ctx: Ctx, registry: Arc<Registry>, lane: Lane, name: String) {
         let woken = ctx.waker.armed();
         match ctx.repo.claim_job_in(&name, lane.name(), now).await {
             Ok(Some(job)) => {
+                let queued_s = (job.started_at - job.run_at).max(0) as f64 / 1000.0;
+                metrics::histogram!(names::QUEUE_LATENCY, "lane" => lane.name().to_string()).record(queued_s);
                 let handler = registry.handler(&job.kind).cloned();
                 let (tx, mut slot_back) = tokio::sync::oneshot::channel();
                 let (c, worker) = (ctx.clone(), name.clone());
@@ -370,6 +383,13 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
         }
     };
     let now = now_ms();
+    let ended = match &outcome {
+        Ok(()) => "completed",
+        Err(JobError::Gone) => "gone",
+        Err(JobError::Retry(_)) if job.attempts < job.max_attempts => "retried",
+        Err(_) => "failed",
+    };
+    metrics::counter!(names::JOBS_ENDED, "kind" => job.kind.clone(), "outcome" => ended).increment(1);
     let r = match outcome {
         Ok(()) => ctx.repo.complete_job(&job.id, worker, now).await,
         // Deleted while queued or running: nothing left to do, nothing went wrong.

@@ -93,6 +93,7 @@ async fn encode(
     }
     let input = ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?;
     let args = hls_piece_args(input.as_str(), probe, ladder, work, &ctx.cfg.preset, piece);
+    let started = std::time::Instant::now();
     ctx.media
         .ffmpeg
         // Paused while this process encodes a head: no video waits for another's ladder to play.
@@ -101,6 +102,7 @@ async fn encode(
         .run_with_progress(&args, |_| {})
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
+    crate::record_speed("piece", piece.duration_s, started.elapsed());
     let folders: Vec<&str> = ladder.iter().map(|r| r.name).collect();
     check_hls_output(work, &folders).await.map_err(|e| JobError::Retry(e.to_string()))?;
     // Segments first, the playlist last: a piece counts as done once its playlists exist.

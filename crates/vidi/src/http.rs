@@ -40,6 +40,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::RequestBodyTimeout;
+use vidi_api::ratelimit::ClientAddr;
 
 /// The edges of the HTTP server (see the module comment).
 #[derive(Clone, Copy, Debug)]
@@ -279,8 +280,8 @@ async fn connection<I>(
 }
 
 /// A connection's service: the router, with the connection's sendfile slot (if any) and its
-/// peer's address (axum's `ConnectInfo`, which the analytics collector limits by) put into each
-/// request.
+/// peer's address (axum's `ConnectInfo`, which the analytics collector limits by; and as
+/// `ClientAddr`, which the rate limits key by) put into each request.
 struct WithSlot<S> {
     inner: S,
     slot: Option<vidi_api::sendfile::Slot>,
@@ -300,6 +301,7 @@ where
             req.extensions_mut().insert(slot.clone());
         }
         req.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
+        req.extensions_mut().insert(ClientAddr(self.peer.ip()));
         self.inner.call(req)
     }
 }

@@ -2,6 +2,7 @@
 //! integration tests (which boot the real server on 127.0.0.1:0).
 
 pub mod config;
+pub mod doctor;
 pub mod http;
 pub mod tls;
 
@@ -242,8 +243,10 @@ pub async fn run_workers(cfg: Config, shutdown: CancellationToken) -> anyhow::Re
     install_crypto();
     let repo = open_db(&cfg).await?;
     let blobs = open_blobs(&cfg).await?;
+    let probe = vidi_api::ops::Probe { repo: repo.clone(), blobs: blobs.clone(), metrics: cfg.ops.metrics };
     let ctx = worker_ctx(&cfg, (repo.clone(), blobs), cfg.media(), Waker::new())?;
-    let services = worker_services(&cfg, &repo, ctx, &lanes(&cfg, Role::Worker))?;
+    let mut services = ops_service(&cfg, probe).await?.into_iter().collect::<Vec<_>>();
+    services.extend(worker_services(&cfg, &repo, ctx, &lanes(&cfg, Role::Worker))?);
     let running = service::start(services, shutdown);
     tracing::info!(services = %running.names().join(", "), "vidi worker is running");
     let r = running.wait().await;
@@ -312,6 +315,13 @@ impl Server {
     /// jobs back. [`Server::wait`] says when it is over.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Closes the database under the running services: stands in for a database outage (tests of
+    /// `/ready`). Requests that need it fail from here on.
+    #[doc(hidden)]
+    pub async fn close_database(&self) {
+        self.db.close().await;
     }
 
     /// Ends every service at once, with no graceful stop (tests standing in for a crash): running
@@ -391,12 +401,32 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
         let acceptor = tls.clone().ok_or_else(|| anyhow::anyhow!("RTMPS needs VIDI_TLS_CERT and VIDI_TLS_KEY"))?;
         services.push(vidi_live::service::rtmp_service(l, Some(acceptor), &broadcasts));
     }
+    let probe = vidi_api::ops::Probe { repo: repo.clone(), blobs: state.blobs.clone(), metrics: cfg.ops.metrics };
+    services.extend(ops_service(&cfg, probe).await?);
     services.extend(vidi_api::services(&state));
     services.extend(worker_services(&cfg, &db, worker_ctx(&cfg, (db.clone(), blobs), media, waker)?, &lanes)?);
     let running = service::start(services, shutdown.clone());
     tracing::info!(%addr, tls = tls.is_some(), db = state.repo.backend(), storage = state.blobs.backend(),
         services = %running.names().join(", "), "vidi is serving");
     Ok(Server { addr, url, first_key, state, running, db, shutdown, rtmp_addr, rtmps_addr })
+}
+
+/// `/metrics`, `/health` and `/ready` on a listener of their own when `VIDI_METRICS_ADDR` is set
+/// (service `ops`): plain HTTP, for the operator's network only. Bound here, so a taken port
+/// stops the node at start.
+async fn ops_service(cfg: &Config, probe: vidi_api::ops::Probe) -> anyhow::Result<Option<Service>> {
+    // Installed before any work: a worker-only node records too.
+    if cfg.ops.metrics {
+        vidi_api::metrics::handle();
+    }
+    let Some(addr) = cfg.ops.metrics_addr else { return Ok(None) };
+    let listener = http::bind(addr)?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics, health and readiness served here");
+    let limits = cfg.limits();
+    Ok(Some(Service::new("ops", move |shutdown| async move {
+        let app = vidi_api::ops::routes(probe);
+        Ok(http::serve(listener, app, limits, None, shutdown).await?)
+    })))
 }
 
 /// The API over HTTP(S): serves until the shutdown token fires and the requests in flight have

@@ -48,6 +48,10 @@ enum Command {
     /// Print the effective configuration, one `VIDI_*` variable a line with where its value came
     /// from (secrets masked), after checking it as `serve` would.
     Config,
+    /// Check what a node needs with this configuration: ffmpeg and ffprobe (version, encoders),
+    /// the database, the media store (a write, read and delete), the ports, Landlock and the
+    /// clock. Exits 1 if anything fails.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -106,21 +110,19 @@ enum KeyCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG")
-                .unwrap_or_else(|_| vidi::config::LOG_DEFAULT.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let done = match cli.command {
-        Command::Config => vidi::config::describe(cli.config.as_deref(), &vidi::config::env_vars())
-            .map(|text| print!("{text}"))
-            .map_err(anyhow::Error::from),
-        // The configuration is read and checked before anything starts.
-        command => Config::load(cli.config).and_then(|cfg| tokio::runtime::Runtime::new()?.block_on(run(command, cfg))),
+        Command::Config => {
+            logs(false);
+            vidi::config::describe(cli.config.as_deref(), &vidi::config::env_vars())
+                .map(|text| print!("{text}"))
+                .map_err(anyhow::Error::from)
+        }
+        // The configuration is read and checked before anything starts, the log format with it.
+        command => Config::load(cli.config).and_then(|cfg| {
+            logs(cfg.ops.log_json);
+            tokio::runtime::Runtime::new()?.block_on(run(command, cfg))
+        }),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +132,20 @@ fn main() -> ExitCode {
             eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, filtered by `VIDI_LOG`: text for a terminal or journald, or one JSON object a
+/// line (`VIDI_LOG_FORMAT=json`) for a collector, with the request's span (method, route,
+/// `request_id`) on every line logged while serving it.
+fn logs(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("VIDI_LOG").unwrap_or_else(|_| vidi::config::LOG_DEFAULT.into());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        fmt.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
     }
 }
 
@@ -254,6 +270,12 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Openapi => {
             print!("{}", vidi_api::openapi::document());
             Ok(())
+        }
+        Command::Doctor => {
+            vidi::install_crypto();
+            let (text, ok) = vidi::doctor::report(&vidi::doctor::run(&cfg).await);
+            print!("{text}");
+            if ok { Ok(()) } else { anyhow::bail!("some checks failed") }
         }
         Command::Config => unreachable!("answered before the runtime starts"),
     }

@@ -63,7 +63,15 @@ impl<V> Access<V> {
         self.session.as_ref().map(|s| format!("?avh={}", s.id)).unwrap_or_default()
     }
 
+    /// What every delivery response of a subject goes out through: a private one's caching is
+    /// made `private` (below), and a new session is set as a cookie.
     pub(super) fn finish(&self, mut r: Response) -> Response {
+        if self.session.is_some()
+            && let Some(cache) = r.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok())
+            && let Ok(v) = HeaderValue::from_str(&private_cache(cache))
+        {
+            r.headers_mut().insert(header::CACHE_CONTROL, v);
+        }
         if let Some(s) = self.session.as_ref().filter(|s| s.set_cookie) {
             let secure = if s.secure { "; Secure" } else { "" };
             let cookie = format!("{SESSION_COOKIE}={}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax{secure}", s.id);
@@ -73,6 +81,20 @@ impl<V> Access<V> {
         }
         r
     }
+}
+
+/// The `Cache-Control` of a private subject's response: what its public twin says, but for the
+/// viewer's own cache only. A shared cache (a CDN, a corporate proxy) must never keep it: the
+/// answer was admitted by a single-use token and a session (a shared copy would let anyone holding
+/// the URL in without either), and its playlists carry the viewer's session in every URI. The
+/// lifetime stays (a segment never changes, so `immutable` stays true in the browser's own
+/// cache); `no-store` stays as it is.
+pub(super) fn private_cache(cache: &str) -> String {
+    if cache.split(',').any(|d| d.trim() == "no-store") {
+        return cache.to_string();
+    }
+    let rest = cache.split(',').map(str::trim).filter(|d| !d.is_empty() && *d != "public" && *d != "private");
+    std::iter::once("private").chain(rest).collect::<Vec<_>>().join(", ")
 }
 
 /// The playback session a request presents: `?avh=` first (what our own URLs carry), then the
@@ -257,4 +279,18 @@ pub(super) async fn session(a: Access) -> ApiResult<Response> {
     let token = a.session.as_ref().map(|s| s.id.clone()).unwrap_or_default();
     let body = serde_json::json!({ "session_token": token }).to_string();
     Ok(a.finish(respond(StatusCode::OK, "application/json", "no-store", body.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_cache;
+
+    #[test]
+    fn a_private_answer_keeps_its_lifetime_for_the_viewers_cache_only() {
+        assert_eq!(private_cache("public, max-age=31536000, immutable"), "private, max-age=31536000, immutable");
+        assert_eq!(private_cache("public, max-age=60"), "private, max-age=60");
+        assert_eq!(private_cache("no-cache"), "private, no-cache");
+        assert_eq!(private_cache("no-store"), "no-store");
+        assert_eq!(private_cache("private, max-age=5"), "private, max-age=5");
+    }
 }

@@ -259,6 +259,7 @@ pub(crate) async fn upload_whole(
         drop_object(state, &key).await;
         return Err(e);
     }
+    crate::metrics::upload("whole", size);
     ingest::queue_probe(state, ws, id).await;
     full_video(state, ws, id).await
 }
@@ -332,10 +333,10 @@ pub(crate) async fn upload_chunk(
             })?;
         form.finish().await?;
         upload::check_chunk_size(&plan, size).map_err(ApiError::upload)?;
-        Ok((repo.commit_chunk(ws, id, plan.idx, size, &receipt).await?, session))
+        Ok((repo.commit_chunk(ws, id, plan.idx, size, &receipt).await?, session, size))
     }
     .await;
-    let (commit, session) = match result {
+    let (commit, session, size) = match result {
         Ok(c) => c,
         Err(e) => {
             // The bytes were never acknowledged: free the part for the client's retry.
@@ -345,6 +346,7 @@ pub(crate) async fn upload_chunk(
             return Err(e);
         }
     };
+    crate::metrics::upload("chunk", size);
     match commit {
         ChunkCommit::Pending => {
             // The start of the file is in: encoding may be able to begin before the rest.

@@ -36,4 +36,16 @@ pub trait LaneRepo: Send + Sync {
     async fn claim_job_in(&self, worker: &str, lane: &str, now: i64) -> CoreResult<Option<Job>>;
     /// The jobs of `lane` queued at or after `since` (unix ms), oldest first.
     async fn job_timings(&self, lane: &str, since: i64) -> CoreResult<Vec<JobTiming>>;
+    /// How many jobs are queued and running, by lane and status (`/metrics`; finished jobs are
+    /// counted by the processes that ran them).
+    async fn job_counts(&self) -> CoreResult<Vec<JobCount>>;
+}
+
+/// Jobs of one lane in one status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobCount {
+    pub lane: String,
+    /// `queued` or `running`.
+    pub status: String,
+    pub jobs: u64,
 }

@@ -76,6 +76,13 @@ pub(super) struct Flat {
     trusted_proxy: bool,
     geoip_db: String,
     analytics_retention_days: u64,
+    log_format: String,
+    metrics_addr: String,
+    metrics: String,
+    rate_limit: String,
+    rate_limit_reads: u64,
+    rate_limit_writes: u64,
+    rate_limit_uploads: u64,
 }
 
 impl Default for Flat {
@@ -91,6 +98,8 @@ fn text(v: &Option<String>) -> String {
 impl From<&Config> for Flat {
     /// The settings that give `c`: the defaults layer, and what `vidi config` prints.
     fn from(c: &Config) -> Flat {
+        // Off keeps the numbers it would use when turned on: the defaults'.
+        let limits = c.ops.rate_limits.unwrap_or_default();
         let (tls_cert, tls_key) = match &c.http.tls {
             Some(t) => (t.cert.display().to_string(), t.key.display().to_string()),
             None => Default::default(),
@@ -152,6 +161,13 @@ impl From<&Config> for Flat {
             trusted_proxy: c.analytics.trusted_proxy,
             geoip_db: c.analytics.geoip_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             analytics_retention_days: c.analytics.retention.map_or(0, |d| d.as_secs() / 86_400),
+            log_format: if c.ops.log_json { "json" } else { "text" }.into(),
+            metrics_addr: c.ops.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+            metrics: if c.ops.metrics { "on" } else { "off" }.into(),
+            rate_limit: if c.ops.rate_limits.is_some() { "on" } else { "off" }.into(),
+            rate_limit_reads: limits.reads.into(),
+            rate_limit_writes: limits.writes.into(),
+            rate_limit_uploads: limits.uploads.into(),
         }
     }
 }
@@ -261,6 +277,22 @@ impl Flat {
                 retention: match o.int("analytics_retention_days", f.analytics_retention_days)? {
                     0 => None,
                     days => Some(Duration::from_secs(days * 86_400)),
+                },
+            },
+            ops: Ops {
+                log_json: o.text("log_format", &f.log_format)?.as_deref() == Some("json"),
+                metrics_addr: match o.text("metrics_addr", &f.metrics_addr)? {
+                    Some(a) => Some(o.addr("metrics_addr", &a)?),
+                    None => None,
+                },
+                metrics: o.text("metrics", &f.metrics)?.as_deref() != Some("off"),
+                rate_limits: match o.text("rate_limit", &f.rate_limit)?.as_deref() {
+                    Some("off") => None,
+                    _ => Some(vidi_api::ratelimit::Limits {
+                        reads: o.int("rate_limit_reads", f.rate_limit_reads)? as u32,
+                        writes: o.int("rate_limit_writes", f.rate_limit_writes)? as u32,
+                        uploads: o.int("rate_limit_uploads", f.rate_limit_uploads)? as u32,
+                    }),
                 },
             },
         })

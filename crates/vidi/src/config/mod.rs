@@ -40,6 +40,7 @@ pub struct Config {
     pub webhooks: Webhooks,
     pub live: Live,
     pub analytics: Analytics,
+    pub ops: Ops,
 }
 
 /// The listener and the edges of every connection.
@@ -88,6 +89,8 @@ pub struct Storage {
     pub url: Option<String>,
     /// S3 endpoint for non-AWS servers (`VIDI_S3_ENDPOINT`, else `AWS_ENDPOINT_URL`).
     pub s3_endpoint: Option<String>,
+    /// `VIDI_S3_REGION`; `None` leaves it to `AWS_REGION`, `AWS_DEFAULT_REGION`, then `us-east-1`
+    /// (`vidi_storage::s3_region`).
     pub s3_region: Option<String>,
 }
 
@@ -232,6 +235,23 @@ pub struct Live {
     pub segment_target: Duration,
 }
 
+/// Running a node: logs, metrics and health, rate limits (docs/operations.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ops {
+    /// Log lines as JSON objects (one a line, for a collector) rather than text.
+    pub log_json: bool,
+    /// When set, `/metrics`, `/health` and `/ready` are served on this address (a listener of
+    /// their own, for a network Prometheus reaches and the public does not) and no longer on the
+    /// API's; a `vidi worker` node serves them only there.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Record metrics and serve `/metrics` (`VIDI_METRICS=off`: neither; `/health` and `/ready`
+    /// stay).
+    pub metrics: bool,
+    /// API requests per minute per API key (and per client address without one), by class;
+    /// `None`: no limits (`VIDI_RATE_LIMIT=off`).
+    pub rate_limits: Option<vidi_api::ratelimit::Limits>,
+}
+
 impl Default for Config {
     /// The built-in defaults, the first layer of [`Config::load`]. The libraries' own defaults
     /// are taken where they have one, so a default is written once.
@@ -308,6 +328,7 @@ impl Default for Config {
                 geoip_db: api.geoip_db,
                 retention: api.analytics_retention,
             },
+            ops: Ops { log_json: false, metrics_addr: None, metrics: api.metrics, rate_limits: api.rate_limits },
         }
     }
 }

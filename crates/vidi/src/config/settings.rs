@@ -144,6 +144,13 @@ pub const SETTINGS: &[Setting] = &[
     of("trusted_proxy", "analytics", Kind::Bool),
     text("geoip_db", "analytics", false),
     int("analytics_retention_days", "analytics", 0, 36_500, "days"),
+    of("log_format", "ops", Kind::OneOf(&["text", "json"])),
+    text("metrics_addr", "ops", false),
+    of("metrics", "ops", Kind::OneOf(&["on", "off"])),
+    of("rate_limit", "ops", Kind::OneOf(&["on", "off"])),
+    int("rate_limit_reads", "ops", 1, MANY, "requests per minute"),
+    int("rate_limit_writes", "ops", 1, MANY, "requests per minute"),
+    int("rate_limit_uploads", "ops", 1, MANY, "requests per minute"),
 ];
 
 /// The setting with this file key.

@@ -35,6 +35,10 @@ impl Config {
             trusted_proxy: self.analytics.trusted_proxy,
             geoip_db: self.analytics.geoip_db.clone(),
             analytics_retention: self.analytics.retention,
+            rate_limits: self.ops.rate_limits,
+            metrics: self.ops.metrics,
+            // With a listener of their own, `/metrics`, `/health` and `/ready` leave the API's.
+            ops_routes: self.ops.metrics_addr.is_none(),
             ..vidi_api::ApiConfig::default()
         }
     }

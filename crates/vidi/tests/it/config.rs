@@ -123,6 +123,15 @@ const CASES: &[Case] = &[
     case("VIDI_GEOIP_DB", "/var/lib/GeoLite2-City.mmdb", |c| {
         c.analytics.geoip_db.as_deref() == Some(std::path::Path::new("/var/lib/GeoLite2-City.mmdb"))
     }),
+    case("VIDI_LOG_FORMAT", "json", |c| c.ops.log_json),
+    case("VIDI_METRICS", "off", |c| !c.ops.metrics),
+    case("VIDI_METRICS_ADDR", "127.0.0.1:9100", |c| {
+        c.ops.metrics_addr.map(|a| a.to_string()).as_deref() == Some("127.0.0.1:9100")
+    }),
+    case("VIDI_RATE_LIMIT", "off", |c| c.ops.rate_limits.is_none()),
+    case("VIDI_RATE_LIMIT_READS", "60", |c| c.ops.rate_limits.is_some_and(|l| l.reads == 60)),
+    case("VIDI_RATE_LIMIT_WRITES", "30", |c| c.ops.rate_limits.is_some_and(|l| l.writes == 30)),
+    case("VIDI_RATE_LIMIT_UPLOADS", "10", |c| c.ops.rate_limits.is_some_and(|l| l.uploads == 10)),
 ];
 
 /// Read by the binary rather than [`Config`]: tested through it.
