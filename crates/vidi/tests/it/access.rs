@@ -123,6 +123,8 @@ fn route(path: &str) -> Option<Route> {
         "/openapi.json" => public("the API's description"),
         "/assets/hls.min.js" | "/assets/player/{file}" => public("the player's static files"),
         "/assets/players/{playerId}/{file}" => public("a player's logo, public as on api.video"),
+        "/health" | "/ready" => public("whether the node runs and reaches its stores: no tenant's data"),
+        "/metrics" => public("counts by route template, lane and status: no tenant's data (docs/operations.md)"),
         p if p.starts_with("/vod/") || p.starts_with("/embed/vod/") => Some(Route::VideoMedia),
         p if p.starts_with("/live/") || p.starts_with("/embed/live/") => Some(Route::LiveMedia),
         _ => None,
