@@ -251,6 +251,9 @@ async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
         "lane-encode",
         "lane-head",
         "lane-short",
+        // Live: the broadcasts' heartbeat and end, and the RTMP listener.
+        "live-broadcasts",
+        "rtmp",
     ];
     if b.pg_url.is_some() {
         expected.push("job-wakeups");
