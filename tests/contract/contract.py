@@ -42,7 +42,7 @@ CHECKS = ",".join([
 # regex, answered status, problem slug regex, problem `name` regex, reason[, a regex the
 # failure's message must contain]). Every reason is a
 # section of docs/contract.md; a finding no rule explains fails the run. `*` matches anything.
-IDS = r"videoId|liveStreamId|playerId|uploadToken|webhookId|deliveryId|language"
+IDS = r"videoId|liveStreamId|playerId|uploadToken|webhookId|deliveryId|language|sessionId"
 COLOURS = (r"text|link|linkHover|linkActive|trackPlayed|trackUnplayed|trackBackground|backgroundTop|"
            r"backgroundBottom|backgroundText")
 FILES = r"POST /(videos/\{videoId\}/(source|thumbnail)|players/\{playerId\}/logo|live-streams/\{liveStreamId\}/thumbnail|upload)"
@@ -71,6 +71,12 @@ ALLOWED = [
     ("ST202", "GET /webhooks", "400", "request-invalid-query-parameter", "events", "webhook events and URLs"),
     ("ST202", "(POST|PATCH) /live-streams.*", "400", "invalid-attribute", "name|restreams.*", "live stream names and restreams"),
     ("ST202", "(POST|PATCH) /videos(/\\{videoId\\})?", "400", "invalid-attribute", "title|metadata|clip.*|source|watermark|playerId|tags|description", "video fields"),
+    ("ST202", "GET /analytics/.*", "400", "request-invalid-query-parameter", "period", "the period grammar"),
+    ("ST202", "POST /collect/sessions", "400", "invalid-payload", "*", "a viewing session names one subject",
+     r"Exactly one of videoId and liveStreamId"),
+    ("ST202", "POST /collect/.*", "429", "too-many-requests", "*", "the collector's per-address limit"),
+    # api.video's file has no collector: its events' bounds (event types, playheads) are Vidi's.
+    ("ST202", "POST /collect/sessions/\\{sessionId\\}/events", "400", "invalid-attribute", "events.*", "the collector's bounds"),
     ("ST202", "POST /auth/(api-key|refresh)", "400", "authentication-invalid-user-credentials", "*", "unknown credentials"),
     ("ST202", "POST /upload", "401|404", "*", "*", "unknown credentials"),
     # Schema-violating requests accepted on purpose.
@@ -127,7 +133,16 @@ def fixtures():
     def webhook():
         return api("POST", "/webhooks", json={"url": "https://example.com/hook", "events": ["video.encoding.quality.completed"]})["webhookId"]
 
-    makers = {"videoId": video, "playerId": player, "liveStreamId": live, "uploadToken": token, "webhookId": webhook}
+    def session():
+        # A viewing session of a public video, minted by the player's collector (no API key).
+        v = api("POST", "/videos", json={"title": "contract"})["videoId"]
+        r = requests.post(URL + "/collect/sessions", json={"videoId": v}, timeout=30)
+        if r.status_code >= 300:
+            raise SystemExit(f"contract: fixture POST /collect/sessions answered {r.status_code}: {r.text[:300]}")
+        return r.json()["sessionId"]
+
+    makers = {"videoId": video, "playerId": player, "liveStreamId": live, "uploadToken": token, "webhookId": webhook,
+              "sessionId": session}
     return makers
 
 

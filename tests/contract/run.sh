@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-envs=(VIDI_DATA_DIR="$dir" VIDI_HTTP_ADDR="127.0.0.1:$port" VIDI_LOG=warn)
+envs=(VIDI_DATA_DIR="$dir" VIDI_HTTP_ADDR="127.0.0.1:$port" VIDI_RTMP_ADDR=127.0.0.1:0 VIDI_LOG=warn)
 key=$(env "${envs[@]}" "$bin" api-key create)
 env "${envs[@]}" "$bin" serve >"$dir/out.log" 2>"$dir/err.log" &
 pid=$!

@@ -130,12 +130,17 @@ pub struct SessionCreated {
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// The event's rank in the session (0, 1, 2… as the player numbers them).
+    #[serde(deserialize_with = "whole")]
     pub seq: i64,
     /// `ready`, `play`, `pause`, `resume`, `seek.backward`, `seek.forward`, `end`, or Vidi's
     /// `qoe.ttff` (time to first frame), `qoe.rebuffer` (a stall), `qoe.error` (a fatal error).
     #[serde(rename = "type")]
+    #[schema(
+        pattern = r"^(ready|play|pause|resume|seek\.backward|seek\.forward|end|qoe\.ttff|qoe\.rebuffer|qoe\.error)$"
+    )]
     pub kind: String,
     /// Milliseconds since the session was minted, as the player measured them.
+    #[serde(deserialize_with = "whole")]
     pub ts: i64,
     /// The playhead, in seconds (all but seeks).
     pub at: Option<f64>,
@@ -143,7 +148,23 @@ pub struct EventIn {
     pub from: Option<f64>,
     pub to: Option<f64>,
     /// A quality-of-experience event's measure, in milliseconds.
+    #[serde(default, deserialize_with = "whole_or_none")]
     pub value: Option<i64>,
+}
+
+/// An integer as JSON Schema means it: a number without a fraction, so `285.0` is one (some
+/// clients, and JavaScript's JSON of a computed number, write it so).
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, found {n}")))
+}
+
+fn whole_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "whole")] i64);
+    Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
