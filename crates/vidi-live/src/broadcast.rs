@@ -83,6 +83,22 @@ pub(crate) struct Publisher {
 }
 
 impl Held {
+    /// Asks `check` of the view each time it changes, until it answers, for at most the
+    /// playlist's blocking limit (then `None`): a blocking reload, or a hinted part.
+    pub(crate) async fn wait<T>(&self, mut check: impl FnMut(&mut View) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + lock(&self.view).playlist.block_limit();
+        loop {
+            // Armed before the check, so a change between the check and the wait wakes it.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(answer) = check(&mut lock(&self.view)) {
+                return Some(answer);
+            }
+            tokio::time::timeout_at(deadline, changed).await.ok()?;
+        }
+    }
+
     /// The current publisher and when it last sent media; `None` when there is none.
     pub(crate) fn last_media(&self) -> Option<i64> {
         lock(&self.publisher).as_ref().map(|p| p.last_media.load(Ordering::Relaxed))
@@ -275,53 +291,32 @@ impl LiveOutput for Broadcasts {
 
     async fn media(&self, id: &LiveStreamId, msn: Option<u64>, part: Option<u32>) -> Result<String, LiveRefusal> {
         let held = self.get(id).ok_or(LiveRefusal::NotHere)?;
-        let limit = lock(&held.view).playlist.block_limit();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            // Armed before the check, so a change between the check and the wait wakes it.
-            let changed = held.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let mut view = lock(&held.view);
+        let answer = held
+            .wait(|view| {
                 if !view.started() {
-                    return Err(LiveRefusal::NotHere);
+                    return Some(Err(LiveRefusal::NotHere));
                 }
                 match view.playlist.reload(msn, part) {
-                    crate::playlist::Reload::Now => return Ok(view.text()),
-                    crate::playlist::Reload::Bad(why) => return Err(LiveRefusal::BadRequest(why)),
-                    crate::playlist::Reload::Wait => {}
+                    crate::playlist::Reload::Now => Some(Ok(view.text())),
+                    crate::playlist::Reload::Bad(why) => Some(Err(LiveRefusal::BadRequest(why))),
+                    crate::playlist::Reload::Wait => None,
                 }
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(LiveRefusal::Timeout);
-            }
-        }
+            })
+            .await;
+        answer.unwrap_or(Err(LiveRefusal::Timeout))
     }
 
     async fn file(&self, id: &LiveStreamId, name: &str) -> Option<Bytes> {
         let held = self.get(id)?;
-        let limit = lock(&held.view).playlist.block_limit();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let changed = held.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let view = lock(&held.view);
-                if let Some(b) = view.files.get(name) {
-                    return Some(b.clone());
-                }
-                // Only the part about to be made is waited for (a preload hint's); anything
-                // else that is not here is not coming.
-                if !view.is_next(name) {
-                    return None;
-                }
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return None;
-            }
-        }
+        held.wait(|view| match view.files.get(name) {
+            Some(b) => Some(Some(b.clone())),
+            // Only the part about to be made is waited for (a preload hint's); anything else
+            // that is not here is not coming.
+            None if !view.is_next(name) => Some(None),
+            None => None,
+        })
+        .await
+        .flatten()
     }
 
     fn cut(&self, id: &LiveStreamId) {

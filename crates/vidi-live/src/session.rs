@@ -161,7 +161,7 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
         segment_target: cfg.segment_target,
         first_msn: 0,
     });
-    let (store, stored) = Store::start(&shared, prefix.clone());
+    let (store, stored) = store_segments(&shared, prefix.clone());
     let mut generation = 0u64;
     let mut on = false;
     let mut flips = 0u32;
@@ -305,41 +305,37 @@ fn publish(held: &Held, store: &mpsc::UnboundedSender<Output>, outputs: Vec<Outp
 
 /// Writes a broadcast's inits and segments to the media store, in order, each segment followed
 /// by the manifest that lists it: what the recording is made from, even after a crash.
-struct Store;
-
-impl Store {
-    fn start(
-        shared: &Arc<Shared>,
-        prefix: String,
-    ) -> (mpsc::UnboundedSender<Output>, tokio::task::JoinHandle<Manifest>) {
-        // Unbounded, but bounded in practice by the publisher's bitrate: a store slower than
-        // the stream for minutes would show in the logs long before memory does.
-        let (tx, mut rx) = mpsc::unbounded_channel::<Output>();
-        let blobs = shared.blobs.clone();
-        let task = shared.tasks.spawn(async move {
-            let mut manifest = Manifest::default();
-            while let Some(o) = rx.recv().await {
-                let (key, bytes) = match &o {
-                    Output::Init { number, bytes } => (format!("{prefix}{}", init_name(*number)), bytes.clone()),
-                    Output::Segment { msn, bytes, .. } => (format!("{prefix}{}", segment_name(*msn)), bytes.clone()),
-                    Output::Part { .. } => continue,
-                };
-                if let Err(e) = put(blobs.as_ref(), &key, bytes).await {
-                    tracing::error!(key, error = %e, "a live segment could not be stored: the recording will miss it");
-                    continue;
-                }
-                if let Output::Segment { msn, duration, init, discontinuity, .. } = o {
-                    manifest.push(msn, init, duration, discontinuity);
-                    let json = serde_json::to_vec(&manifest).expect("plain data");
-                    if let Err(e) = put(blobs.as_ref(), &format!("{prefix}{}", record::MANIFEST), json.into()).await {
-                        tracing::warn!(error = %e, "the broadcast's manifest could not be stored");
-                    }
+fn store_segments(
+    shared: &Arc<Shared>,
+    prefix: String,
+) -> (mpsc::UnboundedSender<Output>, tokio::task::JoinHandle<Manifest>) {
+    // Unbounded, but bounded in practice by the publisher's bitrate: a store slower than
+    // the stream for minutes would show in the logs long before memory does.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Output>();
+    let blobs = shared.blobs.clone();
+    let task = shared.tasks.spawn(async move {
+        let mut manifest = Manifest::default();
+        while let Some(o) = rx.recv().await {
+            let (key, bytes) = match &o {
+                Output::Init { number, bytes } => (format!("{prefix}{}", init_name(*number)), bytes.clone()),
+                Output::Segment { msn, bytes, .. } => (format!("{prefix}{}", segment_name(*msn)), bytes.clone()),
+                Output::Part { .. } => continue,
+            };
+            if let Err(e) = put(blobs.as_ref(), &key, bytes).await {
+                tracing::error!(key, error = %e, "a live segment could not be stored: the recording will miss it");
+                continue;
+            }
+            if let Output::Segment { msn, duration, init, discontinuity, .. } = o {
+                manifest.push(msn, init, duration, discontinuity);
+                let json = serde_json::to_vec(&manifest).expect("plain data");
+                if let Err(e) = put(blobs.as_ref(), &format!("{prefix}{}", record::MANIFEST), json.into()).await {
+                    tracing::warn!(error = %e, "the broadcast's manifest could not be stored");
                 }
             }
-            manifest
-        });
-        (tx, task)
-    }
+        }
+        manifest
+    });
+    (tx, task)
 }
 
 /// A store write, tried three times (a live segment has no second chance).
