@@ -5,7 +5,8 @@
 # tone, uploaded to `vidi serve` and encoded with the usual ladder (240p..720p). Of all its
 # renditions it takes the segments closest to 190 KB, 740 KB and 50 KB, and measures each under
 # wrk (2 threads, 64 connections)
-# from vidi (/vod/{id}/hls/<q>/seg_NNNNN.ts) and from a throwaway nginx serving the same bytes as
+# from vidi (/vod/{id}/hls/<q>/<segment>: seg_NNNNN.ts for the head's, seg_pNNN_NNNNN.ts for a
+# piece's, whichever is closest in size) and from a throwaway nginx serving the same bytes as
 # a static file at the same path, in the same run. Target: vidi/nginx >= 0.9 for every size.
 #
 # Environment:

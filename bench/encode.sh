@@ -7,7 +7,8 @@
 # 1. Naive reference: one plain ffmpeg process per rendition, one after the other, with Vidi's
 #    per-rendition settings (crates/vidi-media/src/encode.rs and ladder.rs: libx264 veryfast,
 #    high profile, the rung's -b:v/-maxrate/-bufsize and level, keyframes on the same schedule,
-#    AAC 128k stereo, HLS with 2 s segments) for the 5 renditions 240p..1080p. Wall time of all 5.
+#    AAC 128k stereo, HLS with a 0.5 s first segment then 2 s ones) for the 5 renditions
+#    240p..1080p. Wall time of all 5.
 # 2. Vidi: `vidi serve` (VIDI_LOG=info), one video, the source uploaded in one request; then
 #    - time to first playable: from the upload response to the moment GET
 #      /vod/{id}/hls/manifest.m3u8 answers 200 AND /vod/{id}/hls/240p/index.m3u8 lists a segment
@@ -17,7 +18,8 @@
 #    Ratios: naive / vidi full ladder (target >= 1.5), first playable / naive (target <= 0.03,
 #    and < 3 s).
 # 3. Segment delivery: the 1080p segment of the encoded video closest to 2 MB, under wrk
-#    (2 threads, 64 connections, 10 s) from /vod/{id}/hls/1080p/seg_NNNNN.ts and from a throwaway
+#    (2 threads, 64 connections, 10 s) from /vod/{id}/hls/1080p/<its name> (seg_NNNNN.ts for
+#    the head's, seg_pNNN_NNNNN.ts for a piece's, as the playlist lists them) and from a throwaway
 #    nginx serving the same bytes as a static file at the same path. Target vidi/nginx >= 0.9.
 #
 # Environment:
@@ -63,7 +65,15 @@ cat "$src" >/dev/null # into the page cache, for both contenders
 
 # ---- 1. naive reference: one ffmpeg per rendition, in sequence --------------------------
 GOP=$((FPS * 2))
-KEYS='expr:if(lt(t,4),gte(t,n_forced),gte(t,4+(n_forced-4)*2))'
+# Keyframes and segment cuts where Vidi puts them (crates/vidi-media/src/encode.rs, plan_pieces
+# and hls_piece_args): a source longer than 5 s is a half-second head (one 0.5 s segment) and then
+# pieces of whole 2 s segments, so keyframes at 0, 0.5, 2.5, 4.5, …; a source of 5 s or less is
+# one whole encode, with half-second segments for its first 2 s and 2 s ones after.
+if awk -v s="$SECS" 'BEGIN { exit !(s > 5) }'; then
+  KEYS='expr:gte(t,if(eq(n_forced,0),0,0.5+(n_forced-1)*2))'
+else
+  KEYS='expr:if(lt(t,2),gte(t,n_forced*0.5),gte(t,2+(n_forced-4)*2))'
+fi
 naive_rung() { # NAME W H KBPS LEVEL
   local d=$WORK/naive/$1
   mkdir -p "$d"
@@ -73,7 +83,7 @@ naive_rung() { # NAME W H KBPS LEVEL
     -b:v "${4}k" -maxrate "$(($4 * 3 / 2))k" -bufsize "$(($4 * 2))k" \
     -g "$GOP" -keyint_min "$GOP" -sc_threshold 0 -force_key_frames "$KEYS" \
     -c:a aac -b:a 128k -ac 2 \
-    -f hls -hls_time 2 -hls_init_time 1 -hls_playlist_type vod -hls_flags independent_segments \
+    -f hls -hls_time 2 -hls_init_time 0.5 -hls_playlist_type vod -hls_flags independent_segments \
     -hls_segment_filename "$d/seg_%05d.ts" "$d/index.m3u8" 2>"$WORK/naive-$1.log" ||
     { cat "$WORK/naive-$1.log" >&2; die "naive ffmpeg for $1 failed"; }
   grep -q '#EXT-X-ENDLIST' "$d/index.m3u8" || die "naive $1: playlist not finished"

@@ -63,7 +63,8 @@ impl Encoding {
     }
 }
 
-/// What an event says, by kind. Live-stream ids are plain strings until live streams land.
+/// What an event says, by kind. Live-stream ids are kept as the strings the wire carries (the
+/// outbox stores and sends them as they are).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventBody {
     /// One HLS rendition, or the MP4, is encoded: sent once per rendition and once for the MP4.

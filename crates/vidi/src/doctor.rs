@@ -47,6 +47,14 @@ pub async fn run(cfg: &Config) -> Vec<Finding> {
     if let Some(addr) = cfg.ops.metrics_addr {
         out.push(port("metrics port", addr));
     }
+    // `serve` binds the live listeners before it serves anything and stops if one is taken
+    // (another Vidi, nginx-rtmp, a streaming server on 1935): say so before it does.
+    if let Some(addr) = cfg.live.rtmp_addr {
+        out.push(port("rtmp port", addr));
+    }
+    if let Some(addr) = cfg.live.rtmps_addr {
+        out.push(port("rtmps port", addr));
+    }
     out.push(landlock(cfg.encoding.sandbox));
     out.push(clock(skew));
     out
@@ -225,6 +233,17 @@ mod tests {
         assert_eq!(major_version("ffprobe version n7.1 Copyright"), Some(7));
         assert_eq!(major_version("ffmpeg version 4.4.2-0ubuntu0.22.04.1"), Some(4));
         assert_eq!(major_version("ffmpeg version N-112233-gabcdef"), None);
+    }
+
+    #[test]
+    fn a_taken_port_is_reported_and_a_free_one_is_not() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let f = port("rtmp port", addr);
+        assert_eq!(f.level, Level::Warn, "{}", f.detail);
+        assert!(f.detail.contains("is in use"), "{}", f.detail);
+        drop(held);
+        assert_eq!(port("rtmp port", addr).level, Level::Ok);
     }
 
     #[test]

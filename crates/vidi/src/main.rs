@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the workers of every lane in this process: `VIDI_WORKERS` encoding
-    /// workers, `VIDI_HEAD_WORKERS` for each video's first playable second and
+    /// workers, `VIDI_HEAD_WORKERS` for each video's first playable half-second and
     /// `VIDI_SHORT_WORKERS` for probes, assemblies and imports (`VIDI_WORKERS=0`: the API alone,
     /// which only queues work). SIGTERM or SIGINT stops it gracefully.
     Serve,

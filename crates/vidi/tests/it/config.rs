@@ -385,3 +385,34 @@ fn variables_keep_their_documented_meanings_of_zero() {
     // Variables that are not settings (the tests' own, for one) are left alone.
     load(&[("VIDI_TEST_PG_URL", "postgres://x"), ("VIDI_CONFIG", "x.toml"), ("VIDI_LOG", "debug")]).unwrap();
 }
+
+/// `deploy/vidi.toml.example` is the file spelling of every setting: each key once, commented
+/// out at its default, so an operator can uncomment a line and edit it. Loaded with every line
+/// uncommented, it must give exactly the defaults (a misspelt key is refused, a wrong default or
+/// a wrong type shows as a difference), and it must name every setting.
+#[test]
+fn the_example_file_names_every_setting_at_its_default() {
+    let example = include_str!("../../../../deploy/vidi.toml.example");
+    let mut keys = Vec::new();
+    let mut uncommented = String::new();
+    for line in example.lines() {
+        // A setting line is `# key = value`; prose lines never hold ` = ` after one word.
+        let Some(rest) = line.strip_prefix("# ") else { continue };
+        let Some((key, _)) = rest.split_once(" = ") else { continue };
+        if key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            keys.push(key.to_string());
+            uncommented.push_str(rest);
+            uncommented.push('\n');
+        }
+    }
+    for s in SETTINGS {
+        let n = keys.iter().filter(|k| **k == s.key).count();
+        assert_eq!(n, 1, "{} is in the example {n} times, not once", s.key);
+    }
+    assert_eq!(keys.len(), SETTINGS.len(), "the example has lines that are no setting: {keys:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vidi.toml");
+    std::fs::write(&file, &uncommented).unwrap();
+    let cfg = Config::load_from(Some(&file), &[]).unwrap_or_else(|e| panic!("the example, uncommented: {e}"));
+    assert_eq!(cfg, Config::default(), "the example's values are not the defaults");
+}
