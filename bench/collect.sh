@@ -239,6 +239,7 @@ bench_backend() {
   result "collect_${db}_p99_ms" "$(wrk_pct "cap-$db" 99)"
   result "collect_${db}_errors" "$(wrk_errors "cap-$db")"
   result "collect_${db}_conns" "$CONNS"
+  result collect_batch "$BATCH"
   result "collect_${db}_stored_events" "$stored"
   result "collect_${db}_acknowledged_events" "$ACCEPTED"
   result "collect_${db}_beside_events_per_s" "$(events_per_s "beside-$db")"
