@@ -7,7 +7,8 @@
 #    POST /collect/sessions/{ps}/events from BENCH_COLLECT_CONNS connections for BENCH_DURATION
 #    seconds, each request to the next session in turn, every event new (no duplicate the
 #    database would skip). Reports accepted events/s and the batch requests' p50/p99 latency,
-#    then checks the database holds exactly the events the 204s acknowledged.
+#    then checks the database holds the events the 204s acknowledged (and at most the batches
+#    in flight when each wrk run stopped more).
 # 2. Alongside: uploads (BENCH_COLLECT_UPLOADERS loops of POST /videos + a whole-file upload
 #    of a small MP4) and GET /videos/{id} (wrk -t1 -c4) run together for BENCH_DURATION
 #    seconds, first alone (the reference), then beside the collector held at a fixed offered
@@ -222,7 +223,12 @@ bench_backend() {
 
   local stored
   stored=$(stored_events "$db")
-  [ "$stored" = "$ACCEPTED" ] || warn "$db: the database holds $stored events, the collector acknowledged $ACCEPTED"
+  # wrk stops with a request in flight on each connection: the server may store those batches
+  # without wrk counting their 204s, so the database may hold up to that many batches more.
+  local slack=$(((CONNS + CONNS + side_conns) * BATCH))
+  if [ "$stored" -lt "$ACCEPTED" ] || [ "$stored" -gt $((ACCEPTED + slack)) ]; then
+    warn "$db: the database holds $stored events, the collector acknowledged $ACCEPTED (+ at most $slack in flight)"
+  fi
   stop_pid "$VIDI_PID"
   drop_schemas
 

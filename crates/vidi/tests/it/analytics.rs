@@ -360,6 +360,8 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert_eq!((r["pagination"]["pagesTotal"].as_u64(), r["data"].as_array().unwrap().len()), (Some(2), 1), "{label}");
     let first = r["data"][0]["session"]["loadedAt"].as_str().unwrap();
     assert_eq!(first, "2020-12-27T23:00:00.000Z", "{label}");
+    // Its end is its last event's time, found for the page's rows once the page is cut.
+    assert_eq!(r["data"][0]["session"]["endedAt"], "2020-12-27T23:00:01.005Z", "{label}");
     let links = r["pagination"]["links"].to_string();
     assert!(links.contains("period=2020"), "{label}: {links}");
 
