@@ -218,6 +218,11 @@ impl AnalyticsRepo for Db {
             "INSERT INTO player_events (session_id, seq, emitted_at, media_id, type, at, from_s, to_s, value) \
              VALUES {values} ON CONFLICT DO NOTHING"
         );
+        // SQLite: one batch at a time (see `Db::player_appends`); PostgreSQL takes them side by side.
+        let _turn = match &self.pool {
+            Pool::Sqlite(_) => Some(self.player_appends.lock().await),
+            Pool::Postgres(_) => None,
+        };
         with_pool!(self, p => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for e in events {
