@@ -5,7 +5,8 @@
 # presigned URL for the S3 proxy).
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
-#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks, live)
+#   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks, live,
+#                                 collect, query)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -27,11 +28,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | delivery | s3 | hooks | live) benches+=("$arg") ;;
+    ingest | api | encode | delivery | s3 | hooks | live | collect | query) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live collect query)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -52,7 +53,7 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
   [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800}
-  [live]=${BENCH_LIVE_LIMIT:-600})
+  [live]=${BENCH_LIVE_LIMIT:-600} [collect]=${BENCH_COLLECT_LIMIT:-900} [query]=${BENCH_QUERY_LIMIT:-900})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -146,6 +147,25 @@ fi
 if [ -n "$(get live_view_listing_p99_ms)" ]; then
   row "live: $(get live_view_viewers) viewers on blocking reloads, part listed → response" "p50 $(get live_view_listing_p50_ms) ms, p99 $(get live_view_listing_p99_ms) ms; bytes p99 $(get live_view_delivery_p99_ms) ms$(errnote live_view_errors)" "–" "–" "p99 < 100 ms" "$(verdict "$(get live_view_delivery_p99_ms)" "<" 100)"
 fi
+
+for db in sqlite postgres; do
+  if [ -n "$(get "collect_${db}_events_per_s")" ]; then
+    v1=$(verdict "$(get "collect_${db}_events_per_s")" ">=" 20000)
+    v2=$(verdict "$(get "collect_${db}_p99_ms")" "<" 50)
+    row "collector ($db): batches of $(get collect_batch) events, $(get "collect_${db}_conns") connections" "$(get "collect_${db}_events_per_s") events/s, p99 $(get "collect_${db}_p99_ms") ms$(errnote "collect_${db}_errors")" "–" "–" "≥ 20,000/s and p99 < 50 ms" "$(if [ "$v1" = PASS ] && [ "$v2" = PASS ]; then echo PASS; elif [ "$v1" = "?" ] || [ "$v2" = "?" ]; then echo "?"; else echo MISS; fi)"
+    row "GET /videos/{id} ($db) beside the collector at $(get "collect_${db}_beside_events_per_s") events/s" "$(get "collect_${db}_get_with_rps") req/s, p99 $(get "collect_${db}_get_with_p99_ms") ms" "alone $(get "collect_${db}_get_alone_rps") req/s, p99 $(get "collect_${db}_get_alone_p99_ms") ms" "$(get "collect_${db}_get_ratio")" "≥ 0.9" "$(verdict "$(get "collect_${db}_get_ratio")" ">=" 0.9)"
+    row "uploads ($db) beside the collector" "$(get "collect_${db}_upload_with_per_s")/s, p50 $(get "collect_${db}_upload_with_p50_ms") ms" "alone $(get "collect_${db}_upload_alone_per_s")/s, p50 $(get "collect_${db}_upload_alone_p50_ms") ms" "$(get "collect_${db}_upload_ratio")" "≥ 0.9" "$(verdict "$(get "collect_${db}_upload_ratio")" ">=" 0.9)"
+  fi
+done
+for db in postgres sqlite; do
+  if [ -n "$(get "query_${db}_list_p50_ms")" ]; then
+    t=$(if [ "$db" = postgres ]; then echo "< 100 ms"; else echo "(info)"; fi)
+    vv() { if [ "$db" = postgres ]; then verdict "$(get "query_${db}_${1}_p90_ms")" "<" 100; fi; }
+    row "analytics ($db): one video's month, $(get "query_${db}_events") events: sessions list (p50; p90)" "$(get "query_${db}_list_p50_ms") ms; $(get "query_${db}_list_p90_ms") ms" "GET /videos/{id} $(get "query_${db}_ref_p50_ms") ms" "$(get "query_${db}_list_ratio")" "$t" "$(vv list)"
+    row "analytics ($db): a session's events (p50; p90)" "$(get "query_${db}_events_p50_ms") ms; $(get "query_${db}_events_p90_ms") ms" "GET /videos/{id} $(get "query_${db}_ref_p50_ms") ms" "$(get "query_${db}_events_ratio")" "$t" "$(vv events)"
+    row "analytics ($db): last page of the sessions; QoE of the month (p50)" "$(get "query_${db}_list_last_p50_ms") ms; $(get "query_${db}_qoe_p50_ms") ms" "–" "–" "(info)" ""
+  fi
+done
 
 summary=$OUT/summary-$stamp.md
 {

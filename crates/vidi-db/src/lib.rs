@@ -46,6 +46,11 @@ pub struct Db {
     inline: Option<inline::InlineReader>,
     /// The months whose partition of player events this process made sure of (PostgreSQL).
     event_partitions: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// On SQLite, the collector's batches take turns here before they write, rather than in
+    /// SQLite's busy handler, which sleeps (1, 2, 5, 10… ms) and retries while the one writer
+    /// lock is held: concurrent batches queue in order and the lock passes straight from one to
+    /// the next, so a batch does not sleep past a free lock (bench/collect.sh).
+    player_appends: tokio::sync::Mutex<()>,
 }
 
 /// Runs the same body against whichever pool is configured. The body is compiled once per
@@ -136,6 +141,7 @@ impl Db {
                     token_sweep_at: Default::default(),
                     inline: None,
                     event_partitions: Default::default(),
+                    player_appends: Default::default(),
                 })
             }
             Some(u) if u.starts_with("sqlite:") => {
@@ -168,6 +174,7 @@ impl Db {
             token_sweep_at: Default::default(),
             inline,
             event_partitions: Default::default(),
+            player_appends: Default::default(),
         })
     }
 

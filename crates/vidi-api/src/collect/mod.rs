@@ -34,6 +34,7 @@ use vidi_core::analytics::{
     EventKind, FUTURE_SKEW_MS, MAX_BATCH_EVENTS, MAX_PLAYHEAD_S, PlayerEvent, PlayerSession, SESSION_OPEN_MS, UNKNOWN,
 };
 use vidi_core::id::{LiveStreamId, MediaId, PlayerSessionId, VideoId};
+use vidi_core::repo::SessionHead;
 use vidi_core::time::now_ms;
 
 use crate::{ApiError, ApiResult, AppState};
@@ -52,18 +53,49 @@ const MAX_SEQ: i64 = 1_000_000;
 /// The largest measure of a quality-of-experience event: an hour, in ms.
 const MAX_VALUE_MS: i64 = 3_600_000;
 
+/// At most this many sessions' heads are kept in memory; past it, those of closed sessions are
+/// forgotten (and all of them if every one is open: they are read again, once each).
+const MAX_HEADS: usize = 100_000;
+
 /// The collector's state, one per process.
 pub struct Collector {
     limiter: Limiter,
     counts: Counts,
     geoip: Option<enrich::GeoIp>,
     trusted_proxy: bool,
+    /// The heads of sessions seen lately. A head never changes once minted, and every batch
+    /// needs its session's: read once, not once a batch (a player sends one every few seconds
+    /// for as long as it plays). A session pruned by the retention sweep is closed long before
+    /// (the sweep keeps at least a day, a session takes events for a day), so a remembered head
+    /// admits nothing the database would not.
+    heads: std::sync::Mutex<std::collections::HashMap<PlayerSessionId, SessionHead>>,
 }
 
 impl Collector {
     pub fn new(rate: u32, trusted_proxy: bool, geoip_db: Option<&std::path::Path>) -> anyhow::Result<Collector> {
         let geoip = geoip_db.map(enrich::GeoIp::open).transpose()?;
-        Ok(Collector { limiter: Limiter::new(rate), counts: Counts::default(), geoip, trusted_proxy })
+        Ok(Collector {
+            limiter: Limiter::new(rate),
+            counts: Counts::default(),
+            geoip,
+            trusted_proxy,
+            heads: Default::default(),
+        })
+    }
+
+    fn remembered(&self, id: &PlayerSessionId) -> Option<SessionHead> {
+        self.heads.lock().expect("not poisoned").get(id).cloned()
+    }
+
+    fn remember(&self, id: PlayerSessionId, head: SessionHead, now: i64) {
+        let mut heads = self.heads.lock().expect("not poisoned");
+        if heads.len() >= MAX_HEADS {
+            heads.retain(|_, h| now - h.loaded_at <= SESSION_OPEN_MS);
+            if heads.len() >= MAX_HEADS {
+                heads.clear();
+            }
+        }
+        heads.insert(id, head);
     }
 
     /// What was accepted and refused since start.
@@ -331,6 +363,8 @@ async fn mint(
     };
     state.repo.insert_player_session(&session).await?;
     c.counts.session();
+    let head = SessionHead { workspace_id: session.workspace_id, media: session.media, loaded_at: session.loaded_at };
+    c.remember(session.id.clone(), head, session.loaded_at);
     Ok(session.id)
 }
 
@@ -365,12 +399,18 @@ async fn append(state: &AppState, id: &str, body: &[u8]) -> ApiResult<()> {
     }
     let not_found = || c.refuse(Refusal::UnknownSession, ApiError::not_found("sessionId"));
     let id = PlayerSessionId::parse(id).ok_or_else(not_found)?;
-    let head = match state.repo.player_session_head(&id).await {
-        Ok(h) => h,
-        Err(vidi_core::CoreError::NotFound) => return Err(not_found()),
-        Err(e) => return Err(e.into()),
-    };
     let now = now_ms();
+    let head = match c.remembered(&id) {
+        Some(h) => h,
+        None => match state.repo.player_session_head(&id).await {
+            Ok(h) => {
+                c.remember(id.clone(), h.clone(), now);
+                h
+            }
+            Err(vidi_core::CoreError::NotFound) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        },
+    };
     if now - head.loaded_at > SESSION_OPEN_MS {
         return Err(c.refuse(
             Refusal::ClosedSession,
@@ -386,7 +426,7 @@ async fn append(state: &AppState, id: &str, body: &[u8]) -> ApiResult<()> {
         })
         .collect::<ApiResult<Vec<_>>>()
         .map_err(|e| c.refuse(Refusal::InvalidEvent, e))?;
-    let n = state.repo.append_player_events(&events).await?;
+    let n = state.repo.append_player_events(&head.media, &events).await?;
     c.counts.events(n);
     Ok(())
 }

@@ -305,13 +305,13 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         to: None,
         value: None,
     };
-    assert_eq!(repo.append_player_events(std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
+    assert_eq!(repo.append_player_events(&vid, std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
     // The export streams raw events by keyset pages, in time order.
     let mut more = oldest_event.clone();
     more.seq = 1;
     more.kind = EventKind::Pause;
     more.emitted_at += 1000;
-    repo.append_player_events(std::slice::from_ref(&more)).await.unwrap();
+    repo.append_player_events(&vid, std::slice::from_ref(&more)).await.unwrap();
     let year = Period::parse("2020", false).unwrap();
     let first = repo.export_player_events(year, None, 1).await.unwrap();
     assert_eq!(first.len(), 1, "{label}");
@@ -360,6 +360,8 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert_eq!((r["pagination"]["pagesTotal"].as_u64(), r["data"].as_array().unwrap().len()), (Some(2), 1), "{label}");
     let first = r["data"][0]["session"]["loadedAt"].as_str().unwrap();
     assert_eq!(first, "2020-12-27T23:00:00.000Z", "{label}");
+    // Its end is its last event's time, found for the page's rows once the page is cut.
+    assert_eq!(r["data"][0]["session"]["endedAt"], "2020-12-27T23:00:01.005Z", "{label}");
     let links = r["pagination"]["links"].to_string();
     assert!(links.contains("period=2020"), "{label}: {links}");
 
