@@ -54,6 +54,7 @@ AUTH = "Basic " + base64.b64encode((CLIENT["VIDI_API_KEY"] + ":").encode()).deco
 SCHEMA = NODES["VIDI_DATABASE_SCHEMA"]
 PG_URL = open(os.path.join(DIR, "pg-url")).read().strip()
 CHUNK = 5 * 1024 * 1024
+OUTAGE_SECS = 14
 
 
 class Answer:
@@ -293,7 +294,9 @@ def test_pg(tmp):
     time.sleep(2)
     cluster("pg", "down")
     outage.set()
-    time.sleep(8)
+    # Longer than the pool's 10 s wait for a connection: requests that began in the outage must
+    # end as 503s, not hang until PostgreSQL returns.
+    time.sleep(OUTAGE_SECS)
     cluster("pg", "up")
     back = time.monotonic()
     # Recovery without a restart: a read succeeds on each API node.
@@ -320,7 +323,7 @@ def test_pg(tmp):
     ids = {r[0] for r in psql("SELECT id FROM videos")}
     missing = [v for v in created if v not in ids]
     assert not missing, f"created (201) but gone: {missing}"
-    return (f"{len(seen)} requests, {len(unavailable)} answered 503 + Retry-After during the 8 s outage, "
+    return (f"{len(seen)} requests, {len(unavailable)} answered 503 + Retry-After during the {OUTAGE_SECS} s outage, "
             f"none 500; every node up; both API nodes answered {recovered:.1f} s after PostgreSQL returned")
 
 
