@@ -67,7 +67,7 @@ case "$cmd" in
     dir=$(cd "$dir" && pwd)
     pg_url=${VIDI_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
     # The PostgreSQL URL with its host and port replaced by the forwarder's.
-    pg_host_port=$(python3 -c 'import sys,urllib.parse as u;p=u.urlsplit(sys.argv[1]);print(f"{p.hostname or \"127.0.0.1\"}:{p.port or 5432}")' "$pg_url")
+    pg_host_port=$(python3 -c 'import sys,urllib.parse as u;p=u.urlsplit(sys.argv[1]);print((p.hostname or "127.0.0.1") + ":" + str(p.port or 5432))' "$pg_url")
     (exec 3<>/dev/tcp/"${pg_host_port%:*}"/"${pg_host_port#*:}") 2>/dev/null \
       || { echo "cluster: PostgreSQL is not reachable at $pg_host_port" >&2; exit 2; }
 
