@@ -434,11 +434,17 @@ mod tests {
         let started = Ingest { filesize: Some(3 * m), ..ingest(UploadMode::Bytes) };
         let claimed = [chunk(2, None, Some((m, 2 * m - 1)))];
         let same = parse_content_range(&format!("bytes {m}-{}/{}", 2 * m - 1, 3 * m)).unwrap();
-        assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, same, |_| true), Err(RangeError::RangeInProgress));
+        assert_eq!(
+            plan_chunk(SourceKind::Upload, &started, &claimed, same, |_| true),
+            Err(RangeError::RangeInProgress)
+        );
         assert_eq!(RangeError::RangeInProgress.status(), 409);
         assert!(plan_chunk(SourceKind::Upload, &started, &claimed, same, |_| false).is_ok());
         let shifted = parse_content_range(&format!("bytes {}-{}/{}", m + 1, 2 * m, 3 * m)).unwrap();
-        assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, shifted, |_| true), Err(RangeError::RangeOverlap));
+        assert_eq!(
+            plan_chunk(SourceKind::Upload, &started, &claimed, shifted, |_| true),
+            Err(RangeError::RangeOverlap)
+        );
     }
 
     #[test]
