@@ -246,6 +246,11 @@ NGINX
         || echo "cluster: could not drop schema $(cat "$dir/schema")" >&2
     fi
     scripts/s3.sh stop "$dir/s3" || true
+    # SeaweedFS can take a while over SIGTERM: gone within 10 s, or killed.
+    if [ -f "$dir/s3/weed.pid" ]; then
+      for _ in $(seq 1 100); do kill -0 "$(cat "$dir/s3/weed.pid")" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$(cat "$dir/s3/weed.pid")" 2>/dev/null || true
+    fi
     rm -f "$dir"/*.pid "$dir/nodes.env" "$dir/schema"
     ;;
 
