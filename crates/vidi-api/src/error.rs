@@ -208,3 +208,27 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidi_core::error::DbError;
+
+    fn answer(e: CoreError) -> Response {
+        ApiError::from_core(e, "videoId").into_response()
+    }
+
+    #[test]
+    fn an_unreachable_database_or_media_store_is_503_with_retry_after() {
+        let down = DbError { kind: DbErrorKind::Unavailable, message: "pool timed out".into() };
+        for r in [answer(CoreError::Database(down)), answer(CoreError::Storage("connection refused".into()))] {
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY_SECS.to_string().as_str());
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        // Any other database failure is a bug of ours: 500, and no invitation to retry.
+        let r = answer(CoreError::Database("corrupt JSON column".into()));
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+}
