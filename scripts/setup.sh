@@ -3,7 +3,8 @@
 #   scripts/setup.sh          what `vidi serve` needs (ffmpeg)
 #   scripts/setup.sh --test   also what the test suite needs (the S3 test server, the official
 #                             Python and Node clients, schemathesis, Chromium and
-#                             playwright-core for the player page) and the benchmarks (nginx, wrk)
+#                             playwright-core for the player page), the cluster and the
+#                             benchmarks (nginx with its stream module, wrk)
 # Idempotent: each step is skipped when its tool is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 if $with_tests; then
   command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+  # RTMP through nginx in scripts/cluster.sh: Debian builds the stream module apart.
+  [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v node >/dev/null 2>&1 || need+=(nodejs npm)
   command -v python3 >/dev/null 2>&1 || need+=(python3)

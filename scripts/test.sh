@@ -5,7 +5,9 @@
 #   3. runs every Rust test, the integration tests once per backend pair
 #      (SQLite + local folder, and PostgreSQL + S3),
 #   4. runs the official api.video SDKs (Node 2.5.4, Python 1.3.0), then the player page in
-#      Chromium (tests/browser), against a real `vidi serve` on each backend pair.
+#      Chromium (tests/browser), against a real `vidi serve` on SQLite and a local folder, and
+#      against a cluster on PostgreSQL and S3 (scripts/cluster.sh: 2 API nodes and 2 workers
+#      behind nginx), then the faults on that cluster (tests/cluster/faults.py).
 #   5. runs schemathesis with api.video's 2023 OpenAPI file and Vidi's /openapi.json against a
 #      real server (tests/contract/run.sh).
 # PostgreSQL and S3 are used whenever reachable and their absence is said plainly; with CI=true
@@ -21,8 +23,10 @@ pids=()
 # Everything below is also kept in a log, to count the tests of every runner at the end.
 exec > >(tee "$state/all.log") 2>&1
 sdk_schema=""
+cluster_dir=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "$cluster_dir" ] && { scripts/cluster.sh down "$cluster_dir" || true; }
   # The SDK servers' schema (the Rust tests drop their own); the S3 data goes with $state.
   if [ -n "$sdk_schema" ] && command -v psql >/dev/null; then
     psql "$VIDI_TEST_PG_URL" -qc "DROP SCHEMA IF EXISTS \"$sdk_schema\" CASCADE" >/dev/null 2>&1 || true
@@ -81,7 +85,24 @@ sdk_run() { # label, then VAR=value pairs for the server
 # 8 s pieces: the browser's 12 s clip is a head and two pieces here, so each pair plays a video
 # joined from pieces (issue 9), and its 5 s and sound-only clips whole ones.
 sdk_run sqlite+local VIDI_PIECE_SECS=8
-if [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
+if [ -n "${VIDI_TEST_PG_URL:-}" ] && [ -n "${VIDI_TEST_S3_URL:-}" ]; then
+  # PostgreSQL and S3: the cluster (2 API nodes, 2 workers, nginx in front) is that backend pair's
+  # server. Pieces of 4 s, so the two workers share each video; short claim and job staleness,
+  # so the faults below recover in seconds.
+  cluster_dir="$state/cluster"
+  CLUSTER_SETTINGS="VIDI_PIECE_SECS=4 VIDI_CLAIM_STALE_SECS=3 VIDI_JOB_STALE_SECS=5" \
+    scripts/cluster.sh up "$cluster_dir" >/dev/null
+  mapfile -t client_env <"$cluster_dir/client.env"
+  mapfile -t nodes_env <"$cluster_dir/nodes.env"
+  echo "== SDK suites on the cluster (postgres+s3, $(grep VIDI_URL "$cluster_dir/client.env"))"
+  env "${client_env[@]}" tests/sdk/run.sh
+  # The browser suite's TLS node joins the cluster (same database, media store and key).
+  env "${nodes_env[@]}" VIDI_DATA_DIR="$cluster_dir/tls" "${client_env[@]}" VIDI_EXPECT_PIECES=1 tests/browser/run.sh
+  echo "== faults on the cluster"
+  tests/cluster/faults.py "$cluster_dir"
+  scripts/cluster.sh down "$cluster_dir"
+  cluster_dir=""
+elif [ -n "${VIDI_TEST_PG_URL:-}" ] || [ -n "${VIDI_TEST_S3_URL:-}" ]; then
   extra=()
   # This server also encodes in 4 s pieces (a separate sound rendition), so the clients and the
   # browser see a video joined from pieces too.

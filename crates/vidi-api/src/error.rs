@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use vidi_core::CoreError;
+use vidi_core::error::DbErrorKind;
 use vidi_core::upload::RangeError;
 
 const DOCS: &str = "https://docs.api.video/reference/";
@@ -32,20 +33,28 @@ pub struct SubProblem {
 }
 
 #[derive(Debug, Clone)]
-pub struct ApiError(Box<Problem>);
+pub struct ApiError(Box<Problem>, Option<u32>);
+
+/// Seconds a client is told to wait (`Retry-After`) when the database or the media store did not
+/// answer: long enough for a restarted PostgreSQL or S3 endpoint to come back, short enough
+/// that a client retrying on it loses little.
+const UNAVAILABLE_RETRY_SECS: u32 = 2;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &str, title: &str, name: &str) -> Self {
-        ApiError(Box::new(Problem {
-            kind: format!("{DOCS}{slug}"),
-            title: title.to_string(),
-            status: status.as_u16(),
-            name: name.to_string(),
-            detail: None,
-            problems: Vec::new(),
-        }))
+        ApiError(
+            Box::new(Problem {
+                kind: format!("{DOCS}{slug}"),
+                title: title.to_string(),
+                status: status.as_u16(),
+                name: name.to_string(),
+                detail: None,
+                problems: Vec::new(),
+            }),
+            None,
+        )
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -122,6 +131,22 @@ impl ApiError {
         )
     }
 
+    /// A dependency (the database, the media store) did not answer: 503 with `Retry-After`, so
+    /// clients and load balancers retry rather than treat it as a bug in the request or the server.
+    /// Nothing was half-written: each write is one transaction, or an object put that either
+    /// landed whole or not at all.
+    pub fn unavailable(what: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "The service is temporarily unavailable.",
+            "",
+        )
+        .detail(format!("The {what} did not answer; retry in a moment."));
+        e.1 = Some(UNAVAILABLE_RETRY_SECS);
+        e
+    }
+
     pub fn internal() -> Self {
         let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server-error", "Server error", "");
         e.0.kind = "about:blank".into();
@@ -135,7 +160,17 @@ impl ApiError {
             CoreError::Upload(r) => Self::upload(r),
             CoreError::Refused(reason) => Self::invalid_payload(reason),
             CoreError::Body(reason) => Self::invalid_payload(format!("The request body could not be read: {reason}")),
-            e @ (CoreError::Database(_) | CoreError::Storage(_)) => {
+            CoreError::Database(d) if d.kind == DbErrorKind::Unavailable => {
+                tracing::warn!(error = %d, "request failed: the database is unavailable");
+                Self::unavailable("database")
+            }
+            // The media store's failures are, short of a bug, its endpoint or disk not answering
+            // (refused, timed out, a 5xx): a retry is the client's remedy, as for the database.
+            CoreError::Storage(s) => {
+                tracing::warn!(error = %s, "request failed: the media store is unavailable");
+                Self::unavailable("media store")
+            }
+            e @ CoreError::Database(_) => {
                 tracing::error!(error = %e, "request failed");
                 Self::internal()
             }
@@ -167,6 +202,33 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&*self.0).unwrap_or_default();
         let mut res = (status, body).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.1 {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidi_core::error::DbError;
+
+    fn answer(e: CoreError) -> Response {
+        ApiError::from_core(e, "videoId").into_response()
+    }
+
+    #[test]
+    fn an_unreachable_database_or_media_store_is_503_with_retry_after() {
+        let down = DbError { kind: DbErrorKind::Unavailable, message: "pool timed out".into() };
+        for r in [answer(CoreError::Database(down)), answer(CoreError::Storage("connection refused".into()))] {
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY_SECS.to_string().as_str());
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        // Any other database failure is a bug of ours: 500, and no invitation to retry.
+        let r = answer(CoreError::Database("corrupt JSON column".into()));
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
     }
 }

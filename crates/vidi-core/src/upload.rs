@@ -42,6 +42,10 @@ pub enum RangeError {
     FromByteTooHigh,
     RangeMismatch,
     RangeOverlap,
+    /// Another live request is writing exactly this byte range right now (retry later): the
+    /// bytes-mode twin of `PartInProgress`, so a client resuming after its node died waits for
+    /// the dead node's claim to go stale instead of being told its chunk overlaps.
+    RangeInProgress,
     RangeTooSmall,
     RangeTooLarge,
     ToByteTooHighTotal,
@@ -79,6 +83,7 @@ impl RangeError {
             FromByteTooHigh => "video-content-range-by-bytes-from-byte-too-high",
             RangeMismatch => "video-content-range-by-bytes-range-mismatch",
             RangeOverlap => "video-content-range-by-bytes-range-overlap",
+            RangeInProgress => "video-content-range-by-bytes-range-in-progress",
             RangeTooSmall => "video-content-range-by-bytes-range-too-small",
             RangeTooLarge => "video-content-range-by-bytes-range-too-large",
             ToByteTooHighTotal => "video-content-range-by-bytes-to-byte-too-high-total",
@@ -95,7 +100,7 @@ impl RangeError {
 
     /// 409 for a part another request is still writing (retryable); 400 for everything else.
     pub fn status(self) -> u16 {
-        if self == RangeError::PartInProgress { 409 } else { 400 }
+        if matches!(self, RangeError::PartInProgress | RangeError::RangeInProgress) { 409 } else { 400 }
     }
 
     pub fn title(self) -> &'static str {
@@ -124,6 +129,7 @@ impl RangeError {
             FromByteTooHigh => "The first byte of the range is after its last byte.",
             RangeMismatch => "The size of the uploaded file does not match the Content-Range.",
             RangeOverlap => "The range overlaps a range already sent.",
+            RangeInProgress => "This range is being received by another request: retry once it ends.",
             RangeTooSmall => "The range is too small: every range but the last must be at least 5 MiB.",
             RangeTooLarge => "The range is too large.",
             ToByteTooHighTotal => "The last byte of the range is beyond the total number of bytes.",
@@ -300,9 +306,12 @@ pub fn plan_chunk(
             if to >= total {
                 return Err(RangeError::ToByteTooHighTotal);
             }
-            let ranges = present.iter().filter_map(|c| c.range);
             let mut highest = 0;
-            for (f, t) in ranges {
+            for c in &present {
+                let Some((f, t)) = c.range else { continue };
+                if (f, t) == (from, to) && !c.done() {
+                    return Err(RangeError::RangeInProgress);
+                }
                 if from <= t && f <= to {
                     return Err(RangeError::RangeOverlap);
                 }
@@ -419,6 +428,23 @@ mod tests {
         let r = parse_content_range("part 1/2").unwrap();
         assert!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| false).is_ok());
         assert_eq!(plan_chunk(SourceKind::Upload, &started, &claimed, r, |_| true), Err(RangeError::PartInProgress));
+        // Bytes mode: the same range claimed by a live request is in progress (409, retry), by a
+        // dead one free to take; another range overlapping it is still an overlap.
+        let m = MIN_CHUNK;
+        let started = Ingest { filesize: Some(3 * m), ..ingest(UploadMode::Bytes) };
+        let claimed = [chunk(2, None, Some((m, 2 * m - 1)))];
+        let same = parse_content_range(&format!("bytes {m}-{}/{}", 2 * m - 1, 3 * m)).unwrap();
+        assert_eq!(
+            plan_chunk(SourceKind::Upload, &started, &claimed, same, |_| true),
+            Err(RangeError::RangeInProgress)
+        );
+        assert_eq!(RangeError::RangeInProgress.status(), 409);
+        assert!(plan_chunk(SourceKind::Upload, &started, &claimed, same, |_| false).is_ok());
+        let shifted = parse_content_range(&format!("bytes {}-{}/{}", m + 1, 2 * m, 3 * m)).unwrap();
+        assert_eq!(
+            plan_chunk(SourceKind::Upload, &started, &claimed, shifted, |_| true),
+            Err(RangeError::RangeOverlap)
+        );
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub struct Uploads {
     /// A chunk claimed by a node silent this long may be sent again (after a crash).
     pub claim_stale: Duration,
     /// How long the answer to an upload's last part waits for the source's assembly, in
-    /// processes that run workers (zero: answer at once).
+    /// processes that run workers and on PostgreSQL (zero: answer at once).
     pub assembly_wait: Duration,
 }
 

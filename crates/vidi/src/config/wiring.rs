@@ -26,10 +26,17 @@ impl Config {
             outbound_allow_private: self.outbound.allow_private,
             key_cache_ttl: self.auth.key_cache,
             visibility_ttl: self.delivery.visibility_cache,
-            // Only where this process runs workers, whose short lane takes the job within
-            // milliseconds; an API-only node answers at once (its status says `uploading` until a
-            // worker elsewhere has joined the parts).
-            assembly_wait: if runs_workers { self.uploads.assembly_wait } else { Duration::ZERO },
+            // Where this process runs workers, whose short lane takes the job within
+            // milliseconds, and on PostgreSQL, where an API-only node is one of a cluster whose
+            // workers are woken by a notification the moment the job is queued (api.video's
+            // clients read the status right after the last part and expect it complete). An
+            // API-only process on SQLite may have no worker at all: it answers at once (its
+            // status says `uploading` until a worker has joined the parts).
+            assembly_wait: if runs_workers || self.database.url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+                self.uploads.assembly_wait
+            } else {
+                Duration::ZERO
+            },
             webhook_limit: self.webhooks.limit,
             collect_rate: self.analytics.collect_rate,
             trusted_proxy: self.analytics.trusted_proxy,

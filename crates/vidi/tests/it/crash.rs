@@ -151,7 +151,8 @@ async fn kill_dash_nine_right_after_the_last_chunk_then_a_worker_makes_it_playab
     let parts: Vec<Vec<u8>> = bytes.chunks(5 * 1024 * 1024).map(<[u8]>::to_vec).collect();
     let n = parts.len();
     let dir = tempfile::tempdir().unwrap();
-    let vidi = Install::new(&b, dir.path(), &[("VIDI_WORKERS", "0")]);
+    // No worker anywhere until the kill: the last part answers at once.
+    let vidi = Install::new(&b, dir.path(), &[("VIDI_WORKERS", "0"), ("VIDI_ASSEMBLY_WAIT_SECS", "0")]);
     let repo = repo_of(&b, dir.path(), &vidi).await;
     let server = vidi.serve().await;
     let id = vidi.create_video("killed after the last chunk").await;

@@ -157,7 +157,12 @@ async fn a_complete_upload_whose_assembly_was_lost_is_queued_at_start(b: Backend
     let bytes = common::big_video();
     let parts: Vec<Vec<u8>> = bytes.chunks(5 * 1024 * 1024).map(<[u8]>::to_vec).collect();
     let n = parts.len();
-    let t = common::TestServer::start_with(&b, |c| c.jobs.workers = 0).await;
+    // No worker anywhere: the last part must not wait for an assembly nobody will run.
+    let t = common::TestServer::start_with(&b, |c| {
+        c.jobs.workers = 0;
+        c.uploads.assembly_wait = std::time::Duration::ZERO;
+    })
+    .await;
     let id = t.create_video("lost assembly").await;
     for (i, p) in parts.iter().enumerate() {
         assert_eq!(t.upload(&id, Some(&format!("part {}/{n}", i + 1)), p.clone()).await.status(), 201);
