@@ -265,6 +265,7 @@ fn session_at(ws: &WorkspaceId, media: MediaId, loaded_at: i64, metadata: &[(&st
         agent: Agent::unknown(),
         country: "unknown".into(),
         city: None,
+        viewer: None,
     }
 }
 
@@ -304,6 +305,8 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         from: None,
         to: None,
         value: None,
+        height: None,
+        bitrate: None,
     };
     assert_eq!(repo.append_player_events(std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
     // The export streams raw events by keyset pages, in time order.
@@ -322,7 +325,7 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert!(repo.export_player_events(Period::parse("2021", false).unwrap(), None, 10).await.unwrap().is_empty());
     assert_eq!(
         vidi::export_line(&first[0], true),
-        format!("2020-12-27T23:00:00.005Z,{ws},{video},{},0,play,0,,,", ids[0]),
+        format!("2020-12-27T23:00:00.005Z,{ws},{video},{},0,play,0,,,,,", ids[0]),
         "{label}"
     );
     let count = |q: String| {
