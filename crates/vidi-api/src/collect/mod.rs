@@ -51,8 +51,9 @@ pub const MAX_METADATA_CHARS: usize = 255;
 const MAX_SEQ: i64 = 1_000_000;
 /// The largest measure of a quality-of-experience event: an hour, in ms.
 const MAX_VALUE_MS: i64 = 3_600_000;
-/// The tallest rendition (16K) and the largest bitrate (1 Gb/s) a `qoe.rendition` may report.
-const MAX_HEIGHT: i64 = 8640 * 2;
+/// The tallest rendition (16384 pixels: a portrait 16K is 15360) and the largest bitrate
+/// (1 Gb/s) a `qoe.rendition` may report.
+const MAX_HEIGHT: i64 = 16_384;
 const MAX_BITRATE: i64 = 1_000_000_000;
 
 /// The collector's state, one per process.
