@@ -121,7 +121,8 @@ pub fn qoe_table(media: &vidi_core::id::MediaId, period: &str, q: &vidi_core::an
 }
 
 /// The header of `vidi analytics export --format csv`.
-pub const EXPORT_CSV_HEADER: &str = "emittedAt,workspaceId,subjectId,sessionId,seq,type,at,from,to,value,height,bitrate";
+pub const EXPORT_CSV_HEADER: &str =
+    "emittedAt,workspaceId,subjectId,sessionId,seq,type,at,from,to,value,height,bitrate";
 
 /// One raw event as a line of `vidi analytics export`: CSV (every field is an id, a number or
 /// an event type, none of which holds a comma, a quote or a line break, so nothing needs

@@ -218,6 +218,7 @@
   // Renditions (hls.js only): each level hls.js switches to, once it plays (LEVEL_SWITCHED), with
   // its height and bitrate. The first of a session is the initial choice; the server counts the
   // ones after it as switches. player.js and live.js announce each hls.js they make (`vidi-hls`).
+  let [shownBitrate, shownHeight] = [0, 0]; // the last rendition reported
   video.addEventListener('vidi-hls', (ev) => {
     const hls = ev.detail;
     if (!hls || !window.Hls) return;
@@ -230,7 +231,10 @@
       const h = Math.round(level.height || 0);
       settle(); // the time played so far was at the bitrate before
       bitrate = b > 0 ? b : 0;
-      if (b > 0 && h > 0) record('qoe.rendition', { at: whole(video.currentTime), height: h, bitrate: b });
+      // The same rendition again (a live stream joined again) is no switch.
+      if (b <= 0 || h <= 0 || (b === shownBitrate && h === shownHeight)) return;
+      [shownBitrate, shownHeight] = [b, h];
+      record('qoe.rendition', { at: whole(video.currentTime), height: h, bitrate: b });
     });
   });
 

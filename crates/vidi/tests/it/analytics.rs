@@ -452,35 +452,49 @@ async fn unique_viewers_watch_time_renditions_and_live_sessions(b: Backend) {
 
     // One viewer (by the id the page keeps) watches twice; another, whose player sends no id,
     // twice too (the same address and browser the same day: one viewer); a third only loads.
-    let rendition = |seq: i64, ts: i64, height: i64, bitrate: i64| {
-        json!({"seq": seq, "type": "qoe.rendition", "ts": ts, "at": 0, "height": height, "bitrate": bitrate})
-    };
-    let first = watched(&t, one.clone(), json!([
-        {"seq": 0, "type": "play", "ts": 100, "at": 0},
-        rendition(1, 150, 360, 800_000),
-        {"seq": 2, "type": "qoe.watch", "ts": 2200, "at": 2, "value": 2000, "bitrate": 800_000},
-        rendition(3, 2200, 720, 2_500_000),
-        {"seq": 4, "type": "qoe.watch", "ts": 3300, "at": 3, "value": 1000, "bitrate": 2_500_000},
-        {"seq": 5, "type": "end", "ts": 3300, "at": 3},
-    ]))
+    let rendition = |seq: i64, ts: i64, height: i64, bitrate: i64| json!({"seq": seq, "type": "qoe.rendition", "ts": ts, "at": 0, "height": height, "bitrate": bitrate});
+    let first = watched(
+        &t,
+        one.clone(),
+        json!([
+            {"seq": 0, "type": "play", "ts": 100, "at": 0},
+            rendition(1, 150, 360, 800_000),
+            {"seq": 2, "type": "qoe.watch", "ts": 2200, "at": 2, "value": 2000, "bitrate": 800_000},
+            rendition(3, 2200, 720, 2_500_000),
+            {"seq": 4, "type": "qoe.watch", "ts": 3300, "at": 3, "value": 1000, "bitrate": 2_500_000},
+            {"seq": 5, "type": "end", "ts": 3300, "at": 3},
+        ]),
+    )
     .await;
-    watched(&t, one.clone(), json!([
-        {"seq": 0, "type": "play", "ts": 10, "at": 0},
-        rendition(1, 20, 360, 800_000),
-        {"seq": 2, "type": "qoe.watch", "ts": 600, "value": 500},
-    ]))
+    watched(
+        &t,
+        one.clone(),
+        json!([
+            {"seq": 0, "type": "play", "ts": 10, "at": 0},
+            rendition(1, 20, 360, 800_000),
+            {"seq": 2, "type": "qoe.watch", "ts": 600, "value": 500},
+        ]),
+    )
     .await;
     // Two watch events, each within its own `ts`, that together claim more than the session
     // lasted (its last event, 3.1 s after it was minted): counted as 3.1 s.
-    watched(&t, json!({"videoId": video}), json!([
-        {"seq": 0, "type": "play", "ts": 0, "at": 0},
-        {"seq": 1, "type": "qoe.watch", "ts": 3000, "value": 3000},
-        {"seq": 2, "type": "qoe.watch", "ts": 3100, "value": 3000},
-    ]))
+    watched(
+        &t,
+        json!({"videoId": video}),
+        json!([
+            {"seq": 0, "type": "play", "ts": 0, "at": 0},
+            {"seq": 1, "type": "qoe.watch", "ts": 3000, "value": 3000},
+            {"seq": 2, "type": "qoe.watch", "ts": 3100, "value": 3000},
+        ]),
+    )
     .await;
     watched(&t, json!({"videoId": video}), json!([{"seq": 0, "type": "play", "ts": 0, "at": 0}])).await;
-    watched(&t, json!({"videoId": video, "viewerId": "viewer-BBBB_2"}), json!([{"seq": 0, "type": "ready", "ts": 0, "at": 0}]))
-        .await;
+    watched(
+        &t,
+        json!({"videoId": video, "viewerId": "viewer-BBBB_2"}),
+        json!([{"seq": 0, "type": "ready", "ts": 0, "at": 0}]),
+    )
+    .await;
 
     let day = time::OffsetDateTime::now_utc().date().to_string();
     let qoe: Value = t.get(&format!("/analytics/videos/{video}/qoe?period={day}")).await.json().await.unwrap();
@@ -522,13 +536,17 @@ async fn unique_viewers_watch_time_renditions_and_live_sessions(b: Backend) {
     let config = page_config(&t, live["assets"]["player"].as_str().unwrap()).await;
     assert_eq!((&config["live"], &config["collector"]["sessions"]), (&json!(true), &json!("/collect/sessions")));
     let subject = json!({"liveStreamId": live_id, "viewerId": "viewer-AAAA_1"});
-    let ps = watched(&t, subject, json!([
-        {"seq": 0, "type": "ready", "ts": 5, "at": 12},
-        {"seq": 1, "type": "play", "ts": 10, "at": 12},
-        rendition(2, 20, 720, 2_500_000),
-        {"seq": 3, "type": "qoe.watch", "ts": 1500, "at": 13, "value": 1400, "bitrate": 2_500_000},
-        {"seq": 4, "type": "end", "ts": 1500, "at": 13},
-    ]))
+    let ps = watched(
+        &t,
+        subject,
+        json!([
+            {"seq": 0, "type": "ready", "ts": 5, "at": 12},
+            {"seq": 1, "type": "play", "ts": 10, "at": 12},
+            rendition(2, 20, 720, 2_500_000),
+            {"seq": 3, "type": "qoe.watch", "ts": 1500, "at": 13, "value": 1400, "bitrate": 2_500_000},
+            {"seq": 4, "type": "end", "ts": 1500, "at": 13},
+        ]),
+    )
     .await;
     let list: Value = t.get(&format!("/analytics/live-streams/{live_id}?period={day}")).await.json().await.unwrap();
     assert_eq!((&list["pagination"]["itemsTotal"], &list["data"][0]["session"]["sessionId"]), (&json!(1), &json!(ps)));
