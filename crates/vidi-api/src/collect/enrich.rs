@@ -50,8 +50,7 @@ pub fn viewer(id: Option<&str>, ws: &str, client: IpAddr, user_agent: Option<&st
     h.update(user_agent.unwrap_or("").as_bytes());
     h.update(b"\0");
     h.update(at_ms.div_euclid(86_400_000).to_string().as_bytes());
-    let hex: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("h:{hex}")
+    format!("h:{}", hex::encode(&h.finalize()[..16]))
 }
 
 /// The client, OS and device of a User-Agent.
