@@ -76,7 +76,9 @@ describe('the player reports its viewing session, in Chromium', () => {
   test('play, seek forward and back, pause, resume, end: the session and its events come back', async () => {
     const { page, log } = await newPage(browser);
     const sent = []; // every batch the page sent, as the collector received it
+    const minted = []; // its session requests
     page.on('request', (r) => {
+      if (/\/collect\/sessions$/.test(r.url())) minted.push(JSON.parse(r.postData() || '{}'));
       if (/\/collect\/sessions\/[^/]+\/events$/.test(r.url())) sent.push(JSON.parse(r.postData() || '{}'));
     });
     await withLog(log, async () => {
@@ -129,6 +131,22 @@ describe('the player reports its viewing session, in Chromium', () => {
       const qoe = await api('GET', `/analytics/videos/${videoId}/qoe?period=${today()}`);
       assert.equal(qoe.views, 1, JSON.stringify(qoe));
       assert.equal(qoe.timeToFirstFrame.median, ttff.value, JSON.stringify(qoe));
+      // Unique viewers: the page sent the id it keeps in this browser's storage.
+      assert.match(minted[0].viewerId, /^[A-Za-z0-9_-]{22}$/, JSON.stringify(minted));
+      assert.equal(await page.evaluate(() => localStorage.getItem('vidi.viewer')), minted[0].viewerId);
+      assert.equal(qoe.uniqueViewers, 1, JSON.stringify(qoe));
+      // Watch time: reported as the picture moved; the viewer watched well over 4 s and less
+      // than the time the page was open.
+      const watch = sent.flatMap((b) => b.events || []).filter((e) => e.type === 'qoe.watch');
+      const reportedMs = watch.reduce((n, e) => n + e.value, 0);
+      assert.equal(qoe.watchTimeMs, reportedMs, JSON.stringify({ qoe, watch }));
+      assert.ok(reportedMs >= 4000 && reportedMs < 60_000, JSON.stringify(watch));
+      // Renditions: hls.js's first choice (with its height and bitrate), and the time played at
+      // its bitrate.
+      const renditions = sent.flatMap((b) => b.events || []).filter((e) => e.type === 'qoe.rendition');
+      assert.ok(renditions.length >= 1 && renditions[0].height > 0 && renditions[0].bitrate > 0, JSON.stringify(renditions));
+      assert.equal(qoe.renditions.switches, renditions.length - 1, JSON.stringify(qoe));
+      assert.ok(qoe.renditions.timeWeightedBitrate > 0, JSON.stringify(qoe));
 
       // The session itself: its metadata from the player URL, its client from the User-Agent.
       const sessions = (await api('GET', `/analytics/videos/${videoId}?period=${today()}`)).data;

@@ -2,7 +2,9 @@
 // playwright-core: idle ("not live yet") before anything is published; then ffmpeg publishes a
 // paced synthetic source over RTMP and the page, which keeps looking, starts by itself and plays
 // within LIVE_EDGE_S of the live edge with its LIVE badge; when the publisher stops, the page
-// goes back to idle. Screenshots of both states are kept in tests/browser/artifacts/.
+// goes back to idle. Screenshots of both states are kept in tests/browser/artifacts/. The page
+// reports its viewing session as a video's does (analytics.js): play, pause, resume, the end of
+// the broadcast, and the time played, which come back from the analytics API.
 //
 // Required environment, besides helpers.mjs's VIDI_URL and VIDI_API_KEY:
 //   VIDI_RTMP_URL  the server's RTMP ingest, e.g. rtmp://127.0.0.1:1935/s (run.sh derives it
@@ -164,6 +166,28 @@ describe('live player page', () => {
       assert.match((await pageState(page)).idleText, /has ended/);
       await sleep(500);
       await shot(page, 'live-ended');
+
+      // The viewing session the page reported for the live stream, as a video's page does.
+      const session = await page.evaluate(() => window.vidiAnalytics && window.vidiAnalytics.session);
+      assert.match(session || '', /^ps[0-9A-Za-z]{22}$/);
+      const reported = (await until('the live session\'s events in the API', async () => {
+        const e = (await api('GET', `/analytics/sessions/${session}/events?pageSize=100`)).data;
+        return { ok: e.some((x) => x.type === 'end'), e };
+      }, 10_000)).e;
+      const types = reported.map((e) => e.type);
+      for (const t of ['ready', 'play', 'pause', 'resume', 'end']) assert.ok(types.includes(t), JSON.stringify(reported));
+      assert.equal(types.at(-1), 'end', JSON.stringify(reported));
+      assert.equal(types.filter((t) => t === 'end').length, 1, JSON.stringify(reported));
+      const day = new Date().toISOString().slice(0, 10);
+      const sessions = (await api('GET', `/analytics/live-streams/${live.liveStreamId}?period=${day}`)).data;
+      assert.ok(sessions.some((s) => s.session.sessionId === session), JSON.stringify(sessions));
+      const qoe = await api('GET', `/analytics/live-streams/${live.liveStreamId}/qoe?period=${day}`);
+      assert.equal(qoe.views, 1, JSON.stringify(qoe));
+      assert.equal(qoe.uniqueViewers, 1, JSON.stringify(qoe));
+      // It played for a few seconds at least (the test watched it for more than 3).
+      assert.ok(qoe.watchTimeMs >= 3000 && qoe.watchTimeMs < 120_000, JSON.stringify(qoe));
+      assert.ok(qoe.timeToFirstFrame.count === 1 && qoe.renditions.timeWeightedBitrate > 0, JSON.stringify(qoe));
+      console.log(`# live analytics: ${JSON.stringify(types)}; ${qoe.watchTimeMs} ms watched`);
     });
   });
 });

@@ -41,10 +41,17 @@ pub enum EventKind {
     Rebuffer,
     /// A fatal playback error.
     Error,
+    /// Time spent playing since the previous one: `value` in ms of wall-clock time the picture
+    /// moved (not paused, stalled or seeking), `bitrate` the rendition's while it did (when the
+    /// player knows it). The player sends one with each batch while playing.
+    Watch,
+    /// The rendition now playing (hls.js `LEVEL_SWITCHED`): `height` and `bitrate`. A session's
+    /// first is the initial choice; each one after it, a switch.
+    Rendition,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Ready,
         EventKind::Play,
         EventKind::Pause,
@@ -55,6 +62,8 @@ impl EventKind {
         EventKind::FirstFrame,
         EventKind::Rebuffer,
         EventKind::Error,
+        EventKind::Watch,
+        EventKind::Rendition,
     ];
 
     /// The wire (and stored) name.
@@ -70,6 +79,8 @@ impl EventKind {
             EventKind::FirstFrame => "qoe.ttff",
             EventKind::Rebuffer => "qoe.rebuffer",
             EventKind::Error => "qoe.error",
+            EventKind::Watch => "qoe.watch",
+            EventKind::Rendition => "qoe.rendition",
         }
     }
 
@@ -79,7 +90,10 @@ impl EventKind {
 
     /// One of api.video's seven, listed by the events endpoint.
     pub fn is_standard(self) -> bool {
-        !matches!(self, EventKind::FirstFrame | EventKind::Rebuffer | EventKind::Error)
+        !matches!(
+            self,
+            EventKind::FirstFrame | EventKind::Rebuffer | EventKind::Error | EventKind::Watch | EventKind::Rendition
+        )
     }
 
     /// A seek: carries `from` and `to` rather than `at`.
@@ -144,6 +158,10 @@ pub struct PlayerSession {
     pub agent: Agent,
     pub country: String,
     pub city: Option<String>,
+    /// Who watched, for unique viewers: `v:` and the id the player keeps in the browser's
+    /// storage, or `h:` and a hash of the client address, User-Agent and UTC day when it sent
+    /// none (vidi-api `collect::enrich::viewer`); `None` for sessions stored before viewers were recorded.
+    pub viewer: Option<String>,
 }
 
 /// One event of a session.
@@ -162,6 +180,10 @@ pub struct PlayerEvent {
     pub to: Option<i64>,
     /// A measure of a quality-of-experience event, in milliseconds.
     pub value: Option<i64>,
+    /// A rendition's height (pixels) and bitrate (bits per second): `qoe.rendition`, and the
+    /// bitrate of `qoe.watch`.
+    pub height: Option<i64>,
+    pub bitrate: Option<i64>,
 }
 
 /// A subject's quality of experience over a period (sessions loaded within it), Vidi's
@@ -181,6 +203,17 @@ pub struct QoeSummary {
     /// Stalls after the first frame, and their total length (ms).
     pub rebuffers: u64,
     pub rebuffer_ms: i64,
+    /// Distinct viewers among the sessions that played ([`PlayerSession::viewer`]).
+    pub unique_viewers: u64,
+    /// Time spent playing (ms), summed over sessions from their `qoe.watch` events, each
+    /// session's sum capped at its length (its last event's time less its `loaded_at`).
+    pub watch_ms: i64,
+    /// Rendition switches: each session's `qoe.rendition` events after its first.
+    pub rendition_switches: u64,
+    /// The bitrate played, weighted by the time played at it (bits per second): the sum of
+    /// `value × bitrate` over `qoe.watch` events that carry a bitrate, over the sum of their
+    /// `value`. `None` without such events.
+    pub bitrate_avg: Option<i64>,
 }
 
 /// The rank (0-based, in ascending order) of the `q`-quantile of `n` values (nearest rank).

@@ -18,7 +18,7 @@ use crate::{Arg, Db, Pool, bind_args, db_err, with_pool};
 const COLUMNS: &str = "s.id, s.workspace_id, s.media_id, s.loaded_at, s.metadata, s.referrer_url, \
      s.referrer_medium, s.referrer_source, s.search_term, s.device_type, s.device_vendor, s.device_model, \
      s.os_name, s.os_shortname, s.os_version, s.client_name, s.client_version, s.client_type, s.country, s.city, \
-     COALESCE((SELECT MAX(e.emitted_at) FROM player_events e WHERE e.session_id = s.id), s.loaded_at) AS ended_at";
+     s.viewer, COALESCE((SELECT MAX(e.emitted_at) FROM player_events e WHERE e.session_id = s.id), s.loaded_at) AS ended_at";
 
 /// The seven types `/analytics/sessions/{id}/events` lists, as SQL literals (constants, never
 /// input).
@@ -46,6 +46,7 @@ struct SessionRow {
     client_type: String,
     country: String,
     city: Option<String>,
+    viewer: Option<String>,
     ended_at: i64,
 }
 
@@ -85,6 +86,7 @@ impl SessionRow {
             },
             country: self.country,
             city: self.city,
+            viewer: self.viewer,
         })
     }
 }
@@ -100,6 +102,8 @@ struct EventRow {
     from_s: Option<i64>,
     to_s: Option<i64>,
     value: Option<i64>,
+    height: Option<i64>,
+    bitrate: Option<i64>,
 }
 
 impl EventRow {
@@ -115,6 +119,8 @@ impl EventRow {
             from: self.from_s,
             to: self.to_s,
             value: self.value,
+            height: self.height,
+            bitrate: self.bitrate,
         })
     }
 }
@@ -156,13 +162,13 @@ impl AnalyticsRepo for Db {
             sqlx::query(
                 "INSERT INTO player_sessions (id, workspace_id, media_id, loaded_at, metadata, referrer_url, \
                  referrer_medium, referrer_source, search_term, device_type, device_vendor, device_model, os_name, \
-                 os_shortname, os_version, client_name, client_version, client_type, country, city) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)")
+                 os_shortname, os_version, client_name, client_version, client_type, country, city, viewer) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)")
                 .bind(s.id.as_str()).bind(s.workspace_id.as_str()).bind(s.media.as_str()).bind(s.loaded_at)
                 .bind(to_json(&s.metadata)).bind(&s.referrer.url).bind(&s.referrer.medium).bind(&s.referrer.source)
                 .bind(&s.referrer.search_term).bind(&a.device_type).bind(&a.device_vendor).bind(&a.device_model)
                 .bind(&a.os_name).bind(&a.os_shortname).bind(&a.os_version).bind(&a.client_name)
-                .bind(&a.client_version).bind(&a.client_type).bind(&s.country).bind(&s.city)
+                .bind(&a.client_version).bind(&a.client_type).bind(&s.country).bind(&s.city).bind(&s.viewer)
                 .execute(&mut *tx).await.map_err(db_err)?;
             if !s.metadata.is_empty() {
                 let mut values = String::new();
@@ -200,7 +206,7 @@ impl AnalyticsRepo for Db {
         for e in events {
             self.ensure_event_partition(e.emitted_at).await;
         }
-        const COLS: usize = 9;
+        const COLS: usize = 11;
         let mut values = String::new();
         for i in 0..events.len() {
             if i > 0 {
@@ -215,7 +221,8 @@ impl AnalyticsRepo for Db {
         }
         // One statement for the whole batch; a row already there (a batch retried) is skipped.
         let sql = format!(
-            "INSERT INTO player_events (session_id, seq, emitted_at, media_id, type, at, from_s, to_s, value) \
+            "INSERT INTO player_events (session_id, seq, emitted_at, media_id, type, at, from_s, to_s, value, \
+             height, bitrate) \
              VALUES {values} ON CONFLICT DO NOTHING"
         );
         // SQLite: one batch at a time (see `Db::player_appends`); PostgreSQL takes them side by side.
@@ -227,7 +234,8 @@ impl AnalyticsRepo for Db {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for e in events {
                 q = q.bind(e.session_id.as_str()).bind(e.seq).bind(e.emitted_at).bind(media.as_str())
-                    .bind(e.kind.as_str()).bind(e.at).bind(e.from).bind(e.to).bind(e.value);
+                    .bind(e.kind.as_str()).bind(e.at).bind(e.from).bind(e.to).bind(e.value)
+                    .bind(e.height).bind(e.bitrate);
             }
             q.execute(p).await.map(|r| r.rows_affected()).map_err(db_err)
         })
@@ -295,7 +303,7 @@ impl AnalyticsRepo for Db {
              AND e.type IN ({STANDARD}) WHERE s.id = $1 AND s.workspace_id = $2"
         );
         let list_sql = format!(
-            "SELECT e.session_id, e.seq, e.emitted_at, e.type, e.at, e.from_s, e.to_s, e.value \
+            "SELECT e.session_id, e.seq, e.emitted_at, e.type, e.at, e.from_s, e.to_s, e.value, e.height, e.bitrate \
              FROM player_events e WHERE e.session_id = $1 AND e.type IN ({STANDARD}) \
              ORDER BY e.emitted_at, e.seq LIMIT $2 OFFSET $3"
         );
@@ -322,25 +330,45 @@ impl AnalyticsRepo for Db {
         // the (session, time) one.
         const OF: &str = "e.session_id IN (SELECT id FROM player_sessions WHERE workspace_id = $1 AND media_id = $2 \
                           AND loaded_at >= $3 AND loaded_at < $4)";
-        // Every measure in one pass over the period's events (they are read once, not once per
-        // measure).
-        let counts = format!(
-            "SELECT (SELECT COUNT(*) FROM player_sessions WHERE workspace_id = $1 AND media_id = $2 \
-                     AND loaded_at >= $3 AND loaded_at < $4), \
-             COUNT(DISTINCT CASE WHEN e.type = 'play' THEN e.session_id END), \
-             COUNT(DISTINCT CASE WHEN e.type = 'qoe.error' THEN e.session_id END), \
-             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.ttff' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN e.value ELSE 0 END), 0) AS BIGINT) \
-             FROM player_events e WHERE {OF}"
-        );
+        // Every measure in one pass over the period's sessions and their events: first per
+        // session (the views, the cap on its watch time, its first rendition apart from its
+        // switches), then summed. Products of time and bitrate are summed as floating point: a
+        // month of a busy video's would overflow 64-bit integers.
+        let counts = "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(played), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(errored), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(ttff), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(rebuffers), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(rebuffer_ms), 0) AS BIGINT), \
+             COUNT(DISTINCT CASE WHEN played = 1 THEN viewer END), \
+             CAST(COALESCE(SUM(CASE WHEN watched > last_at - loaded_at THEN last_at - loaded_at ELSE watched END), 0) \
+                  AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN renditions > 1 THEN renditions - 1 ELSE 0 END), 0) AS BIGINT), \
+             COALESCE(SUM(rated_ms), 0.0), COALESCE(SUM(bit_ms), 0.0) \
+             FROM (SELECT s.viewer AS viewer, s.loaded_at AS loaded_at, MAX(e.emitted_at) AS last_at, \
+                   MAX(CASE WHEN e.type = 'play' THEN 1 ELSE 0 END) AS played, \
+                   MAX(CASE WHEN e.type = 'qoe.error' THEN 1 ELSE 0 END) AS errored, \
+                   SUM(CASE WHEN e.type = 'qoe.ttff' THEN 1 ELSE 0 END) AS ttff, \
+                   SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN 1 ELSE 0 END) AS rebuffers, \
+                   SUM(CASE WHEN e.type = 'qoe.rebuffer' THEN e.value ELSE 0 END) AS rebuffer_ms, \
+                   SUM(CASE WHEN e.type = 'qoe.watch' THEN e.value ELSE 0 END) AS watched, \
+                   SUM(CASE WHEN e.type = 'qoe.rendition' THEN 1 ELSE 0 END) AS renditions, \
+                   SUM(CASE WHEN e.type = 'qoe.watch' AND e.bitrate IS NOT NULL \
+                       THEN CAST(e.value AS DOUBLE PRECISION) ELSE 0.0 END) AS rated_ms, \
+                   SUM(CASE WHEN e.type = 'qoe.watch' AND e.bitrate IS NOT NULL \
+                       THEN CAST(e.value AS DOUBLE PRECISION) * e.bitrate ELSE 0.0 END) AS bit_ms \
+                   FROM player_sessions s LEFT JOIN player_events e ON e.session_id = s.id \
+                   WHERE s.workspace_id = $1 AND s.media_id = $2 AND s.loaded_at >= $3 AND s.loaded_at < $4 \
+                   GROUP BY s.id, s.viewer, s.loaded_at) t";
         // One value of the sorted times to first frame, by rank: the database sorts, nothing is
         // brought over but the value.
         let ranked = format!(
             "SELECT e.value FROM player_events e WHERE {OF} AND e.type = 'qoe.ttff' ORDER BY e.value LIMIT 1 OFFSET $5"
         );
         let (ws, m) = (ws.as_str(), media.as_str());
-        let (sessions, views, errored, ttff_count, rebuffers, rebuffer_ms): (i64, i64, i64, i64, i64, i64) = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(counts.as_str()))
+        type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64, f64, f64);
+        let (sessions, views, errored, ttff_count, rebuffers, rebuffer_ms, viewers, watch_ms, switches, rated, bits): Counts =
+            with_pool!(self, p => sqlx::query_as(counts)
                 .bind(ws).bind(m).bind(period.start_ms).bind(period.end_ms).fetch_one(p).await.map_err(db_err))?;
         let mut quantiles = [None, None];
         for (slot, q) in quantiles.iter_mut().zip([0.5, 0.95]) {
@@ -360,6 +388,10 @@ impl AnalyticsRepo for Db {
             ttff_p95,
             rebuffers: rebuffers as u64,
             rebuffer_ms,
+            unique_viewers: viewers as u64,
+            watch_ms,
+            rendition_switches: switches as u64,
+            bitrate_avg: (rated > 0.0).then(|| (bits / rated).round() as i64),
         })
     }
 
@@ -373,7 +405,7 @@ impl AnalyticsRepo for Db {
         // partition key (PostgreSQL reads only the period's months).
         let (t, sid, seq) = after.map_or((i64::MIN, String::new(), -1), |(t, s, q)| (t, s.into_string(), q));
         let sql = "SELECT e.session_id, e.seq, e.emitted_at, e.type, e.at, e.from_s, e.to_s, e.value, \
-                   s.workspace_id, s.media_id \
+                   e.height, e.bitrate, s.workspace_id, s.media_id \
                    FROM player_events e JOIN player_sessions s ON s.id = e.session_id \
                    WHERE e.emitted_at >= $1 AND e.emitted_at < $2 \
                    AND (e.emitted_at > $3 OR (e.emitted_at = $3 AND (e.session_id > $4 OR (e.session_id = $4 AND e.seq > $5)))) \

@@ -96,16 +96,24 @@ pub fn key_lines(keys: &[ApiKeyInfo]) -> Vec<String> {
 pub fn qoe_table(media: &vidi_core::id::MediaId, period: &str, q: &vidi_core::analytics::QoeSummary) -> String {
     let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| format!("{v} ms"));
     let error_rate = if q.views == 0 { 0.0 } else { 100.0 * q.errored as f64 / q.views as f64 };
+    let per_view = if q.views == 0 { 0.0 } else { q.rendition_switches as f64 / q.views as f64 };
+    let watch = q.watch_ms / 1000;
+    let bitrate = q.bitrate_avg.map_or_else(|| "-".to_string(), |b| format!("{} kb/s", (b + 500) / 1000));
     let rows = [
         ("subject", media.to_string()),
         ("period", period.to_string()),
         ("sessions", q.sessions.to_string()),
         ("views", q.views.to_string()),
+        ("unique viewers", q.unique_viewers.to_string()),
+        ("watch time", format!("{}:{:02}:{:02} ({} ms)", watch / 3600, watch / 60 % 60, watch % 60, q.watch_ms)),
         ("time to first frame, median", ms(q.ttff_median)),
         ("time to first frame, p95", ms(q.ttff_p95)),
         ("time to first frame, measures", q.ttff_count.to_string()),
         ("rebuffering, stalls", q.rebuffers.to_string()),
         ("rebuffering, total", format!("{} ms", q.rebuffer_ms)),
+        ("rendition switches", q.rendition_switches.to_string()),
+        ("rendition switches per view", format!("{per_view:.2}")),
+        ("bitrate, time-weighted", bitrate),
         ("error rate", format!("{error_rate:.1} %")),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -113,7 +121,8 @@ pub fn qoe_table(media: &vidi_core::id::MediaId, period: &str, q: &vidi_core::an
 }
 
 /// The header of `vidi analytics export --format csv`.
-pub const EXPORT_CSV_HEADER: &str = "emittedAt,workspaceId,subjectId,sessionId,seq,type,at,from,to,value";
+pub const EXPORT_CSV_HEADER: &str =
+    "emittedAt,workspaceId,subjectId,sessionId,seq,type,at,from,to,value,height,bitrate";
 
 /// One raw event as a line of `vidi analytics export`: CSV (every field is an id, a number or
 /// an event type, none of which holds a comma, a quote or a line break, so nothing needs
@@ -124,7 +133,7 @@ pub fn export_line(row: &vidi_core::analytics::ExportRow, csv: bool) -> String {
     if csv {
         let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         format!(
-            "{emitted},{},{},{},{},{},{},{},{},{}",
+            "{emitted},{},{},{},{},{},{},{},{},{},{},{}",
             row.workspace_id,
             row.media,
             e.session_id,
@@ -133,7 +142,9 @@ pub fn export_line(row: &vidi_core::analytics::ExportRow, csv: bool) -> String {
             n(e.at),
             n(e.from),
             n(e.to),
-            n(e.value)
+            n(e.value),
+            n(e.height),
+            n(e.bitrate)
         )
     } else {
         serde_json::json!({
@@ -147,6 +158,8 @@ pub fn export_line(row: &vidi_core::analytics::ExportRow, csv: bool) -> String {
             "from": e.from,
             "to": e.to,
             "value": e.value,
+            "height": e.height,
+            "bitrate": e.bitrate,
         })
         .to_string()
     }

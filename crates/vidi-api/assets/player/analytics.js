@@ -1,9 +1,12 @@
 // The player's viewing-session report (docs/analytics.md): mints a session at the collector when
 // the page loads, records what the viewer does (ready, play, pause, resume, seeks, end) with the
-// playhead, and the quality of experience (time to first frame, stalls, fatal errors), and sends
-// them in batches: every few seconds while playing, and with navigator.sendBeacon when the page
-// is hidden or left, so that closing the tab loses nothing. Loaded after player.js, beside the
-// same configuration (#vidi-config, `collector`); a page without one reports nothing.
+// playhead, and the quality of experience (time to first frame, stalls, fatal errors, time
+// played, renditions), and sends them in batches: every few seconds while playing, and with
+// navigator.sendBeacon when the page is hidden or left, so that closing the tab loses nothing.
+// Loaded after player.js, beside the same configuration (#vidi-config, `collector`); a page
+// without one reports nothing. A live stream's page (`config.live`, live.js) reports the same
+// way: a broadcast that ends is the playback's `end`, and a next one joined on the same page is
+// a `resume`.
 (function () {
   'use strict';
   const config = JSON.parse(document.getElementById('vidi-config').textContent);
@@ -39,7 +42,9 @@
 
   let sending = false;
   async function flush() {
-    if (!session || sending || !queue.length) return;
+    if (!session || sending) return;
+    settle();
+    if (!queue.length) return;
     sending = true;
     const batch = take();
     try {
@@ -63,6 +68,7 @@
   // left goes with a beacon, which the browser sends even after the page is gone.
   function beacon() {
     if (!session || !navigator.sendBeacon) return;
+    settle();
     while (queue.length) {
       const batch = take();
       const blob = new Blob([body(batch)], { type: 'application/json' });
@@ -93,11 +99,16 @@
   const seekStart = () => playhead + (playing ? ((performance.now() - playheadAt) / 1000) * video.playbackRate : 0);
   let started = false; // a first play happened
   let pausedBefore = false; // the next play is a resume
+  let over = false; // ended (or, live, the broadcast went away) and not played since
+  // Frames moved since playback last (re)started: until then a seek is where playback starts
+  // (`?t=`, a live edge hls.js joins at), not the viewer's, and a wait is no stall.
+  let moving = false;
   for (const type of ['timeupdate', 'play', 'pause', 'seeked']) {
     video.addEventListener(type, () => { if (!video.seeking) seen(); });
   }
   video.addEventListener('loadedmetadata', () => record('ready', { at: whole(video.currentTime) }), { once: true });
   video.addEventListener('play', () => {
+    over = false;
     if (!started) {
       started = true;
       requested = performance.now();
@@ -108,8 +119,9 @@
     pausedBefore = false;
   });
   video.addEventListener('pause', () => {
-    // A video that ends pauses first: that is its end, not a pause.
-    if (video.ended) return;
+    // A video that ends pauses first: that is its end, not a pause; nor is emptying the <video>
+    // when a live broadcast goes away.
+    if (video.ended || over) return;
     pausedBefore = true;
     record('pause', { at: whole(video.currentTime) });
   });
@@ -118,15 +130,25 @@
     const to = whole(video.currentTime);
     seen();
     playing = false; // until it plays again from there
-    // Before the first play, a seek is where playback starts (`?t=`), not the viewer's move.
-    if (!started || from === to) return;
+    // Before frames move, a seek is where playback starts (`?t=`, a live edge), not the
+    // viewer's move.
+    if (!started || !moving || from === to) return;
     record(to > from ? 'seek.forward' : 'seek.backward', { from, to });
   });
-  video.addEventListener('ended', () => {
+  function ended(at) {
+    if (over || !started) return;
+    settle();
+    over = true;
+    moving = false;
     pausedBefore = true;
-    record('end', { at: whole(video.duration || video.currentTime) });
+    stalledAt = 0;
+    record('end', { at: whole(at) });
     flush();
-  });
+  }
+  // A live stream's duration is Infinity: its end is where the picture stopped.
+  video.addEventListener('ended', () => ended(Number.isFinite(video.duration) ? video.duration : video.currentTime));
+  // live.js: the broadcast went away (ended, stopped sending, failed) while this page played it.
+  video.addEventListener('vidi-live-idle', () => ended(playhead));
 
   // ---- Quality of experience ------------------------------------------------------------------
 
@@ -146,9 +168,10 @@
   // A stall after the first frame: from `waiting` to playing again.
   let stalledAt = 0;
   video.addEventListener('waiting', () => {
-    if (firstFrame && !video.seeking) stalledAt = performance.now();
+    if (firstFrame && moving && !video.seeking) stalledAt = performance.now();
   });
   video.addEventListener('playing', () => {
+    moving = true;
     if (!video.requestVideoFrameCallback) shown();
     if (stalledAt) {
       record('qoe.rebuffer', { at: whole(video.currentTime), value: Math.round(performance.now() - stalledAt) });
@@ -165,10 +188,79 @@
   video.addEventListener('error', fatal);
   video.addEventListener('vidi-fatal', fatal);
 
+  // Time played: wall-clock time while the picture moves (from `playing` to a pause, a stall, a
+  // seek, the end), sent as `qoe.watch` with each batch, with the bitrate of the rendition that
+  // played it (so that the server can weigh bitrates by time played). The beacon carries the
+  // last share, so closing the tab mid-play loses none of it.
+  let bitrate = 0; // of the rendition playing, once hls.js said (0: unknown, the browser's HLS)
+  let runningSince = 0; // performance.now() when the picture last started moving; 0: not moving
+  let watched = 0; // ms played not yet reported
+  function settle() {
+    const now = performance.now();
+    if (runningSince) {
+      watched += now - runningSince;
+      runningSince = now;
+    }
+    const ms = Math.floor(watched);
+    if (ms < 1) return;
+    watched -= ms;
+    record('qoe.watch', Object.assign({ at: whole(video.currentTime), value: ms }, bitrate ? { bitrate } : {}));
+  }
+  video.addEventListener('playing', () => { if (!runningSince) runningSince = performance.now(); });
+  for (const type of ['pause', 'waiting', 'seeking', 'emptied', 'error', 'vidi-live-idle']) {
+    video.addEventListener(type, () => {
+      if (!runningSince) return;
+      watched += performance.now() - runningSince;
+      runningSince = 0;
+    });
+  }
+
+  // Renditions (hls.js only): each level hls.js switches to, once it plays (LEVEL_SWITCHED), with
+  // its height and bitrate. The first of a session is the initial choice; the server counts the
+  // ones after it as switches. player.js and live.js announce each hls.js they make (`vidi-hls`).
+  let [shownBitrate, shownHeight] = [0, 0]; // the last rendition reported
+  video.addEventListener('vidi-hls', (ev) => {
+    const hls = ev.detail;
+    if (!hls || !window.Hls) return;
+    // A live stream joined again: its time to first frame counts from this join.
+    if (!firstFrame && requested) requested = performance.now();
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => {
+      const level = hls.levels && hls.levels[d.level];
+      if (!level) return;
+      const b = Math.round(level.bitrate || 0);
+      const h = Math.round(level.height || 0);
+      settle(); // the time played so far was at the bitrate before
+      bitrate = b > 0 ? b : 0;
+      // The same rendition again (a live stream joined again) is no switch.
+      if (b <= 0 || h <= 0 || (b === shownBitrate && h === shownHeight)) return;
+      [shownBitrate, shownHeight] = [b, h];
+      record('qoe.rendition', { at: whole(video.currentTime), height: h, bitrate: b });
+    });
+  });
+
   // ---- The session ----------------------------------------------------------------------------
 
+  // Who watches, for unique viewers: a random id kept in this browser's storage (partitioned by
+  // the embedding site in browsers that partition third-party storage). Where storage is
+  // refused, none: the collector then counts the viewer by a daily hash of address and browser.
+  function viewerId() {
+    try {
+      let id = localStorage.getItem('vidi.viewer');
+      if (!/^[A-Za-z0-9_-]{8,64}$/.test(id || '')) {
+        const bytes = crypto.getRandomValues(new Uint8Array(16));
+        id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        localStorage.setItem('vidi.viewer', id);
+      }
+      return id;
+    } catch (_) {
+      return null;
+    }
+  }
   const metadata = Object.entries(config.metadata || {}).map(([key, value]) => ({ key, value }));
-  const request = { videoId: config.videoId, metadata };
+  // A live stream's sessions carry no metadata (the 2023 schema gives them none).
+  const request = config.live ? { liveStreamId: config.videoId } : { videoId: config.videoId, metadata };
+  const viewer = viewerId();
+  if (viewer) request.viewerId = viewer;
   if (c.avh) request.avh = c.avh;
   if (document.referrer) request.referrer = document.referrer.slice(0, 2048);
   mintedAt = performance.now();

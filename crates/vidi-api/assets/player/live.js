@@ -91,6 +91,8 @@
     function idle() {
       // First: the pause that emptying the <video> may cause is no viewer's pause.
       setState('idle');
+      // The playback this page showed is over: analytics.js reports its `end`.
+      video.dispatchEvent(new CustomEvent('vidi-live-idle'));
       // It was live on this page: say that it ended (if its publisher comes back, it plays on).
       idleText.textContent = 'This live stream has ended';
       if (hls) { hls.destroy(); hls = null; window.vidiHls = null; renditions.hls = null; }
@@ -160,6 +162,8 @@
       });
       window.vidiHls = hls;
       renditions.hls = hls;
+      // For analytics.js (the renditions played, a join's time to first frame).
+      video.dispatchEvent(new CustomEvent('vidi-hls', { detail: hls }));
       hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => renditions.levelsLoaded(d.levels));
       hls.on(Hls.Events.FRAG_LOADED, () => { lastMedia = Date.now(); });
       let listed = '';

@@ -339,6 +339,8 @@
     });
     window.vidiHls = hls; // for the browser tests and for debugging from the console
     renditions.hls = hls;
+    // For analytics.js: the renditions played (hls.js's LEVEL_SWITCHED).
+    video.dispatchEvent(new CustomEvent('vidi-hls', { detail: hls }));
     hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => renditions.levelsLoaded(d.levels));
     let retries = 0;
     hls.on(Hls.Events.FRAG_LOADED, () => { retries = 0; });

@@ -23,6 +23,36 @@ fn known(s: &str) -> String {
     }
 }
 
+/// The longest viewer id a player may send (the page's is 22 characters of base64url).
+pub const MAX_VIEWER_ID: usize = 64;
+
+/// Whether a player's viewer id is one: 8 to [`MAX_VIEWER_ID`] letters, digits, `-` or `_`
+/// (what a random id looks like; anything else is not stored).
+pub fn valid_viewer_id(id: &str) -> bool {
+    (8..=MAX_VIEWER_ID).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Who watched, for unique viewers: the player's own viewer id (`v:…`), kept in the browser's
+/// storage across visits; without one (storage refused, another player), a hash of the
+/// workspace, the client address, the User-Agent and the UTC day (`h:` and 32 hex digits), so
+/// the same browser on the same network counts once a day and neither the address nor anything
+/// that follows the viewer from one day, or one workspace, to the next is stored.
+pub fn viewer(id: Option<&str>, ws: &str, client: IpAddr, user_agent: Option<&str>, at_ms: i64) -> String {
+    use sha2::Digest;
+    if let Some(id) = id {
+        return format!("v:{id}");
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(ws.as_bytes());
+    h.update(b"\0");
+    h.update(client.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(user_agent.unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(at_ms.div_euclid(86_400_000).to_string().as_bytes());
+    format!("h:{}", hex::encode(&h.finalize()[..16]))
+}
+
 /// The client, OS and device of a User-Agent.
 pub fn agent(ua: Option<&str>) -> Agent {
     let Some(ua) = ua.map(str::trim).filter(|u| !u.is_empty()) else { return Agent::unknown() };
@@ -167,6 +197,27 @@ mod tests {
         assert_eq!(chromium.os_name, "Linux");
         assert_eq!(agent(None), Agent::unknown());
         assert_eq!(agent(Some("curl/8.5.0")).device_type, UNKNOWN);
+    }
+
+    #[test]
+    fn viewers_by_id_or_by_a_daily_hash() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let day = 1_800_000_000_000;
+        assert_eq!(viewer(Some("abcdefgh12"), "ws1", ip, None, day), "v:abcdefgh12");
+        let h = viewer(None, "ws1", ip, Some("Firefox"), day);
+        assert!(h.starts_with("h:") && h.len() == 34, "{h}");
+        assert!(!h.contains("203.0.113.7"));
+        // The same browser and address, the same day: one viewer.
+        assert_eq!(h, viewer(None, "ws1", ip, Some("Firefox"), day + 1000));
+        // Another day, another browser, address or workspace: another.
+        assert_ne!(h, viewer(None, "ws1", ip, Some("Firefox"), day + 86_400_000));
+        assert_ne!(h, viewer(None, "ws1", ip, Some("Chrome"), day));
+        assert_ne!(h, viewer(None, "ws1", "203.0.113.8".parse().unwrap(), Some("Firefox"), day));
+        assert_ne!(h, viewer(None, "ws2", ip, Some("Firefox"), day));
+        assert!(valid_viewer_id("Zx_-09abcdefghijklmnop"));
+        for bad in ["short", "with space 123", "é-accented-id", &"x".repeat(65)] {
+            assert!(!valid_viewer_id(bad), "{bad}");
+        }
     }
 
     #[test]

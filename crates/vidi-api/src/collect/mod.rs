@@ -12,9 +12,9 @@
 //! - every refusal is a problem body and is counted by reason ([`limit::Counts`]).
 //!
 //! The protocol, also in `/openapi.json` and `docs/analytics.md`:
-//! `POST /collect/sessions` `{videoId | liveStreamId, avh?, referrer?, metadata?}` → 201
-//! `{sessionId}`; `POST /collect/sessions/{sessionId}/events` `{events: [{seq, type, ts, at? |
-//! from?, to?, value?}]}` → 204, where `ts` is milliseconds since the session was minted, as the
+//! `POST /collect/sessions` `{videoId | liveStreamId, avh?, referrer?, metadata?, viewerId?}` →
+//! 201 `{sessionId}`; `POST /collect/sessions/{sessionId}/events` `{events: [{seq, type, ts, at? |
+//! from?, to?, value?, height?, bitrate?}]}` → 204, where `ts` is milliseconds since the session was minted, as the
 //! player measured it (so a viewer's wrong clock does not matter).
 
 pub mod enrich;
@@ -52,6 +52,10 @@ pub const MAX_METADATA_CHARS: usize = 255;
 const MAX_SEQ: i64 = 1_000_000;
 /// The largest measure of a quality-of-experience event: an hour, in ms.
 const MAX_VALUE_MS: i64 = 3_600_000;
+/// The tallest rendition (16384 pixels: a portrait 16K is 15360) and the largest bitrate
+/// (1 Gb/s) a `qoe.rendition` may report.
+const MAX_HEIGHT: i64 = 16_384;
+const MAX_BITRATE: i64 = 1_000_000_000;
 
 /// At most this many sessions' heads are kept in memory; past it, those of closed sessions are
 /// forgotten (and all of them if every one is open: they are read again, once each).
@@ -149,6 +153,11 @@ pub struct SessionRequest {
     #[serde(default)]
     #[schema(value_type = Vec<crate::resources::videos::MetadataOut>)]
     pub metadata: Vec<vidi_core::model::MetadataPair>,
+    /// Who watches, for unique viewers: a random id the player keeps in the browser's storage
+    /// (8 to 64 letters, digits, `-` and `_`). Without one, the viewer is a hash of the client
+    /// address, User-Agent and day.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{8,64}$")]
+    pub viewer_id: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -165,10 +174,11 @@ pub struct EventIn {
     #[serde(deserialize_with = "whole")]
     pub seq: i64,
     /// `ready`, `play`, `pause`, `resume`, `seek.backward`, `seek.forward`, `end`, or Vidi's
-    /// `qoe.ttff` (time to first frame), `qoe.rebuffer` (a stall), `qoe.error` (a fatal error).
+    /// `qoe.ttff` (time to first frame), `qoe.rebuffer` (a stall), `qoe.error` (a fatal error),
+    /// `qoe.watch` (time played since the last one), `qoe.rendition` (the rendition now playing).
     #[serde(rename = "type")]
     #[schema(
-        pattern = r"^(ready|play|pause|resume|seek\.backward|seek\.forward|end|qoe\.ttff|qoe\.rebuffer|qoe\.error)$"
+        pattern = r"^(ready|play|pause|resume|seek\.backward|seek\.forward|end|qoe\.ttff|qoe\.rebuffer|qoe\.error|qoe\.watch|qoe\.rendition)$"
     )]
     pub kind: String,
     /// Milliseconds since the session was minted, as the player measured them.
@@ -179,9 +189,16 @@ pub struct EventIn {
     /// A seek's start and end playheads, in seconds.
     pub from: Option<f64>,
     pub to: Option<f64>,
-    /// A quality-of-experience event's measure, in milliseconds.
+    /// A quality-of-experience event's measure, in milliseconds (`qoe.watch`: the time played,
+    /// at most the time since the session was minted).
     #[serde(default, deserialize_with = "whole_or_none")]
     pub value: Option<i64>,
+    /// `qoe.rendition`: the rendition's height, in pixels.
+    #[serde(default, deserialize_with = "whole_or_none")]
+    pub height: Option<i64>,
+    /// `qoe.rendition`, and optionally `qoe.watch`: the rendition's bitrate, in bits per second.
+    #[serde(default, deserialize_with = "whole_or_none")]
+    pub bitrate: Option<i64>,
 }
 
 /// An integer as JSON Schema means it: a number without a fraction, so `285.0` is one (some
@@ -306,6 +323,15 @@ async fn mint(
             ),
         ));
     }
+    if r.viewer_id.as_deref().is_some_and(|v| !enrich::valid_viewer_id(v)) {
+        return Err(c.refuse(
+            Refusal::Malformed,
+            ApiError::invalid_attribute(
+                "viewerId",
+                format!("A viewer id is 8 to {} letters, digits, - or _.", enrich::MAX_VIEWER_ID),
+            ),
+        ));
+    }
     if r.referrer.as_ref().is_some_and(|u| u.len() > enrich::MAX_REFERRER) {
         return Err(c.refuse(Refusal::TooLarge, ApiError::invalid_attribute("referrer", "The referrer is too long.")));
     }
@@ -345,10 +371,12 @@ async fn mint(
         Some(g) => g.locate(ip),
         None => (None, None),
     };
+    let loaded_at = now_ms();
+    let viewer = enrich::viewer(r.viewer_id.as_deref(), ws.as_str(), ip, ua, loaded_at);
     let session = PlayerSession {
         id: PlayerSessionId::generate(),
         workspace_id: ws,
-        loaded_at: now_ms(),
+        loaded_at,
         ended_at: 0,
         // The 2023 schemas give live sessions no metadata.
         metadata: match media {
@@ -360,6 +388,7 @@ async fn mint(
         agent: enrich::agent(ua),
         country: country.unwrap_or_else(|| UNKNOWN.into()),
         city,
+        viewer: Some(viewer),
     };
     state.repo.insert_player_session(&session).await?;
     c.counts.session();
@@ -470,11 +499,45 @@ fn event(id: &PlayerSessionId, loaded_at: i64, now: i64, e: EventIn) -> Result<P
     let value = match (kind.is_standard(), e.value) {
         (true, None) => None,
         (true, Some(_)) => return Err("Only qoe.* events carry a \"value\".".into()),
+        (false, None) if matches!(kind, EventKind::Error | EventKind::Rendition) => None,
+        (false, Some(_)) if kind == EventKind::Rendition => return Err("A qoe.rendition carries no \"value\".".into()),
+        // Time played cannot exceed the time since the session was minted (one event's share;
+        // the QoE query caps each session's sum the same way).
+        (false, Some(v)) if kind == EventKind::Watch && v > e.ts => {
+            return Err("A qoe.watch's \"value\" is at most its \"ts\".".into());
+        }
         (false, Some(v)) if (0..=MAX_VALUE_MS).contains(&v) => Some(v),
-        (false, None) if kind == EventKind::Error => None,
         (false, _) => return Err(format!("\"value\" must be from 0 to {MAX_VALUE_MS} milliseconds.")),
     };
-    Ok(PlayerEvent { session_id: id.clone(), seq: e.seq, kind, emitted_at: loaded_at + e.ts, at, from, to, value })
+    let bounded = |v: Option<i64>, name: &str, max: i64| match v {
+        Some(n) if !(1..=max).contains(&n) => Err(format!("\"{name}\" must be from 1 to {max}.")),
+        v => Ok(v),
+    };
+    let (height, bitrate) = (bounded(e.height, "height", MAX_HEIGHT)?, bounded(e.bitrate, "bitrate", MAX_BITRATE)?);
+    match kind {
+        EventKind::Rendition if height.is_none() || bitrate.is_none() => {
+            return Err("A qoe.rendition carries \"height\" and \"bitrate\".".into());
+        }
+        EventKind::Rendition => {}
+        EventKind::Watch if height.is_some() => return Err("A qoe.watch carries no \"height\".".into()),
+        EventKind::Watch => {}
+        _ if height.is_some() || bitrate.is_some() => {
+            return Err("Only qoe.rendition and qoe.watch carry \"height\" or \"bitrate\".".into());
+        }
+        _ => {}
+    }
+    Ok(PlayerEvent {
+        session_id: id.clone(),
+        seq: e.seq,
+        kind,
+        emitted_at: loaded_at + e.ts,
+        at,
+        from,
+        to,
+        value,
+        height,
+        bitrate,
+    })
 }
 
 /// Sessions deleted per statement by the retention sweep: one short transaction each.

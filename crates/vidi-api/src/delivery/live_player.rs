@@ -10,7 +10,7 @@ use axum::response::Response;
 use vidi_core::id::MediaId;
 
 use super::access::visible;
-use super::player::{PlayerConfig, SEGMENT, from_query, page_response, themed};
+use super::player::{CollectorConfig, PlayerConfig, SEGMENT, from_query, page_response, themed};
 use super::{Params, QueryMap};
 use crate::{ApiError, ApiResult, AppState};
 
@@ -44,10 +44,12 @@ pub(super) async fn live_player(
         hls: format!("{master}{avh}"),
         poster: has_thumbnail(&state, &l).await.then(|| format!("{base}/thumbnail.jpg{avh}")),
         live: true,
-        // No analytics report yet: analytics.js names what is watched as a `videoId`, and its
-        // session model (one playback to its end) does not follow a page that goes idle and
-        // live again; the collector already takes a `liveStreamId` for when it does.
-        collector: None,
+        // The page reports its viewing session as a video's does (analytics.js, with the
+        // `liveStreamId`); a broadcast that ends is its `end`, a next one joined a `resume`.
+        collector: Some(CollectorConfig {
+            sessions: "/collect/sessions".into(),
+            avh: a.session.as_ref().map(|s| s.id.clone()),
+        }),
         ..from_query(&q)
     };
     themed(&state, &l.workspace_id, l.player_id.as_deref(), &mut config).await?;

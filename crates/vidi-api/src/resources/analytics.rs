@@ -264,10 +264,30 @@ pub struct Qoe {
     pub sessions: u64,
     /// Sessions that played.
     pub views: u64,
+    /// Distinct viewers among the views: the id each browser's player keeps, or a daily hash of
+    /// the client address and User-Agent for a player that sends none (docs/analytics.md).
+    pub unique_viewers: u64,
+    /// Time spent playing, in ms (wall-clock, not paused, stalled or seeking), as the players
+    /// reported it, each session's at most its length.
+    pub watch_time_ms: i64,
     /// The share of views that met a fatal error (0 without views).
     pub error_rate: f64,
     pub time_to_first_frame: TimeToFirstFrame,
     pub rebuffering: Rebuffering,
+    pub renditions: Renditions,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Renditions {
+    /// Rendition switches (each session's renditions after its first).
+    pub switches: u64,
+    /// Switches per view (0 without views).
+    pub switches_per_view: f64,
+    /// The bitrate played, in bits per second, averaged over the time played at each (absent
+    /// when no player reported one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_weighted_bitrate: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -296,9 +316,16 @@ fn qoe(period: Period, q: QoeSummary) -> Qoe {
         to: to_rfc3339(period.end_ms),
         sessions: q.sessions,
         views: q.views,
+        unique_viewers: q.unique_viewers,
+        watch_time_ms: q.watch_ms,
         error_rate: if q.views == 0 { 0.0 } else { q.errored as f64 / q.views as f64 },
         time_to_first_frame: TimeToFirstFrame { count: q.ttff_count, median: q.ttff_median, p95: q.ttff_p95 },
         rebuffering: Rebuffering { count: q.rebuffers, total_ms: q.rebuffer_ms },
+        renditions: Renditions {
+            switches: q.rendition_switches,
+            switches_per_view: if q.views == 0 { 0.0 } else { q.rendition_switches as f64 / q.views as f64 },
+            time_weighted_bitrate: q.bitrate_avg,
+        },
     }
 }
 

@@ -265,6 +265,7 @@ fn session_at(ws: &WorkspaceId, media: MediaId, loaded_at: i64, metadata: &[(&st
         agent: Agent::unknown(),
         country: "unknown".into(),
         city: None,
+        viewer: None,
     }
 }
 
@@ -304,6 +305,8 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         from: None,
         to: None,
         value: None,
+        height: None,
+        bitrate: None,
     };
     assert_eq!(repo.append_player_events(&vid, std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
     // The export streams raw events by keyset pages, in time order.
@@ -322,7 +325,7 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert!(repo.export_player_events(Period::parse("2021", false).unwrap(), None, 10).await.unwrap().is_empty());
     assert_eq!(
         vidi::export_line(&first[0], true),
-        format!("2020-12-27T23:00:00.005Z,{ws},{video},{},0,play,0,,,", ids[0]),
+        format!("2020-12-27T23:00:00.005Z,{ws},{video},{},0,play,0,,,,,", ids[0]),
         "{label}"
     );
     let count = |q: String| {
@@ -410,4 +413,153 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
     assert_eq!((count("period=2020".into()).await, count("period=2021".into()).await), (0, 3), "{label}");
     let r = t.get(&format!("/analytics/sessions/{}/events", ids[0])).await;
     problem(r, 404, "resource-not-found").await;
+}
+
+/// Mints a session through the collector and sends its events in one batch.
+async fn watched(t: &TestServer, subject: Value, events: Value) -> String {
+    let r = mint(t, subject).await;
+    assert_eq!(r.status(), 201);
+    let ps = r.json::<Value>().await.unwrap()["sessionId"].as_str().unwrap().to_string();
+    let r = collect(t, &format!("/sessions/{ps}/events"), json!({ "events": events }).to_string(), None).await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    ps
+}
+
+backend_test!(unique_viewers_watch_time_renditions_and_live_sessions);
+async fn unique_viewers_watch_time_renditions_and_live_sessions(b: Backend) {
+    let t = TestServer::start_with(&b, |c| c.analytics.collect_rate = 1000).await;
+    let label = b.label.as_str();
+    let video = t.create_video("qoe").await;
+    let one = json!({"videoId": video, "viewerId": "viewer-AAAA_1"});
+    // The new fields are bounded like the others: a batch with one bad event is refused whole.
+    let r = mint(&t, json!({"videoId": video, "viewerId": "not an id"})).await;
+    assert_eq!(problem(r, 400, "invalid-attribute").await["name"], "viewerId", "{label}");
+    let ps = mint(&t, one.clone()).await.json::<Value>().await.unwrap()["sessionId"].as_str().unwrap().to_string();
+    let bad = [
+        json!({"seq": 1, "type": "qoe.rendition", "ts": 0, "at": 0, "bitrate": 800_000}),
+        json!({"seq": 1, "type": "qoe.rendition", "ts": 0, "height": 360, "bitrate": 800_000, "value": 3}),
+        json!({"seq": 1, "type": "qoe.rendition", "ts": 0, "height": 0, "bitrate": 800_000}),
+        json!({"seq": 1, "type": "qoe.rendition", "ts": 0, "height": 360, "bitrate": 2_000_000_000i64}),
+        json!({"seq": 1, "type": "qoe.watch", "ts": 100, "value": 101}),
+        json!({"seq": 1, "type": "qoe.watch", "ts": 100, "value": 50, "height": 360}),
+        json!({"seq": 1, "type": "qoe.watch", "ts": 100}),
+        json!({"seq": 1, "type": "play", "ts": 0, "at": 0, "bitrate": 800_000}),
+        json!({"seq": 1, "type": "qoe.ttff", "ts": 0, "value": 3, "height": 360}),
+    ];
+    for (i, e) in bad.iter().enumerate() {
+        let batch = json!({"events": [{"seq": 0, "type": "play", "ts": 0, "at": 0}, e]});
+        let r = collect(&t, &format!("/sessions/{ps}/events"), batch.to_string(), None).await;
+        assert_eq!(problem(r, 400, "invalid-attribute").await["name"], "events[1]", "{label}: case {i}");
+    }
+
+    // One viewer (by the id the page keeps) watches twice; another, whose player sends no id,
+    // twice too (the same address and browser the same day: one viewer); a third only loads.
+    let rendition = |seq: i64, ts: i64, height: i64, bitrate: i64| json!({"seq": seq, "type": "qoe.rendition", "ts": ts, "at": 0, "height": height, "bitrate": bitrate});
+    let first = watched(
+        &t,
+        one.clone(),
+        json!([
+            {"seq": 0, "type": "play", "ts": 100, "at": 0},
+            rendition(1, 150, 360, 800_000),
+            {"seq": 2, "type": "qoe.watch", "ts": 2200, "at": 2, "value": 2000, "bitrate": 800_000},
+            rendition(3, 2200, 720, 2_500_000),
+            {"seq": 4, "type": "qoe.watch", "ts": 3300, "at": 3, "value": 1000, "bitrate": 2_500_000},
+            {"seq": 5, "type": "end", "ts": 3300, "at": 3},
+        ]),
+    )
+    .await;
+    watched(
+        &t,
+        one.clone(),
+        json!([
+            {"seq": 0, "type": "play", "ts": 10, "at": 0},
+            rendition(1, 20, 360, 800_000),
+            {"seq": 2, "type": "qoe.watch", "ts": 600, "value": 500},
+        ]),
+    )
+    .await;
+    // Two watch events, each within its own `ts`, that together claim more than the session
+    // lasted (its last event, 3.1 s after it was minted): counted as 3.1 s.
+    watched(
+        &t,
+        json!({"videoId": video}),
+        json!([
+            {"seq": 0, "type": "play", "ts": 0, "at": 0},
+            {"seq": 1, "type": "qoe.watch", "ts": 3000, "value": 3000},
+            {"seq": 2, "type": "qoe.watch", "ts": 3100, "value": 3000},
+        ]),
+    )
+    .await;
+    watched(&t, json!({"videoId": video}), json!([{"seq": 0, "type": "play", "ts": 0, "at": 0}])).await;
+    watched(
+        &t,
+        json!({"videoId": video, "viewerId": "viewer-BBBB_2"}),
+        json!([{"seq": 0, "type": "ready", "ts": 0, "at": 0}]),
+    )
+    .await;
+
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    let qoe: Value = t.get(&format!("/analytics/videos/{video}/qoe?period={day}")).await.json().await.unwrap();
+    assert_eq!(
+        (&qoe["sessions"], &qoe["views"], &qoe["uniqueViewers"], &qoe["watchTimeMs"]),
+        // Six sessions: the five above and the one the refused batches went to (no view).
+        (&json!(6), &json!(4), &json!(2), &json!(3000 + 500 + 3100)),
+        "{label}: {qoe}"
+    );
+    // One switch (the first session's second rendition); the bitrate weighed by time played at
+    // it: (2 s × 800 kb/s + 1 s × 2500 kb/s) / 3 s.
+    assert_eq!(
+        qoe["renditions"],
+        json!({"switches": 1, "switchesPerView": 0.25, "timeWeightedBitrate": 1_366_667}),
+        "{label}"
+    );
+    // The 2023 events endpoint still lists only its seven types.
+    let events: Value = t.get(&format!("/analytics/sessions/{first}/events")).await.json().await.unwrap();
+    let types: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["play", "end"], "{label}");
+    // The CLI's report, from the same figures.
+    let media = MediaId::Video(VideoId::parse(&video).unwrap());
+    let span = Period::parse(&day, false).unwrap();
+    let q = t.server.state.repo.qoe_summary(&t.ws().await, &media, span).await.unwrap();
+    let table = vidi::qoe_table(&media, &day, &q);
+    let row = |name: &str| {
+        let line = table.lines().find(|l| l.starts_with(&format!("{name}  "))).unwrap_or_else(|| panic!("{name}"));
+        line[name.len()..].trim().to_string()
+    };
+    assert_eq!(
+        (row("unique viewers"), row("watch time"), row("rendition switches"), row("bitrate, time-weighted")),
+        ("2".into(), "0:00:06 (6600 ms)".into(), "1".into(), "1367 kb/s".into()),
+        "{label}: {table}"
+    );
+
+    // A live stream's sessions, as its player page reports them (tests/browser/live.test.mjs
+    // drives the page itself).
+    let live: Value = t.post_json("/live-streams", json!({"name": "on air"})).await.json().await.unwrap();
+    let live_id = live["liveStreamId"].as_str().unwrap();
+    let config = page_config(&t, live["assets"]["player"].as_str().unwrap()).await;
+    assert_eq!((&config["live"], &config["collector"]["sessions"]), (&json!(true), &json!("/collect/sessions")));
+    let subject = json!({"liveStreamId": live_id, "viewerId": "viewer-AAAA_1"});
+    let ps = watched(
+        &t,
+        subject,
+        json!([
+            {"seq": 0, "type": "ready", "ts": 5, "at": 12},
+            {"seq": 1, "type": "play", "ts": 10, "at": 12},
+            rendition(2, 20, 720, 2_500_000),
+            {"seq": 3, "type": "qoe.watch", "ts": 1500, "at": 13, "value": 1400, "bitrate": 2_500_000},
+            {"seq": 4, "type": "end", "ts": 1500, "at": 13},
+        ]),
+    )
+    .await;
+    let list: Value = t.get(&format!("/analytics/live-streams/{live_id}?period={day}")).await.json().await.unwrap();
+    assert_eq!((&list["pagination"]["itemsTotal"], &list["data"][0]["session"]["sessionId"]), (&json!(1), &json!(ps)));
+    let events: Value = t.get(&format!("/analytics/sessions/{ps}/events")).await.json().await.unwrap();
+    let types: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ready", "play", "end"], "{label}");
+    let qoe: Value = t.get(&format!("/analytics/live-streams/{live_id}/qoe?period={day}")).await.json().await.unwrap();
+    assert_eq!(
+        (&qoe["views"], &qoe["uniqueViewers"], &qoe["watchTimeMs"], &qoe["renditions"]["timeWeightedBitrate"]),
+        (&json!(1), &json!(1), &json!(1400), &json!(2_500_000)),
+        "{label}: {qoe}"
+    );
 }
