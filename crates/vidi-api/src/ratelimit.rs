@@ -21,9 +21,9 @@
 //!   until the next request is let through). Limits are per node: N API nodes allow N × the
 //!   limit to a client that spreads its requests over them.
 
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
-use std::cell::Cell;
 use std::sync::OnceLock;
 
 use axum::extract::{MatchedPath, Request};

@@ -280,9 +280,18 @@ impl Tool {
                 return ToolError::OverBound { tool, bound, stderr };
             }
         }
-        // An allocation refused: what ffmpeg, its libraries and glibc say then.
+        // An allocation refused: what ffmpeg, its libraries, glibc and the loader say then (a
+        // thread that cannot map its stack fails with EAGAIN; a bound below what the program
+        // needs to start fails its libraries' mapping).
         let lower = stderr.to_ascii_lowercase();
-        let refused = ["cannot allocate memory", "out of memory", "malloc of size", "failed to allocate"];
+        let refused = [
+            "cannot allocate memory",
+            "out of memory",
+            "malloc of size",
+            "failed to allocate",
+            "resource temporarily unavailable",
+            "failed to map segment",
+        ];
         if let Some(bytes) = self.max_data
             && refused.iter().any(|m| lower.contains(m))
         {
@@ -383,5 +392,55 @@ mod tests {
         let sh = Tool { max_memory: Some(512 << 20), ..Tool::new("sh", Duration::from_secs(5)) };
         assert_eq!(sh.run(&["-c", "ulimit -v"]).await.unwrap(), b"524288\n");
         assert_eq!(Media::default().ffprobe.max_memory, Some(probe::MAX_MEMORY));
+    }
+
+    /// An encoder's bounds reach the child: its writable memory (`ulimit -d`, KiB) and its CPU
+    /// time (`ulimit -t`, seconds, rounded up).
+    #[tokio::test]
+    async fn an_encoders_bounds_apply_to_the_child() {
+        let sh = Tool {
+            max_data: Some(256 << 20),
+            max_cpu: Some(Duration::from_millis(2500)),
+            ..Tool::new("sh", Duration::from_secs(5))
+        };
+        assert_eq!(sh.run(&["-c", "ulimit -d; ulimit -t"]).await.unwrap(), b"262144\n3\n");
+        assert_eq!(Media::default().ffmpeg.max_data, Some(ENCODE_MEMORY_BYTES));
+    }
+
+    /// A run that spends its CPU time is killed and says so, long before its wall-time bound.
+    #[tokio::test]
+    async fn a_run_over_its_cpu_bound_fails_with_that_reason() {
+        let spin = Tool { max_cpu: Some(Duration::from_secs(1)), ..Tool::new("sh", Duration::from_secs(60)) };
+        let started = std::time::Instant::now();
+        let e = spin.run(&["-c", "while :; do :; done"]).await.unwrap_err();
+        assert!(matches!(&e, ToolError::OverBound { bound, .. } if bound.contains("CPU time bound of 1 s")), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(50), "killed by the CPU bound, not the timeout");
+    }
+
+    /// ffmpeg over its memory bound fails with that reason (x264 cannot allocate its frames);
+    /// the same encode within the default bound succeeds.
+    #[tokio::test]
+    async fn an_ffmpeg_over_its_memory_bound_fails_with_that_reason() {
+        let args = [
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-f",
+            "null",
+            "-",
+        ];
+        let small = Tool { max_data: Some(64 << 20), ..Tool::new("ffmpeg", Duration::from_secs(120)) };
+        let e = small.run(&args).await.unwrap_err();
+        assert!(matches!(&e, ToolError::OverBound { bound, .. } if bound.contains("memory bound of 64 MiB")), "{e}");
+        Media::default().ffmpeg.run(&args).await.unwrap();
     }
 }
