@@ -115,27 +115,31 @@ thread_local! {
 /// Counts and times one answered request.
 fn record(route: &str, method: &'static str, status: u16, took: Duration) {
     HTTP.with_borrow_mut(|routes| {
-        let by_route = match routes.get_mut(route) {
-            Some(v) => v,
-            None => routes.entry(route.into()).or_default(),
-        };
-        let i = match by_route.iter().position(|h| h.status == status && h.method == method) {
-            Some(i) => i,
-            None => {
-                let (r, s) = (route.to_string(), status.to_string());
-                by_route.push(Handles {
-                    method,
-                    status,
-                    duration: metrics::histogram!(names::HTTP_DURATION, "route" => r.clone(), "method" => method),
-                    requests: metrics::counter!(names::HTTP_REQUESTS, "route" => r, "method" => method, "status" => s),
-                });
-                by_route.len() - 1
-            }
-        };
-        let h = &by_route[i];
-        h.duration.record(took.as_secs_f64());
-        h.requests.increment(1);
+        if let Some(by_route) = routes.get_mut(route) {
+            return record_in(by_route, route, method, status, took);
+        }
+        record_in(routes.entry(route.into()).or_default(), route, method, status, took);
     });
+}
+
+/// [`record`] with the route's handles found.
+fn record_in(by_route: &mut Vec<Handles>, route: &str, method: &'static str, status: u16, took: Duration) {
+    let i = match by_route.iter().position(|h| h.status == status && h.method == method) {
+        Some(i) => i,
+        None => {
+            let (r, s) = (route.to_string(), status.to_string());
+            by_route.push(Handles {
+                method,
+                status,
+                duration: metrics::histogram!(names::HTTP_DURATION, "route" => r.clone(), "method" => method),
+                requests: metrics::counter!(names::HTTP_REQUESTS, "route" => r, "method" => method, "status" => s),
+            });
+            by_route.len() - 1
+        }
+    };
+    let h = &by_route[i];
+    h.duration.record(took.as_secs_f64());
+    h.requests.increment(1);
 }
 
 /// Counts an upload request whose bytes were stored.

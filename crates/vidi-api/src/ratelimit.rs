@@ -101,8 +101,8 @@ pub struct RateLimits {
     limit_values: [HeaderValue; 3],
 }
 
-/// Every this many checks (of one runtime thread), subjects whose budget is full again are forgotten, so the maps hold
-/// only recent clients however many addresses come and go.
+/// Every this many checks (of one runtime thread), subjects whose budget is full again are
+/// forgotten, so the maps hold only recent clients however many addresses come and go.
 const FORGET_EVERY: u64 = 1 << 14;
 
 impl RateLimits {
