@@ -142,7 +142,7 @@ impl RateLimits {
         }
         let n = CHECKS.get().wrapping_add(1);
         CHECKS.set(n);
-        if n % FORGET_EVERY == 0 {
+        if n.is_multiple_of(FORGET_EVERY) {
             for l in [&self.reads, &self.writes, &self.uploads] {
                 l.retain_recent();
                 l.shrink_to_fit();
