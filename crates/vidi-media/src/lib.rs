@@ -282,7 +282,9 @@ impl Tool {
         }
         // An allocation refused: what ffmpeg, its libraries, glibc and the loader say then (a
         // thread that cannot map its stack fails with EAGAIN; a bound below what the program
-        // needs to start fails its libraries' mapping).
+        // needs to start fails its libraries' mapping). x264 refused its threads' memory says
+        // only that the encoder did not open: Vidi's encoder options are fixed and tested, so
+        // under a memory bound that is the bound.
         let lower = stderr.to_ascii_lowercase();
         let refused = [
             "cannot allocate memory",
@@ -291,6 +293,7 @@ impl Tool {
             "failed to allocate",
             "resource temporarily unavailable",
             "failed to map segment",
+            "error while opening encoder",
         ];
         if let Some(bytes) = self.max_data
             && refused.iter().any(|m| lower.contains(m))
