@@ -232,8 +232,8 @@ impl AppState {
 }
 
 /// The whole API: the resources, delivery, and (unless they have a listener of their own)
-/// `/health`, `/ready` and `/metrics`. Around every route, innermost first: the rate limit, the
-/// metrics, CORS, the log span, the request id. All run after routing, so each knows the matched
+/// `/health`, `/ready` and `/metrics`. Around every route, innermost first: the rate limit and
+/// the metrics (one middleware), CORS, the log span, the request id. All run after routing, so each knows the matched
 /// route.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
@@ -268,10 +268,7 @@ pub fn router(state: AppState) -> Router {
                 "",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::limit));
-    if state.cfg.metrics {
-        app = app.layer(axum::middleware::from_fn(metrics::observe));
-    }
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::around));
     app.layer(cors())
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
         .layer(axum::middleware::from_fn(request_id::assign))

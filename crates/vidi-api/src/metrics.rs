@@ -11,13 +11,19 @@
 //! which cannot be added up across nodes). Labels must have a bounded set of values: a route
 //! template, a lane, an outcome; never an id.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
 
 pub use vidi_core::metric_names as names;
 
@@ -57,23 +63,83 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The route label of a request: its matched template (`/videos/{videoId}`), so the label's values
-/// are the router's routes, however many ids and paths clients send; `unmatched` otherwise.
-pub(crate) fn route_of(req: &Request) -> String {
-    req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+/// The middleware around every route: rate limits (see [`crate::ratelimit`]) and, when metrics
+/// are on, the count and time of each request by route. One middleware rather than two: each
+/// `from_fn` layer costs a boxed service and a boxed future per request, which was a measurable
+/// share of the hot path's cost (issue 24; `bench/ops.sh`).
+pub(crate) async fn around(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.cfg.metrics {
+        return crate::ratelimit::limit(&state, req, next).await;
+    }
+    let start = Instant::now();
+    // A clone of the router's `Arc<str>`: the label is borrowed from it, never copied.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(req.method());
+    let r = crate::ratelimit::limit(&state, req, next).await;
+    record(route.as_ref().map_or("unmatched", MatchedPath::as_str), method, r.status().as_u16(), start.elapsed());
+    r
 }
 
-/// The middleware that counts and times every request by route.
-pub(crate) async fn observe(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = route_of(&req);
-    let method = req.method().as_str().to_string();
-    let r = next.run(req).await;
-    let status = r.status().as_u16().to_string();
-    metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method.clone())
-        .record(start.elapsed().as_secs_f64());
-    metrics::counter!(names::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status).increment(1);
-    r
+/// The method label: the standard methods by name, anything else (a client may send any token as
+/// a method) as `other`, so the label's values stay few.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One request's handles: its route and method's duration histogram, and its route, method and
+/// status's counter.
+struct Handles {
+    method: &'static str,
+    status: u16,
+    duration: Histogram,
+    requests: Counter,
+}
+
+thread_local! {
+    /// The handles of each route this thread has answered, by route template. Asking the facade
+    /// for a handle builds a key from owned label strings, clones it, hashes it and takes a shared
+    /// lock of the registry; kept here, a request costs one lookup in a map only this thread
+    /// touches. Bounded: routes × methods × statuses, per runtime thread.
+    static HTTP: RefCell<HashMap<Box<str>, Vec<Handles>>> = RefCell::new(HashMap::new());
+}
+
+/// Counts and times one answered request.
+fn record(route: &str, method: &'static str, status: u16, took: Duration) {
+    HTTP.with_borrow_mut(|routes| {
+        if let Some(by_route) = routes.get_mut(route) {
+            return record_in(by_route, route, method, status, took);
+        }
+        record_in(routes.entry(route.into()).or_default(), route, method, status, took);
+    });
+}
+
+/// [`record`] with the route's handles found.
+fn record_in(by_route: &mut Vec<Handles>, route: &str, method: &'static str, status: u16, took: Duration) {
+    let i = match by_route.iter().position(|h| h.status == status && h.method == method) {
+        Some(i) => i,
+        None => {
+            let (r, s) = (route.to_string(), status.to_string());
+            by_route.push(Handles {
+                method,
+                status,
+                duration: metrics::histogram!(names::HTTP_DURATION, "route" => r.clone(), "method" => method),
+                requests: metrics::counter!(names::HTTP_REQUESTS, "route" => r, "method" => method, "status" => s),
+            });
+            by_route.len() - 1
+        }
+    };
+    let h = &by_route[i];
+    h.duration.record(took.as_secs_f64());
+    h.requests.increment(1);
 }
 
 /// Counts an upload request whose bytes were stored.

@@ -21,11 +21,12 @@
 //!   until the next request is let through). Limits are per node: N API nodes allow N × the
 //!   limit to a client that spreads its requests over them.
 
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -96,12 +97,12 @@ pub struct RateLimits {
     reads: Limiter,
     writes: Limiter,
     uploads: Limiter,
-    /// Checks since the limiters last forgot idle subjects.
-    checks: AtomicU64,
+    /// Each class's limit as a header value, made once.
+    limit_values: [HeaderValue; 3],
 }
 
-/// Every this many checks, subjects whose budget is full again are forgotten, so the maps hold
-/// only recent clients however many addresses come and go.
+/// Every this many checks (of one runtime thread), subjects whose budget is full again are
+/// forgotten, so the maps hold only recent clients however many addresses come and go.
 const FORGET_EVERY: u64 = 1 << 14;
 
 impl RateLimits {
@@ -115,7 +116,7 @@ impl RateLimits {
             reads: limiter(limits.reads),
             writes: limiter(limits.writes),
             uploads: limiter(limits.uploads),
-            checks: AtomicU64::new(0),
+            limit_values: [limits.reads, limits.writes, limits.uploads].map(|n| number(u64::from(n))),
         }
     }
 
@@ -127,10 +128,21 @@ impl RateLimits {
         }
     }
 
+    fn limit_value(&self, class: Class) -> &HeaderValue {
+        &self.limit_values[class as usize]
+    }
+
     /// Counts one request of `class` against `subject`: the headers to answer with, and whether
     /// it is let through.
     fn check(&self, class: Class, subject: &Subject) -> (Headers, bool) {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+        thread_local! {
+            // Per thread, not one shared atomic: a counter every request bumps on every core
+            // would bounce its cache line between them.
+            static CHECKS: Cell<u64> = const { Cell::new(0) };
+        }
+        let n = CHECKS.get().wrapping_add(1);
+        CHECKS.set(n);
+        if n.is_multiple_of(FORGET_EVERY) {
             for l in [&self.reads, &self.writes, &self.uploads] {
                 l.retain_recent();
                 l.shrink_to_fit();
@@ -161,11 +173,24 @@ struct Headers {
 }
 
 impl Headers {
-    fn write(&self, h: &mut HeaderMap) {
-        h.insert(LIMIT, HeaderValue::from(self.limit));
-        h.insert(REMAINING, HeaderValue::from(self.remaining));
-        h.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+    fn write(&self, limit: &HeaderValue, h: &mut HeaderMap) {
+        h.insert(LIMIT, limit.clone());
+        h.insert(REMAINING, number(u64::from(self.remaining)));
+        h.insert(RETRY_AFTER, number(self.retry_after));
     }
+}
+
+/// `n` as a header value. Small numbers (most `Retry-After`s, the remaining budget near its end)
+/// come from a table made once, of static strings: no allocation, and cloning one touches no
+/// shared reference count. The table's strings are leaked on purpose: they live as long as the
+/// process.
+fn number(n: u64) -> HeaderValue {
+    const SMALL: usize = 1024;
+    static TABLE: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..SMALL).map(|i| HeaderValue::from_static(Box::leak(i.to_string().into_boxed_str()))).collect()
+    });
+    usize::try_from(n).ok().and_then(|i| table.get(i)).cloned().unwrap_or_else(|| HeaderValue::from(n))
 }
 
 /// The class of a request to `route` (its matched template), or `None` when it is not limited.
@@ -182,13 +207,14 @@ pub fn class_of(method: &Method, route: Option<&str>) -> Option<Class> {
     })
 }
 
-/// The middleware: counts the request, answers 429 past the limit, and adds the headers to
-/// whatever the handler answers.
-pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The rate limit's part of the middleware around every route ([`crate::metrics::around`]):
+/// counts the request, answers 429 past the limit, and adds the headers to whatever the handler
+/// answers.
+pub(crate) async fn limit(state: &AppState, mut req: Request, next: Next) -> Response {
     let Some(limits) = state.limiter.as_ref() else { return next.run(req).await };
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str());
     let Some(class) = class_of(req.method(), route) else { return next.run(req).await };
-    let subject = match crate::auth::authenticate_early(&state, &mut req).await {
+    let subject = match crate::auth::authenticate_early(state, &mut req).await {
         Some(key) => Subject::Key(key),
         None => Subject::Addr(req.extensions().get::<ClientAddr>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0)),
     };
@@ -210,7 +236,7 @@ pub(crate) async fn limit(State(state): State<AppState>, mut req: Request, next:
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(headers.retry_after));
         r
     };
-    headers.write(r.headers_mut());
+    headers.write(limits.limit_value(class), r.headers_mut());
     r
 }
 

@@ -32,7 +32,8 @@ pub(crate) async fn assign(mut req: Request, next: Next) -> Response {
     let id = match req.headers().get(&REQUEST_ID) {
         Some(v) if sane(v.as_bytes()) => v.clone(),
         _ => {
-            let minted = HeaderValue::from_str(&mint()).expect("hex and a dash");
+            // The formatted string becomes the value's bytes as they are, not copied again.
+            let minted = HeaderValue::from_maybe_shared(bytes::Bytes::from(mint())).expect("hex and a dash");
             req.headers_mut().insert(REQUEST_ID, minted.clone());
             minted
         }

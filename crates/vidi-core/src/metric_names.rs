@@ -27,3 +27,40 @@ pub const ENCODE_SPEED: &str = "vidi_encode_speed_ratio";
 /// Counter: webhook delivery attempts, by `outcome`: `delivered`; `retried` (failed, another
 /// attempt follows); `failed` (failed, given up).
 pub const WEBHOOK_ATTEMPTS: &str = "vidi_webhook_attempts_total";
+
+// Live (vidi-live). Gauges are this node's: add them up across nodes.
+
+/// Gauge: live streams this node is broadcasting (taking media, `broadcasting: true`).
+pub const LIVE_BROADCASTING: &str = "vidi_live_broadcasting";
+/// Counter: low-latency parts packaged (served from memory; not stored).
+pub const LIVE_PARTS: &str = "vidi_live_parts_total";
+/// Counter: live segments written to the media store, by `outcome` (`stored`, `lost`: not stored
+/// after its retries, so the recording misses it).
+pub const LIVE_SEGMENTS: &str = "vidi_live_segments_total";
+/// Counter: live playlist and part requests that had to wait (a blocking reload with
+/// `_HLS_msn`/`_HLS_part` ahead of the stream, a preload hint's part), by `outcome`: `woken`
+/// (answered once the media came), `timed_out` (the blocking limit passed first).
+pub const LIVE_BLOCKING_WAITS: &str = "vidi_live_blocking_waits_total";
+/// Gauge: RTMP and RTMPS connections open, by `scheme`.
+pub const RTMP_CONNECTIONS: &str = "vidi_rtmp_connections";
+/// Counter: RTMP and RTMPS connections closed, by `scheme` and `outcome`: `finished` (the
+/// publisher ended), `refused` (see below), `media` (a codec or configuration the segmenter
+/// cannot take), `protocol` (malformed input, a timeout, a peer gone), `parser_panic`.
+pub const RTMP_CLOSED: &str = "vidi_rtmp_connections_closed_total";
+/// Counter: RTMP connections or publishers refused, by `reason`: `capacity` (the connection cap,
+/// closed unread), `unknown_key`, `busy` (another publisher is live), `stopping`, `other`.
+pub const RTMP_REFUSED: &str = "vidi_rtmp_refused_total";
+/// Gauge: restream pushers by `state` (`connecting`, `pushing`, `retrying`, `refused`).
+pub const RESTREAM_PUSHERS: &str = "vidi_restream_pushers";
+
+// The analytics collector (`/analytics/sessions`).
+
+/// Counter: player sessions created.
+pub const COLLECTOR_SESSIONS: &str = "vidi_collector_sessions_total";
+/// Counter: event batches accepted.
+pub const COLLECTOR_BATCHES: &str = "vidi_collector_batches_total";
+/// Counter: events accepted (in the batches above).
+pub const COLLECTOR_EVENTS: &str = "vidi_collector_events_total";
+/// Counter: collector requests refused, by `reason` (`malformed`, `invalid_event`, `too_large`,
+/// `unknown_subject`, `unknown_session`, `closed_session`, `private`, `rate_limited`).
+pub const COLLECTOR_REFUSED: &str = "vidi_collector_refused_total";

@@ -87,15 +87,23 @@ impl Held {
     /// playlist's blocking limit (then `None`): a blocking reload, or a hinted part.
     pub(crate) async fn wait<T>(&self, mut check: impl FnMut(&mut View) -> Option<T>) -> Option<T> {
         let deadline = tokio::time::Instant::now() + lock(&self.view).playlist.block_limit();
+        let mut waited = false;
         loop {
             // Armed before the check, so a change between the check and the wait wakes it.
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             if let Some(answer) = check(&mut lock(&self.view)) {
+                if waited {
+                    crate::metrics::waited(true);
+                }
                 return Some(answer);
             }
-            tokio::time::timeout_at(deadline, changed).await.ok()?;
+            waited = true;
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                crate::metrics::waited(false);
+                return None;
+            }
         }
     }
 

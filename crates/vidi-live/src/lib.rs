@@ -25,6 +25,7 @@ pub mod config;
 pub mod fmp4;
 pub mod ingest;
 pub mod media;
+mod metrics;
 pub mod playlist;
 pub mod record;
 pub mod restream;

@@ -164,6 +164,8 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     let (store, stored) = store_segments(&shared, prefix.clone());
     let mut generation = 0u64;
     let mut on = false;
+    // This node's count of broadcasts on air follows `on`, and drops when the task ends.
+    let mut on_air = crate::metrics::OnAir::default();
     let mut flips = 0u32;
     let mut gone_since: Option<i64> = None;
     let mut next_thumbnail = tokio::time::Instant::now();
@@ -190,6 +192,7 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                 }
                 if event.dts().is_some() && !on {
                     on = flip(&shared, &held, true, &mut flips).await;
+                    on_air.set(on);
                 }
                 match &event {
                     MediaEvent::VideoConfig(v) => lock(&held.view).video = Some(v.clone()),
@@ -208,6 +211,7 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                 let silent = last_media.is_none_or(|t| now - t >= cfg.silence.as_millis() as i64);
                 if on && silent {
                     on = !flip(&shared, &held, false, &mut flips).await;
+                    on_air.set(on);
                 }
                 match (last_media, gone_since) {
                     (Some(_), _) => gone_since = None,
@@ -235,6 +239,7 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
         view.text = None;
     }
     held.changed.notify_waiters();
+    on_air.set(false);
     if on {
         flip(&shared, &held, false, &mut flips).await;
     }
@@ -296,6 +301,7 @@ fn publish(held: &Held, store: &mpsc::UnboundedSender<Output>, outputs: Vec<Outp
         }
     }
     held.changed.notify_waiters();
+    crate::metrics::parts(outputs.iter().filter(|o| matches!(o, Output::Part { .. })).count() as u64);
     for o in outputs {
         if !matches!(o, Output::Part { .. }) {
             let _ = store.send(o);
@@ -321,7 +327,11 @@ fn store_segments(
                 Output::Segment { msn, bytes, .. } => (format!("{prefix}{}", segment_name(*msn)), bytes.clone()),
                 Output::Part { .. } => continue,
             };
-            if let Err(e) = put(blobs.as_ref(), &key, bytes).await {
+            let stored = put(blobs.as_ref(), &key, bytes).await;
+            if matches!(o, Output::Segment { .. }) {
+                crate::metrics::segment(stored.is_ok());
+            }
+            if let Err(e) = stored {
                 tracing::error!(key, error = %e, "a live segment could not be stored: the recording will miss it");
                 continue;
             }

@@ -33,6 +33,10 @@ pub enum ToolError {
     Timeout { tool: String, timeout: Duration },
     #[error("{tool} failed ({status}): {stderr}")]
     Failed { tool: String, status: String, stderr: String },
+    /// The program went over one of its resource bounds ([`Tool::max_data`], [`Tool::max_cpu`]):
+    /// `bound` names it and the setting that sets it.
+    #[error("{tool} went over its {bound}: {stderr}")]
+    OverBound { tool: String, bound: String, stderr: String },
     #[error("{tool} output unreadable: {reason}")]
     Output { tool: String, reason: String },
     /// The program exited successfully but what it wrote is missing or cut short (see
@@ -62,6 +66,15 @@ pub struct Tool {
     /// An address-space limit for the child, bytes (a hostile file must not take the node's
     /// memory; ffprobe only).
     pub max_memory: Option<u64>,
+    /// A bound on the memory the child may write (`RLIMIT_DATA`: its heap, anonymous mappings
+    /// and thread stacks), bytes: encoders, `VIDI_ENCODE_MEMORY_BYTES`. Not the address space,
+    /// which an encoder with many threads reserves far beyond what it uses (glibc keeps 64 MiB
+    /// of address space per thread arena). An allocation past it fails, and the run with it.
+    pub max_data: Option<u64>,
+    /// A bound on the child's CPU time, all its threads together (`RLIMIT_CPU`): one job's
+    /// encoders (`VIDI_ENCODE_CPU_SECS`). The kernel kills the child when it is spent. Unlike
+    /// the wall-time `timeout`, a busy node does not make it come sooner.
+    pub max_cpu: Option<Duration>,
 }
 
 /// Stderr is capped: a runaway decoder can print megabytes of warnings.
@@ -69,7 +82,16 @@ const STDERR_CAP: usize = 16 * 1024;
 
 impl Tool {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Tool { program: program.into(), timeout, background: None, jail: None, sandbox: true, max_memory: None }
+        Tool {
+            program: program.into(),
+            timeout,
+            background: None,
+            jail: None,
+            sandbox: true,
+            max_memory: None,
+            max_data: None,
+            max_cpu: None,
+        }
     }
 
     /// The same program, confined to `jail` (see [`sandbox`]).
@@ -110,6 +132,9 @@ impl Tool {
         {
             let ruleset_fd = ruleset.as_ref().map(|r| r.raw_fd());
             let max_memory = self.max_memory;
+            let max_data = self.max_data;
+            // Whole seconds, at least one (zero would kill the child at once).
+            let max_cpu = self.max_cpu.map(|d| d.as_secs_f64().ceil().max(1.0) as libc::rlim_t);
             // SAFETY: prctl, setrlimit and the Landlock calls are async-signal-safe
             // and touch only the child's own attributes.
             unsafe {
@@ -120,10 +145,17 @@ impl Tool {
                     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    if let Some(bytes) = max_memory {
-                        let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-                        if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                            return Err(std::io::Error::last_os_error());
+                    // Soft and hard limits alike: past its CPU time, the child gets SIGKILL at
+                    // once rather than SIGXCPU, which ffmpeg catches and takes for a polite
+                    // request to stop (it would end with a truncated output).
+                    for (resource, limit) in
+                        [(libc::RLIMIT_AS, max_memory), (libc::RLIMIT_DATA, max_data), (libc::RLIMIT_CPU, max_cpu)]
+                    {
+                        if let Some(n) = limit {
+                            let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                            if libc::setrlimit(resource, &lim) != 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
                         }
                     }
                     if let Some(fd) = ruleset_fd {
@@ -164,6 +196,7 @@ impl Tool {
     where
         S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send,
     {
+        let started = std::time::Instant::now();
         let mut child = self.spawn(args, input.is_some())?;
         let feed = feed(child.stdin.take(), input);
         // Declared after the child: released (resumed) before the child is dropped and killed.
@@ -188,7 +221,7 @@ impl Tool {
             if stderr.is_empty() {
                 stderr = "no message".into();
             }
-            return Err(ToolError::Failed { tool: self.program.clone(), status: status.to_string(), stderr });
+            return Err(self.failure(status, stderr, started.elapsed()));
         }
         Ok(out)
     }
@@ -198,6 +231,7 @@ impl Tool {
     /// Runs an ffmpeg command that has `-progress pipe:1`, calling `on_progress` with the output
     /// time (microseconds) as it advances. Dropping the future kills the child.
     pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
+        let started = std::time::Instant::now();
         let mut child = self.spawn(args, false)?;
         let mut background = self.register(&child);
         let stdout = child.stdout.take().expect("piped");
@@ -227,9 +261,47 @@ impl Tool {
             .map_err(|_| ToolError::Timeout { tool: self.program.clone(), timeout: self.timeout })??;
         if !status.success() {
             let stderr = String::from_utf8_lossy(&err[err.len().saturating_sub(STDERR_CAP)..]).trim().to_string();
-            return Err(ToolError::Failed { tool: self.program.clone(), status: status.to_string(), stderr });
+            return Err(self.failure(status, stderr, started.elapsed()));
         }
         Ok(())
+    }
+
+    /// The error of a run that exited with `status` after `took`: over a bound when the signs
+    /// say so, else a plain failure.
+    fn failure(&self, status: std::process::ExitStatus, stderr: String, took: Duration) -> ToolError {
+        use std::os::unix::process::ExitStatusExt;
+        let tool = self.program.clone();
+        // SIGKILL at the CPU bound. The OOM killer sends SIGKILL too, but a process cannot have
+        // used more CPU time than its wall time on every core.
+        if let (Some(cpu), Some(libc::SIGKILL)) = (self.max_cpu, status.signal()) {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            if took.as_secs_f64() * cores >= cpu.as_secs_f64() {
+                let bound = format!("CPU time bound of {} s (VIDI_ENCODE_CPU_SECS)", cpu.as_secs_f64().ceil());
+                return ToolError::OverBound { tool, bound, stderr };
+            }
+        }
+        // An allocation refused: what ffmpeg, its libraries, glibc and the loader say then (a
+        // thread that cannot map its stack fails with EAGAIN; a bound below what the program
+        // needs to start fails its libraries' mapping). x264 refused its threads' memory says
+        // only that the encoder did not open: Vidi's encoder options are fixed and tested, so
+        // under a memory bound that is the bound.
+        let lower = stderr.to_ascii_lowercase();
+        let refused = [
+            "cannot allocate memory",
+            "out of memory",
+            "malloc of size",
+            "failed to allocate",
+            "resource temporarily unavailable",
+            "failed to map segment",
+            "error while opening encoder",
+        ];
+        if let Some(bytes) = self.max_data
+            && refused.iter().any(|m| lower.contains(m))
+        {
+            let bound = format!("memory bound of {} MiB (VIDI_ENCODE_MEMORY_BYTES)", bytes >> 20);
+            return ToolError::OverBound { tool, bound, stderr };
+        }
+        ToolError::Failed { tool, status: status.to_string(), stderr }
     }
 }
 
@@ -255,6 +327,12 @@ where
     // Dropping stdin closes it: end of input.
 }
 
+/// The default bound on the memory one ffmpeg may write (`VIDI_ENCODE_MEMORY_BYTES`), 8 GiB:
+/// well above what a 4K ladder with x264's threads on a many-core machine holds (a 1080p
+/// rendition wants a few hundred MiB on two cores, more with more threads in flight), and still
+/// a bound on a hostile file that makes a decoder ask for absurd frame sizes.
+pub const ENCODE_MEMORY_BYTES: u64 = 8 << 30;
+
 /// The tools, configured once at start-up.
 #[derive(Clone, Debug)]
 pub struct Media {
@@ -268,7 +346,7 @@ impl Default for Media {
     fn default() -> Self {
         Media {
             ffprobe: Tool { max_memory: Some(probe::MAX_MEMORY), ..Tool::new("ffprobe", Duration::from_secs(120)) },
-            ffmpeg: Tool::new("ffmpeg", Duration::from_secs(6 * 3600)),
+            ffmpeg: Tool { max_data: Some(ENCODE_MEMORY_BYTES), ..Tool::new("ffmpeg", Duration::from_secs(6 * 3600)) },
             priority: Priority::default(),
         }
     }
@@ -317,5 +395,55 @@ mod tests {
         let sh = Tool { max_memory: Some(512 << 20), ..Tool::new("sh", Duration::from_secs(5)) };
         assert_eq!(sh.run(&["-c", "ulimit -v"]).await.unwrap(), b"524288\n");
         assert_eq!(Media::default().ffprobe.max_memory, Some(probe::MAX_MEMORY));
+    }
+
+    /// An encoder's bounds reach the child: its writable memory (`ulimit -d`, KiB) and its CPU
+    /// time (`ulimit -t`, seconds, rounded up).
+    #[tokio::test]
+    async fn an_encoders_bounds_apply_to_the_child() {
+        let sh = Tool {
+            max_data: Some(256 << 20),
+            max_cpu: Some(Duration::from_millis(2500)),
+            ..Tool::new("sh", Duration::from_secs(5))
+        };
+        assert_eq!(sh.run(&["-c", "ulimit -d; ulimit -t"]).await.unwrap(), b"262144\n3\n");
+        assert_eq!(Media::default().ffmpeg.max_data, Some(ENCODE_MEMORY_BYTES));
+    }
+
+    /// A run that spends its CPU time is killed and says so, long before its wall-time bound.
+    #[tokio::test]
+    async fn a_run_over_its_cpu_bound_fails_with_that_reason() {
+        let spin = Tool { max_cpu: Some(Duration::from_secs(1)), ..Tool::new("sh", Duration::from_secs(60)) };
+        let started = std::time::Instant::now();
+        let e = spin.run(&["-c", "while :; do :; done"]).await.unwrap_err();
+        assert!(matches!(&e, ToolError::OverBound { bound, .. } if bound.contains("CPU time bound of 1 s")), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(50), "killed by the CPU bound, not the timeout");
+    }
+
+    /// ffmpeg over its memory bound fails with that reason (x264 cannot allocate its frames);
+    /// the same encode within the default bound succeeds.
+    #[tokio::test]
+    async fn an_ffmpeg_over_its_memory_bound_fails_with_that_reason() {
+        let args = [
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-f",
+            "null",
+            "-",
+        ];
+        let small = Tool { max_data: Some(64 << 20), ..Tool::new("ffmpeg", Duration::from_secs(120)) };
+        let e = small.run(&args).await.unwrap_err();
+        assert!(matches!(&e, ToolError::OverBound { bound, .. } if bound.contains("memory bound of 64 MiB")), "{e}");
+        Media::default().ffmpeg.run(&args).await.unwrap();
     }
 }

@@ -66,6 +66,9 @@ pub struct WorkerConfig {
     pub import_timeout: Duration,
     pub import_min_rate: u64,
     pub import_rate_window: Duration,
+    /// The CPU time each of a job's ffmpeg runs may use (`VIDI_ENCODE_CPU_SECS`); `None`: the
+    /// job's own time bound, in CPU seconds (see [`time_bound`]).
+    pub encode_cpu: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -85,6 +88,7 @@ impl Default for WorkerConfig {
             import_timeout: Duration::from_secs(3600),
             import_min_rate: 16 * 1024,
             import_rate_window: Duration::from_secs(30),
+            encode_cpu: None,
         }
     }
 }
@@ -107,20 +111,20 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The same context with every ffmpeg run bounded by `timeout` (one job's bound).
+    /// The same context with every ffmpeg run bounded by `timeout` (one job's bound) in wall
+    /// time, and in CPU time by the same number of seconds unless `VIDI_ENCODE_CPU_SECS` says
+    /// otherwise. Twenty CPU seconds per second of video (the bound's rule) is several times what
+    /// x264's ladder needs at `veryfast`; a run that spends it is stuck or fed a hostile file, and
+    /// unlike the wall bound it does not run out sooner on a busy node, nor later on one with
+    /// many cores.
     pub(crate) fn with_ffmpeg_timeout(&self, timeout: Duration) -> Ctx {
         let mut ctx = self.clone();
         ctx.media.ffmpeg.timeout = timeout;
+        ctx.media.ffmpeg.max_cpu = Some(self.cfg.encode_cpu.unwrap_or(timeout));
         ctx
     }
 }
 
-/// The time one job's ffmpeg runs may take: twenty times the duration of what it encodes (x264
-/// at the slowest presets on a busy machine stays well within), ten minutes at least (start-up,
-/// copies, a short clip on a loaded node), and never more than `cap`. Without a known duration
-/// (a source probed without one, an upload still arriving, whose pace nobody knows): `cap`.
-/// A fixed bound for every job would either cut long films short or let a stuck encoder of a
-/// short clip hold a worker for hours; live encodes, which run for days, will set their own.
 /// Records an encode's speed: seconds of video made per second of wall time (pauses for other
 /// videos' heads included: it is what a viewer waiting for the ladder sees).
 pub(crate) fn record_speed(stage: &'static str, media_s: Option<f64>, wall: Duration) {
@@ -131,6 +135,12 @@ pub(crate) fn record_speed(stage: &'static str, media_s: Option<f64>, wall: Dura
     }
 }
 
+/// The time one job's ffmpeg runs may take: twenty times the duration of what it encodes (x264
+/// at the slowest presets on a busy machine stays well within), ten minutes at least (start-up,
+/// copies, a short clip on a loaded node), and never more than `cap`. Without a known duration
+/// (a source probed without one, an upload still arriving, whose pace nobody knows): `cap`.
+/// A fixed bound for every job would either cut long films short or let a stuck encoder of a
+/// short clip hold a worker for hours; live encodes, which run for days, will set their own.
 pub fn time_bound(duration_s: Option<f64>, cap: Duration) -> Duration {
     const FLOOR: Duration = Duration::from_secs(600);
     match duration_s {

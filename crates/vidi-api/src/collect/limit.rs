@@ -1,12 +1,14 @@
 //! What keeps the collector, which takes no API key, from being flooded: a token bucket per client
-//! address, and counts of what was accepted and refused (by reason), which logs and a future
-//! `/metrics` read through [`Counts::snapshot`].
+//! address, and counts of what was accepted and refused (by reason), which the logs and
+//! `/metrics` show.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
+
+use vidi_core::metric_names as names;
 
 /// Past this many addresses tracked, idle ones are forgotten (a bucket refilled to the brim
 /// holds nothing worth keeping), so a scan from many addresses cannot grow the map without end.
@@ -145,18 +147,25 @@ impl CollectorStats {
     }
 }
 
+/// Each count is kept twice: here, for this collector's own reading ([`Counts::snapshot`]), and
+/// in `/metrics`, which adds up every collector of the process.
 impl Counts {
     pub fn session(&self) {
         self.sessions.fetch_add(1, Relaxed);
+        metrics::counter!(names::COLLECTOR_SESSIONS).increment(1);
     }
 
+    /// A batch of `n` events accepted.
     pub fn events(&self, n: u64) {
         self.events.fetch_add(n, Relaxed);
+        metrics::counter!(names::COLLECTOR_BATCHES).increment(1);
+        metrics::counter!(names::COLLECTOR_EVENTS).increment(n);
     }
 
     pub fn refuse(&self, r: Refusal) {
         let i = Refusal::ALL.iter().position(|x| *x == r).expect("listed");
         let n = self.refused[i].fetch_add(1, Relaxed) + 1;
+        metrics::counter!(names::COLLECTOR_REFUSED, "reason" => r.as_str()).increment(1);
         // The first refusal of a reason, then every thousandth: a flood shows in the log without
         // writing a line per request.
         if n == 1 || n.is_multiple_of(1000) {

@@ -134,9 +134,23 @@ struct Watch {
     stopped: CancellationToken,
     /// Set by [`Restreamer::stop`]: the run that ends now is the last.
     ending: std::sync::atomic::AtomicBool,
+    /// This pusher in `vidi_restream_pushers`, as of the last [`Watch::observe`].
+    gauge: crate::metrics::PusherState,
 }
 
 impl Watch {
+    /// Brings the pusher's state gauge up to date.
+    fn observe(&self) {
+        let label = match self.state().0 {
+            PushState::Connecting => Some("connecting"),
+            PushState::Pushing => Some("pushing"),
+            PushState::Retrying { .. } => Some("retrying"),
+            PushState::Refused { .. } => Some("refused"),
+            PushState::Stopped => None,
+        };
+        self.gauge.set(label);
+    }
+
     fn state(&self) -> (PushState, Status, Link) {
         let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
         link.error = link.error.map(|e| redact(&e, &self.key));
@@ -195,6 +209,7 @@ impl Restreamer {
                     link: Arc::default(),
                     stopped: own.clone(),
                     ending: Default::default(),
+                    gauge: Default::default(),
                 });
                 let span = tracing::info_span!("restream", live_stream = %live_stream, destination = %dest.name);
                 let run =
@@ -292,6 +307,7 @@ async fn push(
     let refuse = |error: String| {
         tracing::warn!(%error, "restream: refused; not retried in this broadcast");
         *watch.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        watch.observe();
     };
     let server = match Server::parse(&dest.server_url) {
         Ok(s) => s,
@@ -336,6 +352,7 @@ async fn push(
     let watcher = async {
         let mut reported = 0;
         loop {
+            watch.observe();
             let status = supervisor.status();
             let ended = if status.pid.is_some() { status.starts.saturating_sub(1) } else { status.starts };
             if ended > reported {
@@ -374,6 +391,7 @@ async fn push(
         done.cancel();
     };
     tokio::join!(relay.serve(done.clone(), stop.clone()), watcher, supervise);
+    watch.observe();
     if watch.refused.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
         tracing::info!(starts = supervisor.status().starts, "restream: stopped");
     }

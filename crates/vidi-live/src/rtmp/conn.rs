@@ -59,6 +59,19 @@ pub(crate) enum Closed {
     ParserPanic,
 }
 
+impl Closed {
+    /// The `outcome` label of `vidi_rtmp_connections_closed_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Closed::Finished => "finished",
+            Closed::Refused(_) => "refused",
+            Closed::Media(_) => "media",
+            Closed::Protocol(_) => "protocol",
+            Closed::ParserPanic => "parser_panic",
+        }
+    }
+}
+
 enum Phase {
     Handshake(Box<Handshake>),
     Session(Box<ServerSession>),
@@ -263,6 +276,7 @@ pub(super) async fn run<S>(
     publish: Arc<dyn Publish>,
     limits: Limits,
     shutdown: CancellationToken,
+    scheme: &'static str,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -280,6 +294,7 @@ pub(super) async fn run<S>(
         }
         Err(closed) => closed,
     };
+    crate::metrics::closed(scheme, outcome.label());
     // A refusal's status message is worth a try; a peer that does not read gets no more time.
     let out = io.conn.take_output();
     let grace = Duration::from_secs(1).min(limits.handshake_timeout);
@@ -393,6 +408,7 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(feed)
             }
             Err(refusal) => {
+                crate::metrics::publish_refused(&refusal);
                 io.conn.refuse();
                 Err(Closed::Refused(format!("publish refused: {refusal}")))
             }

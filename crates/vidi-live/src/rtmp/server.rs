@@ -49,13 +49,15 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             debug!(%peer, "{scheme}: connection limit reached; closed unread");
+            crate::metrics::over_capacity();
             drop(tcp);
             continue;
         };
         let start = Instant::now();
         let (tls, publish, limits, shutdown) = (tls.clone(), publish.clone(), limits.clone(), shutdown.clone());
+        let open = crate::metrics::connection(scheme);
         tracker.spawn(async move {
-            let _slot = slot;
+            let (_slot, _open) = (slot, open);
             connection(tcp, peer, start, tls, publish, limits, shutdown).await;
         });
     }
@@ -77,16 +79,22 @@ async fn connection(
     // Media is many small writes of replies and acknowledgements; Nagle would delay them.
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
-        return conn::run(tcp, peer, start, publish, limits, shutdown).await;
+        return conn::run(tcp, peer, start, publish, limits, shutdown, "rtmp").await;
     };
     let deadline = start + limits.handshake_timeout;
     let stream = tokio::select! {
         _ = shutdown.cancelled() => return,
         r = timeout_at(deadline, tls.accept(tcp)) => match r {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return debug!(%peer, "rtmps: TLS handshake failed: {e}"),
-            Err(_) => return debug!(%peer, "rtmps: no TLS handshake within the handshake timeout"),
+            Ok(Err(e)) => {
+                crate::metrics::closed("rtmps", "protocol");
+                return debug!(%peer, "rtmps: TLS handshake failed: {e}");
+            }
+            Err(_) => {
+                crate::metrics::closed("rtmps", "protocol");
+                return debug!(%peer, "rtmps: no TLS handshake within the handshake timeout");
+            }
         },
     };
-    conn::run(stream, peer, start, publish, limits, shutdown).await;
+    conn::run(stream, peer, start, publish, limits, shutdown, "rtmps").await;
 }

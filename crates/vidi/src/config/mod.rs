@@ -178,6 +178,11 @@ pub struct Encoding {
     /// Pieces of its own video one finish job runs at once (`VIDI_PARALLEL_PIECES=0` is resolved
     /// to the number of cores at load).
     pub parallel_pieces: usize,
+    /// The memory each ffmpeg may write, bytes (`RLIMIT_DATA`; 0: no bound).
+    pub memory_bytes: u64,
+    /// The CPU time each encoding ffmpeg run may use, seconds (0: the job's own time bound, see
+    /// `vidi_worker::time_bound`).
+    pub cpu_secs: u64,
 }
 
 /// Requests Vidi makes to addresses users give (imports, webhooks).
@@ -301,6 +306,8 @@ impl Default for Config {
                 x264_preset: worker.preset,
                 piece_secs: worker.piece_secs,
                 parallel_pieces: worker.parallel_pieces,
+                memory_bytes: vidi_media::ENCODE_MEMORY_BYTES,
+                cpu_secs: 0,
             },
             outbound: Outbound { allow_private: api.outbound_allow_private },
             webhooks: Webhooks {

@@ -127,6 +127,8 @@ pub const SETTINGS: &[Setting] = &[
     of("x264_preset", "encoding", Kind::OneOf(X264_PRESETS)),
     int("piece_secs", "encoding", 0, HOUR, "seconds"),
     int("parallel_pieces", "encoding", 0, 1024, "pieces"),
+    int("encode_memory_bytes", "encoding", 0, 1 << 44, "bytes"),
+    int("encode_cpu_secs", "encoding", 0, 30 * DAY, "seconds"),
     of("outbound_allow_private", "outbound", Kind::Bool),
     int("webhook_limit", "webhooks", 0, 100_000, "webhooks"),
     int("webhook_concurrency", "webhooks", 1, MANY, "requests"),

@@ -69,6 +69,7 @@ impl Config {
             import_timeout: self.imports.timeout,
             import_min_rate: self.imports.min_rate,
             import_rate_window: self.imports.rate_window,
+            encode_cpu: (self.encoding.cpu_secs > 0).then(|| Duration::from_secs(self.encoding.cpu_secs)),
             ..vidi_worker::WorkerConfig::default()
         }
     }
@@ -120,6 +121,7 @@ impl Config {
                 program: e.ffmpeg.clone(),
                 sandbox: e.sandbox,
                 timeout: self.jobs.timeout,
+                max_data: (e.memory_bytes > 0).then_some(e.memory_bytes),
                 ..defaults.ffmpeg
             },
             priority: defaults.priority,

@@ -97,6 +97,8 @@ const CASES: &[Case] = &[
     case("VIDI_FOLLOW_TIMEOUT_SECS", "7", |c| c.jobs.follow_timeout == secs(7)),
     case("VIDI_PIECE_SECS", "0", |c| c.encoding.piece_secs == 0),
     case("VIDI_PARALLEL_PIECES", "999", |c| c.encoding.parallel_pieces == 999),
+    case("VIDI_ENCODE_MEMORY_BYTES", "1073741824", |c| c.encoding.memory_bytes == 1 << 30),
+    case("VIDI_ENCODE_CPU_SECS", "900", |c| c.encoding.cpu_secs == 900),
     case("VIDI_SEGMENT_CACHE_BYTES", "0", |c| c.delivery.segment_cache_bytes == 0),
     case("VIDI_FFMPEG", "/opt/ffmpeg", |c| c.encoding.ffmpeg == "/opt/ffmpeg"),
     case("VIDI_FFPROBE", "/opt/ffprobe", |c| c.encoding.ffprobe == "/opt/ffprobe"),

@@ -284,6 +284,32 @@ async fn a_crashing_encoder_is_retried_then_fails_the_video_with_its_reason(b: B
     assert!(failed(&s), "{}: {s}", b.label);
 }
 
+backend_test!(an_encoder_over_its_memory_bound_is_retried_then_fails_the_video_with_that_reason);
+/// An encoder bounded below what x264 needs (`VIDI_ENCODE_MEMORY_BYTES`) fails like any other
+/// failure: retried, then the video fails, its reason naming the bound. The probe, which has its
+/// own bound, is not affected.
+async fn an_encoder_over_its_memory_bound_is_retried_then_fails_the_video_with_that_reason(b: Backend) {
+    let t = common::TestServer::start_with(&b, |c| {
+        c.encoding.memory_bytes = 64 << 20;
+        c.jobs.retry_base = Duration::from_secs(1);
+    })
+    .await;
+    let id = t.create_video("over its memory bound").await;
+    assert_eq!(t.upload(&id, None, common::small_video()).await.status(), 201);
+    let ended = |s: &serde_json::Value| {
+        s["encoding"]["qualities"]
+            .as_array()
+            .is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "failed" || q["status"] == "encoded"))
+    };
+    let s = t.wait_status(&id, 120, ended).await;
+    assert_eq!(s["encoding"]["playable"], false, "{}: {s}", b.label);
+    assert!(s["encoding"]["qualities"].as_array().unwrap().iter().all(|q| q["status"] == "failed"), "{s}");
+    let ws = t.server.state.repo.default_workspace().await.unwrap().unwrap();
+    let v = t.server.state.repo.get_video(&ws, &vidi_core::id::VideoId::parse(&id).unwrap()).await.unwrap();
+    let reason = v.encoding.error.unwrap_or_default();
+    assert!(reason.contains("memory bound of 64 MiB (VIDI_ENCODE_MEMORY_BYTES)"), "{}: {reason}", b.label);
+}
+
 /// Queues a probe of a video that does not exist (the worker claims it and drops it at once);
 /// returns how long after being queued it started.
 async fn queue_elsewhere(repo: &dyn Repo) -> i64 {

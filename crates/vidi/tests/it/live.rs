@@ -198,6 +198,28 @@ async fn a_broadcast_plays_in_low_latency_flips_and_becomes_one_recording(b: Bac
     let (s, _) = get_bytes(&t, &format!("{media_path}?_HLS_part=1")).await;
     assert_eq!(s, 400);
 
+    // What `/metrics` shows of it (the recorder is the process's: at least this test's counts).
+    // A reload for the part after the newest waits for it.
+    let (_, p) = get_bytes(&t, &media_path).await;
+    let (msn, part) = last_part(&String::from_utf8(p).unwrap());
+    let (s, _) = get_bytes(&t, &format!("{media_path}?_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
+    assert_eq!(s, 200);
+    let body = crate::ops::scrape(&t).await;
+    let at_least = |name: &str, labels: &[&str], n: f64| {
+        let got = crate::ops::sum(&body, name, labels);
+        assert!(got >= n, "{name}{labels:?}: {got} < {n}\n{body}");
+    };
+    at_least("vidi_live_broadcasting", &[], 1.0);
+    at_least("vidi_live_parts_total", &[], 1.0);
+    at_least("vidi_live_segments_total", &[r#"outcome="stored""#], 1.0);
+    at_least("vidi_live_blocking_waits_total", &[r#"outcome="woken""#], 1.0);
+    at_least("vidi_rtmp_connections", &[r#"scheme="rtmp""#], 1.0);
+    at_least("vidi_rtmp_refused_total", &[r#"reason="unknown_key""#], 1.0);
+    at_least("vidi_rtmp_refused_total", &[r#"reason="busy""#], 1.0);
+    at_least("vidi_rtmp_connections_closed_total", &[r#"outcome="refused""#], 2.0);
+    // Both destinations have a pusher, whatever state each is in by now.
+    at_least("vidi_restream_pushers", &[], 2.0);
+
     // The publisher stops: broadcasting turns false (3 s of silence), and comes back within the
     // grace: the same broadcast, one recording.
     assert!(first.wait().await.unwrap().success());

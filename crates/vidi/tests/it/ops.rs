@@ -6,8 +6,27 @@ use crate::common::{Backend, TestServer, backend_test, problem};
 use std::time::{Duration, Instant};
 
 /// The value of the sample `name{labels}` in a Prometheus text body.
-fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
+pub fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+/// The sum of every sample of `name` whose labels include each of `labels` (`key="value"`).
+pub fn sum(body: &str, name: &str, labels: &[&str]) -> f64 {
+    body.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            (rest.is_empty() || rest.starts_with('{')).then_some(())?;
+            labels.iter().all(|want| rest.contains(want)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// `/metrics`, as text.
+pub async fn scrape(t: &TestServer) -> String {
+    let r = t.http.get(format!("{}/metrics", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
 }
 
 backend_test!(health_ready_metrics_and_request_ids);
@@ -39,6 +58,37 @@ async fn health_ready_metrics_and_request_ids(b: Backend) {
     assert!(body.contains("vidi_http_request_duration_seconds_bucket{route=\"/videos\",method=\"GET\",le=\"0.005\"}"));
     // The shared queue, read from the database at the scrape.
     assert!(body.contains("# TYPE vidi_jobs gauge"), "{body}");
+    // A method no route knows is counted as `other`, so clients cannot mint label values.
+    let r = t.req(reqwest::Method::from_bytes(b"BREW").unwrap(), "/videos").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let body = scrape(&t).await;
+    assert!(sum(&body, "vidi_http_requests_total", &[r#"method="other""#, r#"status="405""#]) >= 1.0, "{body}");
+    assert!(!body.contains("BREW"), "{body}");
+
+    // The collector's counts: a session, a batch of two events, a malformed request.
+    let video = t.create_video("watched").await;
+    let collect = |path: String, body: String| {
+        t.http.post(format!("{}/collect{path}", t.url)).header("content-type", "application/json").body(body).send()
+    };
+    let r = collect("/sessions".into(), serde_json::json!({"videoId": video}).to_string()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let ps = r.json::<serde_json::Value>().await.unwrap()["sessionId"].as_str().unwrap().to_string();
+    let batch = serde_json::json!({"events": [
+        {"seq": 0, "type": "ready", "ts": 10, "at": 0},
+        {"seq": 1, "type": "play", "ts": 20, "at": 0},
+    ]});
+    let r = collect(format!("/sessions/{ps}/events"), batch.to_string()).await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(collect("/sessions".into(), "{not json".into()).await.unwrap().status(), 400);
+    let body = scrape(&t).await;
+    for (name, at_least) in [
+        ("vidi_collector_sessions_total ", 1.0),
+        ("vidi_collector_batches_total ", 1.0),
+        ("vidi_collector_events_total ", 2.0),
+        (r#"vidi_collector_refused_total{reason="malformed"}"#, 1.0),
+    ] {
+        assert!(sample(&body, name).is_some_and(|n| n >= at_least), "{name}: {body}");
+    }
 
     // The request id: the client's when sane, else a new one; on every response.
     let r = t.req(reqwest::Method::GET, "/videos").header("x-request-id", "trace-42.a_b").send().await.unwrap();
