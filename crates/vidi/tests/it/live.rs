@@ -55,7 +55,7 @@ pub async fn wait_broadcasting(t: &TestServer, id: &str, on: bool, secs: u64) ->
     }
 }
 
-async fn get_bytes(t: &TestServer, path: &str) -> (u16, Vec<u8>) {
+pub async fn get_bytes(t: &TestServer, path: &str) -> (u16, Vec<u8>) {
     let r = t.http.get(format!("{}{path}", t.url)).send().await.unwrap();
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
