@@ -29,8 +29,8 @@ use vidi_media::Media;
 
 use crate::config::LiveConfig;
 use crate::ingest::{Feed, Publish, Refusal};
-use crate::media::MediaEvent;
 use crate::ladder::Rung;
+use crate::media::MediaEvent;
 use crate::session::{self, View};
 
 /// Events queued between a publisher's connection and its broadcast: about a second of media.

@@ -233,7 +233,9 @@ async fn encode(
     };
     let reader: Reader = {
         let (held, rung, live_cfg) = (held.clone(), rung.clone(), shared.cfg.clone());
-        Arc::new(move |stdout| Box::pin(read(stdout, held.clone(), rung.clone(), boundaries.clone(), cfg, live_cfg.clone())))
+        Arc::new(move |stdout| {
+            Box::pin(read(stdout, held.clone(), rung.clone(), boundaries.clone(), cfg, live_cfg.clone()))
+        })
     };
     let restart = Restart {
         first: Duration::from_secs(1),

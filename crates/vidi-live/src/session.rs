@@ -18,10 +18,10 @@ use vidi_core::time::now_ms;
 use crate::broadcast::{Broadcasts, Held, LINGER, Shared, lock};
 use crate::config::LiveConfig;
 use crate::fmp4::{Output, Segmenter, SegmenterConfig};
+use crate::ladder::Ladder;
 use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 use crate::playlist::{LivePlaylist, Resource, init_name, part_name, segment_name};
 use crate::record::{self, Manifest};
-use crate::ladder::Ladder;
 use crate::restream::Restreamer;
 
 /// What delivery reads of a broadcast: its playlist and its recent files.

@@ -51,8 +51,7 @@ pub type Feed = Arc<dyn Fn() -> BoxStream<'static, std::io::Result<Bytes>> + Sen
 
 /// Reads each run's stdout (a live transcode's output), to its end; a run without one has its
 /// stdout read and dropped.
-pub type Reader =
-    Arc<dyn Fn(tokio::process::ChildStdout) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+pub type Reader = Arc<dyn Fn(tokio::process::ChildStdout) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// What a supervisor has seen so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

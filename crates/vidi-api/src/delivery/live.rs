@@ -201,9 +201,16 @@ mod tests {
 
     #[test]
     fn file_names_are_the_broadcasts_own_and_nothing_else() {
-        for ok in
-            ["init0.mp4", "12.m4s", "12.3.m4s", "index.m3u8", "240p.m3u8", "240p-init0.mp4", "480p-12.m4s", "480p-12.3.m4s"]
-        {
+        for ok in [
+            "init0.mp4",
+            "12.m4s",
+            "12.3.m4s",
+            "index.m3u8",
+            "240p.m3u8",
+            "240p-init0.mp4",
+            "480p-12.m4s",
+            "480p-12.3.m4s",
+        ] {
             assert!(kind(ok).is_some(), "{ok}");
         }
         for bad in [

@@ -72,9 +72,7 @@ async fn a_ladder_adds_lower_renditions_aligned_with_the_source(b: Backend) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(!master.contains("480p"), "a rung above the source is skipped: {master}");
-    for (uri, resolution) in
-        [("index.m3u8", "320x240"), ("180p.m3u8", "240x180"), ("120p.m3u8", "160x120")]
-    {
+    for (uri, resolution) in [("index.m3u8", "320x240"), ("180p.m3u8", "240x180"), ("120p.m3u8", "160x120")] {
         let inf = master.lines().take_while(|l| !l.ends_with(uri)).last().unwrap_or_default();
         assert!(inf.contains(&format!("RESOLUTION={resolution}")) && inf.contains("BANDWIDTH="), "{uri}: {master}");
         assert!(master.contains(&format!("{id}/{uri}")), "{master}");
