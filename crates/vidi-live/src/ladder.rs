@@ -222,7 +222,7 @@ async fn encode(
                 // A retry after the broadcast ended would have no input.
                 stop.cancel();
             }
-            let reader = queue.reader();
+            let reader = queue.reader().keeping_times();
             futures::stream::unfold(reader, |mut r| async move { r.next().await.map(|b| (Ok(b), r)) }).boxed()
         })
     };
