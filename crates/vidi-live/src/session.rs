@@ -238,12 +238,12 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                 if let Some(r) = &restreamer {
                     r.send(&event);
                 }
-                let before = segmenter.open_segment().map(|(msn, _)| msn);
+                let before = segmenter.current_segment().map(|(msn, _)| msn);
                 let copy = ladder.as_ref().map(|_| event.clone());
                 let outputs = segmenter.push(event);
                 if let (Some(l), Some(event)) = (ladder.as_mut(), copy) {
                     // A keyframe that opened a segment: where the rungs cut theirs.
-                    let opened = segmenter.open_segment().filter(|(msn, _)| Some(*msn) != before);
+                    let opened = segmenter.current_segment().filter(|(msn, _)| Some(*msn) != before);
                     l.send(event, segmenter.offset(), opened);
                 }
                 publish(&held, &store, outputs);

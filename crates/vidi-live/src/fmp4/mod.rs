@@ -219,7 +219,7 @@ impl Segmenter {
     }
 
     /// The segment being filled: its msn and where it starts on the output timeline (ms).
-    pub fn open_segment(&self) -> Option<(u64, i64)> {
+    pub fn current_segment(&self) -> Option<(u64, i64)> {
         self.segment.as_ref().map(|s| (s.msn, s.start))
     }
 
