@@ -280,19 +280,7 @@ impl Flat {
                 part_target: o.millis("live_part_ms", f.live_part_ms)?,
                 segment_target: o.secs("live_segment_secs", f.live_segment_secs)?,
                 heartbeat: o.secs("live_heartbeat_secs", f.live_heartbeat_secs)?,
-                stale_after: {
-                    let stale = o.secs("live_stale_secs", f.live_stale_secs)?;
-                    // A node must get at least two beats into the window, or a live node's
-                    // broadcasts are ended by its peers between two of its beats.
-                    if stale < 2 * Duration::from_secs(f.live_heartbeat_secs) {
-                        return Err(ConfigError(format!(
-                            "{} must be at least twice VIDI_LIVE_HEARTBEAT_SECS ({})",
-                            o.written("live_stale_secs"),
-                            f.live_heartbeat_secs
-                        )));
-                    }
-                    stale
-                },
+                stale_after: o.secs("live_stale_secs", f.live_stale_secs)?,
                 ladder: o.heights("live_ladder", &f.live_ladder)?,
             },
             analytics: Analytics {

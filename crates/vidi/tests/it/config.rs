@@ -260,7 +260,6 @@ const BAD: &[(&str, &str, &str)] = &[
     ("VIDI_LIVE_PART_MS", "500", "milliseconds from 200 to 333"),
     ("VIDI_LIVE_SEGMENT_SECS", "0", "seconds from 1 to 10"),
     ("VIDI_LIVE_HEARTBEAT_SECS", "0", "seconds from 1 to 60"),
-    ("VIDI_LIVE_STALE_SECS", "3", "at least twice VIDI_LIVE_HEARTBEAT_SECS"),
     ("VIDI_LIVE_LADDER", "480p", "such as 480,240"),
     ("VIDI_ACCESS_TOKEN_TTL", "0", "from 1 to"),
     ("VIDI_KEY_CACHE_SECS", "31", "seconds from 0 to 30"),
