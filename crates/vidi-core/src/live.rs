@@ -79,12 +79,21 @@ pub enum LiveRefusal {
 /// before it exists, so they are answered from the packager's memory, never from storage.
 #[async_trait::async_trait]
 pub trait LiveOutput: Send + Sync + 'static {
-    /// The multivariant playlist of a broadcasting live stream; `media` is the URI its media
-    /// playlist is listed under (relative, with the session query of a private one).
-    fn master(&self, id: &LiveStreamId, media: &str) -> Option<String>;
+    /// The multivariant playlist of a broadcasting live stream: the source rendition and, with
+    /// the optional ladder, its transcoded rungs. `uri` makes the URI a media playlist is listed
+    /// under from its name (`index.m3u8`, `240p.m3u8`): relative, with the session query of a
+    /// private one.
+    fn master(&self, id: &LiveStreamId, uri: &dyn Fn(&str) -> String) -> Option<String>;
 
-    /// The media playlist, once the blocking-reload directives (`_HLS_msn`, `_HLS_part`) are met.
-    async fn media(&self, id: &LiveStreamId, msn: Option<u64>, part: Option<u32>) -> Result<String, LiveRefusal>;
+    /// The media playlist `playlist` (`index.m3u8` for the source, a rung's name otherwise), once
+    /// the blocking-reload directives (`_HLS_msn`, `_HLS_part`) are met.
+    async fn media(
+        &self,
+        id: &LiveStreamId,
+        playlist: &str,
+        msn: Option<u64>,
+        part: Option<u32>,
+    ) -> Result<String, LiveRefusal>;
 
     /// A file of the current broadcast (init segment, part or segment). A part the playlist hints
     /// at is waited for (draft-pantos-hls-rfc8216bis: a hinted part must be requestable at once).
@@ -100,10 +109,10 @@ pub struct NoLive;
 
 #[async_trait::async_trait]
 impl LiveOutput for NoLive {
-    fn master(&self, _: &LiveStreamId, _: &str) -> Option<String> {
+    fn master(&self, _: &LiveStreamId, _: &dyn Fn(&str) -> String) -> Option<String> {
         None
     }
-    async fn media(&self, _: &LiveStreamId, _: Option<u64>, _: Option<u32>) -> Result<String, LiveRefusal> {
+    async fn media(&self, _: &LiveStreamId, _: &str, _: Option<u64>, _: Option<u32>) -> Result<String, LiveRefusal> {
         Err(LiveRefusal::NotHere)
     }
     async fn file(&self, _: &LiveStreamId, _: &str) -> Option<bytes::Bytes> {

@@ -91,6 +91,46 @@ impl BroadcastRepo for Db {
         self.get_broadcast(id).await
     }
 
+    async fn end_orphan(&self, dead: &Broadcast, occurrence: &str, now: i64) -> CoreResult<(Option<Broadcast>, bool)> {
+        let body = EventBody::BroadcastEnded { live_stream_id: dead.live_stream_id.to_string() };
+        let flipped = with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(db_err)?;
+            sqlx::query("UPDATE live_broadcasts SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+                .bind(now).bind(dead.id.as_str()).execute(&mut *tx).await.map_err(db_err)?;
+            // The flag belongs to whichever broadcast is open: a stream that started again on
+            // another node since keeps it (that node flips it when its own broadcast ends).
+            let flipped = sqlx::query(
+                "UPDATE live_streams SET broadcasting = $1 WHERE id = $2 AND workspace_id = $3 AND broadcasting <> $1 \
+                 AND NOT EXISTS (SELECT 1 FROM live_broadcasts WHERE live_stream_id = $2 AND ended_at IS NULL)")
+                .bind(false).bind(dead.live_stream_id.as_str()).bind(dead.workspace_id.as_str())
+                .execute(&mut *tx).await.map_err(db_err)?.rows_affected() == 1;
+            if flipped {
+                let _new = append_event!(tx, dead.workspace_id.as_str(), body, now * 1_000_000, occurrence);
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok::<bool, vidi_core::CoreError>(flipped)
+        })?;
+        Ok((self.get_broadcast(&dead.id).await?, flipped))
+    }
+
+    async fn existing_live_streams(&self, ids: &[LiveStreamId]) -> CoreResult<Vec<LiveStreamId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // `IN ($1, …)` rather than `= ANY`: SQLite has no arrays. A node holds tens of streams,
+        // far below either database's parameter limit.
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT id FROM live_streams WHERE id IN ({})", marks.join(", "));
+        let rows: Vec<(String,)> = with_pool!(self, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for id in ids {
+                q = q.bind(id.as_str());
+            }
+            q.fetch_all(p).await.map_err(db_err)
+        })?;
+        Ok(rows.into_iter().map(|(id,)| LiveStreamId::from_trusted(id)).collect())
+    }
+
     async fn stale_broadcasts(&self, stale_before: i64) -> CoreResult<Vec<Broadcast>> {
         let sql = format!("SELECT {BROADCAST} FROM live_broadcasts WHERE ended_at IS NULL AND heartbeat_at < $1");
         let rows: Vec<Row> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))

@@ -29,6 +29,7 @@ use vidi_media::Media;
 
 use crate::config::LiveConfig;
 use crate::ingest::{Feed, Publish, Refusal};
+use crate::ladder::Rung;
 use crate::media::MediaEvent;
 use crate::session::{self, View};
 
@@ -68,7 +69,10 @@ pub(crate) struct Held {
     pub(crate) events: mpsc::Sender<(u64, MediaEvent)>,
     pub(crate) publisher: Mutex<Option<Publisher>>,
     pub(crate) view: Mutex<View>,
-    /// Notified each time the view changes (a part, a segment, the end).
+    /// The ladder's renditions (`VIDI_LIVE_LADDER`), tallest first; a rung at or above the
+    /// source's height never gets media and is never listed.
+    pub(crate) rungs: Vec<Arc<Rung>>,
+    /// Notified each time a view changes (the source's or a rung's) (a part, a segment, the end).
     pub(crate) changed: Notify,
     /// Fired to end the broadcast now (the live stream was deleted, the node stops).
     pub(crate) cut: CancellationToken,
@@ -83,17 +87,18 @@ pub(crate) struct Publisher {
 }
 
 impl Held {
-    /// Asks `check` of the view each time it changes, until it answers, for at most the
-    /// playlist's blocking limit (then `None`): a blocking reload, or a hinted part.
-    pub(crate) async fn wait<T>(&self, mut check: impl FnMut(&mut View) -> Option<T>) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + lock(&self.view).playlist.block_limit();
+    /// Asks `check` of `view` (the source's or a rung's) each time it changes, until it
+    /// answers, for at most the playlist's blocking limit (then `None`): a blocking reload, or
+    /// a hinted part.
+    pub(crate) async fn wait<T>(&self, view: &Mutex<View>, mut check: impl FnMut(&mut View) -> Option<T>) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + lock(view).playlist.block_limit();
         let mut waited = false;
         loop {
             // Armed before the check, so a change between the check and the wait wakes it.
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(answer) = check(&mut lock(&self.view)) {
+            if let Some(answer) = check(&mut lock(view)) {
                 if waited {
                     crate::metrics::waited(true);
                 }
@@ -104,6 +109,24 @@ impl Held {
                 crate::metrics::waited(false);
                 return None;
             }
+        }
+    }
+
+    /// The view of a rendition by its media playlist's name: `index.m3u8` (the source), or a
+    /// rung's (`240p.m3u8`).
+    fn playlist_view(&self, name: &str) -> Option<&Mutex<View>> {
+        if name == "index.m3u8" {
+            return Some(&self.view);
+        }
+        let rung = name.strip_suffix(".m3u8")?;
+        self.rungs.iter().find(|r| r.name() == rung).map(|r| &r.view)
+    }
+
+    /// The view a file belongs to, and its name there: a rung's files are `{rung}-{name}`.
+    fn file_view<'a>(&self, name: &'a str) -> Option<(&Mutex<View>, &'a str)> {
+        match name.split_once('-') {
+            None => Some((&self.view, name)),
+            Some((rung, rest)) => self.rungs.iter().find(|r| r.name() == rung).map(|r| (&r.view, rest)),
         }
     }
 
@@ -225,6 +248,7 @@ impl Publish for Broadcasts {
         let (events, rx) = mpsc::channel(QUEUE);
         let held = Arc::new(Held {
             view: Mutex::new(View::new(&self.0.cfg)),
+            rungs: crate::ladder::rungs(&self.0.cfg),
             live,
             broadcast,
             events,
@@ -291,16 +315,32 @@ impl Drop for PublisherFeed {
 
 #[async_trait]
 impl LiveOutput for Broadcasts {
-    fn master(&self, id: &LiveStreamId, media: &str) -> Option<String> {
+    fn master(&self, id: &LiveStreamId, uri: &dyn Fn(&str) -> String) -> Option<String> {
         let held = self.get(id)?;
-        let view = lock(&held.view);
-        view.master(media)
+        let source = lock(&held.view).variant(&uri("index.m3u8"), 3_000_000)?;
+        let mut text = format!("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n{source}");
+        // The rungs that have media, tallest first (players choose by BANDWIDTH, and try the
+        // first listed first).
+        for rung in &held.rungs {
+            let view = lock(&rung.view);
+            if let Some(v) = view.variant(&uri(&format!("{}.m3u8", rung.name())), u64::from(rung.bitrate) + 128_000) {
+                text += &v;
+            }
+        }
+        Some(text)
     }
 
-    async fn media(&self, id: &LiveStreamId, msn: Option<u64>, part: Option<u32>) -> Result<String, LiveRefusal> {
+    async fn media(
+        &self,
+        id: &LiveStreamId,
+        playlist: &str,
+        msn: Option<u64>,
+        part: Option<u32>,
+    ) -> Result<String, LiveRefusal> {
         let held = self.get(id).ok_or(LiveRefusal::NotHere)?;
+        let view = held.playlist_view(playlist).ok_or(LiveRefusal::NotHere)?;
         let answer = held
-            .wait(|view| {
+            .wait(view, |view| {
                 if !view.started() {
                     return Some(Err(LiveRefusal::NotHere));
                 }
@@ -316,7 +356,8 @@ impl LiveOutput for Broadcasts {
 
     async fn file(&self, id: &LiveStreamId, name: &str) -> Option<Bytes> {
         let held = self.get(id)?;
-        held.wait(|view| match view.files.get(name) {
+        let (view, name) = held.file_view(name)?;
+        held.wait(view, |view| match view.files.get(name) {
             Some(b) => Some(Some(b.clone())),
             // Only the part about to be made is waited for (a preload hint's); anything else
             // that is not here is not coming.

@@ -24,6 +24,9 @@ pub struct LiveConfig {
     pub stale_after: Duration,
     /// Attempts of the recording job.
     pub max_attempts: u32,
+    /// The heights of the transcoded lower renditions (`VIDI_LIVE_LADDER`), tallest first;
+    /// empty: the source rendition only, no transcoding.
+    pub ladder: Vec<u32>,
 }
 
 impl Default for LiveConfig {
@@ -39,6 +42,7 @@ impl Default for LiveConfig {
             heartbeat: Duration::from_secs(2),
             stale_after: Duration::from_secs(15),
             max_attempts: 5,
+            ladder: Vec::new(),
         }
     }
 }

@@ -14,6 +14,8 @@
 //!
 //! - [`broadcast`]: the broadcasts this node holds (the one-publisher rule, the reconnect grace)
 //!   and what delivery reads of them; each broadcast runs in its own task (`session`).
+//! - `ladder`: the optional transcoded lower renditions (`VIDI_LIVE_LADDER`), one supervised
+//!   ffmpeg per rung, cut by the same segmenter at the source's segment boundaries.
 //! - [`record`]: each broadcast of a live stream with `record: true` becomes a video.
 //!
 //! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
@@ -24,6 +26,7 @@ pub mod broadcast;
 pub mod config;
 pub mod fmp4;
 pub mod ingest;
+mod ladder;
 pub mod media;
 mod metrics;
 pub mod playlist;

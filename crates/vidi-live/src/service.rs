@@ -48,10 +48,17 @@ async fn upkeep(b: &Broadcasts) {
     if let Err(e) = s.repo.heartbeat_broadcasts(&s.node, now).await {
         tracing::warn!(error = %e, "could not heartbeat this node's broadcasts");
     }
-    // A live stream deleted through another node: its broadcast here is cut.
-    for id in b.held() {
-        if let Err(vidi_core::CoreError::NotFound) = s.repo.live_stream_for_delivery(&id).await {
-            vidi_core::live::LiveOutput::cut(b, &id);
+    // A live stream deleted through another node: its broadcast here is cut. One query for all
+    // the streams held, whatever their number.
+    let held = b.held();
+    if !held.is_empty() {
+        match s.repo.existing_live_streams(&held).await {
+            Ok(existing) => {
+                for id in held.iter().filter(|id| !existing.contains(id)) {
+                    vidi_core::live::LiveOutput::cut(b, id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check this node's live streams still exist"),
         }
     }
     let stale_before = now - s.cfg.stale_after.as_millis() as i64;
@@ -65,20 +72,14 @@ async fn upkeep(b: &Broadcasts) {
     }
 }
 
-/// Ends a broadcast whose node stopped heartbeating: `broadcasting` false, and its recording
-/// made from what reached the media store.
+/// Ends a broadcast whose node stopped heartbeating: `broadcasting` false (unless the stream
+/// broadcasts again elsewhere), and its recording made from what reached the media store.
 async fn end_orphan(s: &Shared, dead: &Broadcast) {
     tracing::warn!(broadcast = %dead.id, live_stream = %dead.live_stream_id, node = dead.node,
         "the node holding a broadcast is gone: ending it");
     let occurrence = format!("{}:orphaned", dead.id);
-    if let Err(e) =
-        s.repo.set_broadcasting(&dead.workspace_id, &dead.live_stream_id, false, &occurrence, now_ms()).await
-    {
-        tracing::warn!(broadcast = %dead.id, error = %e, "could not flip an orphaned broadcast");
-        return;
-    }
-    match s.repo.end_broadcast(&dead.id, now_ms()).await {
-        Ok(Some(b)) if b.record => crate::record::queue(s, &b).await,
+    match s.repo.end_orphan(dead, &occurrence, now_ms()).await {
+        Ok((Some(b), _)) if b.record => crate::record::queue(s, &b).await,
         Ok(_) => {}
         Err(e) => tracing::warn!(broadcast = %dead.id, error = %e, "could not end an orphaned broadcast"),
     }

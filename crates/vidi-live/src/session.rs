@@ -18,6 +18,7 @@ use vidi_core::time::now_ms;
 use crate::broadcast::{Broadcasts, Held, LINGER, Shared, lock};
 use crate::config::LiveConfig;
 use crate::fmp4::{Output, Segmenter, SegmenterConfig};
+use crate::ladder::Ladder;
 use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 use crate::playlist::{LivePlaylist, Resource, init_name, part_name, segment_name};
 use crate::record::{self, Manifest};
@@ -29,18 +30,21 @@ pub(crate) struct View {
     pub(crate) files: HashMap<String, Bytes>,
     /// The names of each media sequence number's files, to let old ones go.
     by_msn: BTreeMap<u64, Vec<String>>,
-    video: Option<VideoConfig>,
-    audio: Option<AudioConfig>,
+    pub(crate) video: Option<VideoConfig>,
+    pub(crate) audio: Option<AudioConfig>,
     /// Bytes and seconds of the segments so far, for the master playlist's BANDWIDTH.
     bytes: u64,
     seconds: f64,
     /// The part the segmenter makes next: a request for it waits (a preload hint's).
-    next: (u64, u32),
-    ended: bool,
+    pub(crate) next: (u64, u32),
+    pub(crate) ended: bool,
     window: usize,
+    /// Put before every URI of the playlist: a rung's files share the source's directory
+    /// under names of their own (`240p-12.3.m4s`); empty for the source.
+    prefix: String,
     /// The playlist's text, rendered once per version: a thousand viewers woken by one part
     /// would otherwise render the same text a thousand times under this lock.
-    text: Option<String>,
+    pub(crate) text: Option<String>,
 }
 
 impl View {
@@ -57,7 +61,18 @@ impl View {
             ended: false,
             window: cfg.window,
             text: None,
+            prefix: String::new(),
         }
+    }
+
+    /// The view of a ladder's rung whose files are named `{prefix}{name}`, starting at segment
+    /// `first_msn` (the source's segment its first keyframe starts).
+    pub(crate) fn rung(cfg: &LiveConfig, prefix: String, first_msn: u64) -> Self {
+        let mut view = View::new(cfg);
+        view.playlist = LivePlaylist::new(cfg.part_target, cfg.segment_target, cfg.window).with_first_msn(first_msn);
+        view.next = (first_msn, 0);
+        view.prefix = prefix;
+        view
     }
 
     /// Some media has been packaged: there is a playlist to serve.
@@ -77,9 +92,9 @@ impl View {
         name.strip_suffix(".m4s").and_then(|s| s.parse::<u64>().ok()) == Some(self.next.0)
     }
 
-    /// The multivariant playlist: one variant (Vidi repackages, it does not transcode, unless
-    /// the optional ladder is on), its codecs and resolution from the publisher's configuration.
-    pub(crate) fn master(&self, media: &str) -> Option<String> {
+    /// This rendition's `EXT-X-STREAM-INF` and `uri` (its media playlist) for the multivariant
+    /// playlist, once it has media; `guess` is its BANDWIDTH until a segment is measured.
+    pub(crate) fn variant(&self, uri: &str, guess: u64) -> Option<String> {
         if !self.started() {
             return None;
         }
@@ -88,15 +103,13 @@ impl View {
                 .into_iter()
                 .flatten()
                 .collect();
-        // Measured once a segment exists; a guess for the first seconds (players only use it
-        // to choose among variants, and there is one).
-        let bandwidth =
-            if self.seconds > 0.0 { (self.bytes as f64 * 8.0 / self.seconds * 1.2) as u64 } else { 3_000_000 };
+        // Measured once a segment exists (players use it to choose among variants).
+        let bandwidth = if self.seconds > 0.0 { (self.bytes as f64 * 8.0 / self.seconds * 1.2) as u64 } else { guess };
         let mut inf = format!("BANDWIDTH={bandwidth},CODECS=\"{}\"", codecs.join(","));
         if let Some(v) = self.video.as_ref().filter(|v| v.width > 0 && v.height > 0) {
             inf += &format!(",RESOLUTION={}x{}", v.width, v.height);
         }
-        Some(format!("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:{inf}\n{media}\n"))
+        Some(format!("#EXT-X-STREAM-INF:{inf}\n{uri}\n"))
     }
 
     fn remember(&mut self, msn: u64, name: String, bytes: Bytes) {
@@ -106,11 +119,13 @@ impl View {
 
     /// The playlist as served (rendered at most once per version).
     pub(crate) fn text(&mut self) -> String {
-        self.text.get_or_insert_with(|| self.playlist.render()).clone()
+        let prefix = &self.prefix;
+        let playlist = &self.playlist;
+        self.text.get_or_insert_with(|| prefixed(&playlist.render(), prefix)).clone()
     }
 
     /// Takes one segmenter output into the view.
-    fn apply(&mut self, o: &Output) {
+    pub(crate) fn apply(&mut self, o: &Output) {
         self.text = None;
         match o {
             Output::Init { number, bytes } => {
@@ -151,6 +166,28 @@ impl View {
     }
 }
 
+/// `text` (a playlist) with `prefix` before each of its URIs.
+fn prefixed(text: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 512);
+    for line in text.lines() {
+        if !line.is_empty() && !line.starts_with('#') {
+            out.push_str(prefix);
+            out.push_str(line);
+        } else if let Some(start) = line.find("URI=\"") {
+            out.push_str(&line[..start + 5]);
+            out.push_str(prefix);
+            out.push_str(&line[start + 5..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Runs broadcast `held` until it ends; `events` are its publishers' (tagged by generation).
 pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::Receiver<(u64, MediaEvent)>) {
     let cfg = shared.cfg.clone();
@@ -174,6 +211,8 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     // stops neither the others, nor the ingest, nor the recording).
     let restreamer = (!held.live.restreams.is_empty())
         .then(|| Restreamer::start(live, &held.live.restreams, &shared.outbound, &shared.restream, &held.cut));
+    // The optional ladder: lower renditions transcoded from this one (see `ladder`).
+    let mut ladder = (!held.rungs.is_empty()).then(|| Ladder::new(&shared, &held));
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -202,7 +241,14 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                 if let Some(r) = &restreamer {
                     r.send(&event);
                 }
+                let before = segmenter.current_segment().map(|(msn, _)| msn);
+                let copy = ladder.as_ref().map(|_| event.clone());
                 let outputs = segmenter.push(event);
+                if let (Some(l), Some(event)) = (ladder.as_mut(), copy) {
+                    // A keyframe that opened a segment: where the rungs cut theirs.
+                    let opened = segmenter.current_segment().filter(|(msn, _)| Some(*msn) != before);
+                    l.send(event, segmenter.offset(), opened);
+                }
                 publish(&held, &store, outputs);
             }
             _ = tick.tick() => {
@@ -245,6 +291,9 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     }
     if let Some(r) = restreamer {
         r.stop().await;
+    }
+    if let Some(l) = ladder {
+        l.stop().await;
     }
     drop(store);
     let manifest = stored.await.unwrap_or_default();

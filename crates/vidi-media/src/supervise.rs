@@ -49,6 +49,10 @@ impl Default for Restart {
 /// A fresh input for each run (a live transcode's stream, from its current position).
 pub type Feed = Arc<dyn Fn() -> BoxStream<'static, std::io::Result<Bytes>> + Send + Sync>;
 
+/// Reads each run's stdout (a live transcode's output), to its end; a run without one has its
+/// stdout read and dropped.
+pub type Reader = Arc<dyn Fn(tokio::process::ChildStdout) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// What a supervisor has seen so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Status {
@@ -68,6 +72,7 @@ pub struct Supervisor {
     args: Vec<String>,
     restart: Restart,
     feed: Option<Feed>,
+    reader: Option<Reader>,
     status: Arc<Mutex<Status>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
 }
@@ -77,12 +82,17 @@ impl Supervisor {
     /// dropped (see the module's note).
     pub fn new(tool: &Tool, args: Vec<String>, restart: Restart) -> Self {
         let tool = Tool { background: None, ..tool.clone() };
-        Supervisor { tool, args, restart, feed: None, status: Arc::default(), stderr: Arc::default() }
+        Supervisor { tool, args, restart, feed: None, reader: None, status: Arc::default(), stderr: Arc::default() }
     }
 
     /// Feeds each run's stdin from a stream `feed` makes for it.
     pub fn fed(self, feed: Feed) -> Self {
         Supervisor { feed: Some(feed), ..self }
+    }
+
+    /// Hands each run's stdout to `reader` (otherwise it is drained).
+    pub fn reading(self, reader: Reader) -> Self {
+        Supervisor { reader: Some(reader), ..self }
     }
 
     pub fn status(&self) -> Status {
@@ -140,10 +150,14 @@ impl Supervisor {
         let feed = crate::feed(child.stdin.take(), input);
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
-        // stdout is read and dropped: a program that writes there must not block on a full pipe.
-        let drain = async {
-            let mut buf = vec![0u8; 8192];
-            while matches!(stdout.read(&mut buf).await, Ok(n) if n > 0) {}
+        // Without a reader, stdout is read and dropped: a program that writes there must not
+        // block on a full pipe.
+        let drain: futures::future::BoxFuture<'static, ()> = match &self.reader {
+            Some(read) => read(stdout),
+            None => Box::pin(async move {
+                let mut buf = vec![0u8; 8192];
+                while matches!(stdout.read(&mut buf).await, Ok(n) if n > 0) {}
+            }),
         };
         let keep = async {
             let mut buf = vec![0u8; 4096];

@@ -43,10 +43,11 @@ pub(super) async fn master(
     params.insert(key.to_string(), stem.clone());
     let a = visible(&state, &params, &headers, &query).await?;
     let id = live_id(&a)?;
-    // Relative to the master's URL: `{id}/index.m3u8` public, `{token}/index.m3u8` private.
+    // Relative to the master's URL: `{id}/index.m3u8` public, `{token}/index.m3u8` private (and
+    // a rung's playlist beside it).
     let dir = if key == "token" { stem } else { id.to_string() };
-    let media = format!("{dir}/index.m3u8{}", a.avh());
-    let body = state.live.master(id, &media).ok_or_else(not_live)?;
+    let avh = a.avh();
+    let body = state.live.master(id, &|name| format!("{dir}/{name}{avh}")).ok_or_else(not_live)?;
     Ok(a.finish(respond(StatusCode::OK, M3U8, cache(&a, PLAYLIST_CACHE).as_str(), Body::from(body))))
 }
 
@@ -60,10 +61,8 @@ pub(super) async fn file(
 ) -> ApiResult<Response> {
     let id = live_id(&a)?;
     let name = params.get("file").map(String::as_str).unwrap_or("");
-    if name == "index.m3u8" {
-        return media_playlist(&state, &a, id, &query).await;
-    }
     let content_type = match kind(name) {
+        Some(FileKind::Playlist) => return media_playlist(&state, &a, id, name, &query).await,
         Some(FileKind::Init) => "video/mp4",
         Some(FileKind::Media) => "video/iso.segment",
         None => return Err(ApiError::not_found("file")),
@@ -78,6 +77,7 @@ async fn media_playlist(
     state: &AppState,
     a: &Access<Visibility>,
     id: &LiveStreamId,
+    playlist: &str,
     query: &HashMap<String, String>,
 ) -> ApiResult<Response> {
     let number = |k: &str| -> ApiResult<Option<u64>> {
@@ -90,7 +90,7 @@ async fn media_playlist(
     let part = number("_HLS_part")?
         .map(|p| u32::try_from(p).map_err(|_| bad_directive("_HLS_part is too large.".into())))
         .transpose()?;
-    let text = match state.live.media(id, msn, part).await {
+    let text = match state.live.media(id, playlist, msn, part).await {
         Ok(t) => t,
         Err(LiveRefusal::NotHere) => return Err(not_live()),
         Err(LiveRefusal::BadRequest(why)) => return Err(bad_directive(why.to_string())),
@@ -112,14 +112,26 @@ async fn media_playlist(
 }
 
 enum FileKind {
+    Playlist,
     Init,
     Media,
 }
 
-/// The names a broadcast gives its files (`vidi_live::playlist`): `init{n}.mp4`, `{msn}.m4s`,
-/// `{msn}.{part}.m4s`. Anything else is not asked of the broadcast at all.
+/// The names a broadcast gives its files (`vidi_live::playlist`): the media playlist
+/// `index.m3u8`, `init{n}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s`; with the optional ladder, a
+/// rung's playlist `{height}p.m3u8` and its files under the same names after `{height}p-`.
+/// Anything else is not asked of the broadcast at all.
 fn kind(name: &str) -> Option<FileKind> {
     let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let rung = |s: &str| s.strip_suffix('p').is_some_and(|h| digits(h) && h.len() <= 5);
+    if name == "index.m3u8" || name.strip_suffix(".m3u8").is_some_and(rung) {
+        return Some(FileKind::Playlist);
+    }
+    let name = match name.split_once('-') {
+        Some((r, rest)) if rung(r) => rest,
+        Some(_) => return None,
+        None => name,
+    };
     if let Some(n) = name.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
         return digits(n).then_some(FileKind::Init);
     }
@@ -189,10 +201,34 @@ mod tests {
 
     #[test]
     fn file_names_are_the_broadcasts_own_and_nothing_else() {
-        for ok in ["init0.mp4", "12.m4s", "12.3.m4s"] {
+        for ok in [
+            "init0.mp4",
+            "12.m4s",
+            "12.3.m4s",
+            "index.m3u8",
+            "240p.m3u8",
+            "240p-init0.mp4",
+            "480p-12.m4s",
+            "480p-12.3.m4s",
+        ] {
             assert!(kind(ok).is_some(), "{ok}");
         }
-        for bad in ["init.mp4", "../0.m4s", "1.2.3.m4s", "a.m4s", "12.m4s.m4s", "index.m3u8", "init0.mp4x", ".m4s"] {
+        for bad in [
+            "init.mp4",
+            "../0.m4s",
+            "1.2.3.m4s",
+            "a.m4s",
+            "12.m4s.m4s",
+            "init0.mp4x",
+            ".m4s",
+            "x.m3u8",
+            "p.m3u8",
+            "240.m3u8",
+            "240p-index.m3u8",
+            "240p-240p-1.m4s",
+            "a-1.m4s",
+            "240p-",
+        ] {
             assert!(kind(bad).is_none(), "{bad}");
         }
     }

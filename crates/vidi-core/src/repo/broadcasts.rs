@@ -37,6 +37,17 @@ pub trait BroadcastRepo: Send + Sync {
     /// it is gone (its live stream was deleted).
     async fn end_broadcast(&self, id: &BroadcastId, now: i64) -> CoreResult<Option<Broadcast>>;
 
+    /// Ends broadcast `dead`, whose node stopped heartbeating, and flips its live stream's
+    /// `broadcasting` to false (with `live-stream.broadcast.ended`, keyed by `occurrence`) in
+    /// one transaction, unless another broadcast of that live stream is still open: the stream
+    /// may have started again on another node, and its flag is that broadcast's now. Returns
+    /// the broadcast as stored (`None` if it is gone) and whether the flag was flipped.
+    async fn end_orphan(&self, dead: &Broadcast, occurrence: &str, now: i64) -> CoreResult<(Option<Broadcast>, bool)>;
+
+    /// Which of `ids` still exist: one query for every live stream a node holds, whose
+    /// deletion through another node cuts its broadcast here.
+    async fn existing_live_streams(&self, ids: &[LiveStreamId]) -> CoreResult<Vec<LiveStreamId>>;
+
     /// Open broadcasts whose node stopped heartbeating before `stale_before`.
     async fn stale_broadcasts(&self, stale_before: i64) -> CoreResult<Vec<Broadcast>>;
 

@@ -212,6 +212,17 @@ impl Segmenter {
         self.segment.as_ref().map_or(self.next_msn, |s| s.msn + 1)
     }
 
+    /// What is added to the publisher's timestamps to put them on the output timeline (it
+    /// changes at the first frame after a [`Segmenter::discontinuity`]).
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The segment being filled: its msn and where it starts on the output timeline (ms).
+    pub fn current_segment(&self) -> Option<(u64, i64)> {
+        self.segment.as_ref().map(|s| (s.msn, s.start))
+    }
+
     /// Takes the next event; returns what it completed (often nothing).
     pub fn push(&mut self, event: MediaEvent) -> Vec<Output> {
         let mut out = Vec::new();

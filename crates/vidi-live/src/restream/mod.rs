@@ -24,7 +24,7 @@
 //! `VIDI_OUTBOUND_ALLOW_PRIVATE=true` lets both through (the guard passed in carries it).
 
 pub mod flv;
-mod queue;
+pub(crate) mod queue;
 mod relay;
 #[cfg(test)]
 mod tests;

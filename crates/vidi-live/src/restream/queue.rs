@@ -117,7 +117,7 @@ impl Queue {
         q.events.clear();
         q.bytes = 0;
         q.resync = true;
-        Reader { queue: self.clone(), generation: q.generation, base: None, last_ts: 0 }
+        Reader { queue: self.clone(), generation: q.generation, base: None, last_ts: 0, keep_times: false }
     }
 }
 
@@ -130,9 +130,17 @@ pub struct Reader {
     /// The last timestamp written: a configuration that changes mid-run goes there, so the
     /// stream's times never go backwards.
     last_ts: u32,
+    /// Write the events' own timestamps rather than from 0 at the first keyframe (a ladder's
+    /// encoder keeps them, to line its keyframes up with the source's).
+    keep_times: bool,
 }
 
 impl Reader {
+    /// This reader writes the events' own timestamps (which must then be non-negative).
+    pub fn keeping_times(self) -> Reader {
+        Reader { keep_times: true, ..self }
+    }
+
     /// The next bytes of the run's FLV stream: everything queued, as one chunk. `None` at the end
     /// (the queue closed, or a newer reader took over).
     pub async fn next(&mut self) -> Option<Bytes> {
@@ -170,7 +178,8 @@ impl Reader {
                 // The queue starts each run at an entry frame: the header goes before it, with the
                 // configurations known now (earlier configuration events are already in them).
                 let Some(dts) = event.dts() else { continue };
-                self.base = Some(dts);
+                let base = if self.keep_times { 0 } else { dts };
+                self.base = Some(base);
                 out.extend_from_slice(&flv::header(video.is_some(), audio.is_some()));
                 if let Some(v) = &video {
                     flv::video_config(&mut out, 0, v);
@@ -178,7 +187,7 @@ impl Reader {
                 if let Some(a) = &audio {
                     flv::audio_config(&mut out, 0, a);
                 }
-                self.frame(&mut out, &event, dts);
+                self.frame(&mut out, &event, base);
                 continue;
             };
             self.frame(&mut out, &event, base);

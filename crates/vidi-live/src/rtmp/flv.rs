@@ -11,7 +11,7 @@ use crate::media::{AudioConfig, MediaEvent, VideoConfig};
 
 /// What to do with one tag.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Tag {
+pub(crate) enum Tag {
     Event(MediaEvent),
     /// Carries nothing for the segmenter (an AVC end of sequence, a video info frame, an empty
     /// message).
@@ -20,7 +20,7 @@ pub(super) enum Tag {
 
 /// Why a publisher's media is refused; the text names the codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(super) enum Unsupported {
+pub(crate) enum Unsupported {
     #[error("video codec {0} is not supported (send H.264)")]
     VideoCodec(String),
     #[error("audio codec {0} is not supported (send AAC)")]
@@ -30,7 +30,7 @@ pub(super) enum Unsupported {
 }
 
 /// A video message body (FLV `VIDEODATA`, E-RTMP's extended header included).
-pub(super) fn video(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
+pub(crate) fn video(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
     let Some(&first) = data.first() else { return Ok(Tag::Skip) };
     if first & 0x80 != 0 {
         // Enhanced RTMP: the low nibble is a packet type and a FourCC names the codec.
@@ -67,7 +67,7 @@ pub(super) fn video(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
 }
 
 /// An audio message body (FLV `AUDIODATA`).
-pub(super) fn audio(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
+pub(crate) fn audio(data: &Bytes, dts: i64) -> Result<Tag, Unsupported> {
     let Some(&first) = data.first() else { return Ok(Tag::Skip) };
     let format = first >> 4;
     if format != 10 {

@@ -29,7 +29,7 @@
 
 mod chunks;
 mod conn;
-mod flv;
+pub(crate) mod flv;
 mod server;
 #[cfg(test)]
 mod tests;

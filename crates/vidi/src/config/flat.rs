@@ -74,6 +74,9 @@ pub(super) struct Flat {
     live_reconnect_secs: u64,
     live_part_ms: u64,
     live_segment_secs: u64,
+    live_heartbeat_secs: u64,
+    live_stale_secs: u64,
+    live_ladder: String,
     collect_rate: u64,
     trusted_proxy: bool,
     geoip_db: String,
@@ -161,6 +164,13 @@ impl From<&Config> for Flat {
             live_reconnect_secs: c.live.reconnect_grace.as_secs(),
             live_part_ms: c.live.part_target.as_millis() as u64,
             live_segment_secs: c.live.segment_target.as_secs(),
+            live_heartbeat_secs: c.live.heartbeat.as_secs(),
+            live_stale_secs: c.live.stale_after.as_secs(),
+            live_ladder: if c.live.ladder.is_empty() {
+                "off".into()
+            } else {
+                c.live.ladder.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+            },
             collect_rate: c.analytics.collect_rate.into(),
             trusted_proxy: c.analytics.trusted_proxy,
             geoip_db: c.analytics.geoip_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
@@ -275,6 +285,9 @@ impl Flat {
                 reconnect_grace: o.secs("live_reconnect_secs", f.live_reconnect_secs)?,
                 part_target: o.millis("live_part_ms", f.live_part_ms)?,
                 segment_target: o.secs("live_segment_secs", f.live_segment_secs)?,
+                heartbeat: o.secs("live_heartbeat_secs", f.live_heartbeat_secs)?,
+                stale_after: o.secs("live_stale_secs", f.live_stale_secs)?,
+                ladder: o.heights("live_ladder", &f.live_ladder)?,
             },
             analytics: Analytics {
                 collect_rate: o.int("collect_rate", f.collect_rate)? as u32,
@@ -428,6 +441,24 @@ impl Origins {
     /// An address, or `None` for `off`.
     fn addr_or_off(&self, key: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
         if v.trim().eq_ignore_ascii_case("off") { Ok(None) } else { self.addr(key, v).map(Some) }
+    }
+
+    /// Heights of a ladder, tallest first, duplicates dropped; `off` (or empty) for none.
+    fn heights(&self, key: &str, v: &str) -> Result<Vec<u32>, ConfigError> {
+        let v = v.trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("off") {
+            return Ok(Vec::new());
+        }
+        let mut heights = Vec::new();
+        for h in v.split(',') {
+            match h.trim().parse::<u32>() {
+                Ok(h) if (16..=4320).contains(&h) => heights.push(h),
+                _ => return Err(self.refuse(key)),
+            }
+        }
+        heights.sort_unstable_by(|a, b| b.cmp(a));
+        heights.dedup();
+        Ok(heights)
     }
 
     /// A text setting: `None` when empty (unset), else the text once it is acceptable.

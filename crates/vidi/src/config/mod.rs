@@ -238,6 +238,12 @@ pub struct Live {
     pub part_target: Duration,
     /// Segments close at the first keyframe after this.
     pub segment_target: Duration,
+    /// How often a node records that it still holds its broadcasts.
+    pub heartbeat: Duration,
+    /// A broadcast whose node has not heartbeated for this long lost its node: any node ends it.
+    pub stale_after: Duration,
+    /// The heights of the transcoded lower renditions, tallest first (empty: the source only).
+    pub ladder: Vec<u32>,
 }
 
 /// Running a node: logs, metrics and health, rate limits (docs/operations.md).
@@ -327,6 +333,9 @@ impl Default for Config {
                     reconnect_grace: d.reconnect_grace,
                     part_target: d.part_target,
                     segment_target: d.segment_target,
+                    heartbeat: d.heartbeat,
+                    stale_after: d.stale_after,
+                    ladder: d.ladder,
                 }
             },
             analytics: Analytics {

@@ -28,6 +28,8 @@ pub enum Kind {
     OneOf(&'static [&'static str]),
     /// Empty (unset), or a URL beginning with one of these.
     Url(&'static [&'static str]),
+    /// `off`, or picture heights in pixels (from 16 to 4320) separated by commas.
+    Heights,
 }
 
 /// One setting: its key in the file (`workers`), and so its variable (`VIDI_WORKERS`).
@@ -58,6 +60,7 @@ impl Setting {
             Kind::Name => "ASCII letters, digits and _".into(),
             Kind::OneOf(words) => format!("one of {}", words.join(", ")),
             Kind::Url(schemes) => format!("empty or a URL beginning with {}", schemes.join(" or ")),
+            Kind::Heights => "off, or picture heights from 16 to 4320 separated by commas, such as 480,240".into(),
         }
     }
 }
@@ -142,6 +145,9 @@ pub const SETTINGS: &[Setting] = &[
     int("live_reconnect_secs", "live", 0, HOUR, "seconds"),
     int("live_part_ms", "live", 200, 333, "milliseconds"),
     int("live_segment_secs", "live", 1, 10, "seconds"),
+    int("live_heartbeat_secs", "live", 1, 60, "seconds"),
+    int("live_stale_secs", "live", 2, HOUR, "seconds"),
+    of("live_ladder", "live", Kind::Heights),
     int("collect_rate", "analytics", 0, MANY, "requests per second"),
     of("trusted_proxy", "analytics", Kind::Bool),
     text("geoip_db", "analytics", false),

@@ -95,6 +95,9 @@ impl Config {
             part_target: l.part_target,
             segment_target: l.segment_target,
             reconnect_grace: l.reconnect_grace,
+            heartbeat: l.heartbeat,
+            stale_after: l.stale_after,
+            ladder: l.ladder.clone(),
             max_attempts: self.worker().max_attempts,
             ..vidi_live::LiveConfig::default()
         }

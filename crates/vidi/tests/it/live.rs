@@ -55,7 +55,7 @@ pub async fn wait_broadcasting(t: &TestServer, id: &str, on: bool, secs: u64) ->
     }
 }
 
-async fn get_bytes(t: &TestServer, path: &str) -> (u16, Vec<u8>) {
+pub async fn get_bytes(t: &TestServer, path: &str) -> (u16, Vec<u8>) {
     let r = t.http.get(format!("{}{path}", t.url)).send().await.unwrap();
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
@@ -324,4 +324,63 @@ async fn an_idle_live_stream_has_no_playlist_and_bad_directives_are_refused() {
         assert_eq!(get_bytes(&t, &path).await.0, 404, "{path}");
     }
     assert_eq!(get_bytes(&t, &format!("/live/{id}/index.m3u8?_HLS_msn=abc")).await.0, 400);
+}
+
+backend_test!(the_orphan_sweep_leaves_the_flag_of_a_stream_broadcasting_elsewhere);
+/// A node died holding a broadcast, and meanwhile its live stream started again on another node:
+/// the sweep ends the dead node's broadcast but leaves `broadcasting` true (it is the open
+/// broadcast's); once no broadcast is open, ending the last one flips it.
+async fn the_orphan_sweep_leaves_the_flag_of_a_stream_broadcasting_elsewhere(b: Backend) {
+    use vidi_core::id::{BroadcastId, LiveStreamId, VideoId};
+    use vidi_core::live::Broadcast;
+    let t = TestServer::start_with(&b, |c| {
+        c.live.heartbeat = Duration::from_secs(1);
+        c.live.stale_after = Duration::from_secs(2);
+    })
+    .await;
+    let repo = t.server.state.repo.clone();
+    let ws = t.ws().await;
+    let live = create_live(&t, json!({ "name": "moved" })).await;
+    let id = LiveStreamId::from_trusted(live["liveStreamId"].as_str().unwrap().to_string());
+    let now = vidi_core::time::now_ms();
+    let row = |node: &str, heartbeat_at: i64| Broadcast {
+        id: BroadcastId::generate(),
+        live_stream_id: id.clone(),
+        workspace_id: ws.clone(),
+        node: node.into(),
+        record: false,
+        video_id: VideoId::generate(),
+        started_at: now - 60_000,
+        heartbeat_at,
+        ended_at: None,
+    };
+    // The dead node's, silent for a minute; the live one's, beating (in the future, so this
+    // test's own sweeps never find it stale).
+    let (dead, open) = (row("dead-node", now - 60_000), row("other-node", now + 3_600_000));
+    repo.open_broadcast(&dead).await.unwrap();
+    repo.open_broadcast(&open).await.unwrap();
+    assert!(repo.set_broadcasting(&ws, &id, true, "test:on", now).await.unwrap());
+
+    // This node's sweep (every second here) ends the dead broadcast, and only that.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while repo.get_broadcast(&dead.id).await.unwrap().unwrap().ended_at.is_none() {
+        assert!(Instant::now() < deadline, "the sweep never ended the orphaned broadcast");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(repo.get_broadcast(&open.id).await.unwrap().unwrap().ended_at.is_none());
+    let l: Value = t.get(&format!("/live-streams/{id}")).await.json().await.unwrap();
+    assert_eq!(l["broadcasting"], true, "the stream broadcasting on another node keeps its flag: {l}");
+
+    // The other node dies too: nothing is open any more, so the flag goes.
+    let (ended, flipped) = repo.end_orphan(&open, "test:orphaned", vidi_core::time::now_ms()).await.unwrap();
+    assert!(flipped && ended.unwrap().ended_at.is_some());
+    let l: Value = t.get(&format!("/live-streams/{id}")).await.json().await.unwrap();
+    assert_eq!(l["broadcasting"], false, "{l}");
+
+    // The heartbeat's existence check: one query answers for every stream held.
+    let other = create_live(&t, json!({ "name": "gone" })).await;
+    let gone = LiveStreamId::from_trusted(other["liveStreamId"].as_str().unwrap().to_string());
+    assert_eq!(t.req(reqwest::Method::DELETE, &format!("/live-streams/{gone}")).send().await.unwrap().status(), 204);
+    let existing = repo.existing_live_streams(&[id.clone(), gone]).await.unwrap();
+    assert_eq!(existing, [id]);
 }

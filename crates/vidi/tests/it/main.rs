@@ -24,6 +24,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod live;
+mod live_ladder;
 mod live_player;
 mod live_streams;
 mod ops;
