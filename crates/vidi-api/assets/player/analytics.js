@@ -219,13 +219,17 @@
   // its height and bitrate. The first of a session is the initial choice; the server counts the
   // ones after it as switches. player.js and live.js announce each hls.js they make (`vidi-hls`).
   let [shownBitrate, shownHeight] = [0, 0]; // the last rendition reported
-  video.addEventListener('vidi-hls', (ev) => {
-    const hls = ev.detail;
-    if (!hls || !window.Hls) return;
+  // player.js may have made its hls.js (and hls.js chosen a level) before this script ran: the
+  // manifest can answer before this file is fetched. So the one already there is watched too,
+  // each hls.js once, and a level already playing is reported as the first choice.
+  const seenHls = new WeakSet();
+  function watchHls(hls, made) {
+    if (!hls || !window.Hls || seenHls.has(hls)) return;
+    seenHls.add(hls);
     // A live stream joined again: its time to first frame counts from this join.
-    if (!firstFrame && requested) requested = performance.now();
-    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => {
-      const level = hls.levels && hls.levels[d.level];
+    if (made && !firstFrame && requested) requested = performance.now();
+    const switched = (index) => {
+      const level = hls.levels && hls.levels[index];
       if (!level) return;
       const b = Math.round(level.bitrate || 0);
       const h = Math.round(level.height || 0);
@@ -235,8 +239,14 @@
       if (b <= 0 || h <= 0 || (b === shownBitrate && h === shownHeight)) return;
       [shownBitrate, shownHeight] = [b, h];
       record('qoe.rendition', { at: whole(video.currentTime), height: h, bitrate: b });
-    });
-  });
+    };
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => switched(d.level));
+    // hls.js's `currentLevel` is the level playing (-1 until one is); switching to it again is
+    // no switch (above), so a LEVEL_SWITCHED for it that was merely late changes nothing.
+    if (hls.currentLevel >= 0) switched(hls.currentLevel);
+  }
+  video.addEventListener('vidi-hls', (ev) => watchHls(ev.detail, true));
+  watchHls(window.vidiHls, false);
 
   // ---- The session ----------------------------------------------------------------------------
 
