@@ -196,7 +196,10 @@ fn number(n: u64) -> HeaderValue {
 /// The class of a request to `route` (its matched template), or `None` when it is not limited.
 pub fn class_of(method: &Method, route: Option<&str>) -> Option<Class> {
     let route = route.unwrap_or("");
-    let unlimited = ["/vod/", "/live/", "/embed/", "/assets/"];
+    // Delivery is never limited, and the analytics collector has its own per-address limit
+    // (`VIDI_COLLECT_RATE`): counted here too, every viewer behind one reverse proxy, or one
+    // busy page's beacons, would share one address's write budget and be refused as a flood.
+    let unlimited = ["/vod/", "/live/", "/embed/", "/assets/", "/collect/"];
     if unlimited.iter().any(|p| route.starts_with(p)) || matches!(route, "/health" | "/ready" | "/metrics") {
         return None;
     }
@@ -258,6 +261,9 @@ mod tests {
             assert_eq!(class_of(&Method::GET, Some(delivery)), None, "{delivery}");
         }
         assert_eq!(class_of(&Method::GET, Some("/metrics")), None);
+        for collect in ["/collect/sessions", "/collect/sessions/{sessionId}/events"] {
+            assert_eq!(class_of(&Method::POST, Some(collect)), None, "{collect}");
+        }
     }
 
     #[test]
