@@ -273,65 +273,53 @@ fn ffmpeg_args(height: u32, bitrate: u32) -> Vec<String> {
     let rate = format!("{}k", bitrate / 1000);
     let buffer = format!("{}k", bitrate / 500);
     let scale = format!("scale=-2:{height}");
-    [
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        // Start as soon as the configurations and a first frame are in: no long probing.
-        "-fflags",
-        "+nobuffer",
-        "-probesize",
-        "32768",
-        "-analyzeduration",
-        "500000",
-        "-f",
-        "flv",
-        "-i",
-        "pipe:0",
-        // The source's timeline, kept: what lines the rung's segments up with the source's.
-        "-copyts",
-        "-map",
-        "0:v",
-        "-map",
-        "0:a?",
-        "-vf",
-        &scale,
-        "-fps_mode",
-        "passthrough",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        // No lookahead or B-frames: a frame leaves the encoder as soon as it is in.
-        "-tune",
-        "zerolatency",
-        "-pix_fmt",
-        "yuv420p",
-        "-force_key_frames",
-        "source",
-        "-g",
-        "100000",
-        "-sc_threshold",
-        "0",
-        "-bf",
-        "0",
-        "-b:v",
-        &rate,
-        "-maxrate",
-        &rate,
-        "-bufsize",
-        &buffer,
-        "-c:a",
-        "copy",
-        "-f",
-        "flv",
-        "-flvflags",
-        "no_duration_filesize",
-        "pipe:1",
-    ]
-    .map(String::from)
-    .into()
+    let mut args: Vec<String> = crate::restream::FLV_STDIN_INPUT.map(String::from).into();
+    args.extend(
+        [
+            // The source's timeline, kept: what lines the rung's segments up with the source's.
+            "-copyts",
+            "-map",
+            "0:v",
+            "-map",
+            "0:a?",
+            "-vf",
+            &scale,
+            "-fps_mode",
+            "passthrough",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            // No lookahead or B-frames: a frame leaves the encoder as soon as it is in.
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-force_key_frames",
+            "source",
+            "-g",
+            "100000",
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "0",
+            "-b:v",
+            &rate,
+            "-maxrate",
+            &rate,
+            "-bufsize",
+            &buffer,
+            "-c:a",
+            "copy",
+            "-f",
+            "flv",
+            "-flvflags",
+            "no_duration_filesize",
+            "pipe:1",
+        ]
+        .map(String::from),
+    );
+    args
 }
 
 /// One run's output: FLV tags into the rung's segmenter, its outputs into the rung's view.

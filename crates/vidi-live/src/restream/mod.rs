@@ -397,24 +397,33 @@ async fn push(
     }
 }
 
+/// The input half of every ffmpeg fed a broadcast's FLV on its stdin (these pushers and the
+/// ladder's rungs): quiet, and started as soon as the configurations and a first frame are in,
+/// with no long probing.
+pub(crate) const FLV_STDIN_INPUT: [&str; 14] = [
+    "-hide_banner",
+    "-nostdin",
+    "-loglevel",
+    "error",
+    "-fflags",
+    "+nobuffer",
+    "-probesize",
+    "32768",
+    "-analyzeduration",
+    "500000",
+    "-f",
+    "flv",
+    "-i",
+    "pipe:0",
+];
+
 /// ffmpeg copies its FLV input to the relay's loopback port, announcing the destination's own
 /// application, stream key and tcUrl. The URL itself holds nothing of the user's (ffmpeg takes
 /// app and key from the options, and a key in the URL would show in its messages).
 fn ffmpeg_args(server: &Server, key: &str, relay_port: u16) -> Vec<String> {
-    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "error"].map(String::from).into();
+    let mut args: Vec<String> = FLV_STDIN_INPUT.map(String::from).into();
     args.extend(
         [
-            // Start as soon as the configurations and a first frame are in: no long probing.
-            "-fflags",
-            "+nobuffer",
-            "-probesize",
-            "32768",
-            "-analyzeduration",
-            "500000",
-            "-f",
-            "flv",
-            "-i",
-            "pipe:0",
             "-map",
             "0",
             "-c",
