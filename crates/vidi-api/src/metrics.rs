@@ -11,9 +11,11 @@
 //! which cannot be added up across nodes). Labels must have a bounded set of values: a route
 //! template, a lane, an outcome; never an id.
 
+mod durations;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -21,15 +23,16 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
+
+pub use durations::render as render_http_durations;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
 
 pub use vidi_core::metric_names as names;
 
-/// Bucket bounds of each histogram.
+/// Bucket bounds of each histogram the exporter keeps (the HTTP duration's are in [`durations`]).
 const BUCKETS: &[(&str, &[f64])] = &[
-    (names::HTTP_DURATION, &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
     (names::QUEUE_LATENCY, &[0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
     (names::ENCODE_SPEED, &[0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
 ];
@@ -100,8 +103,15 @@ fn method_label(m: &Method) -> &'static str {
 struct Handles {
     method: &'static str,
     status: u16,
-    duration: Histogram,
+    duration: Durations,
     requests: Counter,
+}
+
+/// Where a duration goes: Vidi's own histogram, rendered on `/metrics` ([`durations`]), or, when
+/// an embedding program installed its own recorder, that recorder's.
+enum Durations {
+    Ours(Arc<durations::Durations>),
+    Theirs(Histogram),
 }
 
 thread_local! {
@@ -128,17 +138,26 @@ fn record_in(by_route: &mut Vec<Handles>, route: &str, method: &'static str, sta
         Some(i) => i,
         None => {
             let (r, s) = (route.to_string(), status.to_string());
+            let duration = match handle() {
+                Some(_) => Durations::Ours(durations::durations(route, method)),
+                None => Durations::Theirs(
+                    metrics::histogram!(names::HTTP_DURATION, "route" => r.clone(), "method" => method),
+                ),
+            };
             by_route.push(Handles {
                 method,
                 status,
-                duration: metrics::histogram!(names::HTTP_DURATION, "route" => r.clone(), "method" => method),
+                duration,
                 requests: metrics::counter!(names::HTTP_REQUESTS, "route" => r, "method" => method, "status" => s),
             });
             by_route.len() - 1
         }
     };
     let h = &by_route[i];
-    h.duration.record(took.as_secs_f64());
+    match &h.duration {
+        Durations::Ours(d) => d.record(took),
+        Durations::Theirs(d) => d.record(took.as_secs_f64()),
+    }
     h.requests.increment(1);
 }
 
