@@ -97,6 +97,7 @@ async fn metrics(State(p): State<Probe>) -> Response {
         return plain(StatusCode::NOT_IMPLEMENTED, "another metrics recorder is installed\n".into());
     };
     let mut body = handle.render();
+    crate::metrics::render_http(&mut body);
     if let Ok(Ok(counts)) = tokio::time::timeout(READY_TIMEOUT, p.repo.job_counts()).await {
         use std::fmt::Write;
         let name = names::JOBS;
