@@ -68,6 +68,10 @@ pub(crate) use with_pool;
 pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
     match e {
         sqlx::Error::RowNotFound => CoreError::NotFound,
+        // The database's disk is full: SQLITE_FULL (13, also the primary code of any extended
+        // one), or PostgreSQL's `disk_full` (53100). Not an outage: it lasts until the operator
+        // frees space, and the API says so (507).
+        sqlx::Error::Database(d) if is_full(d.as_ref()) => CoreError::Full(d.message().to_string()),
         e => {
             let kind = match &e {
                 sqlx::Error::Database(d) if d.is_unique_violation() => DbErrorKind::UniqueViolation,
@@ -82,6 +86,17 @@ pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
             CoreError::Database(DbError { kind, message: e.to_string() })
         }
     }
+}
+
+/// Whether a database error is a full disk. SQLite's extended codes carry the primary one in
+/// their low byte; PostgreSQL's are SQLSTATEs, which only look numeric.
+fn is_full(d: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    let code = d.code();
+    if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        return code.as_deref() == Some("53100");
+    }
+    d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && code.and_then(|c| c.parse::<i64>().ok()).is_some_and(|n| n & 0xff == 13)
 }
 
 /// `NotFound` when a statement scoped to a workspace changed no row: the row is another
