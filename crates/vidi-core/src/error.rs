@@ -31,7 +31,7 @@ pub enum CoreError {
     /// any failed write, but unlike an outage it does not pass by itself: the operator frees
     /// space. The text always contains [`DISK_FULL`], so a failure carried as a string (an
     /// ffmpeg's stderr, a job's error) is still recognised ([`is_disk_full`]).
-    #[error("{DISK_FULL}: {0}")]
+    #[error("{full}: {0}", full = DISK_FULL)]
     Full(String),
 }
 

@@ -210,6 +210,8 @@ async fn disk_full_on_the_embedded_default() {
         assert!(!r.bytes().await.unwrap().is_empty(), "{asset}");
     }
     assert!(encoded(&t.get(&format!("/videos/{a}/status")).await.json().await.unwrap()));
+    // Ready: a balancer that took the node out would stop these reads too.
+    assert_eq!(t.get("/ready").await.status(), 200, "/ready on a full disk");
 
     // Database writes: SQLite's file cannot grow either. Each new video (with a long
     // description, so its row takes a page) adds to the write-ahead log until it cannot.
