@@ -181,7 +181,28 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let file = opts.get_filename().to_path_buf();
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A write that meets a full disk (SQLITE_FULL) inside a transaction makes SQLite roll
+            // the whole transaction back itself; sqlx's ROLLBACK on drop then fails, and the
+            // connection still counts itself inside one. Its next `begin` would be a SAVEPOINT
+            // that a rollback leaves open, holding the write lock: every other writer would wait
+            // out its busy timeout ("database is locked") long after space was freed. Such a
+            // connection is closed rather than reused. The check costs nothing on the usual path:
+            // only a connection released inside a transaction waits for its rollback to run.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
         // Connecting created the file; an in-memory database has none, and no inline reads.
         let inline = file.is_file().then(|| inline::InlineReader::new(&file));
         Ok(Db {

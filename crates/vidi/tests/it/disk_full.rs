@@ -135,6 +135,8 @@ async fn full_problem(r: reqwest::Response, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_on_the_embedded_default() {
     let Some(disk) = Tmpfs::mount() else { return };
+    // The server's warnings and errors (what an operator reads) in the test's output on failure.
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let data = disk.path().to_path_buf();
     let t = TestServer::start_with(&Backend::sqlite_local(), |c| {
         c.storage.data_dir = data.clone();
@@ -238,8 +240,18 @@ async fn disk_full_on_the_embedded_default() {
     assert_eq!(r.status(), 201, "a database write once space is back");
     assert_eq!(t.upload(&b, None, small.clone()).await.status(), 201, "the whole upload again");
     for (i, p) in parts.iter().enumerate().skip(1) {
-        let r = t.upload(&c, Some(&format!("part {}/{n}", i + 1)), p.clone()).await;
-        assert_eq!(r.status(), 201, "chunk {} again", i + 1);
+        // A claim on the refused part whose release the full database refused too is released
+        // within a second of space coming back: until then the part answers 409 (retry).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = loop {
+            let r = t.upload(&c, Some(&format!("part {}/{n}", i + 1)), p.clone()).await;
+            if r.status() != 409 || Instant::now() > deadline {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let status = r.status();
+        assert_eq!(status, 201, "chunk {} again: {}", i + 1, r.text().await.unwrap());
     }
     assert_eq!(t.stored_source_sha(&c).await, sha256(&big), "the chunked source, assembled");
     assert_eq!(t.stored_source_sha(&b).await, sha256(&small));
