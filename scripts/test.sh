@@ -59,6 +59,9 @@ else
 fi
 
 # --- Rust: unit tests and the integration tests on every backend pair ------------------------
+# Among them `disk_full`, which mounts a small tmpfs as the data folder of the embedded default
+# and fills it: it needs root (CI runs as root; elsewhere it says it is skipped, with CI=true it
+# fails).
 cargo test --workspace --locked --no-fail-fast
 
 # --- The official SDKs against a real server, on each backend pair --------------------------
