@@ -59,6 +59,9 @@ else
 fi
 
 # --- Rust: unit tests and the integration tests on every backend pair ------------------------
+# Among them `disk_full`, which mounts a small tmpfs as the data folder of the embedded default
+# and fills it: it needs root (CI runs as root; elsewhere it says it is skipped, with CI=true it
+# fails).
 cargo test --workspace --locked --no-fail-fast
 
 # --- The official SDKs against a real server, on each backend pair --------------------------
@@ -87,10 +90,11 @@ sdk_run() { # label, then VAR=value pairs for the server
 sdk_run sqlite+local VIDI_PIECE_SECS=8
 if [ -n "${VIDI_TEST_PG_URL:-}" ] && [ -n "${VIDI_TEST_S3_URL:-}" ]; then
   # PostgreSQL and S3: the cluster (2 API nodes, 2 workers, nginx in front) is that backend pair's
-  # server. Pieces of 4 s, so the two workers share each video; short claim and job staleness,
-  # so the faults below recover in seconds.
+  # server. Pieces of 4 s, so the two workers share each video; short claim, job and live
+  # staleness, so the faults below recover in seconds (a broadcast whose node died ends within
+  # 6 s and a heartbeat or two: six missed heartbeats, still no false alarm on a busy node).
   cluster_dir="$state/cluster"
-  CLUSTER_SETTINGS="VIDI_PIECE_SECS=4 VIDI_CLAIM_STALE_SECS=3 VIDI_JOB_STALE_SECS=5" \
+  CLUSTER_SETTINGS="VIDI_PIECE_SECS=4 VIDI_CLAIM_STALE_SECS=3 VIDI_JOB_STALE_SECS=5 VIDI_LIVE_STALE_SECS=6 VIDI_LIVE_HEARTBEAT_SECS=1" \
     scripts/cluster.sh up "$cluster_dir" >/dev/null
   mapfile -t client_env <"$cluster_dir/client.env"
   mapfile -t nodes_env <"$cluster_dir/nodes.env"

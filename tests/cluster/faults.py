@@ -10,13 +10,15 @@
   s3         S3 unreachable: an upload is refused clearly (503 + Retry-After), nothing acknowledged
              is lost, and an encode caught by the outage finishes once S3 returns.
   live-kill  kill -9 of the node holding a live broadcast: `broadcasting` false within the
-             staleness (15 s) plus a heartbeat, and the broadcast's recording still made.
+             staleness (VIDI_LIVE_STALE_SECS) plus a heartbeat or two, `live-stream.broadcast.ended`
+             recorded once, and the broadcast's recording still made (found by liveStreamId) and
+             encoded.
 
     tests/cluster/faults.py DIR [TEST…]      (all of them by default, in the order above)
 
 Killed nodes are started again after each test. Needs ffmpeg and psql. The cluster should run
 with short recovery times (scripts/test.sh starts it so): CLUSTER_SETTINGS="VIDI_CLAIM_STALE_SECS=3
-VIDI_JOB_STALE_SECS=5 VIDI_PIECE_SECS=4".
+VIDI_JOB_STALE_SECS=5 VIDI_PIECE_SECS=4 VIDI_LIVE_STALE_SECS=6 VIDI_LIVE_HEARTBEAT_SECS=1".
 """
 import base64
 import hashlib
@@ -356,6 +358,14 @@ def test_s3(tmp):
     return "upload refused with 503 + Retry-After while S3 was down; accepted after; the encode in flight finished"
 
 
+def live_window():
+    """Seconds from a kill to `broadcasting` false: the staleness, plus the heartbeat of the
+    node that notices (it looks once a heartbeat), plus one heartbeat of slack."""
+    stale = int(NODES.get("VIDI_LIVE_STALE_SECS", 15))
+    beat = int(NODES.get("VIDI_LIVE_HEARTBEAT_SECS", 2))
+    return stale, beat, stale + 2 * beat
+
+
 def test_live_kill(tmp):
     r = call("POST", "/live-streams", {"name": "fault: ingest node killed", "record": True})
     assert r.status == 200, r  # api.video answers 200 to this creation
@@ -365,6 +375,7 @@ def test_live_kill(tmp):
                             "-f", "lavfi", "-i", "sine=frequency=440", "-c:v", "libx264", "-preset", "ultrafast",
                             "-tune", "zerolatency", "-g", "30", "-c:a", "aac", "-f", "flv",
                             f"{CLIENT['VIDI_RTMP_URL']}/{key}"], stdin=subprocess.DEVNULL)
+    stale, beat, window = live_window()
     try:
         wait_for(lambda: call("GET", f"/live-streams/{lid}").json().get("broadcasting"), 30, "broadcasting")
         # Some segments in the store, for the recording.
@@ -373,20 +384,33 @@ def test_live_kill(tmp):
         cluster("kill", holder)
         killed = time.monotonic()
     finally:
+        # The publisher stops with its node: one that reconnected (to api2, nginx's backup) would
+        # start another broadcast, and `broadcasting` would rightly stay true.
         pub.kill()
         pub.wait()
-    wait_for(lambda: call("GET", f"/live-streams/{lid}").json().get("broadcasting") is False, 15 + 2 + 5,
-             "broadcasting false after the ingest node died")
+    wait_for(lambda: call("GET", f"/live-streams/{lid}").json().get("broadcasting") is False, window + 5,
+             f"broadcasting false after the ingest node died (staleness {stale} s, heartbeat {beat} s)")
     took = time.monotonic() - killed
-    recording = wait_for(lambda: psql(f"SELECT id FROM videos WHERE live_stream_id = '{lid}'") or None, 120,
-                         "the broadcast's recording")
-    rec = recording[0][0]
-    # The recording is made from the segments that reached the media store before the kill.
-    wait_for(lambda: (status(rec) or {}).get("ingest", {}).get("status") == "uploaded", 120, "the recording's source")
-    secs = status(rec)["encoding"]["metadata"]["duration"]
+    assert took <= window + 1, f"broadcasting false only {took:.1f} s after the kill (window {window} s)"
+    # The event a webhook subscriber gets, recorded by the node that ended the broadcast.
+    ended = wait_for(lambda: psql(f"SELECT fields FROM events WHERE kind = 'live-stream.broadcast.ended' "
+                                  f"AND subject = '{lid}'") or None, 10, "live-stream.broadcast.ended recorded")
+    assert len(ended) == 1, f"broadcast.ended recorded {len(ended)} times"
+    assert json.loads(ended[0][0]).get("liveStreamId") == lid, ended
+    # The recording, made from the segments that reached the media store before the kill, found
+    # as a client finds it, and encoded.
+    def recording():
+        r = call("GET", f"/videos?liveStreamId={lid}")
+        return r.json()["data"] if r.status == 200 and r.json()["data"] else None
+    found = wait_for(recording, 120, "the broadcast's recording (GET /videos?liveStreamId=)")
+    assert len(found) == 1, f"{len(found)} recordings of one broadcast"
+    rec = found[0]["videoId"]
+    s = wait_for(lambda: encoded(rec), 300, f"the recording {rec} encoded")
+    secs = s["encoding"]["metadata"]["duration"]
     assert secs and secs > 0, f"the recording {rec} is empty"
     restart(holder)
-    return f"broadcasting false {took:.1f} s after kill -9 of {holder}; recording {rec} of {secs} s"
+    return (f"broadcasting false {took:.1f} s after kill -9 of {holder} (window {window} s: staleness {stale} s, "
+            f"heartbeat {beat} s); broadcast.ended recorded once; recording {rec} of {secs} s encoded")
 
 
 TESTS = {"api-kill": test_api_kill, "worker-kill": test_worker_kill, "pg": test_pg, "s3": test_s3,

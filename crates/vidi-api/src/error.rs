@@ -40,6 +40,9 @@ pub struct ApiError(Box<Problem>, Option<u32>);
 /// that a client retrying on it loses little.
 const UNAVAILABLE_RETRY_SECS: u32 = 2;
 
+/// `Retry-After` of a 507 (a full disk): freeing space takes an operator minutes, not seconds.
+const FULL_RETRY_SECS: u32 = 60;
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
@@ -147,6 +150,23 @@ impl ApiError {
         e
     }
 
+    /// A disk is full (the data folder's, or the database's): 507 Insufficient Storage, so that
+    /// neither a client nor a load balancer mistakes it for a passing outage (a 503 invites
+    /// retrying at once, another node would answer the same) or for a bug (500). Nothing was
+    /// half-written. `Retry-After` is a hint for clients that retry on their own: the space
+    /// comes back when the operator frees it, not by itself.
+    pub fn insufficient_storage() -> Self {
+        let mut e = Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient-storage",
+            "The server has no space left to store this.",
+            "",
+        )
+        .detail("The server's disk is full: nothing was stored. Retry once its operator has freed space.");
+        e.1 = Some(FULL_RETRY_SECS);
+        e
+    }
+
     pub fn internal() -> Self {
         let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server-error", "Server error", "");
         e.0.kind = "about:blank".into();
@@ -169,6 +189,10 @@ impl ApiError {
             CoreError::Storage(s) => {
                 tracing::warn!(error = %s, "request failed: the media store is unavailable");
                 Self::unavailable("media store")
+            }
+            CoreError::Full(s) => {
+                tracing::error!(error = %s, "request failed: a disk is full (the data folder's or the database's)");
+                Self::insufficient_storage()
             }
             e @ CoreError::Database(_) => {
                 tracing::error!(error = %e, "request failed");
@@ -225,6 +249,15 @@ mod tests {
             assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(r.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY_SECS.to_string().as_str());
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        // A full disk is neither: 507, whichever store said so.
+        for r in [
+            answer(CoreError::Full("database or disk is full".into())),
+            answer(std::io::Error::from_raw_os_error(28).into()),
+        ] {
+            assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+            assert_eq!(r.headers()[header::RETRY_AFTER], FULL_RETRY_SECS.to_string().as_str());
         }
         // Any other database failure is a bug of ours: 500, and no invitation to retry.
         let r = answer(CoreError::Database("corrupt JSON column".into()));

@@ -26,6 +26,27 @@ pub enum CoreError {
     /// Reading the request body failed (client went away, bad multipart framing).
     #[error("request body: {0}")]
     Body(String),
+    /// A disk is full: the media store's (the data folder's filesystem: ENOSPC, or a quota) or
+    /// the database's (SQLITE_FULL, PostgreSQL's `disk_full`). Nothing was half-written, as for
+    /// any failed write, but unlike an outage it does not pass by itself: the operator frees
+    /// space. The text always contains [`DISK_FULL`], so a failure carried as a string (an
+    /// ffmpeg's stderr, a job's error) is still recognised ([`is_disk_full`]).
+    #[error("{full}: {0}", full = DISK_FULL)]
+    Full(String),
+}
+
+/// How the kernel words ENOSPC (`strerror`), as Rust's `io::Error`, ffmpeg and [`CoreError::Full`]
+/// print it.
+pub const DISK_FULL: &str = "No space left on device";
+
+/// Whether a failure's text says a disk was full: ENOSPC from Rust or a child process (ffmpeg),
+/// SQLite's `SQLITE_FULL` ("database or disk is full"), or PostgreSQL's `disk_full`, which it
+/// words as ENOSPC too ("could not extend file …: No space left on device").
+/// Any case: the media wrapper's own check of ffmpeg's output says "no space left on device
+/// (N bytes free)" (ffmpeg 5.1 exits 0 on a full disk).
+pub fn is_disk_full(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["no space left on device", "database or disk is full", "disk quota exceeded"].iter().any(|m| text.contains(m))
 }
 
 /// What kind of database failure an error is.
@@ -77,6 +98,27 @@ impl From<RangeError> for CoreError {
 
 impl From<std::io::Error> for CoreError {
     fn from(e: std::io::Error) -> Self {
+        // ENOSPC and EDQUOT: the data folder's filesystem is full, not unreachable.
+        if matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+            return CoreError::Full(e.to_string());
+        }
         CoreError::Storage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_is_a_full_disk_and_says_so() {
+        let e = CoreError::from(std::io::Error::from_raw_os_error(28));
+        assert!(matches!(e, CoreError::Full(_)), "{e:?}");
+        assert!(is_disk_full(&e.to_string()), "{e}");
+        let e = CoreError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(e, CoreError::Storage(_)) && !is_disk_full(&e.to_string()));
+        assert!(is_disk_full("[hls @ 0x1] Failed to write: No space left on device"));
+        assert!(is_disk_full("error returned from database: (code: 13) database or disk is full"));
+        assert!(is_disk_full("rendition 720p: its playlist is unfinished; no space left on device (0 bytes free)"));
     }
 }

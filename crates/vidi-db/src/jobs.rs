@@ -70,6 +70,14 @@ impl JobRepo for Db {
             .bind(id).bind(worker).bind(now).execute(p).await.map(|_| ()).map_err(db_err))
     }
 
+    async fn postpone_job(&self, id: &str, worker: &str, error: &str, run_at: i64, now: i64) -> CoreResult<()> {
+        with_pool!(self, p => sqlx::query(
+            "UPDATE jobs SET status = 'queued', locked_by = NULL, run_at = $4, last_error = $3, updated_at = $5, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+             WHERE id = $1 AND locked_by = $2 AND status = 'running'")
+            .bind(id).bind(worker).bind(error).bind(run_at).bind(now).execute(p).await.map(|_| ()).map_err(db_err))
+    }
+
     async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(db_err)?;

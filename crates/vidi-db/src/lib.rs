@@ -68,6 +68,10 @@ pub(crate) use with_pool;
 pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
     match e {
         sqlx::Error::RowNotFound => CoreError::NotFound,
+        // The database's disk is full: SQLITE_FULL (13, also the primary code of any extended
+        // one), or PostgreSQL's `disk_full` (53100). Not an outage: it lasts until the operator
+        // frees space, and the API says so (507).
+        sqlx::Error::Database(d) if is_full(d.as_ref()) => CoreError::Full(d.message().to_string()),
         e => {
             let kind = match &e {
                 sqlx::Error::Database(d) if d.is_unique_violation() => DbErrorKind::UniqueViolation,
@@ -82,6 +86,17 @@ pub(crate) fn db_err(e: sqlx::Error) -> CoreError {
             CoreError::Database(DbError { kind, message: e.to_string() })
         }
     }
+}
+
+/// Whether a database error is a full disk. SQLite's extended codes carry the primary one in
+/// their low byte; PostgreSQL's are SQLSTATEs, which only look numeric.
+fn is_full(d: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    let code = d.code();
+    if d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        return code.as_deref() == Some("53100");
+    }
+    d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && code.and_then(|c| c.parse::<i64>().ok()).is_some_and(|n| n & 0xff == 13)
 }
 
 /// `NotFound` when a statement scoped to a workspace changed no row: the row is another
@@ -166,7 +181,28 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let file = opts.get_filename().to_path_buf();
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db_err)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A write that meets a full disk (SQLITE_FULL) inside a transaction makes SQLite roll
+            // the whole transaction back itself; sqlx's ROLLBACK on drop then fails, and the
+            // connection still counts itself inside one. Its next `begin` would be a SAVEPOINT
+            // that a rollback leaves open, holding the write lock: every other writer would wait
+            // out its busy timeout ("database is locked") long after space was freed. Such a
+            // connection is closed rather than reused. The check costs nothing on the usual path:
+            // only a connection released inside a transaction waits for its rollback to run.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
         // Connecting created the file; an in-memory database has none, and no inline reads.
         let inline = file.is_file().then(|| inline::InlineReader::new(&file));
         Ok(Db {

@@ -393,9 +393,14 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
         }
     };
     let now = now_ms();
+    // A full disk (the data folder's or the database's) is the machine's failure, not the job's:
+    // it must not use up the job's attempts and fail a video for good while the operator frees
+    // space.
+    let full = matches!(&outcome, Err(JobError::Retry(e)) if vidi_core::error::is_disk_full(e));
     let ended = match &outcome {
         Ok(()) => "completed",
         Err(JobError::Gone) => "gone",
+        Err(_) if full => "postponed",
         Err(JobError::Retry(_)) if job.attempts < job.max_attempts => "retried",
         Err(_) => "failed",
     };
@@ -407,6 +412,12 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
             let subject = handler.and_then(|h| h.subject(&job)).map(|s| s.to_string()).unwrap_or_default();
             tracing::info!(job = %job.id, %subject, "the job's subject was deleted; job dropped");
             ctx.repo.complete_job(&job.id, worker, now).await
+        }
+        Err(JobError::Retry(e)) if full => {
+            let at = now + ctx.cfg.retry_base.as_millis() as i64;
+            tracing::error!(job = %job.id, error = %e, retry_in = ?ctx.cfg.retry_base,
+                "job stopped by a full disk; it runs again once there is space, its attempt not counted");
+            ctx.repo.postpone_job(&job.id, worker, &e, at, now).await
         }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
             let delay = handler.map_or(ctx.cfg.retry_base, |h| h.retry_after(job.attempts)).as_millis() as i64;

@@ -76,6 +76,28 @@ pub async fn upload_source(
     result
 }
 
+/// Keeps trying to release a chunk claim whose release failed (the database full or briefly
+/// unreachable, as what made the chunk fail often is). This node's own claims never go stale
+/// while it runs, so a claim left behind would answer every retry of that part with 409
+/// `part-in-progress` until a restart.
+fn release_later(state: &AppState, ws: &WorkspaceId, id: &VideoId, idx: u32) {
+    let (repo, instance, ws, id) = (state.repo.clone(), state.instance.clone(), ws.clone(), id.clone());
+    tokio::spawn(async move {
+        loop {
+            // One small statement a second: a retry of the part meets a 409 for a second at most
+            // once the database takes writes again.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match repo.release_chunk(&ws, &id, idx, &instance).await {
+                Ok(()) | Err(CoreError::NotFound) => {
+                    tracing::info!(video = %id, part = idx, "chunk claim released");
+                    return;
+                }
+                Err(e) => tracing::debug!(video = %id, error = %e, "chunk claim still not released"),
+            }
+        }
+    });
+}
+
 /// Reads and drops up to `limit` bytes of an unparsed body.
 pub(crate) async fn drain_raw(body: Body, limit: u64) {
     let mut s = body.into_data_stream();
@@ -341,7 +363,8 @@ pub(crate) async fn upload_chunk(
         Err(e) => {
             // The bytes were never acknowledged: free the part for the client's retry.
             if let Err(r) = repo.release_chunk(ws, id, plan.idx, &state.instance).await {
-                tracing::warn!(video = %id, error = %r, "could not release a chunk claim");
+                tracing::warn!(video = %id, error = %r, "could not release a chunk claim; retrying in the background");
+                release_later(state, ws, id, plan.idx);
             }
             return Err(e);
         }

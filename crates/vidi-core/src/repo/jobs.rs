@@ -32,6 +32,11 @@ pub trait JobRepo: Send + Sync + 'static {
     /// worker is stopping (SIGTERM), not failing, so another takes it at once rather than after
     /// the reaper's staleness window. A no-op when the job is no longer this worker's.
     async fn release_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;
+    /// Re-queues a running job due at `run_at`, recording `error`, without counting its attempt:
+    /// it failed because of the machine (a full disk), not because of the job, so it waits for
+    /// the operator however long that takes instead of running out of attempts. A no-op when
+    /// the job is no longer this worker's.
+    async fn postpone_job(&self, id: &str, worker: &str, error: &str, run_at: i64, now: i64) -> CoreResult<()>;
     /// Re-queues running jobs whose worker stopped heartbeating before `stale_before`.
     async fn reap_jobs(&self, stale_before: i64, now: i64) -> CoreResult<u64>;
     /// A job's status and error, by unique key of its last run (for tests and the operator).

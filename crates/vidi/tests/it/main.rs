@@ -14,6 +14,7 @@ mod contract;
 mod crash;
 mod delivery;
 mod delivery_visibility;
+mod disk_full;
 mod edges;
 mod encoding;
 mod events;
