@@ -208,9 +208,11 @@ async fn sigterm_lets_requests_in_flight_finish_and_refuses_new_connections(b: B
     assert_eq!(st["ingest"]["status"], "uploaded", "{}: {st}", b.label);
 }
 
-/// The processes whose parent is this one and whose command is `comm` (ffmpeg, still running or
-/// not yet reaped).
-fn children_named(comm: &str) -> Vec<u32> {
+/// The processes whose parent is this one, whose command is `comm` (ffmpeg, still running or
+/// not yet reaped) and whose arguments mention `needle`. The needle (a video id: the encode's
+/// scratch folder is named after it) keeps out the ffmpegs of tests running beside this one in
+/// the same process, which would otherwise count as left behind.
+fn children_named(comm: &str, needle: &str) -> Vec<u32> {
     let me = std::process::id();
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -219,7 +221,12 @@ fn children_named(comm: &str) -> Vec<u32> {
         // pid (comm) state ppid …
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
         let ppid = stat[close + 2..].split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if &stat[open + 1..close] == comm && ppid == Some(me) {
+        if &stat[open + 1..close] != comm || ppid != Some(me) {
+            continue;
+        }
+        // A zombie's command line reads empty: it was ours if it was reaped by now or not.
+        let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if args.is_empty() || args.windows(needle.len()).any(|w| w == needle.as_bytes()) {
             found.push(pid);
         }
     }
@@ -286,7 +293,7 @@ async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let running = repo.job_state(&job_key).await.unwrap().is_some_and(|(s, _, _)| s == "running");
-        if running && !children_named("ffmpeg").is_empty() {
+        if running && !children_named("ffmpeg", &id).is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "{}: the encode never started", b.label);
@@ -306,7 +313,7 @@ async fn a_stopped_node_leaves_no_task_no_child_and_no_job_behind(b: Backend) {
     // Nothing the node started is left: no ffmpeg (killed and reaped), no task.
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let (children, tasks) = (children_named("ffmpeg"), runtime.metrics().num_alive_tasks());
+        let (children, tasks) = (children_named("ffmpeg", &id), runtime.metrics().num_alive_tasks());
         if children.is_empty() && tasks <= tasks_before {
             break;
         }
