@@ -69,17 +69,6 @@ if [[ " ${backends[*]} " == *" postgres "* ]]; then
   psql "$PG_URL" -qtAc 'SELECT 1' >/dev/null || die "PostgreSQL at $PG_URL does not answer"
 fi
 
-# The schemas this run made, dropped on any exit (after the servers stop: the trap stops them
-# first only when the run ends early, so the drop is repeated here, harmlessly).
-SCHEMAS=()
-drop_schemas() {
-  local s
-  for s in "${SCHEMAS[@]}"; do
-    psql "$PG_URL" -qtAc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
-  done
-}
-trap 'rc=$?; for p in "${_BENCH_PIDS[@]}"; do stop_pid "$p"; done; drop_schemas; (exit $rc); _bench_cleanup' EXIT
-
 # The upload: 4 s of 360p (tiny, so the transfer does not dominate), made once.
 mkdir -p "$OUT/cache"
 CLIP=$OUT/cache/testsrc2-360p-4s.mp4
@@ -164,8 +153,7 @@ bench_backend() {
     VIDI_RATE_LIMIT_READS=1000000 VIDI_RATE_LIMIT_WRITES=1000000 VIDI_RATE_LIMIT_UPLOADS=1000000)
   SCHEMA=""
   if [ "$db" = postgres ]; then
-    SCHEMA=bench_collect_$$_$RANDOM
-    SCHEMAS+=("$SCHEMA")
+    pg_new_schema bench_collect
     env_extra+=(VIDI_DATABASE_URL="$PG_URL" VIDI_DATABASE_SCHEMA="$SCHEMA")
   fi
   SEQ_BASE=0
@@ -233,7 +221,7 @@ bench_backend() {
     warn "$db: the database holds $stored events, the collector acknowledged $ACCEPTED (+ at most $slack in flight)"
   fi
   stop_pid "$VIDI_PID"
-  drop_schemas
+  pg_drop_schemas
 
   read -r up_a up_a50 up_a99 up_af <<<"$(upload_stats "$WORK/uploads-alone-$db.txt")"
   read -r up_w up_w50 up_w99 up_wf <<<"$(upload_stats "$WORK/uploads-with-$db.txt")"
