@@ -99,7 +99,7 @@ collect_run() {
   local name=$1 conns=$2 secs=$3 pause=${4:-0} base=$SEQ_BASE
   SEQ_BASE=$((SEQ_BASE + 20000))
   DURATION=$secs run_wrk "$name" --latency -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "$VIDI_URL" \
-    -- "$WORK/sessions.txt" "$BATCH" "$base" "$MINTED_S" "$THREADS" "$pause"
+    -- "$WORK/sessions.txt" "$BATCH" "$base" "$THREADS" "$pause"
 }
 # acknowledged NAME: adds the events the run's 204s acknowledged to ACCEPTED (in this shell: a
 # run put in the background counts once it is waited for).
@@ -181,7 +181,6 @@ bench_backend() {
   local minted
   minted=$(wc -l <"$WORK/sessions.txt")
   [ "$minted" -eq "$SESSIONS" ] || die "only $minted of $SESSIONS sessions minted: $(grep -v sessionId "$WORK/mint.txt" | head -n 3)"
-  MINTED_S=$(date +%s)
   sleep 1
 
   # ---- 1. capacity ----
