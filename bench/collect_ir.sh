@@ -89,12 +89,14 @@ for db in "${backends[@]}"; do
   callgrind_control -d "$VIDI_PID" >/dev/null
   sleep 1
   stop_pid "$VIDI_PID"
-  out=$(ls -t "$WORK"/callgrind.out.* | head -n1)
+  # The dump taken on request (`.1`), not the one written at exit (instrumentation was off).
+  out=$WORK/callgrind.out.$VIDI_PID.1
+  [ -s "$out" ] || die "$db: no profile dumped ($out)"
   errors=$(wrk_errors "ir-$db")
   events=$((($(awk '/requests in/ { print $1; exit }' "$WORK/wrk-ir-$db.txt") - errors) * BATCH))
   [ "$events" -gt 0 ] || die "$db: no event acknowledged"
   callgrind_annotate --inclusive=no "$out" 2>/dev/null | head -n 60 >"$OUT/collect-ir-top-$db.txt" || true
-  ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1; exit }')
+  ir=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && v == "" { gsub(/,/, "", $1); v = $1 } END { print v }')
   [ -n "$ir" ] || die "$db: no instruction total in $out"
   echo
   echo "collect_ir ($db): $events events in $SECS s at $RATE requests/s offered, batches of $BATCH ($REAL_BIN)"
