@@ -1,17 +1,24 @@
 -- wrk script for bench/collect.sh: posts batches of player events to the analytics collector,
 -- as the player page does, spread over many viewing sessions minted beforehand.
 --
---   wrk -tT ... -s collect.lua URL -- SESSIONS_FILE BATCH SEQ_BASE MINTED_S T [DELAY_MS]
+--   wrk -tT ... -s collect.lua URL -- SESSIONS_FILE BATCH SEQ_BASE T [DELAY_MS]
 --
 -- SESSIONS_FILE: one `ps…` id a line. Each of the T wrk threads takes every Tth session,
 -- and each request goes to the thread's next session in turn, so consecutive batches of one
 -- session are far apart, as a real player's are (one batch every few seconds).
 -- BATCH: events per request. SEQ_BASE: the first `seq` of every session in this run (each run
 -- on the same server starts past the last one's, so that no event is a duplicate the database
--- would skip: every accepted event is a row written). MINTED_S: a unix time (s) after every
--- session was minted; `ts` (ms since the session's mint) is counted from it, so it is never in
--- the future. DELAY_MS: wait this long before each request on a connection (a fixed offered
--- load instead of as fast as the server answers; 0 or absent: as fast as it answers).
+-- would skip: every accepted event is a row written). DELAY_MS: wait this long before each
+-- request on a connection (a fixed offered load instead of as fast as the server answers; 0 or
+-- absent: as fast as it answers).
+--
+-- Bodies are built once, not per request: a body depends only on the batch's round (the nth
+-- batch a session sends in this run), not on the session, which is in the path. wrk runs on the
+-- same 2 cores as Vidi, so Lua formatting 30 events per request would be generator CPU charged
+-- to the collector (and taken from the GETs and uploads measured beside it). Each session still
+-- sends every `seq` once, so every event is new; `ts` (ms since the session's mint) is the
+-- round's offset, BATCH ms a round: never in the future, as a session's rounds are far more
+-- than BATCH ms apart (each request goes to the next of its thread's share of the sessions).
 
 local counter = 0
 
@@ -25,17 +32,16 @@ end
 local MIX = { "play", "pause", "resume", "seek.forward", "seek.backward", "qoe.rebuffer", "play", "resume" }
 
 local sessions = {}
-local next_seq = {}
+local next_round = {}
 local cursor = 0
-local batch, base, minted, pause_ms
+local batch, base, pause_ms
 
 function init(args)
   local file = args[1]
   batch = tonumber(args[2]) or 30
   base = tonumber(args[3]) or 0
-  minted = tonumber(args[4]) or os.time()
-  local nthreads = tonumber(args[5]) or 1
-  pause_ms = tonumber(args[6]) or 0
+  local nthreads = tonumber(args[4]) or 1
+  pause_ms = tonumber(args[5]) or 0
   -- Each thread has a Lua state of its own: it takes its share of the sessions by the number
   -- wrk's setup (run in the main state) gave it.
   local tid = tonumber(wrk.thread:get("tid")) or 1
@@ -80,17 +86,26 @@ local function event(seq, ts, k)
   return string.format('{"seq":%d,"type":"%s","ts":%d,"at":%d}', seq, t, ts, at)
 end
 
+-- The body of round `r` (0, 1, 2…), made the first time a session reaches it.
+local bodies = {}
+local function body(r)
+  local b = bodies[r]
+  if b == nil then
+    local first = base + r * batch
+    local parts = {}
+    for i = 0, batch - 1 do
+      parts[#parts + 1] = event(first + i, r * batch + i, r * batch + i + 1)
+    end
+    b = '{"events":[' .. table.concat(parts, ",") .. "]}"
+    bodies[r] = b
+  end
+  return b
+end
+
 function request()
   cursor = cursor % #sessions + 1
   local id = sessions[cursor]
-  local seq = next_seq[id] or base
-  next_seq[id] = seq + batch
-  -- Milliseconds since a moment after every mint: never ahead of the server's clock.
-  local ts = math.max(0, (os.time() - minted - 1) * 1000)
-  local parts = {}
-  for i = 0, batch - 1 do
-    parts[#parts + 1] = event(seq + i, ts + i, seq + i - base + 1)
-  end
-  local body = '{"events":[' .. table.concat(parts, ",") .. "]}"
-  return wrk.format(nil, "/collect/sessions/" .. id .. "/events", nil, body)
+  local r = next_round[id] or 0
+  next_round[id] = r + 1
+  return wrk.format(nil, "/collect/sessions/" .. id .. "/events", nil, body(r))
 end

@@ -12,7 +12,8 @@
 # 2. Alongside: uploads (BENCH_COLLECT_UPLOADERS loops of POST /videos + a whole-file upload
 #    of a small MP4) and GET /videos/{id} (wrk -t1 -c4) run together for BENCH_DURATION
 #    seconds, first alone (the reference), then beside the collector held at a fixed offered
-#    load of BENCH_COLLECT_RATE events/s: their throughput and latency in both, and the ratio.
+#    load of BENCH_COLLECT_RATE events/s: their throughput and latency in both, and the ratio;
+#    BENCH_COLLECT_ROUNDS rounds of the pair, the medians reported.
 #
 # The per-address limit of the collector (VIDI_COLLECT_RATE, default 10 requests/s) is turned
 # off (0) for the run: every request comes from 127.0.0.1. VIDI_WORKERS=0 (an API-only node):
@@ -33,6 +34,8 @@
 #   BENCH_COLLECT_RATE       the collector's offered load beside uploads and GETs, events/s
 #                            (default 20000, the issue's target)
 #   BENCH_COLLECT_UPLOADERS  concurrent upload loops (default 2)
+#   BENCH_COLLECT_ROUNDS     rounds of part 2, alone then beside (default 3; each figure is the
+#                            median of the rounds', each ratio the median of the rounds' ratios)
 #   BENCH_PG_URL             PostgreSQL (default postgres://postgres@127.0.0.1:5432/test;
 #                            empty: SQLite only)
 #   BENCH_RESULTS            file to append KEY=VALUE results to (set by run.sh)
@@ -52,6 +55,7 @@ BATCH=${BENCH_COLLECT_BATCH:-30}
 CONNS=${BENCH_COLLECT_CONNS:-16}
 RATE=${BENCH_COLLECT_RATE:-20000}
 UPLOADERS=${BENCH_COLLECT_UPLOADERS:-2}
+ROUNDS=${BENCH_COLLECT_ROUNDS:-3}
 PG_URL=${BENCH_PG_URL-postgres://postgres@127.0.0.1:5432/test}
 THREADS=2
 LUA=$BENCH_DIR/collect.lua
@@ -69,17 +73,6 @@ if [[ " ${backends[*]} " == *" postgres "* ]]; then
   psql "$PG_URL" -qtAc 'SELECT 1' >/dev/null || die "PostgreSQL at $PG_URL does not answer"
 fi
 
-# The schemas this run made, dropped on any exit (after the servers stop: the trap stops them
-# first only when the run ends early, so the drop is repeated here, harmlessly).
-SCHEMAS=()
-drop_schemas() {
-  local s
-  for s in "${SCHEMAS[@]}"; do
-    psql "$PG_URL" -qtAc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
-  done
-}
-trap 'rc=$?; for p in "${_BENCH_PIDS[@]}"; do stop_pid "$p"; done; drop_schemas; (exit $rc); _bench_cleanup' EXIT
-
 # The upload: 4 s of 360p (tiny, so the transfer does not dominate), made once.
 mkdir -p "$OUT/cache"
 CLIP=$OUT/cache/testsrc2-360p-4s.mp4
@@ -90,6 +83,8 @@ if [ ! -s "$CLIP" ]; then
 fi
 UA='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36'
 
+# median V...: the middle value (the lower middle of an even count); "n/a" values sort first.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # wrk_requests NAME: requests completed; wrk_secs NAME: the run's measured duration.
 wrk_requests() { awk '/requests in/ { print $1; exit }' "$WORK/wrk-$1.txt"; }
 wrk_secs() {
@@ -110,7 +105,7 @@ collect_run() {
   local name=$1 conns=$2 secs=$3 pause=${4:-0} base=$SEQ_BASE
   SEQ_BASE=$((SEQ_BASE + 20000))
   DURATION=$secs run_wrk "$name" --latency -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 10s -s "$LUA" "$VIDI_URL" \
-    -- "$WORK/sessions.txt" "$BATCH" "$base" "$MINTED_S" "$THREADS" "$pause"
+    -- "$WORK/sessions.txt" "$BATCH" "$base" "$THREADS" "$pause"
 }
 # acknowledged NAME: adds the events the run's 204s acknowledged to ACCEPTED (in this shell: a
 # run put in the background counts once it is waited for).
@@ -164,8 +159,7 @@ bench_backend() {
     VIDI_RATE_LIMIT_READS=1000000 VIDI_RATE_LIMIT_WRITES=1000000 VIDI_RATE_LIMIT_UPLOADS=1000000)
   SCHEMA=""
   if [ "$db" = postgres ]; then
-    SCHEMA=bench_collect_$$_$RANDOM
-    SCHEMAS+=("$SCHEMA")
+    pg_new_schema bench_collect
     env_extra+=(VIDI_DATABASE_URL="$PG_URL" VIDI_DATABASE_SCHEMA="$SCHEMA")
   fi
   SEQ_BASE=0
@@ -193,7 +187,6 @@ bench_backend() {
   local minted
   minted=$(wc -l <"$WORK/sessions.txt")
   [ "$minted" -eq "$SESSIONS" ] || die "only $minted of $SESSIONS sessions minted: $(grep -v sessionId "$WORK/mint.txt" | head -n 3)"
-  MINTED_S=$(date +%s)
   sleep 1
 
   # ---- 1. capacity ----
@@ -208,38 +201,57 @@ bench_backend() {
   eps=$(events_per_s "cap-$db")
   log "  $eps events/s, p50 $(wrk_pct "cap-$db" 50) ms, p99 $(wrk_pct "cap-$db" 99) ms"
 
-  # ---- 2. uploads and GET /videos/{id}, without then with the collector ----
-  wait_idle "uploads and GETs ($db)"
-  log "$db: uploads ($UPLOADERS loops) and GET /videos/{id} (wrk -t1 -c4), ${DURATION}s alone"
-  side_load "alone-$db"
-  # A fixed offered load: each of the connections waits DELAY ms before each request.
-  local side_conns=8 pause
+  # ---- 2. uploads and GET /videos/{id}, without then with the collector, ROUNDS times ----
+  # Rounds alternate alone / beside, so that a drift of the machine's load weighs on both; each
+  # round's ratio is taken, and the median of those is the figure.
+  local side_conns=32 pause r cpid
+  # A fixed offered load: each of the connections waits DELAY ms before each request. wrk's
+  # delay is a pause between an answer and the next request, not a rate: each connection's
+  # rate is 1 / (DELAY + latency). With 8 connections (12 ms) a latency of 20 ms under load cut
+  # the 20,000 offered to ~7,000 taken (session 12); 32 (48 ms) keep the pause dominant.
   pause=$(awk -v c="$side_conns" -v r="$RATE" -v b="$BATCH" 'BEGIN { printf "%d", c * 1000 * b / r }')
-  log "$db: the same beside the collector offered $RATE events/s (wrk -c$side_conns, ${pause} ms between requests)"
-  collect_run "beside-$db" "$side_conns" $((DURATION + 4)) "$pause" &
-  SEQ_BASE=$((SEQ_BASE + 20000))
-  local cpid=$!
-  sleep 2
-  side_load "with-$db"
-  wait "$cpid" || die "the collector's load failed beside uploads and GETs"
-  acknowledged "beside-$db"
+  for r in $(seq "$ROUNDS"); do
+    wait_idle "uploads and GETs ($db, round $r)"
+    log "$db round $r: uploads ($UPLOADERS loops) and GET /videos/{id} (wrk -t1 -c4), ${DURATION}s alone"
+    side_load "alone-$db-$r"
+    log "$db round $r: the same beside the collector offered $RATE events/s (wrk -c$side_conns, ${pause} ms between requests)"
+    collect_run "beside-$db-$r" "$side_conns" $((DURATION + 4)) "$pause" &
+    SEQ_BASE=$((SEQ_BASE + 20000))
+    cpid=$!
+    sleep 2
+    side_load "with-$db-$r"
+    wait "$cpid" || die "the collector's load failed beside uploads and GETs"
+    acknowledged "beside-$db-$r"
+  done
 
   local stored
   stored=$(stored_events "$db")
   # wrk stops with a request in flight on each connection: the server may store those batches
   # without wrk counting their 204s, so the database may hold up to that many batches more.
-  local slack=$(((CONNS + CONNS + side_conns) * BATCH))
+  local slack=$(((CONNS + CONNS + side_conns * ROUNDS) * BATCH))
   if [ "$stored" -lt "$ACCEPTED" ] || [ "$stored" -gt $((ACCEPTED + slack)) ]; then
     warn "$db: the database holds $stored events, the collector acknowledged $ACCEPTED (+ at most $slack in flight)"
   fi
   stop_pid "$VIDI_PID"
-  drop_schemas
+  pg_drop_schemas
 
-  read -r up_a up_a50 up_a99 up_af <<<"$(upload_stats "$WORK/uploads-alone-$db.txt")"
-  read -r up_w up_w50 up_w99 up_wf <<<"$(upload_stats "$WORK/uploads-with-$db.txt")"
-  local ga gw
-  ga=$(wrk_rps "get-alone-$db")
-  gw=$(wrk_rps "get-with-$db")
+  # Per round: GET req/s alone and beside, uploads/s alone and beside, and their ratios.
+  local ga=() gw=() gr=() ua=() uw=() ur=() eb=() bp=() gpa=() gpw=() upa50=() upa99=() upw50=() upw99=()
+  local failed=0 errors=0
+  local a50 a99 af w50 w99 wf x y
+  for r in $(seq "$ROUNDS"); do
+    x=$(wrk_rps "get-alone-$db-$r")
+    y=$(wrk_rps "get-with-$db-$r")
+    ga+=("$x") gw+=("$y") gr+=("$(ratio "$y" "$x")")
+    gpa+=("$(wrk_pct "get-alone-$db-$r" 99)") gpw+=("$(wrk_pct "get-with-$db-$r" 99)")
+    errors=$((errors + $(wrk_errors "get-alone-$db-$r") + $(wrk_errors "get-with-$db-$r")))
+    read -r x a50 a99 af <<<"$(upload_stats "$WORK/uploads-alone-$db-$r.txt")"
+    read -r y w50 w99 wf <<<"$(upload_stats "$WORK/uploads-with-$db-$r.txt")"
+    ua+=("$x") uw+=("$y") ur+=("$(ratio "$y" "$x")")
+    upa50+=("$a50") upa99+=("$a99") upw50+=("$w50") upw99+=("$w99")
+    failed=$((failed + af + wf))
+    eb+=("$(events_per_s "beside-$db-$r")") bp+=("$(wrk_pct "beside-$db-$r" 99)")
+  done
   echo
   echo "collect ($db): ${DURATION}s per measurement, batches of $BATCH, $SESSIONS sessions ($VIDI_BIN)"
   result "collect_${db}_events_per_s" "$eps"
@@ -251,22 +263,29 @@ bench_backend() {
   result collect_batch "$BATCH"
   result "collect_${db}_stored_events" "$stored"
   result "collect_${db}_acknowledged_events" "$ACCEPTED"
-  result "collect_${db}_beside_events_per_s" "$(events_per_s "beside-$db")"
-  result "collect_${db}_beside_p99_ms" "$(wrk_pct "beside-$db" 99)"
-  result "collect_${db}_get_alone_rps" "$ga"
-  result "collect_${db}_get_with_rps" "$gw"
-  result "collect_${db}_get_ratio" "$(ratio "$gw" "$ga")"
-  result "collect_${db}_get_alone_p99_ms" "$(wrk_pct "get-alone-$db" 99)"
-  result "collect_${db}_get_with_p99_ms" "$(wrk_pct "get-with-$db" 99)"
-  result "collect_${db}_get_errors" "$(($(wrk_errors "get-alone-$db") + $(wrk_errors "get-with-$db")))"
-  result "collect_${db}_upload_alone_per_s" "$up_a"
-  result "collect_${db}_upload_with_per_s" "$up_w"
-  result "collect_${db}_upload_ratio" "$(ratio "$up_w" "$up_a")"
-  result "collect_${db}_upload_alone_p50_ms" "$up_a50"
-  result "collect_${db}_upload_with_p50_ms" "$up_w50"
-  result "collect_${db}_upload_alone_p99_ms" "$up_a99"
-  result "collect_${db}_upload_with_p99_ms" "$up_w99"
-  result "collect_${db}_upload_failed" "$((up_af + up_wf))"
+  result "collect_${db}_rounds" "$ROUNDS"
+  # Medians over the rounds (numbers, as run.sh reads them), then each round's, in order.
+  result "collect_${db}_beside_events_per_s" "$(median "${eb[@]}")"
+  result "collect_${db}_beside_p99_ms" "$(median "${bp[@]}")"
+  result "collect_${db}_get_alone_rps" "$(median "${ga[@]}")"
+  result "collect_${db}_get_with_rps" "$(median "${gw[@]}")"
+  result "collect_${db}_get_ratio" "$(median "${gr[@]}")"
+  result "collect_${db}_get_alone_p99_ms" "$(median "${gpa[@]}")"
+  result "collect_${db}_get_with_p99_ms" "$(median "${gpw[@]}")"
+  result "collect_${db}_get_errors" "$errors"
+  result "collect_${db}_upload_alone_per_s" "$(median "${ua[@]}")"
+  result "collect_${db}_upload_with_per_s" "$(median "${uw[@]}")"
+  result "collect_${db}_upload_ratio" "$(median "${ur[@]}")"
+  result "collect_${db}_upload_alone_p50_ms" "$(median "${upa50[@]}")"
+  result "collect_${db}_upload_with_p50_ms" "$(median "${upw50[@]}")"
+  result "collect_${db}_upload_alone_p99_ms" "$(median "${upa99[@]}")"
+  result "collect_${db}_upload_with_p99_ms" "$(median "${upw99[@]}")"
+  result "collect_${db}_upload_failed" "$failed"
+  result "collect_${db}_get_ratio_rounds" "${gr[*]}"
+  result "collect_${db}_get_rps_rounds" "alone ${ga[*]} / beside ${gw[*]}"
+  result "collect_${db}_upload_ratio_rounds" "${ur[*]}"
+  result "collect_${db}_upload_per_s_rounds" "alone ${ua[*]} / beside ${uw[*]}"
+  result "collect_${db}_beside_events_per_s_rounds" "${eb[*]}"
 }
 
 for b in "${backends[@]}"; do

@@ -39,6 +39,7 @@ _bench_cleanup() {
   for pid in "${_BENCH_PIDS[@]}"; do
     stop_pid "$pid"
   done
+  pg_drop_schemas
   if [ "${BENCH_KEEP:-0}" != 1 ]; then
     # Keep the logs of a failed run for diagnosis; drop bulky data either way.
     local p
@@ -54,6 +55,22 @@ _bench_cleanup() {
 }
 
 register_pid()  { _BENCH_PIDS+=("$1"); }
+
+# PostgreSQL scratch schemas (a server in one gets VIDI_DATABASE_SCHEMA): pg_new_schema PREFIX
+# sets SCHEMA to a fresh name and records it; pg_drop_schemas drops every recorded one from
+# $PG_URL (the script's). The EXIT trap calls it after stopping the servers, so a run that ends
+# early leaves none behind; a script may call it sooner, as each drop is idempotent.
+_BENCH_SCHEMAS=()
+pg_new_schema() {
+  SCHEMA=${1}_$$_$RANDOM
+  _BENCH_SCHEMAS+=("$SCHEMA")
+}
+pg_drop_schemas() {
+  local s
+  for s in "${_BENCH_SCHEMAS[@]}"; do
+    psql "$PG_URL" -qtAc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
+  done
+}
 
 # stop_pid PID: TERM, wait up to 10 s, then KILL. Only ever called on pids we started.
 stop_pid() {

@@ -58,14 +58,6 @@ for b in "${backends[@]}"; do
   case "$b" in sqlite | postgres) ;; *) die "unknown backend '$b' (sqlite | postgres)" ;; esac
 done
 
-SCHEMAS=()
-drop_schemas() {
-  local s
-  for s in "${SCHEMAS[@]}"; do
-    psql "$PG_URL" -qtAc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
-  done
-}
-trap 'rc=$?; for p in "${_BENCH_PIDS[@]}"; do stop_pid "$p"; done; drop_schemas; (exit $rc); _bench_cleanup' EXIT
 
 # sql DB: runs stdin against the node's database.
 sql() {
@@ -142,8 +134,7 @@ bench_backend() {
   SCHEMA=""
   if [ "$db" = postgres ]; then
     command -v psql >/dev/null 2>&1 || die "missing tool: psql"
-    SCHEMA=bench_query_$$_$RANDOM
-    SCHEMAS+=("$SCHEMA")
+    pg_new_schema bench_query
     env_extra=(VIDI_DATABASE_URL="$PG_URL" VIDI_DATABASE_SCHEMA="$SCHEMA")
   fi
   start_vidi "$DIRB" VIDI_WORKERS=0 "${env_extra[@]}"
@@ -201,7 +192,7 @@ SQL
   time_get qoe "$base/qoe?period=$PERIOD"
   time_get ref "$VIDI_URL/videos/$vid"
   stop_pid "$VIDI_PID"
-  drop_schemas
+  pg_drop_schemas
 
   echo
   echo "query ($db): $events events of one video in $PERIOD ($S sessions) + $((NOISE * E)) of another, $RUNS requests each ($VIDI_BIN)"

@@ -1,7 +1,7 @@
 //! [`AnalyticsRepo`]: viewing sessions and their raw events. Writes are appends (a session is one
-//! row, a batch of events one INSERT), so the collector holds SQLite's one writer for a single
-//! statement per request and never reads a row in order to rewrite it: a session's `endedAt` is
-//! the time of its last event, found through the (session, time) index when read.
+//! row, the collector's batches are committed in groups: see `appends`), so the collector never
+//! reads a row in order to rewrite it: a session's `endedAt` is the time of its last event, found
+//! through the (session, time) index when read.
 
 use async_trait::async_trait;
 use vidi_core::analytics::{
@@ -130,11 +130,14 @@ impl Db {
     /// process and month. Two nodes racing both succeed (`IF NOT EXISTS`; a lost race's error is
     /// only logged: the other node made the partition). A month whose events already went to the
     /// default partition cannot get its own (PostgreSQL refuses): they stay there, still indexed.
-    async fn ensure_event_partition(&self, ms: i64) {
-        let Pool::Postgres(p) = &self.pool else { return };
-        let Some((name, span)) = month_of(ms) else { return };
+    ///
+    /// Returns the month's bounds (unix ms, end excluded), so that a batch asks once per month.
+    async fn ensure_event_partition(&self, ms: i64) -> Option<(i64, i64)> {
+        let Pool::Postgres(p) = &self.pool else { return None };
+        let (name, span) = month_of(ms)?;
+        let bounds = Some((span.start_ms, span.end_ms));
         if self.event_partitions.lock().expect("not poisoned").contains(&name) {
-            return;
+            return bounds;
         }
         // `name` is digits we formatted, the bounds are integers: nothing here is input.
         let sql = format!(
@@ -150,6 +153,40 @@ impl Db {
                 tracing::warn!(error = %e, month = %name, "could not create the month's partition of player events")
             }
         }
+        bounds
+    }
+
+    /// SQLite in memory (tests), which the writer thread cannot open: one INSERT per batch.
+    async fn append_in_memory(&self, media: &MediaId, events: &[PlayerEvent]) -> CoreResult<u64> {
+        const COLS: usize = 11;
+        let mut values = String::new();
+        for i in 0..events.len() {
+            if i > 0 {
+                values.push_str(", ");
+            }
+            let b = i * COLS;
+            values.push('(');
+            for c in 1..=COLS {
+                values.push_str(&format!("{}${}", if c > 1 { ", " } else { "" }, b + c));
+            }
+            values.push(')');
+        }
+        // One statement for the whole batch; a row already there (a batch retried) is skipped.
+        let sql = format!(
+            "INSERT INTO player_events (session_id, seq, emitted_at, media_id, type, at, from_s, to_s, value, \
+             height, bitrate) \
+             VALUES {values} ON CONFLICT DO NOTHING"
+        );
+        let _turn = self.player_appends.lock().await;
+        with_pool!(self, p => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+            for e in events {
+                q = q.bind(e.session_id.as_str()).bind(e.seq).bind(e.emitted_at).bind(media.as_str())
+                    .bind(e.kind.as_str()).bind(e.at).bind(e.from).bind(e.to).bind(e.value)
+                    .bind(e.height).bind(e.bitrate);
+            }
+            q.execute(p).await.map(|r| r.rows_affected()).map_err(db_err)
+        })
     }
 }
 
@@ -196,49 +233,30 @@ impl AnalyticsRepo for Db {
         Ok(SessionHead { workspace_id: WorkspaceId::from_trusted(ws), media: media(m), loaded_at })
     }
 
-    async fn append_player_events(&self, media: &MediaId, events: &[PlayerEvent]) -> CoreResult<u64> {
+    async fn append_player_events(&self, media: &MediaId, events: Vec<PlayerEvent>) -> CoreResult<u64> {
         if events.is_empty() {
             return Ok(0);
         }
         if events.iter().any(|e| e.session_id != events[0].session_id) {
             return Err(CoreError::Refused("a batch holds the events of one session".into()));
         }
-        for e in events {
-            self.ensure_event_partition(e.emitted_at).await;
+        match &self.pool {
+            Pool::Postgres(p) => {
+                // Each month the batch touches (one, but at a month's turn), once.
+                let mut checked: Option<(i64, i64)> = None;
+                for e in &events {
+                    if checked.is_some_and(|(from, to)| (from..to).contains(&e.emitted_at)) {
+                        continue;
+                    }
+                    checked = self.ensure_event_partition(e.emitted_at).await;
+                }
+                self.pg_appends.append(p, media.as_str(), events).await
+            }
+            Pool::Sqlite(_) => match &self.sqlite_appends {
+                Some(w) => w.append(media.as_str(), events).await,
+                None => self.append_in_memory(media, &events).await,
+            },
         }
-        const COLS: usize = 11;
-        let mut values = String::new();
-        for i in 0..events.len() {
-            if i > 0 {
-                values.push_str(", ");
-            }
-            let b = i * COLS;
-            values.push('(');
-            for c in 1..=COLS {
-                values.push_str(&format!("{}${}", if c > 1 { ", " } else { "" }, b + c));
-            }
-            values.push(')');
-        }
-        // One statement for the whole batch; a row already there (a batch retried) is skipped.
-        let sql = format!(
-            "INSERT INTO player_events (session_id, seq, emitted_at, media_id, type, at, from_s, to_s, value, \
-             height, bitrate) \
-             VALUES {values} ON CONFLICT DO NOTHING"
-        );
-        // SQLite: one batch at a time (see `Db::player_appends`); PostgreSQL takes them side by side.
-        let _turn = match &self.pool {
-            Pool::Sqlite(_) => Some(self.player_appends.lock().await),
-            Pool::Postgres(_) => None,
-        };
-        with_pool!(self, p => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            for e in events {
-                q = q.bind(e.session_id.as_str()).bind(e.seq).bind(e.emitted_at).bind(media.as_str())
-                    .bind(e.kind.as_str()).bind(e.at).bind(e.from).bind(e.to).bind(e.value)
-                    .bind(e.height).bind(e.bitrate);
-            }
-            q.execute(p).await.map(|r| r.rows_affected()).map_err(db_err)
-        })
     }
 
     async fn list_player_sessions(

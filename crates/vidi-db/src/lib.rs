@@ -5,6 +5,7 @@
 //! the dialects differ are marked where they occur.
 
 mod analytics;
+mod appends;
 mod auth;
 mod broadcasts;
 mod encoding;
@@ -46,10 +47,13 @@ pub struct Db {
     inline: Option<inline::InlineReader>,
     /// The months whose partition of player events this process made sure of (PostgreSQL).
     event_partitions: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// On SQLite, the collector's batches take turns here before they write, rather than in
-    /// SQLite's busy handler, which sleeps (1, 2, 5, 10… ms) and retries while the one writer
-    /// lock is held: concurrent batches queue in order and the lock passes straight from one to
-    /// the next, so a batch does not sleep past a free lock (bench/collect.sh).
+    /// The collector's batches, written in groups (see `appends`): SQLite in a file has a writer
+    /// thread, PostgreSQL a queue.
+    sqlite_appends: Option<appends::SqliteAppends>,
+    pg_appends: appends::PgAppends,
+    /// SQLite in memory (no file for the writer thread to open): the collector's batches take
+    /// turns here before they write, rather than in SQLite's busy handler, which sleeps (1, 2,
+    /// 5, 10… ms) and retries while the one writer lock is held.
     player_appends: tokio::sync::Mutex<()>,
 }
 
@@ -156,6 +160,8 @@ impl Db {
                     token_sweep_at: Default::default(),
                     inline: None,
                     event_partitions: Default::default(),
+                    sqlite_appends: None,
+                    pg_appends: Default::default(),
                     player_appends: Default::default(),
                 })
             }
@@ -205,11 +211,14 @@ impl Db {
             .map_err(db_err)?;
         // Connecting created the file; an in-memory database has none, and no inline reads.
         let inline = file.is_file().then(|| inline::InlineReader::new(&file));
+        let sqlite_appends = file.is_file().then(|| appends::SqliteAppends::new(&file));
         Ok(Db {
             pool: Pool::Sqlite(pool),
             token_sweep_at: Default::default(),
             inline,
             event_partitions: Default::default(),
+            sqlite_appends,
+            pg_appends: Default::default(),
             player_appends: Default::default(),
         })
     }

@@ -8,7 +8,8 @@
 //! - bodies are bounded before they are read, parsed strictly, and every field bounded;
 //! - a session is minted only for a video or live stream that exists, and for a private one only
 //!   within the playback session its private token opened (the one the player page runs in);
-//! - events go only to a session that exists and is still open, a batch in one INSERT;
+//! - events go only to a session that exists and is still open, each batch answered once
+//!   the transaction that holds it (with the batches that arrived meanwhile) is committed;
 //! - every refusal is a problem body and is counted by reason ([`limit::Counts`]).
 //!
 //! The protocol, also in `/openapi.json` and `docs/analytics.md`:
@@ -178,9 +179,10 @@ pub struct EventIn {
     /// `qoe.watch` (time played since the last one), `qoe.rendition` (the rendition now playing).
     #[serde(rename = "type")]
     #[schema(
+        value_type = String,
         pattern = r"^(ready|play|pause|resume|seek\.backward|seek\.forward|end|qoe\.ttff|qoe\.rebuffer|qoe\.error|qoe\.watch|qoe\.rendition)$"
     )]
-    pub kind: String,
+    pub kind: KindIn,
     /// Milliseconds since the session was minted, as the player measured them.
     #[serde(deserialize_with = "whole")]
     pub ts: i64,
@@ -199,6 +201,26 @@ pub struct EventIn {
     /// `qoe.rendition`, and optionally `qoe.watch`: the rendition's bitrate, in bits per second.
     #[serde(default, deserialize_with = "whole_or_none")]
     pub bitrate: Option<i64>,
+}
+
+/// An event's `type`, read without copying the name (a batch holds up to 200): `None` for a name
+/// Vidi does not know, which [`event`] refuses naming the event, not as a malformed body.
+pub struct KindIn(Option<EventKind>);
+
+impl<'de> Deserialize<'de> for KindIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KindIn, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = KindIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event type")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<KindIn, E> {
+                Ok(KindIn(EventKind::parse(s)))
+            }
+        }
+        d.deserialize_str(Name)
+    }
 }
 
 /// An integer as JSON Schema means it: a number without a fraction, so `285.0` is one (some
@@ -259,6 +281,11 @@ async fn admit(state: &AppState, req: Request, limit: usize) -> Result<bytes::By
 }
 
 fn parse<T: serde::de::DeserializeOwned>(c: &Collector, body: &[u8]) -> ApiResult<T> {
+    // Tracking the path costs every value of every body; only a refusal needs it, so a body
+    // that parses is parsed once without it, and one that does not is parsed again with it.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();
@@ -455,7 +482,7 @@ async fn append(state: &AppState, id: &str, body: &[u8]) -> ApiResult<()> {
         })
         .collect::<ApiResult<Vec<_>>>()
         .map_err(|e| c.refuse(Refusal::InvalidEvent, e))?;
-    let n = state.repo.append_player_events(&head.media, &events).await?;
+    let n = state.repo.append_player_events(&head.media, events).await?;
     c.counts.events(n);
     Ok(())
 }
@@ -471,7 +498,7 @@ fn playhead(v: Option<f64>, name: &str) -> Result<Option<i64>, String> {
 
 /// One reported event, checked.
 fn event(id: &PlayerSessionId, loaded_at: i64, now: i64, e: EventIn) -> Result<PlayerEvent, String> {
-    let kind = EventKind::parse(&e.kind).ok_or_else(|| {
+    let kind = e.kind.0.ok_or_else(|| {
         let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
         format!("\"type\" must be one of {}.", names.join(", "))
     })?;

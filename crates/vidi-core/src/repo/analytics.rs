@@ -22,10 +22,13 @@ pub trait AnalyticsRepo: Send + Sync {
     async fn insert_player_session(&self, s: &PlayerSession) -> CoreResult<()>;
     /// The session whatever its workspace: the collector is named by session id alone.
     async fn player_session_head(&self, id: &PlayerSessionId) -> CoreResult<SessionHead>;
-    /// Appends a batch of one session's events in one statement; an event already stored (same
-    /// session and `seq`) is skipped. Returns how many were new. `media` is the session's subject
-    /// (its head's, which the caller has read already: not read again for every batch).
-    async fn append_player_events(&self, media: &MediaId, events: &[PlayerEvent]) -> CoreResult<u64>;
+    /// Appends a batch of one session's events; an event already stored (same session and `seq`)
+    /// is skipped. Returns once the batch is committed, with how many were new (batches are
+    /// committed in groups: when a group held rows already stored, its new rows are credited to
+    /// its batches in order, so the counts add up but one batch's may be another's). `media` is
+    /// the session's subject (its head's, which the caller has read already: not read again for
+    /// every batch).
+    async fn append_player_events(&self, media: &MediaId, events: Vec<PlayerEvent>) -> CoreResult<u64>;
     /// The sessions of `media` (one of `ws`'s) loaded within `period`, newest first, that carry
     /// every pair of `metadata`.
     async fn list_player_sessions(

@@ -308,13 +308,13 @@ async fn periods_metadata_pages_and_workspaces_on_the_database(b: Backend) {
         height: None,
         bitrate: None,
     };
-    assert_eq!(repo.append_player_events(&vid, std::slice::from_ref(&oldest_event)).await.unwrap(), 1, "{label}");
+    assert_eq!(repo.append_player_events(&vid, vec![oldest_event.clone()]).await.unwrap(), 1, "{label}");
     // The export streams raw events by keyset pages, in time order.
     let mut more = oldest_event.clone();
     more.seq = 1;
     more.kind = EventKind::Pause;
     more.emitted_at += 1000;
-    repo.append_player_events(&vid, std::slice::from_ref(&more)).await.unwrap();
+    repo.append_player_events(&vid, vec![more.clone()]).await.unwrap();
     let year = Period::parse("2020", false).unwrap();
     let first = repo.export_player_events(year, None, 1).await.unwrap();
     assert_eq!(first.len(), 1, "{label}");
@@ -562,4 +562,65 @@ async fn unique_viewers_watch_time_renditions_and_live_sessions(b: Backend) {
         (&json!(1), &json!(1), &json!(1400), &json!(2_500_000)),
         "{label}: {qoe}"
     );
+}
+
+backend_test!(concurrent_batches_are_committed_together_and_counted_once);
+/// The collector's batches are committed in groups (crates/vidi-db/src/appends.rs): many at once,
+/// some of them sent twice (retried beacons) while the first is still in flight, are all stored,
+/// each row once, every call returns after its rows are committed, and the counts the calls
+/// return add up to the rows stored.
+async fn concurrent_batches_are_committed_together_and_counted_once(b: Backend) {
+    let t = TestServer::start(&b).await;
+    let label = b.label.as_str();
+    let repo = t.server.state.repo.clone();
+    let ws = t.ws().await;
+    let video = t.create_video("groups").await;
+    let vid = MediaId::Video(VideoId::parse(&video).unwrap());
+    let day = at("2021-03-02", 10);
+    let mut sessions = Vec::new();
+    for _ in 0..8 {
+        let s = session_at(&ws, vid.clone(), day, &[]);
+        repo.insert_player_session(&s).await.unwrap();
+        sessions.push(s.id);
+    }
+    let batch = |s: &PlayerSessionId, first: i64| -> Vec<PlayerEvent> {
+        (first..first + 25)
+            .map(|seq| PlayerEvent {
+                session_id: s.clone(),
+                seq,
+                kind: EventKind::Play,
+                emitted_at: day + seq * 10,
+                at: Some(seq),
+                from: None,
+                to: None,
+                value: None,
+                height: None,
+                bitrate: None,
+            })
+            .collect()
+    };
+    // 8 sessions × 6 batches of 25, and the first two batches of each session twice.
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..6 {
+        for s in &sessions {
+            let sends = if round < 2 { 2 } else { 1 };
+            for _ in 0..sends {
+                let (repo, vid, events) = (repo.clone(), vid.clone(), batch(s, round * 25));
+                calls.spawn(async move { repo.append_player_events(&vid, events).await.unwrap() });
+            }
+        }
+    }
+    let mut counted = 0;
+    while let Some(n) = calls.join_next().await {
+        counted += n.unwrap();
+    }
+    assert_eq!(counted, 8 * 6 * 25, "{label}");
+    let page = vidi_core::model::PageRequest { page: 1, size: 100 };
+    for s in &sessions {
+        let (events, total) = repo.list_player_events(&ws, s, page).await.unwrap();
+        assert_eq!(total, 150, "{label}");
+        assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq), "{label}: in order, each once");
+    }
+    // Sent again once all is stored: nothing new.
+    assert_eq!(repo.append_player_events(&vid, batch(&sessions[0], 0)).await.unwrap(), 0, "{label}");
 }
