@@ -159,6 +159,40 @@ capacity_source() {
   echo "$src"
 }
 
+# CPU time (utime + stime, clock ticks) from /proc: the evidence that scales on a shared machine
+# (a run's wall-clock figures move with whatever else runs; Vidi's own CPU seconds per publisher
+# or per viewer do not, much). child_ticks: the children Vidi waited for (its ffmpeg runs: the
+# live thumbnails).
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+sum_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(ticks "$p"))); done
+  echo "$t"
+}
+secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+# cpu_snapshot: "wall vidi vidi-children publishers" now.
+cpu_snapshot() { echo "$(now) $(ticks "$VIDI_PID") $(child_ticks "$VIDI_PID") $(sum_ticks "${PUB_PIDS[@]}")"; }
+# cpu_results PREFIX UNITS "SNAPSHOT BEFORE": Vidi's CPU over the window since BEFORE, in
+# seconds (itself, and its ffmpeg children), both together in % of one core and in % of one core
+# per unit (publisher or viewer), and the copy-publishers' own CPU seconds.
+cpu_results() {
+  local prefix=$1 units=$2 w0 v0 c0 p0 w1 v1 c1 p1 wall
+  read -r w0 v0 c0 p0 <<<"$3"
+  read -r w1 v1 c1 p1 <<<"$(cpu_snapshot)"
+  wall=$(elapsed "$w0" "$w1")
+  result "${prefix}_window_s" "$(awk -v w="$wall" 'BEGIN { printf "%.1f", w }')"
+  result "${prefix}_vidi_cpu_s" "$(secs $((v1 - v0)))"
+  result "${prefix}_vidi_children_cpu_s" "$(secs $((c1 - c0)))"
+  # Vidi and its ffmpeg runs together: what the node spends.
+  local all=$((v1 - v0 + c1 - c0))
+  result "${prefix}_vidi_core_pct" "$(awk -v t=$all -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.1f", 100 * t / hz / w }')"
+  result "${prefix}_vidi_core_pct_per_unit" "$(awk -v t=$all -v hz="$HZ" -v w="$wall" -v n="$units" 'BEGIN { printf "%.3f", 100 * t / hz / w / n }')"
+  result "${prefix}_publishers_cpu_s" "$(secs $((p1 - p0)))"
+  result "${prefix}_loadavg" "$(cut -d' ' -f1 /proc/loadavg)"
+}
+
 # publish_copies SRC KEY...: one `ffmpeg -re -stream_loop -1 -c copy` per key (pids in PUB_PIDS).
 PUB_PIDS=()
 publish_copies() {
@@ -192,8 +226,10 @@ if [ $publishers = 1 ]; then
   publish_copies "$src" "${keys[@]}"
   # Every stream listed before the watch starts (a publisher's first keyframe takes a moment).
   sleep 3
+  cpu0=$(cpu_snapshot)
   run_py publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
     --slack "${BENCH_LIVE_SLACK:-0.1}" --json "$WORK/publishers.json"
+  cpu_results live_pub "$n" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the publishers run"
   stop_copies
 fi
@@ -207,8 +243,10 @@ if [ $viewers = 1 ]; then
   fetch=()
   [ "${BENCH_LIVE_FETCH:-1}" = 1 ] && fetch=(--fetch)
   sleep 3
+  cpu0=$(cpu_snapshot)
   run_py viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
     --seconds "${BENCH_LIVE_VIEW_SECONDS:-40}" "${fetch[@]}"
+  cpu_results live_view "${BENCH_LIVE_VIEWERS:-1000}" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the viewers run"
 fi
 log "done"
