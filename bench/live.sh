@@ -24,6 +24,10 @@
 #   BENCH_LIVE_VIEWERS     viewers (default 1000), BENCH_LIVE_VIEW_SECONDS (default 40)
 #   BENCH_LIVE_FETCH=1     viewers also GET each new part (default 1)
 #   BENCH_LIVE_NGINX=0     leave nginx-rtmp out
+#   BENCH_LIVE_CLIENT      the capacity runs' watchers and viewers: rust (default, the compiled
+#                          crates/vidi-live/examples/live_load, built if BENCH_LIVE_LOAD_BIN is
+#                          unset and target/release/examples/live_load is missing) or python
+#                          (live.py, the figures before 2026-12-07 19:00)
 # See docs/performance.md, "Live".
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -37,7 +41,7 @@ for arg in "$@"; do
     --viewers) viewers=1 ;;
     --capacity) publishers=1 viewers=1 ;;
     --no-latency) latency=0 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (try --help)" ;;
   esac
 done
@@ -57,6 +61,38 @@ run_py() {
   [ "$rc" -eq 0 ] || die "live.py $1 failed (exit $rc, log $WORK/py-$1.log)"
 }
 
+# The capacity runs' load generator: the compiled one (crates/vidi-live/examples/live_load.rs,
+# same measurements and result keys as live.py's, at a fraction of its CPU on the cores the
+# server uses) unless BENCH_LIVE_CLIENT=python. BENCH_LIVE_LOAD_BIN names a built one; else it is
+# built next to the release binary (cargo build --release --example live_load).
+LOAD=()
+capacity_client() {
+  [ ${#LOAD[@]} -eq 0 ] || return 0
+  if [ "${BENCH_LIVE_CLIENT:-rust}" = python ]; then
+    LOAD=("${PY[@]}")
+    result live_client python
+    return 0
+  fi
+  local bin=${BENCH_LIVE_LOAD_BIN:-$ROOT/target/release/examples/live_load}
+  if [ ! -x "$bin" ]; then
+    log "building the load generator (cargo build --release -p vidi-live --example live_load, not timed)"
+    (cd "$ROOT" && nice -n 10 cargo build -q --release -p vidi-live --example live_load) >&2 \
+      || die "could not build live_load (BENCH_LIVE_CLIENT=python uses live.py)"
+  fi
+  LOAD=("$bin")
+  result live_client rust
+}
+# run_load MODE ARGS...: like run_py, with the capacity runs' load generator.
+run_load() {
+  local out=$WORK/load-$1.txt rc=0
+  capacity_client
+  "${LOAD[@]}" "$@" >"$out" 2> >(tee -a "$WORK/load-$1.log" >&2) || rc=$?
+  while read -r tag k v; do
+    [ "$tag" = RESULT ] && result "$k" "$v"
+  done <"$out"
+  [ "$rc" -eq 0 ] || die "the load generator's $1 failed (exit $rc, log $WORK/load-$1.log)"
+}
+
 # create_live NAME -> "liveStreamId streamKey"
 create_live() {
   local body
@@ -68,6 +104,9 @@ create_live() {
   [ -n "$id" ] && [ -n "$key" ] || die "POST /live-streams answered: $body"
   echo "$id $key"
 }
+
+# Built (if need be) before any server starts.
+if [ $publishers = 1 ] || [ $viewers = 1 ]; then capacity_client; fi
 
 RTMP_PORT=$(free_port)
 export VIDI_RTMP_ADDR=127.0.0.1:$RTMP_PORT
@@ -227,7 +266,7 @@ if [ $publishers = 1 ]; then
   # Every stream listed before the watch starts (a publisher's first keyframe takes a moment).
   sleep 3
   cpu0=$(cpu_snapshot)
-  run_py publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
+  run_load publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
     --slack "${BENCH_LIVE_SLACK:-0.1}" --json "$WORK/publishers.json"
   cpu_results live_pub "$n" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the publishers run"
@@ -244,7 +283,7 @@ if [ $viewers = 1 ]; then
   [ "${BENCH_LIVE_FETCH:-1}" = 1 ] && fetch=(--fetch)
   sleep 3
   cpu0=$(cpu_snapshot)
-  run_py viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
+  run_load viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
     --seconds "${BENCH_LIVE_VIEW_SECONDS:-40}" "${fetch[@]}"
   cpu_results live_view "${BENCH_LIVE_VIEWERS:-1000}" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the viewers run"

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     /// Fired at shutdown: every broadcast ends cleanly (playlist ended, recording queued).
     pub(crate) stop: CancellationToken,
     generations: AtomicU64,
+    /// The node's one turn at taking a live thumbnail (see [`crate::thumbnail`]).
+    pub(crate) thumbnails: crate::thumbnail::Turn,
 }
 
 /// A live stream whose broadcast this node holds (publishing, or within its reconnect grace, or
@@ -163,6 +165,7 @@ impl Broadcasts {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             generations: AtomicU64::new(0),
+            thumbnails: crate::thumbnail::Turn::default(),
         }))
     }
 
