@@ -8,9 +8,10 @@
 #                                 blocking reloads, the others by polling their playlist file
 #                                 every 2 ms), and when each Vidi low-latency part is listed,
 #                                 against the wall time each frame left the publisher. ~1.5 min.
-#   bench/live.sh --publishers    + N copy-publishers (ffmpeg -re -c copy of one pre-encoded 720p
-#                                 3 Mb/s FLV) into N live streams, a blocking-reload watcher each:
-#                                 how many keep ≥ 99 % of their parts on time.
+#   bench/live.sh --publishers    + N copy-publishers (one pre-encoded 720p 3 Mb/s FLV, paced and
+#                                 looped) into N live streams, a blocking-reload watcher each:
+#                                 how many keep ≥ 99 % of their parts on time; and Vidi's CPU
+#                                 per publisher (from /proc).
 #   bench/live.sh --viewers       + V low-latency viewers on one stream, each holding a blocking
 #                                 reload for the next part: p50/p99 from a part's first listing to
 #                                 each viewer's response (and to its bytes).
@@ -24,10 +25,12 @@
 #   BENCH_LIVE_VIEWERS     viewers (default 1000), BENCH_LIVE_VIEW_SECONDS (default 40)
 #   BENCH_LIVE_FETCH=1     viewers also GET each new part (default 1)
 #   BENCH_LIVE_NGINX=0     leave nginx-rtmp out
-#   BENCH_LIVE_CLIENT      the capacity runs' watchers and viewers: rust (default, the compiled
-#                          crates/vidi-live/examples/live_load, built if BENCH_LIVE_LOAD_BIN is
-#                          unset and target/release/examples/live_load is missing) or python
-#                          (live.py, the figures before 2026-12-07 19:00)
+#   BENCH_LIVE_CLIENT      the capacity runs' publishers, watchers and viewers: rust (default:
+#                          crates/vidi-live/examples/live_load, all publishers in one process;
+#                          built if BENCH_LIVE_LOAD_BIN is unset and
+#                          target/release/examples/live_load is missing) or python (live.py and
+#                          one ffmpeg -re -stream_loop -1 -c copy per publisher: the figures
+#                          before 2026-12-07 19:00)
 # See docs/performance.md, "Live".
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -41,7 +44,7 @@ for arg in "$@"; do
     --viewers) viewers=1 ;;
     --capacity) publishers=1 viewers=1 ;;
     --no-latency) latency=0 ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (try --help)" ;;
   esac
 done
@@ -232,11 +235,20 @@ cpu_results() {
   result "${prefix}_loadavg" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-# publish_copies SRC KEY...: one `ffmpeg -re -stream_loop -1 -c copy` per key (pids in PUB_PIDS).
+# publish_copies SRC KEY...: SRC paced and looped into each key (pids in PUB_PIDS): with the
+# compiled load generator, one process holding every publisher (`live_load publish`); with
+# BENCH_LIVE_CLIENT=python, one `ffmpeg -re -stream_loop -1 -c copy` per key.
 PUB_PIDS=()
 publish_copies() {
   local src=$1 k
   shift
+  if [ "${LOAD[0]}" != python3 ]; then
+    "${LOAD[@]}" publish --rtmp "$VIDI_RTMP" --keys "$(IFS=,; echo "$*")" --flv "$src" \
+      >>"$WORK/publishers.log" 2>&1 &
+    register_pid $!
+    PUB_PIDS+=($!)
+    return 0
+  fi
   for k in "$@"; do
     ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$src" -c copy -f flv \
       "$VIDI_RTMP/$k" >>"$WORK/publishers.log" 2>&1 &

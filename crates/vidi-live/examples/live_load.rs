@@ -8,7 +8,13 @@
 //! live_load publishers --playlists URL,URL,... [--seconds 60] [--slack 0.1] [--json PATH]
 //! live_load viewers --playlist URL [--viewers 1000] [--seconds 40] [--warmup 10] [--fetch]
 //!                   [--threads 2]
+//! live_load publish --rtmp rtmp://HOST:PORT/APP --keys KEY,KEY,... --flv FILE [--seconds N]
 //! ```
+//!
+//! `publish`: one RTMP publisher per key, all in this process (rml_rtmp's client session), each
+//! sending the FLV file's tags paced at their timestamps and looped without end (timestamps
+//! going on, configurations sent once), as `ffmpeg -re -stream_loop -1 -c copy` does, without
+//! fifty processes polling their clocks on the server's cores.
 //!
 //! `publishers`: one follower per media playlist, holding blocking reloads for the hinted part;
 //! a part is on time when listed no later than `slack` after its due time (the stream's best
@@ -23,6 +29,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -412,6 +424,187 @@ async fn viewers(a: &Args) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Publishers
+
+/// One FLV tag: 8 audio, 9 video (18, script data, is left out).
+struct Tag {
+    kind: u8,
+    ts: u32,
+    data: Bytes,
+    /// An AVC or AAC sequence header: sent once, not at every loop.
+    config: bool,
+}
+
+fn read_flv(path: &str) -> std::io::Result<Vec<Tag>> {
+    let b = std::fs::read(path)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an FLV file");
+    if b.len() < 13 || &b[..3] != b"FLV" {
+        return Err(bad());
+    }
+    let mut at = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) as usize + 4;
+    let mut tags = Vec::new();
+    while at + 11 <= b.len() {
+        let kind = b[at];
+        let size = u32::from_be_bytes([0, b[at + 1], b[at + 2], b[at + 3]]) as usize;
+        let ts = u32::from_be_bytes([b[at + 7], b[at + 4], b[at + 5], b[at + 6]]);
+        let body = at + 11;
+        if body + size > b.len() {
+            break;
+        }
+        let data = Bytes::copy_from_slice(&b[body..body + size]);
+        let config = size > 1
+            && ((kind == 9 && data[0] & 0x0f == 7 && data[1] == 0) || (kind == 8 && data[0] >> 4 == 10 && data[1] == 0));
+        if kind == 8 || kind == 9 {
+            tags.push(Tag { kind, ts, data, config });
+        }
+        at = body + size + 4;
+    }
+    if tags.is_empty() {
+        return Err(bad());
+    }
+    Ok(tags)
+}
+
+struct Publisher {
+    tcp: TcpStream,
+    session: ClientSession,
+    events: Vec<ClientSessionEvent>,
+}
+
+impl Publisher {
+    /// Handshake, connect to `app`, publish `key`.
+    async fn start(addr: &str, app: &str, key: &str) -> std::io::Result<Publisher> {
+        let mut tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut hs = Handshake::new(PeerType::Client);
+        tcp.write_all(&hs.generate_outbound_p0_and_p1().map_err(std::io::Error::other)?).await?;
+        let mut buf = vec![0u8; 8192];
+        let remaining = loop {
+            let n = tcp.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            match hs.process_bytes(&buf[..n]).map_err(std::io::Error::other)? {
+                HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
+                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                    tcp.write_all(&response_bytes).await?;
+                    break remaining_bytes;
+                }
+            }
+        };
+        let (session, first) = ClientSession::new(ClientSessionConfig::new()).map_err(std::io::Error::other)?;
+        let mut p = Publisher { tcp, session, events: Vec::new() };
+        p.results(first).await?;
+        let r = p.session.handle_input(&remaining).map_err(std::io::Error::other)?;
+        p.results(r).await?;
+        let r = p.session.request_connection(app.into()).map_err(std::io::Error::other)?;
+        p.results(vec![r]).await?;
+        p.until(|e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted)).await?;
+        let r = p.session.request_publishing(key.into(), PublishRequestType::Live).map_err(std::io::Error::other)?;
+        p.results(vec![r]).await?;
+        p.until(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted)).await?;
+        Ok(p)
+    }
+
+    async fn results(&mut self, results: Vec<ClientSessionResult>) -> std::io::Result<()> {
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(p) => self.tcp.write_all(&p.bytes).await?,
+                ClientSessionResult::RaisedEvent(e) => self.events.push(e),
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn until(&mut self, want: impl Fn(&ClientSessionEvent) -> bool) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 8192];
+        while !self.events.iter().any(&want) {
+            let n = tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut buf)).await??;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let r = self.session.handle_input(&buf[..n]).map_err(std::io::Error::other)?;
+            self.results(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `tags` paced at their timestamps from now, looped until `until`.
+    async fn run(mut self, tags: Arc<Vec<Tag>>, until: Instant) -> std::io::Result<()> {
+        let (mut rd, mut wr) = self.tcp.into_split();
+        // What the server sends while we publish (acknowledgements) is read and let go.
+        let drain = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let video: Vec<u32> = tags.iter().filter(|t| t.kind == 9).map(|t| t.ts).collect();
+        let step = match video.as_slice() {
+            [.., a, b] => b - a,
+            _ => 33,
+        };
+        let span = tags.iter().map(|t| t.ts).max().unwrap_or(0).max(video.last().copied().unwrap_or(0) + step);
+        let start = tokio::time::Instant::now();
+        let mut offset = 0u32;
+        let mut first = true;
+        let r = 'run: loop {
+            for t in tags.iter() {
+                if t.config && !first {
+                    continue;
+                }
+                let ts = t.ts + offset;
+                tokio::time::sleep_until(start + Duration::from_millis(u64::from(ts))).await;
+                if Instant::now() >= until {
+                    break 'run Ok(());
+                }
+                let r = if t.kind == 9 {
+                    self.session.publish_video_data(t.data.clone(), RtmpTimestamp::new(ts), false)
+                } else {
+                    self.session.publish_audio_data(t.data.clone(), RtmpTimestamp::new(ts), false)
+                };
+                match r {
+                    Ok(ClientSessionResult::OutboundResponse(p)) => {
+                        if let Err(e) = wr.write_all(&p.bytes).await {
+                            break 'run Err(e);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => break 'run Err(std::io::Error::other(e)),
+                }
+            }
+            first = false;
+            offset += span;
+        };
+        drain.abort();
+        r
+    }
+}
+
+async fn publish(a: &Args) {
+    let url = a.str("rtmp").expect("--rtmp rtmp://HOST:PORT/APP");
+    let (addr, app) = url.strip_prefix("rtmp://").and_then(|r| r.split_once('/')).expect("rtmp://HOST:PORT/APP");
+    let keys: Vec<String> = a.str("keys").expect("--keys").split(',').filter(|k| !k.is_empty()).map(String::from).collect();
+    let tags = Arc::new(read_flv(a.str("flv").expect("--flv")).expect("the FLV file"));
+    let until = Instant::now() + Duration::from_secs(a.get("seconds", 365 * 86400));
+    let mut tasks = Vec::new();
+    for key in keys {
+        let (addr, app, tags) = (addr.to_string(), app.to_string(), tags.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = match Publisher::start(&addr, &app, &key).await {
+                Ok(p) => p.run(tags, until).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                log(&format!("publisher {}…: {e}", &key[..key.len().min(6)]));
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first().cloned() else {
@@ -419,12 +612,13 @@ fn main() {
         std::process::exit(2);
     };
     let a = Args::parse(&args[1..]);
-    let threads = a.get("threads", if cmd == "viewers" { 2 } else { 1 });
+    let threads = a.get("threads", if cmd == "publishers" { 1 } else { 2 });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime");
     rt.block_on(async {
         match cmd.as_str() {
             "publishers" => publishers(&a).await,
             "viewers" => viewers(&a).await,
+            "publish" => publish(&a).await,
             _ => {
                 eprintln!("unknown command {cmd}");
                 std::process::exit(2);
