@@ -454,7 +454,8 @@ fn read_flv(path: &str) -> std::io::Result<Vec<Tag>> {
         }
         let data = Bytes::copy_from_slice(&b[body..body + size]);
         let config = size > 1
-            && ((kind == 9 && data[0] & 0x0f == 7 && data[1] == 0) || (kind == 8 && data[0] >> 4 == 10 && data[1] == 0));
+            && ((kind == 9 && data[0] & 0x0f == 7 && data[1] == 0)
+                || (kind == 8 && data[0] >> 4 == 10 && data[1] == 0));
         if kind == 8 || kind == 9 {
             tags.push(Tag { kind, ts, data, config });
         }
@@ -584,7 +585,8 @@ impl Publisher {
 async fn publish(a: &Args) {
     let url = a.str("rtmp").expect("--rtmp rtmp://HOST:PORT/APP");
     let (addr, app) = url.strip_prefix("rtmp://").and_then(|r| r.split_once('/')).expect("rtmp://HOST:PORT/APP");
-    let keys: Vec<String> = a.str("keys").expect("--keys").split(',').filter(|k| !k.is_empty()).map(String::from).collect();
+    let keys: Vec<String> =
+        a.str("keys").expect("--keys").split(',').filter(|k| !k.is_empty()).map(String::from).collect();
     let tags = Arc::new(read_flv(a.str("flv").expect("--flv")).expect("the FLV file"));
     let until = Instant::now() + Duration::from_secs(a.get("seconds", 365 * 86400));
     let mut tasks = Vec::new();

@@ -36,9 +36,9 @@ pub mod restream;
 pub mod rtmp;
 pub mod service;
 mod session;
-mod thumbnail;
 #[cfg(test)]
 mod testing;
+mod thumbnail;
 
 pub use broadcast::Broadcasts;
 pub use config::LiveConfig;
