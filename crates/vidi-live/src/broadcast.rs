@@ -78,6 +78,8 @@ pub(crate) struct Held {
     pub(crate) changed: Notify,
     /// Fired to end the broadcast now (the live stream was deleted, the node stops).
     pub(crate) cut: CancellationToken,
+    /// The live thumbnail's refreshes (see [`crate::thumbnail`]).
+    pub(crate) thumbnail: crate::thumbnail::Thumb,
 }
 
 /// The publisher currently feeding a broadcast.
@@ -258,6 +260,7 @@ impl Publish for Broadcasts {
             publisher: Mutex::default(),
             changed: Notify::new(),
             cut: self.0.stop.child_token(),
+            thumbnail: Default::default(),
         });
         // Two publishers of one key racing past the check above: the first one in wins.
         let raced = {
@@ -369,6 +372,12 @@ impl LiveOutput for Broadcasts {
         })
         .await
         .flatten()
+    }
+
+    fn thumbnail_asked(&self, id: &LiveStreamId) {
+        if let Some(held) = self.get(id) {
+            held.thumbnail.asked();
+        }
     }
 
     fn cut(&self, id: &LiveStreamId) {

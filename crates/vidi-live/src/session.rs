@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -213,8 +212,6 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     let mut on_air = crate::metrics::OnAir::default();
     let mut flips = 0u32;
     let mut gone_since: Option<i64> = None;
-    let mut next_thumbnail = tokio::time::Instant::now();
-    let thumbnailing = Arc::new(AtomicBool::new(false));
     // While it broadcasts, each restream destination gets its own pusher (one dead destination
     // stops neither the others, nor the ingest, nor the recording).
     let restreamer = (!held.live.restreams.is_empty())
@@ -273,14 +270,8 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                     (None, Some(t)) if now - t >= cfg.reconnect_grace.as_millis() as i64 => break,
                     _ => {}
                 }
-                // Still queued from last time (a node with many streams): asked again at the
-                // next tick after its turn, so the streams keep taking turns.
-                if on
-                    && held.live.thumbnail_key.is_none()
-                    && tokio::time::Instant::now() >= next_thumbnail
-                    && crate::thumbnail::queue(&shared, &held, &thumbnailing)
-                {
-                    next_thumbnail = tokio::time::Instant::now() + cfg.thumbnail_every;
+                if on && held.live.thumbnail_key.is_none() && held.thumbnail.due(cfg.thumbnail_every, now) {
+                    crate::thumbnail::queue(&shared, &held);
                 }
             }
             () = held.cut.cancelled() => break,
