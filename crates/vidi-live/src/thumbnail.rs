@@ -130,3 +130,29 @@ async fn take(shared: &Shared, held: &Held) -> anyhow::Result<bool> {
     shared.blobs.put_bytes(&key, jpeg).await?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshed_often_while_asked_for_and_rarely_otherwise() {
+        let every = Duration::from_secs(5);
+        let t = Thumb::default();
+        let now = now_ms();
+        assert!(t.due(every, now), "the first at once");
+        t.last.store(now, Ordering::Relaxed);
+        // Nobody asked: a minute apart.
+        assert!(!t.due(every, now + 6_000));
+        assert!(t.due(every, now + UNWATCHED.as_millis() as i64));
+        // Asked for: `every` apart, for WATCHED after the last ask.
+        t.asked.store(now, Ordering::Relaxed);
+        assert!(!t.due(every, now + 4_000));
+        assert!(t.due(every, now + 5_000));
+        t.last.store(now + 70_000, Ordering::Relaxed);
+        assert!(!t.due(every, now + 76_000), "the ask is older than WATCHED by then");
+        // A run queued or under way: not again.
+        t.queued.store(true, Ordering::Relaxed);
+        assert!(!t.due(every, now + 500_000));
+    }
+}
