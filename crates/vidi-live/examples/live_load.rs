@@ -109,10 +109,10 @@ fn parse(text: &str) -> Media {
             if let (Some(d), Some((msn, _))) = (d, attr(rest, "URI=").and_then(part_uri)) {
                 m.parts.entry(msn).or_default().push(d);
             }
-        } else if let Some(rest) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
-            if rest.contains("TYPE=PART") {
-                m.hint = attr(rest, "URI=").and_then(part_uri);
-            }
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-PRELOAD-HINT:")
+            && rest.contains("TYPE=PART")
+        {
+            m.hint = attr(rest, "URI=").and_then(part_uri);
         }
     }
     m
