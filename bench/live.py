@@ -20,6 +20,7 @@ import bisect
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def log(*a):
 
 def result(key, value):
     print(f"RESULT {key} {value}", flush=True)
+
+
+def client_cpu():
+    """This process's CPU seconds and its waited-for children's (the viewers' workers): what the
+    load generator itself took from the cores it shares with the server."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def pct(values, p):
@@ -561,6 +570,7 @@ async def publishers_main(a):
             json.dump(dump, f)
     log(f"per publisher on-time ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
     log(f"watcher errors: {sum(errors)}")
+    result("live_pub_client_cpu_s", f"{client_cpu():.2f}")
     result("live_pub_streams", len(urls))
     result("live_pub_held", held)
     result("live_pub_errors", sum(errors))
@@ -623,6 +633,7 @@ def cmd_viewers(a):
             first[(m, i)] = w
     warm = start + a.warmup
     listing = [w - first[(m, i)] for m, i, w in seen if first[(m, i)] >= warm]
+    result("live_view_client_cpu_s", f"{client_cpu():.2f}")
     result("live_view_viewers", a.viewers)
     result("live_view_errors", sum(d["errors"] for d in data))
     result("live_view_parts", len({k for k, w in first.items() if w >= warm}))

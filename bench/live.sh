@@ -8,9 +8,10 @@
 #                                 blocking reloads, the others by polling their playlist file
 #                                 every 2 ms), and when each Vidi low-latency part is listed,
 #                                 against the wall time each frame left the publisher. ~1.5 min.
-#   bench/live.sh --publishers    + N copy-publishers (ffmpeg -re -c copy of one pre-encoded 720p
-#                                 3 Mb/s FLV) into N live streams, a blocking-reload watcher each:
-#                                 how many keep ≥ 99 % of their parts on time.
+#   bench/live.sh --publishers    + N copy-publishers (one pre-encoded 720p 3 Mb/s FLV, paced and
+#                                 looped) into N live streams, a blocking-reload watcher each:
+#                                 how many keep ≥ 99 % of their parts on time; and Vidi's CPU
+#                                 per publisher (from /proc).
 #   bench/live.sh --viewers       + V low-latency viewers on one stream, each holding a blocking
 #                                 reload for the next part: p50/p99 from a part's first listing to
 #                                 each viewer's response (and to its bytes).
@@ -24,6 +25,12 @@
 #   BENCH_LIVE_VIEWERS     viewers (default 1000), BENCH_LIVE_VIEW_SECONDS (default 40)
 #   BENCH_LIVE_FETCH=1     viewers also GET each new part (default 1)
 #   BENCH_LIVE_NGINX=0     leave nginx-rtmp out
+#   BENCH_LIVE_CLIENT      the capacity runs' publishers, watchers and viewers: rust (default:
+#                          crates/vidi-live/examples/live_load, all publishers in one process;
+#                          built if BENCH_LIVE_LOAD_BIN is unset and
+#                          target/release/examples/live_load is missing) or python (live.py and
+#                          one ffmpeg -re -stream_loop -1 -c copy per publisher: the figures
+#                          before 2026-12-07 19:00)
 # See docs/performance.md, "Live".
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -37,7 +44,7 @@ for arg in "$@"; do
     --viewers) viewers=1 ;;
     --capacity) publishers=1 viewers=1 ;;
     --no-latency) latency=0 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) die "unknown argument '$arg' (try --help)" ;;
   esac
 done
@@ -57,6 +64,38 @@ run_py() {
   [ "$rc" -eq 0 ] || die "live.py $1 failed (exit $rc, log $WORK/py-$1.log)"
 }
 
+# The capacity runs' load generator: the compiled one (crates/vidi-live/examples/live_load.rs,
+# same measurements and result keys as live.py's, at a fraction of its CPU on the cores the
+# server uses) unless BENCH_LIVE_CLIENT=python. BENCH_LIVE_LOAD_BIN names a built one; else it is
+# built next to the release binary (cargo build --release --example live_load).
+LOAD=()
+capacity_client() {
+  [ ${#LOAD[@]} -eq 0 ] || return 0
+  if [ "${BENCH_LIVE_CLIENT:-rust}" = python ]; then
+    LOAD=("${PY[@]}")
+    result live_client python
+    return 0
+  fi
+  local bin=${BENCH_LIVE_LOAD_BIN:-$ROOT/target/release/examples/live_load}
+  if [ ! -x "$bin" ]; then
+    log "building the load generator (cargo build --release -p vidi-live --example live_load, not timed)"
+    (cd "$ROOT" && nice -n 10 cargo build -q --release -p vidi-live --example live_load) >&2 \
+      || die "could not build live_load (BENCH_LIVE_CLIENT=python uses live.py)"
+  fi
+  LOAD=("$bin")
+  result live_client rust
+}
+# run_load MODE ARGS...: like run_py, with the capacity runs' load generator.
+run_load() {
+  local out=$WORK/load-$1.txt rc=0
+  capacity_client
+  "${LOAD[@]}" "$@" >"$out" 2> >(tee -a "$WORK/load-$1.log" >&2) || rc=$?
+  while read -r tag k v; do
+    [ "$tag" = RESULT ] && result "$k" "$v"
+  done <"$out"
+  [ "$rc" -eq 0 ] || die "the load generator's $1 failed (exit $rc, log $WORK/load-$1.log)"
+}
+
 # create_live NAME -> "liveStreamId streamKey"
 create_live() {
   local body
@@ -68,6 +107,9 @@ create_live() {
   [ -n "$id" ] && [ -n "$key" ] || die "POST /live-streams answered: $body"
   echo "$id $key"
 }
+
+# Built (if need be) before any server starts.
+if [ $publishers = 1 ] || [ $viewers = 1 ]; then capacity_client; fi
 
 RTMP_PORT=$(free_port)
 export VIDI_RTMP_ADDR=127.0.0.1:$RTMP_PORT
@@ -159,11 +201,54 @@ capacity_source() {
   echo "$src"
 }
 
-# publish_copies SRC KEY...: one `ffmpeg -re -stream_loop -1 -c copy` per key (pids in PUB_PIDS).
+# CPU time (utime + stime, clock ticks) from /proc: the evidence that scales on a shared machine
+# (a run's wall-clock figures move with whatever else runs; Vidi's own CPU seconds per publisher
+# or per viewer do not, much). child_ticks: the children Vidi waited for (its ffmpeg runs: the
+# live thumbnails).
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+sum_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(ticks "$p"))); done
+  echo "$t"
+}
+secs() { awk -v t="$1" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+# cpu_snapshot: "wall vidi vidi-children publishers" now.
+cpu_snapshot() { echo "$(now) $(ticks "$VIDI_PID") $(child_ticks "$VIDI_PID") $(sum_ticks "${PUB_PIDS[@]}")"; }
+# cpu_results PREFIX UNITS "SNAPSHOT BEFORE": Vidi's CPU over the window since BEFORE, in
+# seconds (itself, and its ffmpeg children), both together in % of one core and in % of one core
+# per unit (publisher or viewer), and the copy-publishers' own CPU seconds.
+cpu_results() {
+  local prefix=$1 units=$2 w0 v0 c0 p0 w1 v1 c1 p1 wall
+  read -r w0 v0 c0 p0 <<<"$3"
+  read -r w1 v1 c1 p1 <<<"$(cpu_snapshot)"
+  wall=$(elapsed "$w0" "$w1")
+  result "${prefix}_window_s" "$(awk -v w="$wall" 'BEGIN { printf "%.1f", w }')"
+  result "${prefix}_vidi_cpu_s" "$(secs $((v1 - v0)))"
+  result "${prefix}_vidi_children_cpu_s" "$(secs $((c1 - c0)))"
+  # Vidi and its ffmpeg runs together: what the node spends.
+  local all=$((v1 - v0 + c1 - c0))
+  result "${prefix}_vidi_core_pct" "$(awk -v t=$all -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.1f", 100 * t / hz / w }')"
+  result "${prefix}_vidi_core_pct_per_unit" "$(awk -v t=$all -v hz="$HZ" -v w="$wall" -v n="$units" 'BEGIN { printf "%.3f", 100 * t / hz / w / n }')"
+  result "${prefix}_publishers_cpu_s" "$(secs $((p1 - p0)))"
+  result "${prefix}_loadavg" "$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+# publish_copies SRC KEY...: SRC paced and looped into each key (pids in PUB_PIDS): with the
+# compiled load generator, one process holding every publisher (`live_load publish`); with
+# BENCH_LIVE_CLIENT=python, one `ffmpeg -re -stream_loop -1 -c copy` per key.
 PUB_PIDS=()
 publish_copies() {
   local src=$1 k
   shift
+  if [ "${LOAD[0]}" != python3 ]; then
+    "${LOAD[@]}" publish --rtmp "$VIDI_RTMP" --keys "$(IFS=,; echo "$*")" --flv "$src" \
+      >>"$WORK/publishers.log" 2>&1 &
+    register_pid $!
+    PUB_PIDS+=($!)
+    return 0
+  fi
   for k in "$@"; do
     ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$src" -c copy -f flv \
       "$VIDI_RTMP/$k" >>"$WORK/publishers.log" 2>&1 &
@@ -192,8 +277,10 @@ if [ $publishers = 1 ]; then
   publish_copies "$src" "${keys[@]}"
   # Every stream listed before the watch starts (a publisher's first keyframe takes a moment).
   sleep 3
-  run_py publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
+  cpu0=$(cpu_snapshot)
+  run_load publishers --playlists "$(IFS=,; echo "${urls[*]}")" --seconds "${BENCH_LIVE_PUB_SECONDS:-60}" \
     --slack "${BENCH_LIVE_SLACK:-0.1}" --json "$WORK/publishers.json"
+  cpu_results live_pub "$n" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the publishers run"
   stop_copies
 fi
@@ -207,8 +294,10 @@ if [ $viewers = 1 ]; then
   fetch=()
   [ "${BENCH_LIVE_FETCH:-1}" = 1 ] && fetch=(--fetch)
   sleep 3
-  run_py viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
+  cpu0=$(cpu_snapshot)
+  run_load viewers --playlist "$VIDI_URL/live/$id/index.m3u8" --viewers "${BENCH_LIVE_VIEWERS:-1000}" \
     --seconds "${BENCH_LIVE_VIEW_SECONDS:-40}" "${fetch[@]}"
+  cpu_results live_view "${BENCH_LIVE_VIEWERS:-1000}" "$cpu0"
   kill -0 "$VIDI_PID" 2>/dev/null || die "vidi died during the viewers run"
 fi
 log "done"

@@ -60,10 +60,14 @@ pub0=$(ticks "$PUB")
 sleep "$WINDOW"
 pub1=$(ticks "$PUB")
 pub_pct=$(awk -v a="$pub0" -v b="$pub1" -v hz="$hz" -v s="$WINDOW" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
-result "publisher 720p encode (reference)" "${pub_pct} % of a core"
+# Keys without spaces: bench/run.sh reads them back (live_ladder_*).
+result live_ladder_rungs "$LADDER"
+result live_ladder_ref_core_pct "$pub_pct"
 for h in $(tr ',' ' ' <<<"$LADDER"); do
   end=$(ticks "${pid_of[$h]}")
   pct=$(awk -v a="${start[$h]}" -v b="$end" -v hz="$hz" -v s="$WINDOW" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
   rss=$(rss_field "${pid_of[$h]}" VmRSS)
-  result "rung ${h}p ffmpeg" "${pct} % of a core, $(kib_to_mib "$rss") MiB RSS (ratio to reference $(ratio "$pct" "$pub_pct"))"
+  result "live_ladder_${h}p_core_pct" "$pct"
+  result "live_ladder_${h}p_rss_mib" "$(kib_to_mib "$rss")"
+  result "live_ladder_${h}p_ratio" "$(ratio "$pct" "$pub_pct")"
 done

@@ -6,7 +6,7 @@
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
 #   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks, live,
-#                                 collect, query, cluster)
+#                                 live_ladder, collect, query, cluster)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -28,11 +28,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | delivery | s3 | hooks | live | collect | query | cluster) benches+=("$arg") ;;
+    ingest | api | encode | delivery | s3 | hooks | live | live_ladder | collect | query | cluster) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live collect query cluster)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live live_ladder collect query cluster)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -53,7 +53,7 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
   [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800}
-  [live]=${BENCH_LIVE_LIMIT:-600} [collect]=${BENCH_COLLECT_LIMIT:-900} [query]=${BENCH_QUERY_LIMIT:-900} [cluster]=${BENCH_CLUSTER_LIMIT:-600})
+  [live]=${BENCH_LIVE_LIMIT:-600} [live_ladder]=${BENCH_LIVE_LADDER_LIMIT:-300} [collect]=${BENCH_COLLECT_LIMIT:-900} [query]=${BENCH_QUERY_LIMIT:-900} [cluster]=${BENCH_CLUSTER_LIMIT:-600})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -146,6 +146,11 @@ if [ -n "$(get live_pub_held)" ]; then
 fi
 if [ -n "$(get live_view_listing_p99_ms)" ]; then
   row "live: $(get live_view_viewers) viewers on blocking reloads, part listed → response" "p50 $(get live_view_listing_p50_ms) ms, p99 $(get live_view_listing_p99_ms) ms; bytes p99 $(get live_view_delivery_p99_ms) ms$(errnote live_view_errors)" "–" "–" "p99 < 100 ms" "$(verdict "$(get live_view_delivery_p99_ms)" "<" 100)"
+fi
+if [ -n "$(get live_ladder_ref_core_pct)" ]; then
+  for h in $(tr ',' ' ' <<<"$(get live_ladder_rungs)"); do
+    row "live ladder: rung ${h}p's ffmpeg beside one 720p 3 Mb/s broadcast" "$(get "live_ladder_${h}p_core_pct") % of a core, $(get "live_ladder_${h}p_rss_mib") MiB RSS" "720p x264 encode $(get live_ladder_ref_core_pct) % of a core" "$(get "live_ladder_${h}p_ratio")" "(info)" ""
+  done
 fi
 if [ -n "$(get cluster_get_1node_rps)" ]; then
   row "cluster: GET /videos/{id} through nginx, 2 API nodes (PG)" "$(get cluster_get_2nodes_rps) req/s$(errnote cluster_get_errors)" "1 node $(get cluster_get_1node_rps) req/s" "$(get cluster_get_ratio_2_to_1)" "– (2 cores: model)" "–"

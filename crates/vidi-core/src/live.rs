@@ -102,6 +102,11 @@ pub trait LiveOutput: Send + Sync + 'static {
     /// The live stream was deleted: its publisher here, if any, is disconnected at once (other
     /// nodes notice at their next heartbeat).
     fn cut(&self, id: &LiveStreamId);
+
+    /// Someone asked this node for the live stream's own thumbnail: a broadcast held here
+    /// refreshes it every few seconds for a while (unasked, only every minute: each picture is
+    /// an ffmpeg run).
+    fn thumbnail_asked(&self, _id: &LiveStreamId) {}
 }
 
 /// A process without live ingest (a worker, or tests of the VOD half): nothing broadcasts here.

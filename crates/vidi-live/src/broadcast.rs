@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     /// Fired at shutdown: every broadcast ends cleanly (playlist ended, recording queued).
     pub(crate) stop: CancellationToken,
     generations: AtomicU64,
+    /// The node's one turn at taking a live thumbnail (see [`crate::thumbnail`]).
+    pub(crate) thumbnails: crate::thumbnail::Turn,
 }
 
 /// A live stream whose broadcast this node holds (publishing, or within its reconnect grace, or
@@ -76,6 +78,8 @@ pub(crate) struct Held {
     pub(crate) changed: Notify,
     /// Fired to end the broadcast now (the live stream was deleted, the node stops).
     pub(crate) cut: CancellationToken,
+    /// The live thumbnail's refreshes (see [`crate::thumbnail`]).
+    pub(crate) thumbnail: crate::thumbnail::Thumb,
 }
 
 /// The publisher currently feeding a broadcast.
@@ -163,6 +167,7 @@ impl Broadcasts {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             generations: AtomicU64::new(0),
+            thumbnails: crate::thumbnail::Turn::default(),
         }))
     }
 
@@ -255,6 +260,7 @@ impl Publish for Broadcasts {
             publisher: Mutex::default(),
             changed: Notify::new(),
             cut: self.0.stop.child_token(),
+            thumbnail: Default::default(),
         });
         // Two publishers of one key racing past the check above: the first one in wins.
         let raced = {
@@ -366,6 +372,12 @@ impl LiveOutput for Broadcasts {
         })
         .await
         .flatten()
+    }
+
+    fn thumbnail_asked(&self, id: &LiveStreamId) {
+        if let Some(held) = self.get(id) {
+            held.thumbnail.asked();
+        }
     }
 
     fn cut(&self, id: &LiveStreamId) {

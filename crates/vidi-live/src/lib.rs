@@ -16,6 +16,7 @@
 //!   and what delivery reads of them; each broadcast runs in its own task (`session`).
 //! - `ladder`: the optional transcoded lower renditions (`VIDI_LIVE_LADDER`), one supervised
 //!   ffmpeg per rung, cut by the same segmenter at the source's segment boundaries.
+//! - `thumbnail`: the live thumbnail, taken one at a time node-wide, the streams in turn.
 //! - [`record`]: each broadcast of a live stream with `record: true` becomes a video.
 //!
 //! Why one crate: the ingest node holds the whole path in memory (a live playlist is answered
@@ -37,6 +38,7 @@ pub mod service;
 mod session;
 #[cfg(test)]
 mod testing;
+mod thumbnail;
 
 pub use broadcast::Broadcasts;
 pub use config::LiveConfig;

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -117,6 +116,14 @@ impl View {
         self.files.insert(name, bytes);
     }
 
+    /// The init and the first part of the newest segment that has one: its keyframe is the
+    /// freshest picture of the broadcast (what the live thumbnail decodes, and nothing more).
+    pub(crate) fn newest_keyframe(&self) -> Option<Vec<Bytes>> {
+        let init = self.files.keys().filter(|n| n.starts_with("init")).max().and_then(|n| self.files.get(n))?;
+        let part = self.by_msn.keys().rev().find_map(|m| self.files.get(&part_name(*m, 0)))?;
+        Some(vec![init.clone(), part.clone()])
+    }
+
     /// The playlist as served (rendered at most once per version).
     pub(crate) fn text(&mut self) -> String {
         let prefix = &self.prefix;
@@ -205,8 +212,6 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
     let mut on_air = crate::metrics::OnAir::default();
     let mut flips = 0u32;
     let mut gone_since: Option<i64> = None;
-    let mut next_thumbnail = tokio::time::Instant::now();
-    let thumbnailing = Arc::new(AtomicBool::new(false));
     // While it broadcasts, each restream destination gets its own pusher (one dead destination
     // stops neither the others, nor the ingest, nor the recording).
     let restreamer = (!held.live.restreams.is_empty())
@@ -265,9 +270,8 @@ pub(crate) async fn run(shared: Arc<Shared>, held: Arc<Held>, mut events: mpsc::
                     (None, Some(t)) if now - t >= cfg.reconnect_grace.as_millis() as i64 => break,
                     _ => {}
                 }
-                if on && held.live.thumbnail_key.is_none() && tokio::time::Instant::now() >= next_thumbnail {
-                    next_thumbnail = tokio::time::Instant::now() + cfg.thumbnail_every;
-                    thumbnail(&shared, &held, &thumbnailing);
+                if on && held.live.thumbnail_key.is_none() && held.thumbnail.due(cfg.thumbnail_every, now) {
+                    crate::thumbnail::queue(&shared, &held);
                 }
             }
             () = held.cut.cancelled() => break,
@@ -410,40 +414,4 @@ async fn put(blobs: &dyn vidi_core::Blobs, key: &str, bytes: Bytes) -> vidi_core
             }
         }
     }
-}
-
-/// Takes the live thumbnail from the newest segment, in the background (one at a time).
-fn thumbnail(shared: &Arc<Shared>, held: &Arc<Held>, busy: &Arc<AtomicBool>) {
-    let input = {
-        let view = lock(&held.view);
-        let segment = view.by_msn.keys().rev().find_map(|m| view.files.get(&segment_name(*m)));
-        let init = view.files.keys().filter(|n| n.starts_with("init")).max().and_then(|n| view.files.get(n));
-        match (init, segment) {
-            (Some(i), Some(s)) => [i.as_ref(), s.as_ref()].concat(),
-            _ => return,
-        }
-    };
-    if busy.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let (shared2, held, busy) = (shared.clone(), held.clone(), busy.clone());
-    shared.tasks.spawn(async move {
-        let dir = std::env::temp_dir().join(format!("vidi-live-{}", held.broadcast.id));
-        let r = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            let (src, out) = (dir.join("last.mp4"), dir.join("thumbnail.jpg"));
-            tokio::fs::write(&src, &input).await?;
-            vidi_media::encode::thumbnail(&shared2.media, &src.to_string_lossy(), 0.0, &out)
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let key = vidi_core::keys::live_auto_thumbnail_key(held.live.id.as_str());
-            shared2.blobs.put_file(&key, &out).await.map_err(|e| std::io::Error::other(e.to_string()))
-        }
-        .await;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        if let Err(e) = r {
-            tracing::warn!(live_stream = %held.live.id, error = %e, "the live thumbnail could not be taken");
-        }
-        busy.store(false, Ordering::Release);
-    });
 }

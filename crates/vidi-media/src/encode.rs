@@ -354,6 +354,25 @@ pub async fn thumbnail_from_image(media: &Media, image: &Path, kind: &str, out: 
     jpeg(media, &[], args, &path, &["-vf", SCALE], out).await
 }
 
+/// A JPEG (its bytes) of the first keyframe of `fmp4`: an fMP4 init and the fragment that follows
+/// it, fed on ffmpeg's stdin (a live broadcast's newest keyframe, taken every few seconds per
+/// stream, so the cheapest run there is: no file on either side, one thread, keyframes only, and
+/// ffmpeg stops after the first picture, reading no more than the fragment that holds it).
+pub async fn thumbnail_of_fmp4(media: &Media, fmp4: Vec<bytes::Bytes>) -> Result<Vec<u8>, ToolError> {
+    let mut args: Vec<&str> = FFMPEG_QUIET.to_vec();
+    // The demuxer and the protocol are named: the bytes are Vidi's own packaging, but they are
+    // a publisher's media, opened like any source (nothing but what comes in on the pipe).
+    args.extend(["-threads", "1", "-skip_frame", "nokey", "-protocol_whitelist", "pipe", "-f", "mp4", "-i", "pipe:0"]);
+    args.extend(["-map", "0:v:0", "-vf", SCALE, "-threads", "1", "-filter_threads", "1", "-frames:v", "1"]);
+    args.extend(["-q:v", "3", "-c:v", "mjpeg", "-f", "image2pipe", "pipe:1"]);
+    let input = futures::stream::iter(fmp4.into_iter().map(Ok::<_, std::io::Error>));
+    let jpeg = media.ffmpeg.jailed(Jail::new()).run_fed(&args, input).await?;
+    if jpeg.is_empty() {
+        return Err(ToolError::Output { tool: "ffmpeg".into(), reason: "no keyframe in the fragment".into() });
+    }
+    Ok(jpeg)
+}
+
 const SCALE: &str = "scale='min(1280,iw)':-2";
 
 /// Writes one JPEG frame of what `after_input` (a filter) makes of the input opened by

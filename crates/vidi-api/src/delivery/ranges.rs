@@ -34,8 +34,12 @@ pub(super) async fn live_thumbnail(
 ) -> ApiResult<Response> {
     let MediaId::LiveStream(id) = &a.video.id else { return Err(ApiError::not_found("liveStreamId")) };
     let l = state.repo.live_stream_for_delivery(id).await.map_err(|e| ApiError::from_core(e, "liveStreamId"))?;
-    // The uploaded one, else the one the broadcast refreshes while it runs (the last one stays).
-    let key = l.thumbnail_key.unwrap_or_else(|| vidi_core::keys::live_auto_thumbnail_key(id.as_str()));
+    // The uploaded one, else the one the broadcast refreshes while it runs (the last one stays),
+    // more often while it is asked for.
+    let key = l.thumbnail_key.unwrap_or_else(|| {
+        state.live.thumbnail_asked(id);
+        vidi_core::keys::live_auto_thumbnail_key(id.as_str())
+    });
     Ok(a.finish(ranged(&state, &key, "image/jpeg", SHORT, &h).await?))
 }
 
