@@ -6,7 +6,7 @@
 #
 #   bench/run.sh                  build target/release/vidi, run every benchmark
 #   bench/run.sh api              only bench/api.sh (names: ingest, api, encode, delivery, s3, hooks, live,
-#                                 live_ladder, collect, query, cluster)
+#                                 live_ladder, collect, query, cluster, workers)
 #   VIDI_BIN=path bench/run.sh    use that binary, do not build
 #   bench/run.sh --no-build       use target/release/vidi as it is
 #
@@ -28,11 +28,11 @@ for arg in "$@"; do
   case "$arg" in
     --no-build) build=0 ;;
     -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-    ingest | api | encode | delivery | s3 | hooks | live | live_ladder | collect | query | cluster) benches+=("$arg") ;;
+    ingest | api | encode | delivery | s3 | hooks | live | live_ladder | collect | query | cluster | workers) benches+=("$arg") ;;
     *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live live_ladder collect query cluster)
+[ ${#benches[@]} -gt 0 ] || benches=(ingest api encode delivery s3 hooks live live_ladder collect query cluster workers)
 
 if [ -n "${VIDI_BIN:-}" ]; then
   build=0
@@ -53,7 +53,8 @@ export BENCH_RESULTS=$OUT/results-$stamp.env
 # Time bound per benchmark (seconds); the benchmark's own EXIT trap stops its servers.
 declare -A LIMIT=([ingest]=${BENCH_INGEST_LIMIT:-1800} [api]=${BENCH_API_LIMIT:-900} [encode]=${BENCH_ENCODE_LIMIT:-1800}
   [delivery]=${BENCH_DELIVERY_LIMIT:-900} [s3]=${BENCH_S3_LIMIT:-900} [hooks]=${BENCH_HOOKS_LIMIT:-1800}
-  [live]=${BENCH_LIVE_LIMIT:-600} [live_ladder]=${BENCH_LIVE_LADDER_LIMIT:-300} [collect]=${BENCH_COLLECT_LIMIT:-900} [query]=${BENCH_QUERY_LIMIT:-900} [cluster]=${BENCH_CLUSTER_LIMIT:-600})
+  [live]=${BENCH_LIVE_LIMIT:-600} [live_ladder]=${BENCH_LIVE_LADDER_LIMIT:-300} [collect]=${BENCH_COLLECT_LIMIT:-900} [query]=${BENCH_QUERY_LIMIT:-900} [cluster]=${BENCH_CLUSTER_LIMIT:-600}
+  [workers]=${BENCH_WORKERS_LIMIT:-1500})
 # wait_idle comes from lib.sh (a no-op unless BENCH_IDLE_LOAD or BENCH_WAIT_FILE is set).
 BENCH_NAME=run
 # shellcheck source=bench/lib.sh
@@ -154,6 +155,11 @@ if [ -n "$(get live_ladder_ref_core_pct)" ]; then
 fi
 if [ -n "$(get cluster_get_1node_rps)" ]; then
   row "cluster: GET /videos/{id} through nginx, 2 API nodes (PG)" "$(get cluster_get_2nodes_rps) req/s$(errnote cluster_get_errors)" "1 node $(get cluster_get_1node_rps) req/s" "$(get cluster_get_ratio_2_to_1)" "– (2 cores: model)" "–"
+fi
+if [ -n "$(get workers_tp_2w_vph)" ]; then
+  row "cluster: $(get workers_videos) × $(get workers_video_seconds) s 1080p30 queued at once, videos/hour" "2 workers $(get workers_tp_2w_vph)" "1 worker $(get workers_tp_1w_vph)" "$(get workers_tp_ratio_2w_1w) (2w/1w)" "– (2 cores: model)" "–"
+  row "cluster: queue latency under that load, due → started (p50; p95)" "2w head $(get workers_ql_2w_head_p50_s); $(get workers_ql_2w_head_p95_s) s, encode $(get workers_ql_2w_encode_p50_s); $(get workers_ql_2w_encode_p95_s) s" "1w head $(get workers_ql_1w_head_p50_s); $(get workers_ql_1w_head_p95_s) s, encode $(get workers_ql_1w_encode_p50_s); $(get workers_ql_1w_encode_p95_s) s" "–" "(info)" ""
+  row "cluster: one $(get workers_long_seconds) s video, $(get workers_long_pieces) pieces, over 2 workers ($(get workers_long_2w_pieces))" "$(get workers_long_2w_s) s" "1 worker $(get workers_long_1w_s) s; plain ffmpeg $(get workers_long_naive_s) s" "$(get workers_long_ratio_1w_2w) (1w/2w)" "≥ 1.9 with the cores; model C=8: $(get workers_model_speedup_c8), 10 min $(get workers_model_speedup_10min_c8)" "–"
 fi
 
 for db in sqlite postgres; do

@@ -43,9 +43,12 @@ impl JobRepo for Db {
         Ok(n == 1)
     }
 
+    // A job that ended (done, or failed for good) keeps `locked_by`: the worker that ran its last
+    // attempt, whose name says on which node (`vidi_worker::worker_name`). Only `status` says
+    // whether a job is held; nothing claims, beats or reaps a job that is not queued or running.
     async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()> {
         with_pool!(self, p => sqlx::query(
-            "UPDATE jobs SET status = 'done', unique_key = NULL, locked_by = NULL, updated_at = $3 WHERE id = $1 AND locked_by = $2")
+            "UPDATE jobs SET status = 'done', unique_key = NULL, updated_at = $3 WHERE id = $1 AND locked_by = $2")
             .bind(id).bind(worker).bind(now).execute(p).await.map(|_| ()).map_err(db_err))
     }
 
@@ -54,7 +57,7 @@ impl JobRepo for Db {
             Some(at) => sqlx::query("UPDATE jobs SET status = 'queued', run_at = $4, last_error = $3, locked_by = NULL, updated_at = $5 \
                                      WHERE id = $1 AND locked_by = $2")
                 .bind(id).bind(worker).bind(error).bind(at).bind(now).execute(p).await,
-            None => sqlx::query("UPDATE jobs SET status = 'failed', unique_key = NULL, last_error = $3, locked_by = NULL, updated_at = $4 \
+            None => sqlx::query("UPDATE jobs SET status = 'failed', unique_key = NULL, last_error = $3, updated_at = $4 \
                                  WHERE id = $1 AND locked_by = $2")
                 .bind(id).bind(worker).bind(error).bind(now).execute(p).await,
         }.map(|_| ()).map_err(db_err))

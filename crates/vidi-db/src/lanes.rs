@@ -79,13 +79,26 @@ impl LaneRepo for Db {
     }
 
     async fn job_timings(&self, lane: &str, since: i64) -> CoreResult<Vec<JobTiming>> {
-        let rows: Vec<(String, String, String, String, i64, Option<i64>)> = with_pool!(self, p => sqlx::query_as(
-            "SELECT id, kind, lane, payload, run_at, started_at FROM jobs WHERE lane = $1 AND created_at >= $2 \
-             ORDER BY created_at, id")
+        type Row = (String, String, String, String, i64, Option<i64>, String, Option<String>, i64);
+        let rows: Vec<Row> = with_pool!(self, p => sqlx::query_as(
+            "SELECT id, kind, lane, payload, run_at, started_at, status, locked_by, updated_at FROM jobs \
+             WHERE lane = $1 AND created_at >= $2 ORDER BY created_at, id")
             .bind(lane).bind(since).fetch_all(p).await.map_err(db_err))?;
         rows.into_iter()
-            .map(|(id, kind, lane, payload, run_at, started_at)| {
-                Ok(JobTiming { id, kind, lane, payload: payload_of(&payload)?, run_at, started_at })
+            .map(|(id, kind, lane, payload, run_at, started_at, status, worker, updated_at)| {
+                // A job's last update is its end once it is done or failed for good.
+                let ended_at = matches!(status.as_str(), "done" | "failed").then_some(updated_at);
+                Ok(JobTiming {
+                    id,
+                    kind,
+                    lane,
+                    payload: payload_of(&payload)?,
+                    run_at,
+                    started_at,
+                    status,
+                    worker,
+                    ended_at,
+                })
             })
             .collect()
     }

@@ -193,7 +193,7 @@ pub fn lane_service(ctx: &Ctx, registry: Arc<Registry>, lane: Lane, count: usize
         let mut loops = tokio::task::JoinSet::new();
         for i in 0..count {
             let (ctx, registry, lane) = (ctx.clone(), registry.clone(), lane.clone());
-            let name = format!("wk{}-{lane}-{i}", vidi_core::id::random_body());
+            let name = worker_name(&format!("{lane}-{i}"));
             loops.spawn(run(ctx, registry, lane, name));
         }
         let mut failed = None;
@@ -243,6 +243,28 @@ pub fn sweep_service(ctx: &Ctx) -> Service {
     })
 }
 
+/// The name a worker claims jobs under (the jobs table keeps it as `locked_by`, also once the
+/// job has ended): unique (a random part, since several servers may share one process in tests),
+/// what it is (`role`: a lane's loop and its index, or a finish job's helper), and the node it
+/// runs on, `@host:pid`, so that an operator, or `bench/workers.sh`, can tell from the table which
+/// machine and process ran each job (a piece of a long video, a job that failed).
+pub(crate) fn worker_name(role: &str) -> String {
+    format!("wk{}-{role}@{}", vidi_core::id::random_body(), node())
+}
+
+/// `host:pid` of this process (the host from the kernel; `localhost` where it cannot be read).
+fn node() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
+}
+
 tokio::task_local! {
     /// The lane slot of the job a worker loop runs: see [`release_lane`].
     static LANE_SLOT: LaneSlot;
@@ -253,8 +275,10 @@ struct LaneSlot(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
 /// Gives the calling job's lane slot back to its worker loop while the job goes on: the loop
 /// takes the next job of its lane at once, and this one ends in the background, still held and
 /// heartbeating (a stop hands it back like any other). A head calls it once its video plays, so
-/// the next video's head does not wait for the rest of this one's sound. Lane counts bound the
-/// jobs in their first part, then. No-op outside a worker loop (a piece a finish job runs).
+/// the next video's head does not wait for the rest of this one's sound; a finish job once all
+/// that is left of its video runs elsewhere, so its worker does not idle while it waits. Lane
+/// counts bound the jobs in their first part, then. No-op outside a worker loop, and after the
+/// first call.
 pub(crate) fn release_lane() {
     let _ = LANE_SLOT.try_with(|slot| {
         if let Some(tx) = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -478,6 +502,17 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "stale entries removed");
         std::fs::remove_dir_all(&d).unwrap();
         sweep_stale(&d, Duration::ZERO); // a missing folder is nothing to do
+    }
+
+    #[test]
+    fn a_worker_name_is_unique_and_says_its_node() {
+        let (a, b) = (worker_name("encode-0"), worker_name("encode-0"));
+        assert_ne!(a, b, "two servers in one process never share a name");
+        let (role, node) = a.split_once('@').unwrap();
+        assert!(role.starts_with("wk") && role.ends_with("-encode-0"), "{a}");
+        let (host, pid) = node.rsplit_once(':').unwrap();
+        assert!(!host.is_empty(), "{a}");
+        assert_eq!(pid, std::process::id().to_string(), "{a}");
     }
 
     #[test]

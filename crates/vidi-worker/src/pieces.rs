@@ -46,17 +46,20 @@ pub(crate) async fn enqueue(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, pieces: &
 }
 
 /// Runs pieces of video `id` that nobody has claimed yet, one after the other, until none is left.
-pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<(), JobError> {
-    let me = format!("wk{}-helper", vidi_core::id::random_body());
+/// Returns how many it ran.
+pub(crate) async fn help(ctx: &Ctx, id: &VideoId) -> Result<usize, JobError> {
+    let me = crate::worker_name("helper");
     let handler = jobs::row_handler::<JobKind>(crate::handlers::PieceJob(ctx.clone()));
+    let mut ran = 0;
     // A stopping worker takes on nothing more (the piece it was running is handed back).
     while !ctx.held.is_stopping()
         && let Some(job) = ctx.repo.claim_job_keyed(&me, &pieces_key_prefix(id), now_ms()).await?
     {
         // Boxed: a piece job never helps, but the compiler cannot see that the recursion ends.
         Box::pin(crate::execute(ctx, Some(handler.as_ref()), &me, job)).await;
+        ran += 1;
     }
-    Ok(())
+    Ok(ran)
 }
 
 /// The `piece` job: one time range of the ladder into the media store.
@@ -274,7 +277,14 @@ async fn finish(
         if let Some(e) = ctx.repo.get_video(ws, id).await?.encoding.error {
             return Err(JobError::Permanent(e));
         }
-        help(ctx, id).await?;
+        if help(ctx, id).await? == 0 {
+            // What is left runs elsewhere (another node's workers, or a retry not yet due): this
+            // job only waits now, so its worker takes the next job of its lane meanwhile (see
+            // `crate::release_lane`). Else, with one encode worker a node, a finish queued behind
+            // its pieces kept its node idle while another node ran its last piece, and other
+            // videos' pieces waited: the split did not spread.
+            crate::release_lane();
+        }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     // The MP4 is a remux of the whole top rendition: bring its segments here.

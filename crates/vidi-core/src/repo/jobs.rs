@@ -25,8 +25,12 @@ pub trait JobRepo: Send + Sync + 'static {
     async fn claim_job_keyed(&self, worker: &str, key_prefix: &str, now: i64) -> CoreResult<Option<Job>>;
     /// Refreshes a running job's heartbeat; false when the job is no longer this worker's.
     async fn heartbeat_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<bool>;
+    /// Marks the job done. It keeps the name of the worker that ran it (see [`JobTiming`]).
+    ///
+    /// [`JobTiming`]: crate::repo::JobTiming
     async fn complete_job(&self, id: &str, worker: &str, now: i64) -> CoreResult<()>;
-    /// Records a failure; `retry_at` re-queues it, `None` fails it for good.
+    /// Records a failure; `retry_at` re-queues it, `None` fails it for good (keeping the name of
+    /// the worker that ran its last attempt).
     async fn fail_job(&self, id: &str, worker: &str, error: &str, retry_at: Option<i64>, now: i64) -> CoreResult<()>;
     /// Hands a running job back to the queue, due at `now`, without counting its attempt: its
     /// worker is stopping (SIGTERM), not failing, so another takes it at once rather than after

@@ -18,6 +18,13 @@ pub struct JobTiming {
     pub run_at: i64,
     /// Unix ms its current (or last) attempt was claimed; `None` while it has never started.
     pub started_at: Option<i64>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// The worker running it, or that ran its last attempt once it has ended (`None` while it
+    /// waits in the queue): `wk<random>-<role>@<host>:<pid>`, so the node is the part after `@`.
+    pub worker: Option<String>,
+    /// Unix ms it ended (done, or failed for good); `None` while queued or running.
+    pub ended_at: Option<i64>,
 }
 
 #[async_trait]

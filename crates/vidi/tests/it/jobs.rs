@@ -530,3 +530,94 @@ async fn jobs_of_a_live_stream_or_of_nothing_run_and_give_up_without_touching_a_
     assert_eq!(before, after, "{}", b.label);
     assert_eq!(repo.events_after(None, None, 1000).await.unwrap().len(), events, "{}", b.label);
 }
+
+backend_test!(a_split_video_runs_on_every_worker_node_and_the_jobs_table_says_which, multi_thread = 2);
+/// Scaling out: a `vidi serve` and a `vidi worker` sharing the database and the store, each with
+/// one encode worker, share the pieces of one long video; every piece, once done, names the node
+/// that ran it (`@host:pid` in its worker's name), and both processes appear.
+async fn a_split_video_runs_on_every_worker_node_and_the_jobs_table_says_which(b: Backend) {
+    vidi::install_crypto();
+    let source = av_clip("lifecycle-720p-20s.mp4", "size=1280x720:rate=30", "frequency=440", 20, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    // Pieces of 4 s (five after the head), and a finish job that helps with one at a time.
+    let vidi = Install::new(&b, dir.path(), &[("VIDI_PIECE_SECS", "4"), ("VIDI_PARALLEL_PIECES", "1")]);
+    let mut cfg = config_for(&b, dir.path());
+    cfg.database.schema = Some(vidi.env.iter().find(|(k, _)| k == "VIDI_DATABASE_SCHEMA").unwrap().1.clone());
+    let repo = vidi::open_repo(&cfg).await.unwrap();
+    let server = vidi.serve().await;
+    let mut worker = vidi.command(&["worker"]);
+    worker.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let worker = common::process::Proc { child: worker.spawn().unwrap() };
+    queue_elsewhere(repo.as_ref()).await; // both nodes are up
+    let since = now_ms();
+    let id = vidi.create_video("split").await;
+    assert_eq!(vidi.upload(&id, None, std::fs::read(&source).unwrap()).await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let q = vidi.status(&id).await.map(|s| s["encoding"]["qualities"].clone()).unwrap_or_default();
+        if q.as_array().is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: never encoded: {q}", b.label);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let pieces: Vec<_> =
+        repo.job_timings("encode", since).await.unwrap().into_iter().filter(|j| j.kind == "piece").collect();
+    assert_eq!(pieces.len(), 5, "{}: {pieces:?}", b.label);
+    let mut nodes = HashSet::new();
+    for p in &pieces {
+        assert_eq!(p.status, "done", "{}: {p:?}", b.label);
+        assert!(p.ended_at.is_some_and(|e| e >= p.started_at.unwrap()), "{}: {p:?}", b.label);
+        let w = p.worker.as_deref().unwrap_or_else(|| panic!("{}: no worker kept: {p:?}", b.label));
+        let pid = w.rsplit_once(':').and_then(|(_, pid)| pid.parse::<u32>().ok());
+        nodes.insert(pid.unwrap_or_else(|| panic!("{}: no @host:pid in {w}", b.label)));
+    }
+    let both: HashSet<u32> = [server.child.id(), worker.child.id()].into();
+    assert_eq!(nodes, both, "{}: the pieces ran on {nodes:?}: {pieces:?}", b.label);
+}
+
+fn all_encoded(s: &serde_json::Value) -> bool {
+    s["encoding"]["qualities"].as_array().is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded"))
+}
+
+backend_test!(a_finish_waiting_for_a_piece_run_elsewhere_frees_its_worker, multi_thread = 2);
+/// A finish job whose last piece runs on another node only waits for it: its worker takes the
+/// next job of its lane meanwhile. Here the test holds a piece of a first video as another node
+/// would (claimed, heartbeating); the node's only encode worker still encodes a second video's
+/// pieces, and the first video completes once the piece is handed back.
+async fn a_finish_waiting_for_a_piece_run_elsewhere_frees_its_worker(b: Backend) {
+    let source = av_clip("long-13s.mp4", "size=640x360:rate=25", "frequency=440:sample_rate=48000", 13, &[]);
+    let bytes = std::fs::read(&source).unwrap();
+    let t = common::TestServer::start_with(&b, |c| c.encoding.piece_secs = 4).await;
+    assert_eq!(t.cfg.jobs.workers, 1, "the default: one encode worker");
+    let repo = t.server.state.repo.clone();
+    let first = t.create_video("first").await;
+    assert_eq!(t.upload(&first, None, bytes.clone()).await.status(), 201);
+    let prefix = format!("piece:{first}:");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        if let Some(j) = repo.claim_job_keyed("elsewhere", &prefix, now_ms()).await.unwrap() {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "{}: the pieces were never queued", b.label);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let beat = {
+        let (repo, id) = (repo.clone(), held.id.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = repo.heartbeat_job(&id, "elsewhere", now_ms()).await;
+            }
+        })
+    };
+    let second = t.create_video("second").await;
+    assert_eq!(t.upload(&second, None, bytes).await.status(), 201);
+    t.wait_status(&second, 180, all_encoded).await;
+    let s = t.get(&format!("/videos/{first}/status")).await.json::<serde_json::Value>().await.unwrap();
+    assert!(!all_encoded(&s), "{}: the first video cannot be whole without its piece: {s}", b.label);
+    assert!(running(repo.as_ref(), &format!("finish:{first}")).await, "{}: its finish waits", b.label);
+    beat.abort();
+    repo.release_job(&held.id, "elsewhere", now_ms()).await.unwrap();
+    t.wait_status(&first, 180, all_encoded).await;
+}
