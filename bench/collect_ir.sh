@@ -36,17 +36,7 @@ backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(sqlite)
 
 # `serve` under callgrind, anything else (`api-key create`) as is.
-REAL_BIN=$VIDI_BIN
-WRAP=$WORK/vidi-callgrind
-cat >"$WRAP" <<EOF
-#!/bin/sh
-if [ "\$1" = serve ]; then
-  exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out.%p" "$REAL_BIN" "\$@"
-fi
-exec "$REAL_BIN" "\$@"
-EOF
-chmod +x "$WRAP"
-VIDI_BIN=$WRAP
+callgrind_serve "$WORK/callgrind.out.%p"
 
 # CPU seconds (user + system) of every postgres process.
 pg_cpu() {

@@ -369,3 +369,22 @@ bench_source() { # SECS FPS
   fi
   echo "$src"
 }
+
+# callgrind_serve OUTFILE: VIDI_BIN becomes a wrapper that runs `vidi serve` under callgrind,
+# instrumentation off until asked (`callgrind_control -i on`), and every other subcommand
+# (`api-key create`, ...) as is; REAL_BIN keeps the binary. OUTFILE is callgrind's
+# --callgrind-out-file, written into the wrapper as given: pass '$PWD/...' in single quotes for
+# the wrapper's working folder, or a `%p` for the process id.
+callgrind_serve() {
+  local out=$1 wrapper=$WORK/vidi-callgrind
+  REAL_BIN=$VIDI_BIN
+  cat >"$wrapper" <<EOF
+#!/bin/sh
+if [ "\$1" = serve ]; then
+  exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$REAL_BIN" "\$@"
+fi
+exec "$REAL_BIN" "\$@"
+EOF
+  chmod +x "$wrapper"
+  VIDI_BIN=$wrapper
+}

@@ -25,19 +25,8 @@ for tool in valgrind callgrind_control callgrind_annotate python3; do
   command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
 done
 N=${BENCH_REQUESTS:-20000}
-REAL_BIN=$VIDI_BIN
-
 # `vidi serve` under callgrind, instrumentation off until asked; every other subcommand as is.
-wrapper=$WORK/vidi-callgrind
-cat >"$wrapper" <<EOF
-#!/bin/sh
-if [ "\$1" = serve ]; then
-  exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="\$PWD/callgrind.out" "$REAL_BIN" "\$@"
-fi
-exec "$REAL_BIN" "\$@"
-EOF
-chmod +x "$wrapper"
-VIDI_BIN=$wrapper
+callgrind_serve '$PWD/callgrind.out'
 
 # send URL AUTH N WANT_HEADER: N keep-alive GETs on one connection; fails on any non-200 answer
 # or when the x-ratelimit-limit header is not as expected (present iff WANT_HEADER=1).
