@@ -420,7 +420,11 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
     // A full disk (the data folder's or the database's) is the machine's failure, not the job's:
     // it must not use up the job's attempts and fail a video for good while the operator frees
     // space.
-    let full = matches!(&outcome, Err(JobError::Retry(e)) if vidi_core::error::is_disk_full(e));
+    // A job that alone fills the disk (its ladder is larger than all the room there is) is not
+    // the machine's failure: once its scratch is gone the disk is mostly free again, and it
+    // spends its attempts and fails with its reason rather than being postponed for ever.
+    let full = matches!(&outcome, Err(JobError::Retry(e)) if vidi_core::error::is_disk_full(e))
+        && disk_still_full(&ctx.cfg.work_dir);
     let ended = match &outcome {
         Ok(()) => "completed",
         Err(JobError::Gone) => "gone",
@@ -461,6 +465,15 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
         tracing::error!(job = %job.id, error = %e, "could not record the job's outcome");
     }
     Ended::Done
+}
+
+/// Whether the filesystem of `dir` is still at least 90 % used (or cannot be read): a full disk
+/// that the operator, not the job, has to free.
+fn disk_still_full(dir: &std::path::Path) -> bool {
+    match vidi_media::encode::available_bytes(dir) {
+        Ok((available, total)) if total > 0 => available.saturating_mul(10) < total,
+        _ => true,
+    }
 }
 
 /// Removes the entries of `dir` last modified more than `older_than` ago.

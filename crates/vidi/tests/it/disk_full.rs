@@ -135,8 +135,8 @@ async fn full_problem(r: reqwest::Response, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_on_the_embedded_default() {
     let Some(disk) = Tmpfs::mount() else { return };
-    // The server's warnings and errors (what an operator reads) in the test's output on failure.
-    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    // No tracing subscriber of its own: the process has one global subscriber, and
+    // `limits::capture_worker_events` must be the one that gets the worker's events.
     let data = disk.path().to_path_buf();
     let t = TestServer::start_with(&Backend::sqlite_local(), |c| {
         c.storage.data_dir = data.clone();
