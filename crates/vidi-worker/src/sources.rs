@@ -54,6 +54,9 @@ struct Inner {
     id: String,
     linger: Duration,
     state: Mutex<State>,
+    /// Cancelled when the process is done with its copies: the timers of idle copies end with it
+    /// (a stopped node leaves no task behind).
+    closed: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Default)]
@@ -139,7 +142,13 @@ impl Drop for Use {
 impl SourceCopies {
     /// Copies under `inputs` (`<data>/.inputs`), each kept `linger` after its last use.
     pub fn new(inputs: PathBuf, linger: Duration) -> Self {
-        let inner = Inner { inputs, id: vidi_core::id::random_body(), linger, state: Mutex::new(State::default()) };
+        let inner = Inner {
+            inputs,
+            id: vidi_core::id::random_body(),
+            linger,
+            state: Mutex::new(State::default()),
+            closed: tokio_util::sync::CancellationToken::new(),
+        };
         SourceCopies { inner: Arc::new(inner) }
     }
 
@@ -313,9 +322,12 @@ impl Inner {
         }
         // Idle now: it goes after `linger` unless a job takes it again meanwhile.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let (weak, linger) = (Arc::downgrade(self), self.linger);
+            let (weak, linger, closed) = (Arc::downgrade(self), self.linger, self.closed.clone());
             rt.spawn(async move {
-                tokio::time::sleep(linger).await;
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    () = closed.cancelled() => return,
+                }
                 if let Some(inner) = weak.upgrade() {
                     inner.expire();
                 }
@@ -377,6 +389,7 @@ impl Inner {
 impl Drop for Inner {
     /// The process is done with its copies (its last worker context is gone).
     fn drop(&mut self) {
+        self.closed.cancel();
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         st.entries.clear();
         if let Some(lock) = st.lock.take() {
@@ -702,9 +715,12 @@ mod tests {
         assert_eq!(std::fs::read(held.path()).unwrap(), vec![5; 1000]);
         // A process that ends removes its own.
         let folder = live.folder();
-        drop(held);
+        drop(held); // idle now: a timer waits out its linger (an hour)
+        assert_eq!(tokio::runtime::Handle::current().metrics().num_alive_tasks(), 1);
         drop(live);
         assert!(!folder.exists());
+        let rt = tokio::runtime::Handle::current();
+        until("the timer ends with its process's copies", || rt.metrics().num_alive_tasks() == 0).await;
         assert_eq!(files_in(&dir), 0, "{:?}", std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>());
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
