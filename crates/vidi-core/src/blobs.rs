@@ -57,6 +57,13 @@ pub trait Blobs: Send + Sync + 'static {
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> CoreResult<ByteStream>;
     /// The object's size, or `None` when it does not exist.
     async fn size(&self, key: &str) -> CoreResult<Option<u64>>;
+    /// What tells this version of the object from another stored under the same key: its size,
+    /// and its entity tag where the store keeps one (S3). `None` when it does not exist. A copy
+    /// kept beside the encoders is reused only for the same version (see
+    /// `vidi_worker::sources`).
+    async fn version(&self, key: &str) -> CoreResult<Option<ObjectVersion>> {
+        Ok(self.size(key).await?.map(|size| ObjectVersion { size, tag: None }))
+    }
     /// Removes one object (absent is fine).
     async fn delete(&self, key: &str) -> CoreResult<()>;
     /// Removes every object under `prefix` (a folder-like prefix ending in `/`). An empty prefix
@@ -107,6 +114,14 @@ pub trait Blobs: Send + Sync + 'static {
     async fn assemble(&self, dest: &str, session: &str, mode: UploadMode, chunks: &[ChunkRef]) -> CoreResult<()>;
     /// Drops a session and whatever it holds.
     async fn abort_chunks(&self, dest: &str, session: &str) -> CoreResult<()>;
+}
+
+/// One version of a stored object (see [`Blobs::version`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub size: u64,
+    /// The store's entity tag (S3's ETag), when it has one.
+    pub tag: Option<String>,
 }
 
 /// A local file for the media tools (see [`Blobs::local_input`]).

@@ -24,6 +24,12 @@ pub const QUEUE_LATENCY: &str = "vidi_job_queue_seconds";
 /// Histogram (× real time): seconds of video encoded per second of wall time, by `stage`
 /// (`head`, `whole`, `piece`).
 pub const ENCODE_SPEED: &str = "vidi_encode_speed_ratio";
+/// Counter: a job's asks for a local copy of a source kept in S3 (see `vidi_worker::sources`), by
+/// `outcome`: `downloaded` (this node had none: a download started), `shared` (this node's copy,
+/// or its download in progress, served it).
+pub const SOURCE_COPIES: &str = "vidi_source_copies_total";
+/// Counter: bytes of the sources downloaded whole by the copies above.
+pub const SOURCE_COPY_BYTES: &str = "vidi_source_copy_bytes_total";
 /// Counter: webhook delivery attempts, by `outcome`: `delivered`; `retried` (failed, another
 /// attempt follows); `failed` (failed, given up).
 pub const WEBHOOK_ATTEMPTS: &str = "vidi_webhook_attempts_total";

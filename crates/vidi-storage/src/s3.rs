@@ -13,7 +13,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayloadMut, WriteMultipart};
-use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, is_safe_key};
+use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, ObjectVersion, is_safe_key};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreError, CoreResult};
 
@@ -178,6 +178,17 @@ impl Blobs for S3Blobs {
         }
         match self.store.head(&self.path(key)?).await {
             Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn version(&self, key: &str) -> CoreResult<Option<ObjectVersion>> {
+        if !is_safe_key(key) {
+            return Ok(None);
+        }
+        match self.store.head(&self.path(key)?).await {
+            Ok(m) => Ok(Some(ObjectVersion { size: m.size, tag: m.e_tag })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(err(e)),
         }

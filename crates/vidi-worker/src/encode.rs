@@ -131,6 +131,11 @@ pub(crate) async fn run(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, growing: Opti
     }
     let result = lead(ctx, plan, until_playable).await;
     scratch.remove().await;
+    // This node's copy of the source is kept for the pieces (which may run here) while the video
+    // is in pieces, and for this job's retry; else its encoding has ended.
+    if pieces.len() == 1 || !matches!(result, Ok(()) | Err(JobError::Retry(_))) {
+        ctx.sources.forget(&source);
+    }
     result
 }
 
@@ -182,8 +187,9 @@ async fn lead(ctx: &Ctx, plan: Plan<'_>, until_playable: Option<Foreground>) -> 
         // lower priority: see `pieces`).
         crate::pieces::enqueue(ctx, ws, id, pieces).await?;
     }
-    // Media tools read local files only: a source on S3 is copied beside the scratch first.
-    let local = if plan.follow { None } else { Some(ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?) };
+    // Media tools read local files only: a source on S3 is copied beside the scratch first, once
+    // for this node's jobs of the video (its pieces too: see `crate::sources`).
+    let local = if plan.follow { None } else { Some(ctx.sources.input(&ctx.blobs, source).await?) };
     let input = local.as_ref().map_or(source, |l| l.as_str()).to_string();
     // What the encoders may touch: their input and this job's scratch (see vidi_media::sandbox).
     let jail = Jail::new().read(vidi_media::input::path_of(&input)).write(work);

@@ -35,6 +35,8 @@ fn wrong_kind(job: &JobKind) -> JobError {
 
 /// Every kind here works on one video: giving up fails its encoding, with the reason.
 async fn fail_video(ctx: &Ctx, job: &JobKind, error: &str) {
+    // Its encoding has ended: this node's copy of its source goes (see `crate::sources`).
+    ctx.sources.forget(&vidi_core::keys::source_key(job.video_id().as_str()));
     match jobs::workspace_of(ctx.repo.as_ref(), job).await {
         Ok(ws) => record_failure(ctx.repo.as_ref(), &ws, job.video_id(), error).await,
         Err(e) => tracing::warn!(video = %job.video_id(), error = %e, "gave up on a job whose video is gone"),

@@ -16,7 +16,6 @@ use vidi_core::id::{VideoId, WorkspaceId};
 use vidi_core::jobs::{self, JobError, JobKind};
 use vidi_core::keys::source_key;
 use vidi_core::model::{IngestState, ProbeOutcome, SourceKind};
-use vidi_core::scratch::Scratch;
 use vidi_core::time::now_ms;
 
 use crate::Ctx;
@@ -64,12 +63,11 @@ pub(crate) async fn probe(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId) -> Result<(
         Some(o) => o,
         None => {
             let key = video.ingest.source_key.ok_or_else(|| JobError::Retry("the source is not stored yet".into()))?;
-            // Beside the encoders' source copies, not in their scratch (see `inputs_dir`).
-            let scratch = Scratch::create(&crate::inputs_dir(ctx), "probe")?;
-            let input = ctx.blobs.local_input(&key, scratch.path()).await?;
+            // The node's copy of a source kept in S3, which its encoding, queued next and often
+            // run on this node, then finds here (see `crate::sources`).
+            let input = ctx.sources.input(&ctx.blobs, &key).await?;
             let found = vidi_media::probe(&ctx.media, input.as_str()).await;
             drop(input);
-            scratch.remove().await;
             let outcome = match found {
                 Ok(Ok(p)) => ProbeOutcome::Probed(p),
                 Ok(Err(reason)) => ProbeOutcome::Failed(reason),

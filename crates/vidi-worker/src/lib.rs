@@ -18,6 +18,7 @@ pub mod encode;
 mod handlers;
 pub mod ingest;
 pub mod pieces;
+pub mod sources;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use vidi_core::{Blobs, Repo};
 use vidi_media::Media;
 
 pub use handlers::register;
+pub use sources::SourceCopies;
 pub use vidi_core::jobs::JobError;
 
 #[derive(Clone, Debug)]
@@ -69,6 +71,10 @@ pub struct WorkerConfig {
     /// The CPU time each of a job's ffmpeg runs may use (`VIDI_ENCODE_CPU_SECS`); `None`: the
     /// job's own time bound, in CPU seconds (see [`time_bound`]).
     pub encode_cpu: Option<Duration>,
+    /// How long a node keeps its copy of a source kept in S3 once no job uses it (see
+    /// [`sources`]): a piece handed back, or retried, within it reads the copy again. Five
+    /// times `retry_base` as `vidi` configures it (50 s by default).
+    pub source_linger: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -89,6 +95,7 @@ impl Default for WorkerConfig {
             import_min_rate: 16 * 1024,
             import_rate_window: Duration::from_secs(30),
             encode_cpu: None,
+            source_linger: Duration::from_secs(50),
         }
     }
 }
@@ -108,6 +115,9 @@ pub struct Ctx {
     pub held: HeldJobs,
     /// Every request made on a user's behalf (URL imports) goes through this guard.
     pub outbound: vidi_outbound::Guard,
+    /// This process's copies of sources kept in S3, shared by the jobs of each video (see
+    /// [`sources`]).
+    pub sources: SourceCopies,
 }
 
 impl Ctx {
@@ -234,6 +244,8 @@ pub fn sweep_service(ctx: &Ctx) -> Service {
     let older_than = ctx.cfg.job_timeout * 2;
     Service::new("scratch-sweep", move |_| async move {
         tokio::task::spawn_blocking(move || {
+            // Source copies by whether their process lives, not by age (see `sources`).
+            sources::sweep_dead(&dirs[1]);
             for d in dirs {
                 sweep_stale(&d, older_than);
             }
@@ -423,8 +435,13 @@ async fn execute_held(ctx: &Ctx, handler: Option<&dyn RowHandler>, worker: &str,
     // A job that alone fills the disk (its ladder is larger than all the room there is) is not
     // the machine's failure: once its scratch is gone the disk is mostly free again, and it
     // spends its attempts and fails with its reason rather than being postponed for ever.
-    let full = matches!(&outcome, Err(JobError::Retry(e)) if vidi_core::error::is_disk_full(e))
-        && disk_still_full(&ctx.cfg.work_dir);
+    let disk_full = matches!(&outcome, Err(JobError::Retry(e)) if vidi_core::error::is_disk_full(e));
+    if disk_full {
+        // Copies of sources kept in case a job wants them again give their room to the jobs
+        // first; then the disk is full only if it is full without them.
+        ctx.sources.evict_idle();
+    }
+    let full = disk_full && disk_still_full(&ctx.cfg.work_dir);
     let ended = match &outcome {
         Ok(()) => "completed",
         Err(JobError::Gone) => "gone",
@@ -480,6 +497,9 @@ fn disk_still_full(dir: &std::path::Path) -> bool {
 fn sweep_stale(dir: &std::path::Path, older_than: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("copies-") {
+            continue; // a process's source copies: see `sources::sweep_dead`
+        }
         let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a > older_than));
         if stale {
             let p = e.path();
@@ -495,7 +515,19 @@ fn sweep_stale(dir: &std::path::Path, older_than: Duration) {
 /// Where copies of sources kept elsewhere (S3) are made for the media tools: beside the jobs'
 /// scratch, not in it, so a full scratch fails the encode (with its reason) and not the copy.
 pub(crate) fn inputs_dir(ctx: &Ctx) -> std::path::PathBuf {
-    ctx.cfg.work_dir.with_file_name(".inputs")
+    ctx.cfg.inputs_dir()
+}
+
+impl WorkerConfig {
+    /// See [`inputs_dir`]: `<data>/.inputs`.
+    pub fn inputs_dir(&self) -> PathBuf {
+        self.work_dir.with_file_name(".inputs")
+    }
+
+    /// A process's set of source copies under these settings (one per process: see [`sources`]).
+    pub fn source_copies(&self) -> SourceCopies {
+        SourceCopies::new(self.inputs_dir(), self.source_linger)
+    }
 }
 
 #[cfg(test)]

@@ -94,14 +94,16 @@ async fn encode(
     for r in ladder {
         tokio::fs::create_dir_all(work.join(r.name)).await.map_err(|e| JobError::Retry(e.to_string()))?;
     }
-    let input = ctx.blobs.local_input(source, &crate::inputs_dir(ctx)).await?;
+    // The node's one copy of the source, shared with its other jobs of the video (see
+    // `crate::sources`): each piece reads only its range, and the copy is downloaded once.
+    let input = ctx.sources.input(&ctx.blobs, source).await?;
     let args = hls_piece_args(input.as_str(), probe, ladder, work, &ctx.cfg.preset, piece);
     let started = std::time::Instant::now();
     ctx.media
         .ffmpeg
         // Paused while this process encodes a head: no video waits for another's ladder to play.
         .in_background(&ctx.media.priority)
-        .jailed(Jail::new().read(&input.path).write(work))
+        .jailed(Jail::new().read(input.path()).write(work))
         .run_with_progress(&args, |_| {})
         .await
         .map_err(|e| JobError::Retry(e.to_string()))?;
@@ -171,6 +173,12 @@ pub(crate) async fn run_finish(ctx: &Ctx, ws: &WorkspaceId, id: &VideoId, count:
     }
     .await;
     scratch.remove().await;
+    // The video's encoding has ended (a retry of this job would still find the copy).
+    if !matches!(r, Err(JobError::Retry(_)))
+        && let Some(source) = &video.ingest.source_key
+    {
+        ctx.sources.forget(source);
+    }
     r
 }
 

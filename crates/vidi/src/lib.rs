@@ -182,7 +182,8 @@ fn worker_ctx(
     let outbound = vidi_outbound::Guard::new(cfg.outbound.allow_private, Duration::from_secs(10))?;
     // Each lane service gives its workers a set of their own (`vidi_worker::lane_service`).
     let held = vidi_worker::HeldJobs::default();
-    Ok(vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held, outbound })
+    let sources = wc.source_copies();
+    Ok(vidi_worker::Ctx { repo, blobs, media, cfg: wc, waker, held, outbound, sources })
 }
 
 /// The lanes this node runs and each one's workers, from configuration (empty: no workers).
@@ -352,6 +353,24 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
 
 /// [`start`], stopping gracefully when `shutdown` is cancelled (by `main`, on SIGTERM or SIGINT).
 pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Server> {
+    start_on(cfg, shutdown, |blobs| blobs).await
+}
+
+/// [`start`] with the media store `cfg` names seen through `wrap`: tests count what one node
+/// reads from the store (a source's downloads) through a wrapper of their own.
+#[doc(hidden)]
+pub async fn start_wrapping_blobs(
+    cfg: Config,
+    wrap: impl FnOnce(Arc<dyn Blobs>) -> Arc<dyn Blobs>,
+) -> anyhow::Result<Server> {
+    start_on(cfg, CancellationToken::new(), wrap).await
+}
+
+async fn start_on(
+    cfg: Config,
+    shutdown: CancellationToken,
+    wrap: impl FnOnce(Arc<dyn Blobs>) -> Arc<dyn Blobs>,
+) -> anyhow::Result<Server> {
     install_crypto();
     // Before anything is opened: a bad certificate stops the node at once.
     let tls = match &cfg.http.tls {
@@ -362,7 +381,7 @@ pub async fn start_with_shutdown(cfg: Config, shutdown: CancellationToken) -> an
     let repo: Arc<dyn Repo> = db.clone();
     let first_key =
         if repo.count_api_keys().await? == 0 { Some(create_key(repo.as_ref(), "default", None).await?) } else { None };
-    let blobs = open_blobs(&cfg).await?;
+    let blobs = wrap(open_blobs(&cfg).await?);
     let listener = http::bind(cfg.http.addr)?;
     let addr = listener.local_addr()?;
     let url = cfg.public_url_for(addr);

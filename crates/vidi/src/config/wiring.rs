@@ -70,6 +70,9 @@ impl Config {
             import_min_rate: self.imports.min_rate,
             import_rate_window: self.imports.rate_window,
             encode_cpu: (self.encoding.cpu_secs > 0).then(|| Duration::from_secs(self.encoding.cpu_secs)),
+            // Long enough for a failed piece's first two retries (after 1 and 4 × the wait) to
+            // find the node's copy of the source again.
+            source_linger: jobs.retry_base * 5,
             ..vidi_worker::WorkerConfig::default()
         }
     }

@@ -106,6 +106,12 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another(b: Backend) 
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+    // On S3 it leaves its copy of the source (see `vidi_worker::sources`), maybe half-written.
+    let copies = |dir: &std::path::Path| -> Vec<String> {
+        let names = std::fs::read_dir(dir.join(".inputs")).into_iter().flatten().flatten();
+        names.map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("copies-")).collect()
+    };
+    let left = copies(dir.path());
     // Its ffmpeg dies with it (PR_SET_PDEATHSIG); a new process (API and worker) takes over.
     let _server = vidi.serve().await;
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -125,6 +131,9 @@ async fn a_worker_killed_mid_encode_has_its_job_finished_by_another(b: Backend) 
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
     let segs: HashSet<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
     assert!(segs.len() >= 10, "a 20 s video has all its segments: {playlist}");
+    // The new process removed the dead one's copy at its start, unread: it made its own.
+    let now = copies(dir.path());
+    assert!(left.iter().all(|n| !now.contains(n)), "{}: the killed process's {left:?} left in {now:?}", b.label);
 }
 
 backend_test!(a_probed_video_whose_encoding_was_never_queued_is_queued_at_start);
@@ -480,11 +489,13 @@ async fn jobs_of_a_live_stream_or_of_nothing_run_and_give_up_without_touching_a_
     let mut registry = Registry::new();
     registry.register::<Other>("test-live", handler.clone());
     registry.register::<Other>("test-upkeep", handler.clone());
+    let cfg = vidi_worker::WorkerConfig { work_dir: t.dir.path().join(".work"), ..Default::default() };
     let ctx = vidi_worker::Ctx {
         repo: repo.clone(),
         blobs: t.server.state.blobs.clone(),
         media: vidi_media::Media::default(),
-        cfg: vidi_worker::WorkerConfig { work_dir: t.dir.path().join(".work"), ..Default::default() },
+        sources: cfg.source_copies(),
+        cfg,
         waker,
         held: vidi_worker::HeldJobs::default(),
         outbound: vidi_outbound::Guard::new(false, Duration::from_secs(1)).unwrap(),

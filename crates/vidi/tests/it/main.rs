@@ -35,6 +35,7 @@ mod players;
 mod rate_limits;
 mod security;
 mod sendfile;
+mod source_copies;
 mod tenancy;
 mod tls;
 mod token_upload;
