@@ -17,7 +17,9 @@
 #
 # Environment: VIDI_BIN, BENCH_COLLECT_BATCH (30), BENCH_COLLECT_SESSIONS (200),
 # BENCH_IR_RATE (40), BENCH_IR_SECONDS (20), BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/test),
-# BENCH_KEEP=1 (keep the profiles).
+# BENCH_KEEP=1 (keep the profiles). The default URL lets sqlx negotiate TLS with the local
+# server (`sslmode=prefer`); `BENCH_PG_URL='postgres://…/test?sslmode=disable'` measures without it
+# (docs/operations.md, "PostgreSQL's connection").
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -134,23 +134,28 @@ fn write_loop(path: &Path, rx: mpsc::Receiver<Job>) {
                 }
             },
         };
-        match write_group(c, &jobs) {
-            Ok(counts) => {
-                for (j, n) in jobs.into_iter().zip(counts) {
-                    let _ = j.done.send(Ok(n));
-                }
+        commit(c, jobs);
+    }
+}
+
+/// Writes `jobs` as one group and answers each. A group that fails was rolled back whole: each
+/// batch is then written alone, so that only a bad one fails and the others are stored.
+fn commit(c: &mut rusqlite::Connection, mut jobs: Vec<Job>) {
+    match write_group(c, &jobs) {
+        Ok(counts) => {
+            for (j, n) in jobs.into_iter().zip(counts) {
+                let _ = j.done.send(Ok(n));
             }
-            Err(e) if jobs.len() == 1 => {
-                let _ = jobs.pop().expect("one job").done.send(Err(CoreError::Database(sqlite_err(e))));
-            }
-            // The group was rolled back: each batch alone, so that only a bad one fails.
-            Err(_) => {
-                for j in jobs {
-                    let r = write_group(c, std::slice::from_ref(&j))
-                        .map(|n| n[0])
-                        .map_err(|e| CoreError::Database(sqlite_err(e)));
-                    let _ = j.done.send(r);
-                }
+        }
+        Err(e) if jobs.len() == 1 => {
+            let _ = jobs.pop().expect("one job").done.send(Err(CoreError::Database(sqlite_err(e))));
+        }
+        Err(_) => {
+            for j in jobs {
+                let r = write_group(c, std::slice::from_ref(&j))
+                    .map(|n| n[0])
+                    .map_err(|e| CoreError::Database(sqlite_err(e)));
+                let _ = j.done.send(r);
             }
         }
     }
@@ -311,4 +316,120 @@ async fn insert_pg(pool: &PgPool, jobs: &[Job]) -> CoreResult<u64> {
     .await
     .map(|r| r.rows_affected())
     .map_err(crate::db_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use vidi_core::analytics::EventKind;
+    use vidi_core::id::PlayerSessionId;
+
+    use super::*;
+    use crate::test_db;
+
+    /// The subject the test's constraint refuses.
+    const REFUSED: &str = "virefused";
+
+    fn batch(session: &str, media: &str, n: i64) -> (Job, oneshot::Receiver<CoreResult<u64>>) {
+        let events = (0..n)
+            .map(|seq| PlayerEvent {
+                session_id: PlayerSessionId::from_trusted(session.into()),
+                seq,
+                kind: EventKind::Play,
+                emitted_at: 1_764_547_200_000 + seq,
+                at: Some(seq),
+                from: None,
+                to: None,
+                value: None,
+                height: None,
+                bitrate: None,
+            })
+            .collect();
+        let (done, rx) = oneshot::channel();
+        (Job { media: media.into(), events, done }, rx)
+    }
+
+    /// Two good batches with a bad one between them, as one group; then the bad one alone.
+    fn group() -> (Vec<Job>, Vec<oneshot::Receiver<CoreResult<u64>>>) {
+        let (jobs, rxs) = [batch("psgooda", "vigood", 2), batch("psbad", REFUSED, 1), batch("psgoodb", "vigood", 3)]
+            .into_iter()
+            .unzip();
+        (jobs, rxs)
+    }
+
+    fn answers(rxs: Vec<oneshot::Receiver<CoreResult<u64>>>) -> Vec<Result<u64, String>> {
+        rxs.into_iter()
+            .map(|mut rx| match rx.try_recv().expect("answered") {
+                Ok(n) => Ok(n),
+                Err(CoreError::Database(e)) => Err(e.message),
+                Err(e) => panic!("not a database error: {e}"),
+            })
+            .collect()
+    }
+
+    /// A group that fails is rolled back and each of its batches written alone: the good ones
+    /// are stored and answered with their counts, only the bad one fails. Nothing a collector
+    /// accepts can fail today (every column's value is typed and bounded before it gets here,
+    /// and a row already there is skipped), so the test gives the table a constraint of its
+    /// own, as a later migration might: on SQLite a trigger, on PostgreSQL a CHECK.
+    #[tokio::test]
+    async fn a_bad_batch_in_a_group_fails_alone_and_the_others_are_stored() {
+        for t in test_db::all("bad_batch").await {
+            let label = t.label;
+            t.db.migrate().await.unwrap();
+            let first = match &t.db.pool {
+                crate::Pool::Sqlite(_) => {
+                    let mut c = open(&t.sqlite_file().expect("a file")).unwrap();
+                    c.execute_batch(&format!(
+                        "CREATE TRIGGER refuse BEFORE INSERT ON player_events WHEN NEW.media_id = '{REFUSED}' \
+                         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                    ))
+                    .unwrap();
+                    let (jobs, rxs) = group();
+                    commit(&mut c, jobs);
+                    let first = answers(rxs);
+                    // A group of the bad batch alone: its error, and nothing else written.
+                    let (job, rx) = batch("psbad", REFUSED, 1);
+                    commit(&mut c, vec![job]);
+                    let alone = answers(vec![rx]);
+                    assert!(matches!(&alone[0], Err(m) if m.contains("refused by the test")), "{label}: {alone:?}");
+                    // The same good batches again: stored once, so none is new.
+                    let (jobs, rxs) = group();
+                    commit(&mut c, jobs);
+                    assert_eq!(answers(rxs)[0], Ok(0), "{label}");
+                    first
+                }
+                crate::Pool::Postgres(p) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "ALTER TABLE player_events ADD CONSTRAINT refuse CHECK (media_id <> '{REFUSED}')"
+                    )))
+                    .execute(p)
+                    .await
+                    .unwrap();
+                    let (jobs, rxs) = group();
+                    write_pg(p.clone(), jobs).await;
+                    let first = answers(rxs);
+                    let (job, rx) = batch("psbad", REFUSED, 1);
+                    write_pg(p.clone(), vec![job]).await;
+                    let alone = answers(vec![rx]);
+                    assert!(matches!(&alone[0], Err(m) if m.contains("refuse")), "{label}: {alone:?}");
+                    let (jobs, rxs) = group();
+                    write_pg(p.clone(), jobs).await;
+                    assert_eq!(answers(rxs)[0], Ok(0), "{label}");
+                    first
+                }
+            };
+            assert_eq!(first[0], Ok(2), "{label}");
+            assert!(matches!(&first[1], Err(m) if m.contains("refuse")), "{label}: {first:?}");
+            assert_eq!(first[2], Ok(3), "{label}");
+            let stored: Vec<(String, i64)> = crate::with_pool!(t.db, p => {
+                sqlx::query_as("SELECT session_id, seq FROM player_events ORDER BY session_id, seq")
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            });
+            let want = [("psgooda", 0), ("psgooda", 1), ("psgoodb", 0), ("psgoodb", 1), ("psgoodb", 2)];
+            assert_eq!(stored, want.map(|(s, q)| (s.to_string(), q)), "{label}");
+            t.remove().await;
+        }
+    }
 }
