@@ -67,10 +67,10 @@ pub(crate) struct Shared {
     /// How many broadcasts store a segment (and its manifest) at once, node-wide. Publishers
     /// that started together cut their segments at the same keyframe moments: fifty stores at
     /// once were fifty blocking threads copying 750 kB each into the page cache, beside the two
-    /// runtime workers, and the parts that closed those segments were listed up to 300 ms late
-    /// (the profile of 2026-12-07, docs/performance.md). Stores only feed the recording and
-    /// other nodes, so they may trail by a moment; two at a time keep up with a store that
-    /// answers over the network (S3).
+    /// runtime workers, and the parts that closed those segments were listed late (p90 294 ms
+    /// against ~50 ms for the others: docs/performance.md, session 13). Stores only feed the
+    /// recording and other nodes, so they may trail by a moment; two at a time keep up with a
+    /// store that answers over the network (S3).
     pub(crate) segment_writes: tokio::sync::Semaphore,
 }
 
