@@ -50,6 +50,12 @@ pub trait Blobs: Send + Sync + 'static {
     /// Stores a small derived object (a playlist) whole. Not fsynced: derived files are rebuilt
     /// by re-running their job after a crash.
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> CoreResult<()>;
+    /// [`Blobs::put_bytes`] of bytes the caller keeps a reference to (a live segment, also held
+    /// in memory for delivery): a store that can write from a shared buffer does so without
+    /// copying it first.
+    async fn put_shared(&self, key: &str, bytes: bytes::Bytes) -> CoreResult<()> {
+        self.put_bytes(key, bytes.to_vec()).await
+    }
     /// Stores a copy of a local file (the local store links it, S3 uploads it). The file is left
     /// in place. Not fsynced, like [`Blobs::put_bytes`].
     async fn put_file(&self, key: &str, path: &std::path::Path) -> CoreResult<()>;

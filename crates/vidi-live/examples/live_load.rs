@@ -30,13 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
+use rml_rtmp::sessions::ClientSessionResult;
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use vidi_live::rtmp::client::Publisher;
 
 fn wall() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -467,119 +465,54 @@ fn read_flv(path: &str) -> std::io::Result<Vec<Tag>> {
     Ok(tags)
 }
 
-struct Publisher {
-    tcp: TcpStream,
-    session: ClientSession,
-    events: Vec<ClientSessionEvent>,
-}
-
-impl Publisher {
-    /// Handshake, connect to `app`, publish `key`.
-    async fn start(addr: &str, app: &str, key: &str) -> std::io::Result<Publisher> {
-        let mut tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        let mut hs = Handshake::new(PeerType::Client);
-        tcp.write_all(&hs.generate_outbound_p0_and_p1().map_err(std::io::Error::other)?).await?;
-        let mut buf = vec![0u8; 8192];
-        let remaining = loop {
-            let n = tcp.read(&mut buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// Sends `tags` paced at their timestamps from now, looped until `until`, as `p`.
+async fn run(p: Publisher, tags: Arc<Vec<Tag>>, until: Instant) -> std::io::Result<()> {
+    let Publisher { tcp, mut session, .. } = p;
+    let (mut rd, mut wr) = tcp.into_split();
+    // What the server sends while we publish (acknowledgements) is read and let go.
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let video: Vec<u32> = tags.iter().filter(|t| t.kind == 9).map(|t| t.ts).collect();
+    let step = match video.as_slice() {
+        [.., a, b] => b - a,
+        _ => 33,
+    };
+    let span = tags.iter().map(|t| t.ts).max().unwrap_or(0).max(video.last().copied().unwrap_or(0) + step);
+    let start = tokio::time::Instant::now();
+    let mut offset = 0u32;
+    let mut first = true;
+    let r = 'run: loop {
+        for t in tags.iter() {
+            if t.config && !first {
+                continue;
             }
-            match hs.process_bytes(&buf[..n]).map_err(std::io::Error::other)? {
-                HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
-                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
-                    tcp.write_all(&response_bytes).await?;
-                    break remaining_bytes;
-                }
+            let ts = t.ts + offset;
+            tokio::time::sleep_until(start + Duration::from_millis(u64::from(ts))).await;
+            if Instant::now() >= until {
+                break 'run Ok(());
             }
-        };
-        let (session, first) = ClientSession::new(ClientSessionConfig::new()).map_err(std::io::Error::other)?;
-        let mut p = Publisher { tcp, session, events: Vec::new() };
-        p.results(first).await?;
-        let r = p.session.handle_input(&remaining).map_err(std::io::Error::other)?;
-        p.results(r).await?;
-        let r = p.session.request_connection(app.into()).map_err(std::io::Error::other)?;
-        p.results(vec![r]).await?;
-        p.until(|e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted)).await?;
-        let r = p.session.request_publishing(key.into(), PublishRequestType::Live).map_err(std::io::Error::other)?;
-        p.results(vec![r]).await?;
-        p.until(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted)).await?;
-        Ok(p)
-    }
-
-    async fn results(&mut self, results: Vec<ClientSessionResult>) -> std::io::Result<()> {
-        for r in results {
+            let r = if t.kind == 9 {
+                session.publish_video_data(t.data.clone(), RtmpTimestamp::new(ts), false)
+            } else {
+                session.publish_audio_data(t.data.clone(), RtmpTimestamp::new(ts), false)
+            };
             match r {
-                ClientSessionResult::OutboundResponse(p) => self.tcp.write_all(&p.bytes).await?,
-                ClientSessionResult::RaisedEvent(e) => self.events.push(e),
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    async fn until(&mut self, want: impl Fn(&ClientSessionEvent) -> bool) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 8192];
-        while !self.events.iter().any(&want) {
-            let n = tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut buf)).await??;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let r = self.session.handle_input(&buf[..n]).map_err(std::io::Error::other)?;
-            self.results(r).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends `tags` paced at their timestamps from now, looped until `until`.
-    async fn run(mut self, tags: Arc<Vec<Tag>>, until: Instant) -> std::io::Result<()> {
-        let (mut rd, mut wr) = self.tcp.into_split();
-        // What the server sends while we publish (acknowledgements) is read and let go.
-        let drain = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
-        });
-        let video: Vec<u32> = tags.iter().filter(|t| t.kind == 9).map(|t| t.ts).collect();
-        let step = match video.as_slice() {
-            [.., a, b] => b - a,
-            _ => 33,
-        };
-        let span = tags.iter().map(|t| t.ts).max().unwrap_or(0).max(video.last().copied().unwrap_or(0) + step);
-        let start = tokio::time::Instant::now();
-        let mut offset = 0u32;
-        let mut first = true;
-        let r = 'run: loop {
-            for t in tags.iter() {
-                if t.config && !first {
-                    continue;
-                }
-                let ts = t.ts + offset;
-                tokio::time::sleep_until(start + Duration::from_millis(u64::from(ts))).await;
-                if Instant::now() >= until {
-                    break 'run Ok(());
-                }
-                let r = if t.kind == 9 {
-                    self.session.publish_video_data(t.data.clone(), RtmpTimestamp::new(ts), false)
-                } else {
-                    self.session.publish_audio_data(t.data.clone(), RtmpTimestamp::new(ts), false)
-                };
-                match r {
-                    Ok(ClientSessionResult::OutboundResponse(p)) => {
-                        if let Err(e) = wr.write_all(&p.bytes).await {
-                            break 'run Err(e);
-                        }
+                Ok(ClientSessionResult::OutboundResponse(p)) => {
+                    if let Err(e) = wr.write_all(&p.bytes).await {
+                        break 'run Err(e);
                     }
-                    Ok(_) => {}
-                    Err(e) => break 'run Err(std::io::Error::other(e)),
                 }
+                Ok(_) => {}
+                Err(e) => break 'run Err(std::io::Error::other(e)),
             }
-            first = false;
-            offset += span;
-        };
-        drain.abort();
-        r
-    }
+        }
+        first = false;
+        offset += span;
+    };
+    drain.abort();
+    r
 }
 
 async fn publish(a: &Args) {
@@ -593,8 +526,13 @@ async fn publish(a: &Args) {
     for key in keys {
         let (addr, app, tags) = (addr.to_string(), app.to_string(), tags.clone());
         tasks.push(tokio::spawn(async move {
-            let r = match Publisher::start(&addr, &app, &key).await {
-                Ok(p) => p.run(tags, until).await,
+            let started = async {
+                let tcp = TcpStream::connect(&addr).await?;
+                tcp.set_nodelay(true)?;
+                Publisher::start(tcp, &app, &key, Duration::from_secs(10)).await
+            };
+            let r = match started.await {
+                Ok(p) => run(p, tags, until).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = r {

@@ -37,6 +37,9 @@ use crate::session::{self, View};
 /// A full queue makes the connection wait, which stops reading its socket (TCP back-pressure).
 const QUEUE: usize = 256;
 
+/// Segment stores under way at once on a node (see `Shared::segment_writes`).
+const SEGMENT_WRITES: usize = 2;
+
 /// The broadcasts of this node. Cheap to clone.
 #[derive(Clone)]
 pub struct Broadcasts(pub(crate) Arc<Shared>);
@@ -61,6 +64,14 @@ pub(crate) struct Shared {
     generations: AtomicU64,
     /// The node's one turn at taking a live thumbnail (see [`crate::thumbnail`]).
     pub(crate) thumbnails: crate::thumbnail::Turn,
+    /// How many broadcasts store a segment (and its manifest) at once, node-wide. Publishers
+    /// that started together cut their segments at the same keyframe moments: fifty stores at
+    /// once were fifty blocking threads copying 750 kB each into the page cache, beside the two
+    /// runtime workers, and the parts that closed those segments were listed late (p90 294 ms
+    /// against ~50 ms for the others: docs/performance.md, session 13). Stores only feed the
+    /// recording and other nodes, so they may trail by a moment; two at a time keep up with a
+    /// store that answers over the network (S3).
+    pub(crate) segment_writes: tokio::sync::Semaphore,
 }
 
 /// A live stream whose broadcast this node holds (publishing, or within its reconnect grace, or
@@ -168,6 +179,7 @@ impl Broadcasts {
             stop: CancellationToken::new(),
             generations: AtomicU64::new(0),
             thumbnails: crate::thumbnail::Turn::default(),
+            segment_writes: tokio::sync::Semaphore::new(SEGMENT_WRITES),
         }))
     }
 

@@ -372,6 +372,7 @@ fn store_segments(
     // the stream for minutes would show in the logs long before memory does.
     let (tx, mut rx) = mpsc::unbounded_channel::<Output>();
     let blobs = shared.blobs.clone();
+    let writes = shared.clone();
     let task = shared.tasks.spawn(async move {
         let mut manifest = Manifest::default();
         while let Some(o) = rx.recv().await {
@@ -380,6 +381,9 @@ fn store_segments(
                 Output::Segment { msn, bytes, .. } => (format!("{prefix}{}", segment_name(*msn)), bytes.clone()),
                 Output::Part { .. } => continue,
             };
+            // The node's turn at storing (see `Shared::segment_writes`), for the segment and its
+            // manifest together.
+            let _turn = writes.segment_writes.acquire().await;
             let stored = put(blobs.as_ref(), &key, bytes).await;
             if matches!(o, Output::Segment { .. }) {
                 crate::metrics::segment(stored.is_ok());
@@ -390,8 +394,8 @@ fn store_segments(
             }
             if let Output::Segment { msn, duration, init, discontinuity, .. } = o {
                 manifest.push(msn, init, duration, discontinuity);
-                let json = serde_json::to_vec(&manifest).expect("plain data");
-                if let Err(e) = put(blobs.as_ref(), &format!("{prefix}{}", record::MANIFEST), json.into()).await {
+                let json = Bytes::from(serde_json::to_vec(&manifest).expect("plain data"));
+                if let Err(e) = put(blobs.as_ref(), &format!("{prefix}{}", record::MANIFEST), json).await {
                     tracing::warn!(error = %e, "the broadcast's manifest could not be stored");
                 }
             }
@@ -405,7 +409,7 @@ fn store_segments(
 async fn put(blobs: &dyn vidi_core::Blobs, key: &str, bytes: Bytes) -> vidi_core::CoreResult<()> {
     let mut attempt = 0;
     loop {
-        match blobs.put_bytes(key, bytes.to_vec()).await {
+        match blobs.put_shared(key, bytes.clone()).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt >= 2 => return Err(e),
             Err(_) => {

@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vidi_live::ingest::{Feed, Publish, Refusal};
 use vidi_live::media::MediaEvent;
+use vidi_live::rtmp::client::Publisher;
 use vidi_live::rtmp::{Limits, serve};
 
 /// The log lines of every test in this binary (tests tell theirs apart by stream key).
@@ -334,72 +331,19 @@ async fn a_cut_closes_the_publisher() {
     s.stop().await;
 }
 
-/// A publisher in the test, on rml_rtmp's client session: handshake, connect, publish.
-struct Client {
-    tcp: TcpStream,
-    session: ClientSession,
-    events: Vec<ClientSessionEvent>,
-}
+/// A publisher in the test: `vidi_live::rtmp::client::Publisher` (handshake, connect, publish),
+/// with what the tests do next.
+struct Client(Publisher);
 
 impl Client {
     async fn publish(addr: SocketAddr, app: &str, key: &str) -> std::io::Result<Client> {
-        let mut tcp = TcpStream::connect(addr).await?;
-        let mut hs = Handshake::new(PeerType::Client);
-        tcp.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).await?;
-        let mut buf = vec![0u8; 8192];
-        let remaining = loop {
-            let n = tcp.read(&mut buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            match hs.process_bytes(&buf[..n]).unwrap() {
-                HandshakeProcessResult::InProgress { response_bytes } => tcp.write_all(&response_bytes).await?,
-                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
-                    tcp.write_all(&response_bytes).await?;
-                    break remaining_bytes;
-                }
-            }
-        };
-        let (session, _) = ClientSession::new(ClientSessionConfig::new()).unwrap();
-        let mut c = Client { tcp, session, events: Vec::new() };
-        let r = c.session.handle_input(&remaining).unwrap();
-        c.results(r).await?;
-        let r = c.session.request_connection(app.into()).unwrap();
-        c.results(vec![r]).await?;
-        c.until(|e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted)).await?;
-        let r = c.session.request_publishing(key.into(), PublishRequestType::Live).unwrap();
-        c.results(vec![r]).await?;
-        c.until(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted)).await?;
-        Ok(c)
-    }
-
-    async fn results(&mut self, results: Vec<ClientSessionResult>) -> std::io::Result<()> {
-        for r in results {
-            match r {
-                ClientSessionResult::OutboundResponse(p) => self.tcp.write_all(&p.bytes).await?,
-                ClientSessionResult::RaisedEvent(e) => self.events.push(e),
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    async fn until(&mut self, want: impl Fn(&ClientSessionEvent) -> bool) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 8192];
-        while !self.events.iter().any(&want) {
-            let n = tokio::time::timeout(Duration::from_secs(5), self.tcp.read(&mut buf)).await??;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let r = self.session.handle_input(&buf[..n]).unwrap();
-            self.results(r).await?;
-        }
-        Ok(())
+        let tcp = TcpStream::connect(addr).await?;
+        Publisher::start(tcp, app, key, Duration::from_secs(5)).await.map(Client)
     }
 
     async fn video(&mut self, tag: &'static [u8], ts: u32) -> std::io::Result<()> {
-        let r = self.session.publish_video_data(Bytes::from_static(tag), RtmpTimestamp::new(ts), false);
-        self.results(vec![r.unwrap()]).await
+        let r = self.0.session.publish_video_data(Bytes::from_static(tag), RtmpTimestamp::new(ts), false);
+        self.0.results(vec![r.unwrap()]).await
     }
 
     /// Waits for the server to close the connection; how long it took.
@@ -407,7 +351,7 @@ impl Client {
         let t = Instant::now();
         let mut buf = [0u8; 4096];
         loop {
-            match tokio::time::timeout(limit, self.tcp.read(&mut buf)).await.expect("closed in time") {
+            match tokio::time::timeout(limit, self.0.tcp.read(&mut buf)).await.expect("closed in time") {
                 Ok(0) | Err(_) => return t.elapsed(),
                 Ok(_) => {}
             }
@@ -444,7 +388,7 @@ async fn garbage_closes_its_connection_only() {
     assert!(matches!(n, Ok(0) | Err(_)), "closed: {n:?}");
     // Garbage chunks after a good handshake and publish: a 16 MiB message header.
     let mut junk = Client::publish(s.addr, "s", "afterjunk").await.unwrap();
-    junk.tcp.write_all(&[0x06, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0]).await.unwrap();
+    junk.0.tcp.write_all(&[0x06, 0, 0, 0, 0xFF, 0xFF, 0xFF, 9, 1, 0, 0, 0]).await.unwrap();
     let took = junk.closed_within(Duration::from_secs(2)).await;
     assert!(took < Duration::from_millis(500));
     assert!(

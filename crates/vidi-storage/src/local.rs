@@ -152,6 +152,16 @@ impl Blobs for LocalBlobs {
         self.place(&tmp, key).await
     }
 
+    async fn put_shared(&self, key: &str, bytes: bytes::Bytes) -> CoreResult<()> {
+        let tmp = self.temp_path();
+        let path = tmp.clone();
+        // Written from the shared buffer itself (`tokio::fs::write` would copy it first).
+        tokio::task::spawn_blocking(move || std::fs::write(path, &bytes))
+            .await
+            .map_err(|e| CoreError::Storage(e.to_string()))??;
+        self.place(&tmp, key).await
+    }
+
     async fn put_file(&self, key: &str, path: &Path) -> CoreResult<()> {
         let tmp = self.temp_path();
         // A hard link shares the bytes: publishing a segment costs no copy. Across filesystems

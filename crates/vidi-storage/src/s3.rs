@@ -152,6 +152,10 @@ impl Blobs for S3Blobs {
         self.store.put(&self.path(key)?, bytes.into()).await.map(|_| ()).map_err(err)
     }
 
+    async fn put_shared(&self, key: &str, bytes: bytes::Bytes) -> CoreResult<()> {
+        self.store.put(&self.path(key)?, bytes.into()).await.map(|_| ()).map_err(err)
+    }
+
     async fn put_file(&self, key: &str, path: &std::path::Path) -> CoreResult<()> {
         let len = tokio::fs::metadata(path).await?.len();
         if len <= 8 * 1024 * 1024 {

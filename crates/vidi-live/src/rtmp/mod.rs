@@ -28,6 +28,7 @@
 //! closes the connection; [`crate::ingest::Feed::push`] waiting stops the reading.
 
 mod chunks;
+pub mod client;
 mod conn;
 pub(crate) mod flv;
 mod server;
