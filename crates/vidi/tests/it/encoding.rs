@@ -3,19 +3,9 @@
 //! the served URL), the MP4 with byte ranges, the thumbnail. On every configured backend.
 
 use crate::common;
-use crate::common::{Backend, TestServer, av_clip, backend_test, lavfi_video};
+use crate::common::{Backend, TestServer, av_clip, backend_test, ffprobe_duration, lavfi_video};
 use serde_json::Value;
 use tokio::process::Command;
-
-/// ffprobe reads from the server under test, which runs on this runtime: never block it.
-async fn ffprobe_duration(url: &str) -> f64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
-        .output()
-        .await
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {url}: {out:?}"))
-}
 
 struct Case {
     name: &'static str,

@@ -10,16 +10,6 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 use vidi_core::event::{Encoding, EventBody};
 
-/// ffprobe reads from the server under test, which runs on this runtime: never block it.
-async fn ffprobe_duration(url: &str) -> f64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
-        .output()
-        .await
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {url}: {out:?}"))
-}
-
 fn all_encoded(s: &Value) -> bool {
     s["encoding"]["qualities"].as_array().is_some_and(|q| !q.is_empty() && q.iter().all(|q| q["status"] == "encoded"))
 }

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use serde_json::Value;
-use tokio::process::Command;
 use vidi_core::blobs::{ByteStream, ChunkRef, ChunkTarget, LocalInput, ObjectVersion};
 use vidi_core::model::UploadMode;
 use vidi_core::{Blobs, CoreResult};
 
-use crate::common::{Backend, TestServer, av_clip, backend_test, config_for, test_client};
+use crate::common::{Backend, TestServer, av_clip, backend_test, config_for, ffprobe_duration, test_client};
 
 /// A media store that counts the reads (`get`) of each key, and their bytes.
 struct Counting {
@@ -139,15 +138,6 @@ fn copies_on_disk(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.path().is_dir())
         .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten().map(|f| f.path()))
         .collect()
-}
-
-async fn ffprobe_duration(url: &str) -> f64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
-        .output()
-        .await
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {url}: {out:?}"))
 }
 
 backend_test!(a_video_in_pieces_reads_its_source_once_per_node, multi_thread = 2);

@@ -302,6 +302,17 @@ pub async fn create_video_at(http: &Client, url: &str, key: &str, title: &str) -
 
 /// The suite's HTTP client: a request that gets no answer fails its test after three minutes
 /// rather than hanging the whole run.
+/// A media file's duration as ffprobe reads it from `url`. ffprobe reads from the server under
+/// test, which runs on this runtime: awaited, never blocking it.
+pub async fn ffprobe_duration(url: &str) -> f64 {
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", url])
+        .output()
+        .await
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no duration for {url}: {out:?}"))
+}
+
 pub fn test_client() -> Client {
     Client::builder().timeout(std::time::Duration::from_secs(180)).build().expect("a client")
 }
