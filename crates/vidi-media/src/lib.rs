@@ -112,16 +112,7 @@ impl Tool {
 
     /// Starts the program with piped output (and stdin when `fed`); the child dies with its
     /// handle.
-    ///
-    /// The fork happens on a blocking thread, not on the runtime worker that asks: `pre_exec`
-    /// rules out `posix_spawn`, so this is a `fork` of the whole server (its page tables: a few
-    /// ms for a live node holding ~800 MB of recent media) and a wait for the child's `exec`,
-    /// during which a worker would run none of its other tasks (segmenters, blocking reloads).
-    async fn spawn<S: AsRef<std::ffi::OsStr>>(
-        &self,
-        args: &[S],
-        fed: bool,
-    ) -> Result<tokio::process::Child, ToolError> {
+    fn spawn<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], fed: bool) -> Result<tokio::process::Child, ToolError> {
         let spawn_err = |source| ToolError::Spawn { tool: self.program.clone(), source };
         let mut cmd = Command::new(&self.program);
         let stdin = if fed { Stdio::piped() } else { Stdio::null() };
@@ -174,16 +165,10 @@ impl Tool {
                 });
             }
         }
-        let spawned = tokio::task::spawn_blocking(move || {
-            let child = cmd.spawn();
-            // The parent's copy of the ruleset closes here; the child entered its domain before
-            // exec.
-            drop(ruleset);
-            child
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        spawned.map_err(spawn_err)
+        // The parent's copy of the ruleset closes here; the child entered its domain before exec.
+        let child = cmd.spawn().map_err(spawn_err);
+        drop(ruleset);
+        child
     }
 
     /// A background run's registration, released before the child is waited for.
@@ -212,7 +197,7 @@ impl Tool {
         S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send,
     {
         let started = std::time::Instant::now();
-        let mut child = self.spawn(args, input.is_some()).await?;
+        let mut child = self.spawn(args, input.is_some())?;
         let feed = feed(child.stdin.take(), input);
         // Declared after the child: released (resumed) before the child is dropped and killed.
         let mut background = self.register(&child);
@@ -247,7 +232,7 @@ impl Tool {
     /// time (microseconds) as it advances. Dropping the future kills the child.
     pub async fn run_with_progress(&self, args: &[String], mut on_progress: impl FnMut(u64)) -> Result<(), ToolError> {
         let started = std::time::Instant::now();
-        let mut child = self.spawn(args, false).await?;
+        let mut child = self.spawn(args, false)?;
         let mut background = self.register(&child);
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");

@@ -141,7 +141,7 @@ impl Supervisor {
     /// left when the supervision ends). Dropping the future kills the child too.
     async fn run_once(&self, stop: &CancellationToken) -> Result<Option<std::process::ExitStatus>, ToolError> {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut child = self.tool.spawn(&args, self.feed.is_some()).await?;
+        let mut child = self.tool.spawn(&args, self.feed.is_some())?;
         self.set(|s| {
             s.pid = child.id();
             s.starts += 1;
